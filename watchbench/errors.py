@@ -70,3 +70,7 @@ class BuildError(WatchbenchError):
 
 class DepsError(WatchbenchError):
     """A host tool is missing and could not be installed."""
+
+
+class ResultsError(WatchbenchError):
+    """Benchmark results are unreadable, incompatible or not comparable; no file was changed."""

@@ -1,0 +1,137 @@
+"""watchbench tasks. Each task is a few lines calling the watchbench package; defaults in invoke.yaml."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from invoke import Collection, task
+from invoke.exceptions import Exit
+
+from watchbench import commands, patching, tree as trees
+from watchbench.cli import friendly, settings_of, split_list
+
+
+@task(help={"check": "only report what is missing; install nothing",
+            "tests": "also the packages only the test suite needs (chromium)"})
+@friendly
+def deps(c, check=False, tests=False):
+    """Check host tools; install missing Debian packages (apt-get, as root or via sudo)."""
+    commands.ensure_deps(install=not check, tests=tests)
+
+
+@task(help={"tree": "path of your own kernel git checkout (worked on in a git worktree)",
+            "base": "with --tree: the commit/tag the series applies to, e.g. v6.12",
+            "tarball": "a kernel source tarball instead of the Debian default"})
+@friendly
+def fetch(c, tree=None, base=None, tarball=None):
+    """Get a kernel tree and make it the active one (default: Debian linux-source, pinned)."""
+    commands.fetch(settings_of(c), tree, base, tarball)
+
+
+@task
+@friendly
+def status(c):
+    """Which tree, base, applied series, configuration and dirty state."""
+    print("\n".join(commands.status_lines(trees.active(settings_of(c)))))
+
+
+@task(name="list")
+@friendly
+def list_(c):
+    """The series under patches/ with their patches."""
+    print("\n".join(commands.series_table(settings_of(c))))
+
+
+@task(help={"series": "series name under patches/ (or a path to a series directory)"})
+@friendly
+def check(c, series):
+    """Dry run: does each patch apply to the base? Names the failing patch, file and hunk."""
+    if not commands.check_series(settings_of(c), series):
+        raise Exit(code=1)
+
+
+@task(help={"series": "series name under patches/ (or a path to a series directory)"})
+@friendly
+def apply(c, series):
+    """Apply a series on the base with git am --3way; on failure the tree is left as it was."""
+    commands.apply_series(settings_of(c), series)
+
+
+@task(help={"force": "discard uncommitted changes in the work tree too"})
+@friendly
+def reset(c, force=False):
+    """Back to the bare base: no series."""
+    patching.reset(trees.active(settings_of(c)), force=force)
+    print("tree reset to its base")
+
+
+@task(name="import",
+      help={"name": "name of the new series directory under patches/",
+            "tree": "with --range: your git checkout", "range": "git range, e.g. M^1..M^2",
+            "mbox": "an mbox file (a saved thread)", "directory": "a directory of .patch files",
+            "force": "replace an existing series of that name"})
+@friendly
+def import_(c, name, tree=None, range=None, mbox=None, directory=None, force=False):  # noqa: A002
+    """Write patches/<name>/ from a git range, an mbox or a directory of patches."""
+    out = settings_of(c).patches_dir / name
+    if range:
+        names = patching.import_range(Path(tree or "."), range, out, force=force)
+    elif mbox:
+        names = patching.import_mbox(Path(mbox), out, force=force)
+    elif directory:
+        names = patching.import_directory(Path(directory), out, force=force)
+    else:
+        raise Exit("give one of --range (with --tree), --mbox or --directory", code=2)
+    print(f"wrote {out} with {len(names)} patches")
+
+
+@task(help={"series": "series name under patches/", "strict": "checkpatch --strict"})
+@friendly
+def lint(c, series, strict=False):
+    """Run the tree's scripts/checkpatch.pl on each patch; counts per patch."""
+    settings = settings_of(c)
+    results = patching.lint(trees.active(settings), commands.load(settings, series), strict=strict)
+    for r in results:
+        print(f"{r.patch.name:60} {r.errors} errors {r.warnings} warnings {r.checks} checks")
+    if any(r.errors for r in results):
+        raise Exit(code=1)
+
+
+@task(help={"fragments": "comma-separated fragment names under kconfig/ (default: invoke.yaml)"})
+@friendly
+def config(c, fragments=None):
+    """allnoconfig + fragments; fails naming each option that did not survive and why."""
+    commands.configure_tree(settings_of(c), split_list(fragments))
+
+
+@task(help={"k": "pytest -k expression", "fast": "skip tests that need the real kernel tree",
+            "args": "extra pytest arguments"})
+def test(c, k=None, fast=False, args=""):
+    """Run the test suite (installs host tools first; integration tests use the real kernel)."""
+    import pytest
+
+    if not fast:
+        commands.ensure_deps(install=True, tests=True)
+    argv = (["-k", k] if k else []) + (["-m", "not kernel"] if fast else []) + args.split()
+    raise Exit(code=int(pytest.main(argv)))
+
+
+@task(help={"series": "patch series to apply (none: the bare base)",
+            "fragments": "comma-separated kconfig fragments (default: invoke.yaml)"})
+@friendly
+def all_(c, series=None, fragments=None):
+    """The whole pipeline on the default kernel: deps, fetch, patch, config, ..."""
+    settings = settings_of(c)
+    commands.ensure_deps()
+    tree = trees.active(settings) if (settings.cache_dir / "active-tree").exists() else None
+    if tree is None or tree.kind == "debian":
+        commands.fetch(settings)
+    if series:
+        commands.apply_series(settings, series)
+    commands.configure_tree(settings, split_list(fragments))
+
+
+kernel = Collection("kernel", fetch, status)
+patches = Collection("patches", list_, check, apply, reset, import_, lint)
+ns = Collection(deps, config, test, kernel, patches)
+ns.add_task(all_, name="all")

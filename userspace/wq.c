@@ -1,0 +1,427 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * wq.c - shared helpers of the watchbench userspace programs: the keyctl
+ * syscall wrappers (no libkeyutils), timing, CPU pinning, notification pipe
+ * set-up and the JSON Lines record writer of bench/RECORDS.md.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <math.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/syscall.h>
+
+#include "wq.h"
+
+const char *wq_prog = "wq";
+
+long wq_keyctl(int cmd, unsigned long a2, unsigned long a3,
+	       unsigned long a4, unsigned long a5)
+{
+	return syscall(__NR_keyctl, cmd, a2, a3, a4, a5);
+}
+
+int32_t wq_add_key(const char *type, const char *desc, const void *payload,
+		   size_t plen, int32_t keyring)
+{
+	return (int32_t)syscall(__NR_add_key, type, desc, payload, plen,
+				keyring);
+}
+
+int wq_watch_key(int32_t key, int fd, int watch_id)
+{
+	return (int)wq_keyctl(KEYCTL_WATCH_KEY, (unsigned long)(long)key,
+			      (unsigned long)fd, (unsigned long)(long)watch_id,
+			      0);
+}
+
+uint64_t wq_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+int wq_pin_cpu(int cpu)
+{
+	cpu_set_t set;
+
+	if (cpu < 0)
+		return 0;
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	if (sched_setaffinity(0, sizeof(set), &set) < 0)
+		return -errno;
+	return 0;
+}
+
+int wq_nr_cpus(void)
+{
+	cpu_set_t set;
+
+	if (sched_getaffinity(0, sizeof(set), &set) < 0)
+		return 1;
+	return CPU_COUNT(&set) > 0 ? CPU_COUNT(&set) : 1;
+}
+
+const char *wq_errname(int err)
+{
+	const char *name = strerrorname_np(err);
+
+	return name ? name : "E?";
+}
+
+int wq_open_queue(int fds[2], unsigned int nr_notes, int nonblock,
+		  char *why, size_t whylen)
+{
+	int flags = O_NOTIFICATION_PIPE | O_CLOEXEC;
+
+	if (nonblock)
+		flags |= O_NONBLOCK;
+	if (pipe2(fds, flags) < 0) {
+		int err = errno;
+
+		snprintf(why, whylen, "pipe2(O_NOTIFICATION_PIPE): %s (%s)%s",
+			 wq_errname(err), strerror(err),
+			 err == ENOPKG ?
+			 ": kernel built without CONFIG_WATCH_QUEUE" : "");
+		return -1;
+	}
+	if (ioctl(fds[0], IOC_WATCH_QUEUE_SET_SIZE, nr_notes) < 0) {
+		int err = errno;
+
+		snprintf(why, whylen, "IOC_WATCH_QUEUE_SET_SIZE(%u): %s (%s)",
+			 nr_notes, wq_errname(err), strerror(err));
+		close(fds[0]);
+		close(fds[1]);
+		return -1;
+	}
+	return 0;
+}
+
+int wq_probe(int need_key_watch, char *why, size_t whylen)
+{
+	int fds[2];
+	int ret = 0;
+
+	if (wq_open_queue(fds, 1, 1, why, whylen) < 0)
+		return -1;
+	if (need_key_watch) {
+		/*
+		 * Watch and unwatch the session keyring: tells apart a kernel
+		 * without CONFIG_KEY_NOTIFICATIONS (EOPNOTSUPP) or without a
+		 * session keyring from a usable one.
+		 */
+		if (wq_watch_key(KEY_SPEC_SESSION_KEYRING, fds[0], 0x7f) < 0) {
+			int err = errno;
+
+			snprintf(why, whylen,
+				 "keyctl(KEYCTL_WATCH_KEY): %s (%s)%s",
+				 wq_errname(err), strerror(err),
+				 err == EOPNOTSUPP ?
+				 ": kernel built without CONFIG_KEY_NOTIFICATIONS" :
+				 "");
+			ret = -1;
+		} else {
+			wq_watch_key(KEY_SPEC_SESSION_KEYRING, fds[0], -1);
+		}
+	}
+	close(fds[0]);
+	close(fds[1]);
+	return ret;
+}
+
+int wq_set_filter(int fd, const struct watch_notification_type_filter *f,
+		  unsigned int nr)
+{
+	struct watch_notification_filter *wf;
+	size_t size = sizeof(*wf) + nr * sizeof(*f);
+	int ret;
+
+	if (!f)
+		return ioctl(fd, IOC_WATCH_QUEUE_SET_FILTER, NULL);
+	wf = calloc(1, size);
+	if (!wf)
+		return -1;
+	wf->nr_filters = nr;
+	memcpy(wf->filters, f, nr * sizeof(*f));
+	ret = ioctl(fd, IOC_WATCH_QUEUE_SET_FILTER, wf);
+	free(wf);
+	return ret;
+}
+
+long wq_pipe_bytes(int fd)
+{
+	int n = 0;
+
+	if (ioctl(fd, FIONREAD, &n) < 0)
+		return -1;
+	return n;
+}
+
+int wq_parse_list(const char *s, long *out, int max, long lo, long hi)
+{
+	int n = 0;
+	const char *p = s;
+
+	while (*p) {
+		char *end;
+		long v;
+
+		errno = 0;
+		v = strtol(p, &end, 0);
+		if (errno || end == p || v < lo || v > hi || n >= max)
+			return -1;
+		out[n++] = v;
+		if (*end == ',')
+			end++;
+		else if (*end)
+			return -1;
+		p = end;
+	}
+	return n;
+}
+
+long wq_parse_num(const char *opt, const char *s, long lo, long hi)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 0);
+	if (errno || end == s || *end || v < lo || v > hi) {
+		fprintf(stderr, "%s: --%s: '%s' is not a number in [%ld, %ld]\n",
+			wq_prog, opt, s, lo, hi);
+		exit(WQ_EXIT_USAGE);
+	}
+	return v;
+}
+
+int wq_list_has(const char *list, const char *name)
+{
+	size_t len = strlen(name);
+	const char *p = list;
+
+	while (p && *p) {
+		const char *comma = strchr(p, ',');
+		size_t n = comma ? (size_t)(comma - p) : strlen(p);
+
+		if (n == len && !strncmp(p, name, len))
+			return 1;
+		p = comma ? comma + 1 : NULL;
+	}
+	return 0;
+}
+
+/* ---- JSON records ------------------------------------------------------- */
+
+void wq_rec_init(struct wq_record *r, const char *benchmark,
+		 const char *source)
+{
+	memset(r, 0, sizeof(*r));
+	r->benchmark = benchmark;
+	r->source = source;
+	r->repeat = -1;
+	r->iterations = -1;
+	r->warmup = -1;
+	r->status = "ok";
+}
+
+static struct wq_kv *kv_slot(struct wq_kv *arr, int *n, const char *key)
+{
+	int i;
+
+	for (i = 0; i < *n; i++)
+		if (!strcmp(arr[i].key, key))
+			return &arr[i];
+	if (*n >= WQ_REC_MAX) {
+		fprintf(stderr, "%s: too many record fields (%s)\n", wq_prog,
+			key);
+		abort();
+	}
+	memset(&arr[*n], 0, sizeof(arr[*n]));
+	arr[*n].key = key;
+	return &arr[(*n)++];
+}
+
+void wq_param_str(struct wq_record *r, const char *key, const char *val)
+{
+	struct wq_kv *kv = kv_slot(r->params, &r->nparams, key);
+
+	kv->kind = WQ_V_STR;
+	snprintf(kv->str, sizeof(kv->str), "%s", val);
+}
+
+void wq_param_int(struct wq_record *r, const char *key, long long val)
+{
+	struct wq_kv *kv = kv_slot(r->params, &r->nparams, key);
+
+	kv->kind = WQ_V_INT;
+	kv->i = val;
+}
+
+void wq_param_bool(struct wq_record *r, const char *key, int val)
+{
+	struct wq_kv *kv = kv_slot(r->params, &r->nparams, key);
+
+	kv->kind = WQ_V_BOOL;
+	kv->i = !!val;
+}
+
+void wq_total(struct wq_record *r, const char *key, long long val)
+{
+	struct wq_kv *kv = kv_slot(r->totals, &r->ntotals, key);
+
+	kv->kind = WQ_V_INT;
+	kv->i = val;
+}
+
+void wq_count(struct wq_record *r, const char *key, long long val)
+{
+	struct wq_kv *kv = kv_slot(r->counts, &r->ncounts, key);
+
+	kv->kind = WQ_V_INT;
+	kv->i = val;
+}
+
+void wq_metric(struct wq_record *r, const char *key, double value,
+	       const char *unit, const char *direction)
+{
+	struct wq_metric *m;
+
+	if (r->nmetrics >= WQ_REC_MAX) {
+		fprintf(stderr, "%s: too many metrics (%s)\n", wq_prog, key);
+		abort();
+	}
+	m = &r->metrics[r->nmetrics++];
+	m->key = key;
+	m->value = value;
+	m->unit = unit;
+	m->direction = direction;
+}
+
+void wq_rec_status(struct wq_record *r, const char *status,
+		   const char *reason)
+{
+	r->status = status;
+	snprintf(r->reason, sizeof(r->reason), "%s", reason ? reason : "");
+	r->nmetrics = 0;
+	r->ntotals = 0;
+	r->ncounts = 0;
+}
+
+void wq_rec_timing(struct wq_record *r, uint64_t ns, uint64_t ops)
+{
+	wq_total(r, "ns", (long long)ns);
+	if (!ops || !ns)
+		return;
+	wq_metric(r, "ns_per_op", (double)ns / (double)ops, "ns", "lower");
+	wq_metric(r, "ops_per_s", (double)ops * 1e9 / (double)ns, "op/s",
+		  "higher");
+}
+
+static void json_str(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '"' || c == '\\')
+			fprintf(f, "\\%c", c);
+		else if (c == '\n')
+			fputs("\\n", f);
+		else if (c == '\t')
+			fputs("\\t", f);
+		else if (c < 0x20)
+			fprintf(f, "\\u%04x", c);
+		else
+			fputc(c, f);
+	}
+	fputc('"', f);
+}
+
+static void json_num(FILE *f, double v)
+{
+	if (isfinite(v))
+		fprintf(f, "%.17g", v);
+	else
+		fputs("null", f);	/* JSON has no NaN/inf */
+}
+
+static void json_kvs(FILE *f, const char *name, const struct wq_kv *kv,
+		     int n)
+{
+	int i;
+
+	fprintf(f, ", \"%s\": {", name);
+	for (i = 0; i < n; i++) {
+		fprintf(f, "%s", i ? ", " : "");
+		json_str(f, kv[i].key);
+		fputs(": ", f);
+		switch (kv[i].kind) {
+		case WQ_V_STR:
+			json_str(f, kv[i].str);
+			break;
+		case WQ_V_INT:
+			fprintf(f, "%lld", kv[i].i);
+			break;
+		case WQ_V_BOOL:
+			fputs(kv[i].i ? "true" : "false", f);
+			break;
+		case WQ_V_NUM:
+			json_num(f, kv[i].num);
+			break;
+		}
+	}
+	fputc('}', f);
+}
+
+void wq_rec_emit(const struct wq_record *r)
+{
+	FILE *f = stdout;
+	int i;
+
+	fprintf(f, "{\"schema\": 1, \"benchmark\": ");
+	json_str(f, r->benchmark);
+	fputs(", \"source\": ", f);
+	json_str(f, r->source);
+	json_kvs(f, "params", r->params, r->nparams);
+	if (r->repeat >= 0)
+		fprintf(f, ", \"repeat\": %d", r->repeat);
+	if (r->iterations >= 0)
+		fprintf(f, ", \"iterations\": %lld", r->iterations);
+	if (r->warmup >= 0)
+		fprintf(f, ", \"warmup\": %lld", r->warmup);
+	if (!strcmp(r->status, "ok")) {
+		json_kvs(f, "totals", r->totals, r->ntotals);
+		fputs(", \"metrics\": {", f);
+		for (i = 0; i < r->nmetrics; i++) {
+			const struct wq_metric *m = &r->metrics[i];
+
+			fprintf(f, "%s", i ? ", " : "");
+			json_str(f, m->key);
+			fputs(": {\"value\": ", f);
+			json_num(f, m->value);
+			fputs(", \"unit\": ", f);
+			json_str(f, m->unit);
+			fputs(", \"direction\": ", f);
+			json_str(f, m->direction);
+			fputc('}', f);
+		}
+		fputc('}', f);
+		json_kvs(f, "counts", r->counts, r->ncounts);
+	}
+	fputs(", \"status\": ", f);
+	json_str(f, r->status);
+	if (strcmp(r->status, "ok")) {
+		fputs(", \"reason\": ", f);
+		json_str(f, r->reason);
+	}
+	fputs("}\n", f);
+	fflush(f);
+}

@@ -1,0 +1,223 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * wq.h - shared definitions for the watchbench userspace programs.
+ *
+ * glibc's <fcntl.h> and <linux/watch_queue.h> (which pulls <linux/fcntl.h>)
+ * clash, so the few UAPI constants and structures needed here are defined
+ * locally.  They were checked against include/uapi/linux/watch_queue.h and
+ * include/uapi/linux/keyctl.h of Linux 6.12.
+ *
+ * Every benchmark prints one JSON object per line on stdout (the record format
+ * of bench/RECORDS.md); human-readable progress goes to stderr.
+ */
+#ifndef WATCHBENCH_WQ_H
+#define WATCHBENCH_WQ_H
+
+#include <fcntl.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/ioctl.h>
+
+/* ---- include/uapi/linux/watch_queue.h ---------------------------------- */
+
+#define O_NOTIFICATION_PIPE		O_EXCL
+#define IOC_WATCH_QUEUE_SET_SIZE	_IO('W', 0x60)
+#define IOC_WATCH_QUEUE_SET_FILTER	_IO('W', 0x61)
+
+#define WATCH_TYPE_META			0
+#define WATCH_TYPE_KEY_NOTIFY		1
+#define WATCH_TYPE__NR			2
+
+#define WATCH_META_REMOVAL_NOTIFICATION	0
+#define WATCH_META_LOSS_NOTIFICATION	1
+
+struct watch_notification {
+	uint32_t	type:24;
+	uint32_t	subtype:8;
+	uint32_t	info;
+};
+
+#define WATCH_INFO_LENGTH		0x0000007f
+#define WATCH_INFO_LENGTH__SHIFT	0
+#define WATCH_INFO_ID			0x0000ff00
+#define WATCH_INFO_ID__SHIFT		8
+#define WATCH_INFO_TYPE_INFO		0xffff0000
+
+struct watch_notification_type_filter {
+	uint32_t	type;
+	uint32_t	info_filter;
+	uint32_t	info_mask;
+	uint32_t	subtype_filter[8];
+};
+
+struct watch_notification_filter {
+	uint32_t	nr_filters;
+	uint32_t	__reserved;
+	struct watch_notification_type_filter filters[];
+};
+
+struct watch_notification_removal {
+	struct watch_notification watch;
+	uint64_t	id;
+};
+
+#define NOTIFY_KEY_INSTANTIATED		0
+#define NOTIFY_KEY_UPDATED		1
+#define NOTIFY_KEY_LINKED		2
+#define NOTIFY_KEY_UNLINKED		3
+#define NOTIFY_KEY_CLEARED		4
+#define NOTIFY_KEY_REVOKED		5
+#define NOTIFY_KEY_INVALIDATED		6
+#define NOTIFY_KEY_SETATTR		7
+
+struct key_notification {
+	struct watch_notification watch;
+	uint32_t	key_id;
+	uint32_t	aux;
+};
+
+/* Kernel limits (kernel/watch_queue.c) */
+#define WQ_NOTE_SIZE			128	/* one slot per record */
+#define WQ_MAX_NOTES			512	/* IOC_WATCH_QUEUE_SET_SIZE limit */
+#define WQ_MAX_FILTERS			16
+
+/* ---- include/uapi/linux/keyctl.h --------------------------------------- */
+
+#define KEY_SPEC_THREAD_KEYRING		-1
+#define KEY_SPEC_PROCESS_KEYRING	-2
+#define KEY_SPEC_SESSION_KEYRING	-3
+
+#define KEYCTL_GET_KEYRING_ID		0
+#define KEYCTL_JOIN_SESSION_KEYRING	1
+#define KEYCTL_UPDATE			2
+#define KEYCTL_REVOKE			3
+#define KEYCTL_CHOWN			4
+#define KEYCTL_SETPERM			5
+#define KEYCTL_DESCRIBE			6
+#define KEYCTL_CLEAR			7
+#define KEYCTL_LINK			8
+#define KEYCTL_UNLINK			9
+#define KEYCTL_SET_TIMEOUT		15
+#define KEYCTL_INVALIDATE		21
+#define KEYCTL_WATCH_KEY		32
+
+#define KEY_POS_ALL			0x3f000000
+#define KEY_USR_ALL			0x003f0000
+
+/* ---- helpers (wq.c) ----------------------------------------------------- */
+
+#define WQ_ARRAY_SIZE(a)	(sizeof(a) / sizeof((a)[0]))
+#define WQ_MAX_LIST		32
+
+/* Exit codes shared by every program. */
+#define WQ_EXIT_OK		0
+#define WQ_EXIT_FAIL		1
+#define WQ_EXIT_USAGE		2
+
+extern const char *wq_prog;		/* program name for messages */
+
+long wq_keyctl(int cmd, unsigned long a2, unsigned long a3,
+	       unsigned long a4, unsigned long a5);
+int32_t wq_add_key(const char *type, const char *desc, const void *payload,
+		   size_t plen, int32_t keyring);
+int wq_watch_key(int32_t key, int fd, int watch_id);
+
+/* Monotonic clock in nanoseconds. */
+uint64_t wq_now_ns(void);
+
+/* Pin the calling thread to @cpu; returns 0 or -errno. */
+int wq_pin_cpu(int cpu);
+/* Number of CPUs the process may run on. */
+int wq_nr_cpus(void);
+
+/* "ENOPKG" style name of an errno value. */
+const char *wq_errname(int err);
+
+/*
+ * Open a notification pipe of @nr_notes slots.  On failure returns -1 and
+ * writes the reason ("pipe2(O_NOTIFICATION_PIPE): ENOPKG (...)") to @why.
+ */
+int wq_open_queue(int fds[2], unsigned int nr_notes, int nonblock,
+		  char *why, size_t whylen);
+
+/*
+ * Check that the running kernel offers notification pipes and key watches.
+ * Returns 0 if usable, otherwise -1 with the reason in @why.
+ */
+int wq_probe(int need_key_watch, char *why, size_t whylen);
+
+/* Install a filter of @nr entries (NULL removes the filter). */
+int wq_set_filter(int fd, const struct watch_notification_type_filter *f,
+		  unsigned int nr);
+
+/* Number of bytes currently queued in a pipe (FIONREAD). */
+long wq_pipe_bytes(int fd);
+
+/* Parse "1,2,4" into @out (at most @max values, each in [lo, hi]). */
+int wq_parse_list(const char *s, long *out, int max, long lo, long hi);
+/* Parse a number in [lo, hi]; exits with WQ_EXIT_USAGE on error. */
+long wq_parse_num(const char *opt, const char *s, long lo, long hi);
+/* Is @name in the comma separated @list? */
+int wq_list_has(const char *list, const char *name);
+
+/* ---- JSON record (bench/RECORDS.md, schema 1) ---------------------------- */
+
+#define WQ_REC_MAX	16
+
+enum wq_val_kind { WQ_V_STR, WQ_V_INT, WQ_V_BOOL, WQ_V_NUM };
+
+struct wq_kv {
+	const char	*key;
+	enum wq_val_kind kind;
+	char		str[64];
+	long long	i;
+	double		num;
+};
+
+struct wq_metric {
+	const char	*key;
+	double		value;
+	const char	*unit;
+	const char	*direction;	/* "lower" or "higher" */
+};
+
+struct wq_record {
+	const char	*benchmark;
+	const char	*source;
+	struct wq_kv	params[WQ_REC_MAX];
+	int		nparams;
+	int		repeat;			/* -1: omitted */
+	long long	iterations;		/* -1: omitted */
+	long long	warmup;			/* -1: omitted */
+	struct wq_kv	totals[WQ_REC_MAX];
+	int		ntotals;
+	struct wq_metric metrics[WQ_REC_MAX];
+	int		nmetrics;
+	struct wq_kv	counts[WQ_REC_MAX];
+	int		ncounts;
+	const char	*status;		/* "ok", "skipped", "failed" */
+	char		reason[256];
+};
+
+void wq_rec_init(struct wq_record *r, const char *benchmark,
+		 const char *source);
+void wq_param_str(struct wq_record *r, const char *key, const char *val);
+void wq_param_int(struct wq_record *r, const char *key, long long val);
+void wq_param_bool(struct wq_record *r, const char *key, int val);
+void wq_total(struct wq_record *r, const char *key, long long val);
+void wq_count(struct wq_record *r, const char *key, long long val);
+void wq_metric(struct wq_record *r, const char *key, double value,
+	       const char *unit, const char *direction);
+/* Mark skipped/failed (clears metrics, totals and counts). */
+void wq_rec_status(struct wq_record *r, const char *status,
+		   const char *reason);
+/* Print as one JSON line on stdout and flush. */
+void wq_rec_emit(const struct wq_record *r);
+
+/*
+ * Add the usual timing metrics from @ns over @ops operations:
+ * ns_per_op (ns, lower) and ops_per_s (op/s, higher).
+ */
+void wq_rec_timing(struct wq_record *r, uint64_t ns, uint64_t ops);
+
+#endif /* WATCHBENCH_WQ_H */

@@ -1,0 +1,70 @@
+"""Read a run's manifest.json: the provenance every row of that run carries."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from watchbench.errors import ResultsError
+from watchbench.results.schema import ACCELS
+
+MANIFEST_SCHEMA = 1
+REQUIRED_KEYS: tuple[str, ...] = (
+    "schema_version",
+    "run_id",
+    "timestamp",
+    "host",
+    "cpu_model",
+    "arch",
+    "accel",
+    "qemu_argv",
+    "qemu_argv_hash",
+    "kernel_version",
+    "tree_base",
+    "base_label",
+    "series_name",
+    "series_hash",
+    "config_hash",
+    "suite",
+    "label",
+)
+
+
+def read_manifest(run_dir: Path) -> dict[str, Any]:
+    """Parse and check ``run_dir/manifest.json``; return the provenance columns it provides."""
+    path = run_dir / "manifest.json"
+    hint = "the pipeline writes manifest.json when a run starts; re-run it or fix the file"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ResultsError(f"{path}: no manifest, so the run has no provenance", hint=hint) from exc
+    except (OSError, ValueError) as exc:
+        raise ResultsError(f"{path}: unreadable manifest: {exc}", hint=hint) from exc
+    if not isinstance(data, dict):
+        raise ResultsError(f"{path}: manifest is not a JSON object", hint=hint)
+    missing = [k for k in REQUIRED_KEYS if k not in data]
+    if missing:
+        raise ResultsError(f"{path}: manifest lacks {', '.join(missing)}", hint=hint)
+    if data["schema_version"] != MANIFEST_SCHEMA:
+        raise ResultsError(
+            f"{path}: manifest schema {data['schema_version']!r}, expected {MANIFEST_SCHEMA}",
+            hint="update watchbench or re-run the pipeline",
+        )
+    if data["accel"] not in ACCELS:
+        raise ResultsError(
+            f"{path}: accel {data['accel']!r} is not one of {', '.join(sorted(ACCELS))}",
+            hint=hint,
+        )
+    if data["run_id"] != run_dir.name:
+        raise ResultsError(
+            f"{path}: run_id {data['run_id']!r} does not match its directory {run_dir.name!r}",
+            hint="run directories must not be renamed; rename it back",
+        )
+    patch_index = data.get("patch_index")
+    if patch_index is not None and not isinstance(patch_index, int):
+        raise ResultsError(f"{path}: patch_index {patch_index!r} is not an integer", hint=hint)
+    columns = {k: data[k] for k in REQUIRED_KEYS if k not in ("schema_version", "qemu_argv")}
+    columns["patch_index"] = patch_index
+    columns["patch_subject"] = data.get("patch_subject") or ""
+    return columns

@@ -1,0 +1,118 @@
+"""The long-format results table: its columns, its version and how old files are migrated.
+
+One row per sample (one metric of one record). Everything a reader needs to know where a
+number came from travels on the row, so any slice of the table stays self-describing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+
+from watchbench.errors import ResultsError
+
+# Bump when a column is renamed, removed or changes meaning, and add a migration below.
+SCHEMA_VERSION = 1
+
+# Provenance copied from the run's manifest.json onto every row.
+MANIFEST_COLUMNS: tuple[str, ...] = (
+    "run_id",
+    "timestamp",
+    "host",
+    "cpu_model",
+    "arch",
+    "accel",
+    "qemu_argv_hash",
+    "kernel_version",
+    "tree_base",
+    "base_label",
+    "series_name",
+    "series_hash",
+    "config_hash",
+    "suite",
+    "label",
+    "patch_index",
+    "patch_subject",
+)
+
+# What was measured, one row per metric of a record.
+SAMPLE_COLUMNS: tuple[str, ...] = (
+    "benchmark",
+    "source",
+    "params",
+    "metric",
+    "unit",
+    "direction",
+    "value",
+    "iteration",
+    "loops",
+    "status",
+    "reason",
+    "raw_file",
+)
+
+# Fixed columns in file order; flattened ``param_*`` and ``count_*`` columns follow them.
+COLUMNS: tuple[str, ...] = ("schema_version", *MANIFEST_COLUMNS, *SAMPLE_COLUMNS)
+PARAM_PREFIX = "param_"
+COUNT_PREFIX = "count_"
+
+# Samples of the same kernel: the tree it started from, the patches on top, the config.
+KERNEL_IDENTITY: tuple[str, ...] = ("tree_base", "series_hash", "config_hash")
+
+ACCELS = frozenset({"kvm", "tcg", "icount"})
+DIRECTIONS = frozenset({"lower", "higher"})
+STATUSES = frozenset({"ok", "skipped", "failed"})
+
+STRING_COLUMNS = tuple(
+    c
+    for c in COLUMNS
+    if c not in {"schema_version", "timestamp", "patch_index", "value", "iteration", "loops"}
+)
+INT_COLUMNS = ("patch_index", "iteration", "loops")
+
+# MIGRATIONS[v] turns a frame of schema v into schema v + 1. Keep every step forever:
+# a results.parquet from any earlier version must stay readable.
+Migration = Callable[[pd.DataFrame], pd.DataFrame]
+MIGRATIONS: dict[int, Migration] = {}
+
+
+def coerce_types(df: pd.DataFrame) -> pd.DataFrame:
+    """Give the fixed columns one dtype each, so files of different runs concatenate cleanly."""
+    df = df.copy()
+    for col in STRING_COLUMNS:
+        df[col] = df[col].astype("string")
+    for col in INT_COLUMNS:
+        df[col] = pd.to_numeric(df[col], errors="coerce").astype("Int64")
+    df["value"] = pd.to_numeric(df["value"], errors="coerce").astype("float64")
+    df["schema_version"] = df["schema_version"].astype("int64")
+    df["timestamp"] = pd.to_datetime(df["timestamp"], utc=True)
+    return df
+
+
+def migrate(df: pd.DataFrame, version: int, source: Path) -> pd.DataFrame:
+    """Bring a frame read from ``source`` (written at ``version``) to the current schema."""
+    if version > SCHEMA_VERSION:
+        raise ResultsError(
+            f"{source}: written with results schema {version}, this watchbench reads up to "
+            f"{SCHEMA_VERSION}",
+            hint="update watchbench, or load the other runs with --skip-bad",
+        )
+    while version < SCHEMA_VERSION:
+        step = MIGRATIONS.get(version)
+        if step is None:
+            raise ResultsError(
+                f"{source}: no migration from results schema {version} to {version + 1}",
+                hint="re-ingest the run from its raw/ directory, or load the others with --skip-bad",
+            )
+        df = step(df)
+        version += 1
+    missing = [c for c in COLUMNS if c not in df.columns]
+    if missing:
+        raise ResultsError(
+            f"{source}: results schema {version} file lacks columns {', '.join(missing)}",
+            hint="re-ingest the run from its raw/ directory, or load the others with --skip-bad",
+        )
+    df["schema_version"] = SCHEMA_VERSION
+    return df

@@ -1,0 +1,184 @@
+"""Per-run Parquet files: written once by ingest, read (and migrated) by ``load_runs``.
+
+A results file is never deleted or rewritten in place: ingest writes a temporary file and
+renames it over the old one only when everything parsed, and a bad file is reported by
+name so its owner can look at it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from watchbench.errors import ResultsError
+from watchbench.results.manifest import read_manifest
+from watchbench.results.pytest_json import read_pytest_json
+from watchbench.results.records import Row, param_text, read_jsonl
+from watchbench.results.schema import (
+    COLUMNS,
+    COUNT_PREFIX,
+    PARAM_PREFIX,
+    SCHEMA_VERSION,
+    coerce_types,
+    migrate,
+)
+
+log = logging.getLogger(__name__)
+
+RESULTS_FILE = "results.parquet"
+VERSION_KEY = b"watchbench.schema_version"
+
+
+def _flat_column(values: list[Any]) -> pd.Series:
+    """Keep a param/count column numeric or boolean when all its values agree, else text."""
+    present = [v for v in values if v is not None]
+    if present and all(isinstance(v, bool) for v in present):
+        return pd.Series(values, dtype="boolean")
+    if present and all(isinstance(v, int) and not isinstance(v, bool) for v in present):
+        return pd.Series(values, dtype="Int64")
+    if present and all(isinstance(v, int | float) and not isinstance(v, bool) for v in present):
+        return pd.Series(values, dtype="float64")
+    return pd.Series([None if v is None else param_text(v) for v in values], dtype="string")
+
+
+def rows_to_frame(rows: list[Row], provenance: dict[str, Any]) -> pd.DataFrame:
+    """The run's table: provenance on every row, params and counts flattened to columns."""
+    fixed = {col: [row.get(col) for row in rows] for col in COLUMNS if col in rows[0]}
+    df = pd.DataFrame(fixed)
+    for col, value in provenance.items():
+        df[col] = [value] * len(rows)
+    df["schema_version"] = SCHEMA_VERSION
+    extra: dict[str, pd.Series] = {}
+    for prefix, field in ((PARAM_PREFIX, "param_values"), (COUNT_PREFIX, "count_values")):
+        keys = sorted({k for row in rows for k in row[field]})
+        for key in keys:
+            extra[prefix + key] = _flat_column([row[field].get(key) for row in rows])
+    df = coerce_types(df[list(COLUMNS)])
+    if extra:
+        df = pd.concat([df, pd.DataFrame(extra)], axis=1)
+    return df
+
+
+def parse_run(run_dir: Path) -> pd.DataFrame:
+    """Everything under ``run_dir/raw`` plus its manifest, as one frame (nothing written)."""
+    provenance = read_manifest(run_dir)
+    raw = run_dir / "raw"
+    if not raw.is_dir():
+        raise ResultsError(f"{raw}: no raw/ directory", hint="the run produced no output; re-run it")
+    rows: list[Row] = []
+    for path in sorted(raw.glob("*.jsonl")):
+        rows.extend(read_jsonl(path, path.name))
+    for path in sorted(raw.glob("pytest-*.json")):
+        rows.extend(read_pytest_json(path, path.name))
+    if not rows:
+        raise ResultsError(
+            f"{raw}: no benchmark records (*.jsonl or pytest-*.json)",
+            hint="look at the run's boot log: the benchmarks did not report anything",
+        )
+    return rows_to_frame(rows, provenance)
+
+
+def write_results(df: pd.DataFrame, path: Path) -> None:
+    """Write atomically: a crash leaves either the old file or the new one, never half."""
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    meta = dict(table.schema.metadata or {})
+    meta[VERSION_KEY] = str(SCHEMA_VERSION).encode()
+    table = table.replace_schema_metadata(meta)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        pq.write_table(table, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def ingest_run(run_dir: Path) -> Path:
+    """Parse ``run_dir``'s raw outputs into ``run_dir/results.parquet``; return its path."""
+    run_dir = Path(run_dir)
+    df = parse_run(run_dir)
+    path = run_dir / RESULTS_FILE
+    write_results(df, path)
+    return path
+
+
+def read_results(path: Path) -> pd.DataFrame:
+    """Read one results file, migrating older schemas; ResultsError names a bad file."""
+    hint = "the file is left as it is; re-ingest the run from raw/ or pass --skip-bad"
+    try:
+        table = pq.read_table(path)
+    except (OSError, pa.ArrowException) as exc:
+        raise ResultsError(f"{path}: not a readable Parquet file: {exc}", hint=hint) from exc
+    raw_version = (table.schema.metadata or {}).get(VERSION_KEY)
+    try:
+        if raw_version is not None:
+            version = int(raw_version)
+        else:
+            version = int(table.column("schema_version")[0].as_py())
+    except (KeyError, ValueError, IndexError, TypeError) as exc:
+        raise ResultsError(f"{path}: no results schema version", hint=hint) from exc
+    df = migrate(table.to_pandas(), version, path)
+    try:
+        return coerce_types(df)
+    except (ValueError, TypeError) as exc:
+        raise ResultsError(f"{path}: columns of unexpected types: {exc}", hint=hint) from exc
+
+
+def _requested_paths(runs_dir: Path, run_ids: list[str] | None) -> list[Path]:
+    if run_ids is None:
+        return sorted(runs_dir.glob(f"*/{RESULTS_FILE}"))
+    paths = []
+    for run_id in run_ids:
+        path = runs_dir / run_id / RESULTS_FILE
+        if not path.parent.is_dir():
+            known = sorted(p.name for p in runs_dir.iterdir() if p.is_dir())
+            raise ResultsError(
+                f"{path.parent}: no such run",
+                hint=f"known runs: {', '.join(known[-10:]) or 'none'}",
+            )
+        if not path.exists():
+            raise ResultsError(
+                f"{path}: run {run_id} has not been ingested",
+                hint="ingest it first (watchbench.results.ingest_run)",
+            )
+        paths.append(path)
+    return paths
+
+
+def empty_frame() -> pd.DataFrame:
+    """A zero-row table with the fixed columns, for when there is nothing to load."""
+    return coerce_types(pd.DataFrame({c: pd.Series([], dtype="object") for c in COLUMNS}))
+
+
+def load_runs(
+    runs_dir: Path, run_ids: list[str] | None = None, skip_bad: bool = False
+) -> pd.DataFrame:
+    """All (or the named) runs as one table; bad files raise unless ``skip_bad``.
+
+    Skipped files are listed in ``df.attrs["bad_files"]`` as ``(path, reason)`` pairs.
+    """
+    runs_dir = Path(runs_dir)
+    if not runs_dir.is_dir():
+        raise ResultsError(f"{runs_dir}: no runs directory", hint="run a benchmark suite first")
+    frames, bad = [], []
+    for path in _requested_paths(runs_dir, run_ids):
+        try:
+            frames.append(read_results(path))
+        except ResultsError as exc:
+            bad.append((str(path), exc.message))
+    if bad and not skip_bad:
+        names = "\n".join(f"  {why}" for _, why in bad)
+        raise ResultsError(
+            f"{len(bad)} results file(s) could not be read (left untouched):\n{names}",
+            hint="re-ingest those runs, or load the rest with --skip-bad",
+        )
+    for path, why in bad:
+        log.warning("skipped bad results file %s: %s", path, why)
+    df = pd.concat(frames, ignore_index=True) if frames else empty_frame()
+    df.attrs["bad_files"] = bad
+    return df

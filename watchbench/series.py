@@ -1,0 +1,159 @@
+"""Patch series on disk: ``patches/<name>/series`` plus git format-patch files.
+
+Pure parsing and validation, so every bad input is caught before a tree is touched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from watchbench.errors import InputError
+
+SERIES_FILE = "series"
+HUNK = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
+
+
+@dataclass(frozen=True)
+class Hunk:
+    number: int  # 1-based within its file
+    old_start: int
+    old_len: int
+
+    def covers(self, line: int) -> bool:
+        return self.old_start <= line <= self.old_start + max(self.old_len, 1) - 1
+
+
+@dataclass(frozen=True)
+class PatchFile:
+    """One patch of a series, with what a failure report needs to name."""
+
+    path: Path
+    subject: str
+    files: dict[str, tuple[Hunk, ...]]
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    def hunk_at(self, file: str, line: int) -> Hunk | None:
+        """The hunk of ``file`` whose old range holds ``line`` (git reports the hunk start)."""
+        hunks = self.files.get(file, ())
+        for hunk in hunks:
+            if hunk.old_start == line or hunk.covers(line):
+                return hunk
+        return hunks[0] if len(hunks) == 1 else None
+
+
+@dataclass(frozen=True)
+class Series:
+    name: str
+    directory: Path
+    patches: tuple[PatchFile, ...]
+
+    @property
+    def hash(self) -> str:
+        """Identity of the series: the patches' bytes in order (names do not matter)."""
+        digest = hashlib.sha256()
+        for patch in self.patches:
+            digest.update(hashlib.sha256(patch.path.read_bytes()).digest())
+        return digest.hexdigest()[:16]
+
+    def prefix(self, count: int) -> Series:
+        """The first ``count`` patches, for per-patch measurement."""
+        return Series(f"{self.name}@{count}", self.directory, self.patches[:count])
+
+
+def parse_patch(path: Path) -> PatchFile:
+    """Check that ``path`` is a mail-form patch (Subject + a diff) and index its hunks."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="surrogateescape")
+    except OSError as exc:
+        raise InputError(f"cannot read patch {path}: {exc.strerror}") from exc
+    lines = text.splitlines()
+    subject = ""
+    for i, line in enumerate(lines):
+        if line.startswith("Subject:"):
+            subject = line[len("Subject:"):].strip()
+            for cont in lines[i + 1:]:
+                if not cont.startswith((" ", "\t")):
+                    break
+                subject += " " + cont.strip()
+            break
+        if not line.strip():
+            break
+    if not subject:
+        raise InputError(
+            f"{path}: not a git format-patch file (no Subject: header before the body)",
+            hint="create patches with `git format-patch` or import them with `inv patches.import`",
+        )
+    files: dict[str, list[Hunk]] = {}
+    current: str | None = None
+    saw_diff = False
+    for number, line in enumerate(lines, 1):
+        if line.startswith("diff --git "):
+            saw_diff = True
+            current = None
+        elif line.startswith("--- "):
+            old = line[4:].split("\t")[0]
+            current = old[2:] if old.startswith("a/") else old
+        elif line.startswith("+++ ") and current == "/dev/null":
+            new = line[4:].split("\t")[0]
+            current = new[2:] if new.startswith("b/") else new
+        elif line.startswith("@@"):
+            match = HUNK.match(line)
+            if not match or current is None:
+                raise InputError(f"{path}:{number}: malformed hunk header: {line[:60]!r}")
+            hunks = files.setdefault(current, [])
+            hunks.append(Hunk(len(hunks) + 1, int(match[1]), int(match[2] or 1)))
+    if not saw_diff or not files:
+        raise InputError(f"{path}: patch has no diff (no 'diff --git' with hunks)",
+                         hint="a series may only list patches that change files")
+    return PatchFile(path, subject, {k: tuple(v) for k, v in files.items()})
+
+
+def read_series_file(directory: Path) -> list[str]:
+    """Entry names from ``series``: order kept, comments and blanks skipped, errors named."""
+    series_file = directory / SERIES_FILE
+    if not directory.is_dir():
+        raise InputError(f"no series directory {directory}",
+                         hint="list the available series with `inv patches.list`")
+    if not series_file.is_file():
+        raise InputError(f"{directory} has no '{SERIES_FILE}' file listing its patches in order")
+    names: list[str] = []
+    seen: dict[str, int] = {}
+    for number, raw in enumerate(series_file.read_text().splitlines(), 1):
+        entry = raw.split("#", 1)[0].strip()
+        if not entry:
+            continue
+        entry = entry.split()[0]  # quilt allows options after the name (e.g. -p1)
+        if entry in seen:
+            raise InputError(
+                f"{series_file}:{number}: '{entry}' is listed twice (first at line {seen[entry]})",
+                hint="remove the duplicate line",
+            )
+        seen[entry] = number
+        if not (directory / entry).is_file():
+            raise InputError(f"{series_file}:{number}: '{entry}' is listed but no such file exists "
+                             f"in {directory}")
+        names.append(entry)
+    if not names:
+        raise InputError(f"{series_file}: the series is empty",
+                         hint="list the patch files, one per line, in the order they apply")
+    return names
+
+
+def load_series(patches_dir: Path, name: str) -> Series:
+    """Load and validate the series ``name`` under ``patches_dir``."""
+    directory = Path(name) if "/" in name else patches_dir / name
+    names = read_series_file(directory)
+    return Series(directory.name, directory, tuple(parse_patch(directory / n) for n in names))
+
+
+def list_series(patches_dir: Path) -> list[Path]:
+    """Directories under ``patches_dir`` that hold a series file."""
+    if not patches_dir.is_dir():
+        return []
+    return sorted(p for p in patches_dir.iterdir() if (p / SERIES_FILE).is_file())

@@ -1,0 +1,77 @@
+"""Settings: invoke.yaml defaults plus overrides, as one typed object."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _xdg(var: str, fallback: str) -> Path:
+    value = os.environ.get(var)
+    return Path(value) if value else Path.home() / fallback
+
+
+@dataclass
+class QemuSettings:
+    accel: str = "auto"
+    memory_mb: int = 1024
+    cpus: int = 2
+    boot_timeout: float = 300.0
+
+
+@dataclass
+class Settings:
+    """Everything a task needs to know about where things are and how to run them."""
+
+    cache_dir: Path = field(default_factory=lambda: _xdg("XDG_CACHE_HOME", ".cache") / "watchbench")
+    runs_dir: Path = field(
+        default_factory=lambda: _xdg("XDG_DATA_HOME", ".local/share") / "watchbench" / "runs"
+    )
+    kernel_package: str = "linux-source-6.12"
+    kernel_version: str = "6.12.117-1~deb12u1"
+    jobs: int = 0
+    ccache: bool = True
+    fragments: tuple[str, ...] = ("base", "watch_queue", "guest-9p")
+    qemu: QemuSettings = field(default_factory=QemuSettings)
+    project_root: Path = PROJECT_ROOT
+
+    @property
+    def job_count(self) -> int:
+        return self.jobs or os.cpu_count() or 1
+
+    @property
+    def patches_dir(self) -> Path:
+        return self.project_root / "patches"
+
+    @property
+    def kconfig_dir(self) -> Path:
+        return self.project_root / "kconfig"
+
+    @classmethod
+    def from_mapping(cls, data: dict[str, Any] | None) -> Settings:
+        """Build from the ``watchbench`` section of invoke's config (plain dicts)."""
+        data = dict(data or {})
+        s = cls()
+        if data.get("cache_dir"):
+            s.cache_dir = Path(os.path.expanduser(str(data["cache_dir"])))
+        if data.get("runs_dir"):
+            s.runs_dir = Path(os.path.expanduser(str(data["runs_dir"])))
+        kernel = data.get("kernel") or {}
+        s.kernel_package = str(kernel.get("package", s.kernel_package))
+        s.kernel_version = str(kernel.get("version", s.kernel_version))
+        s.jobs = int(data.get("jobs", s.jobs) or 0)
+        s.ccache = bool(data.get("ccache", s.ccache))
+        if data.get("fragments"):
+            s.fragments = tuple(str(f) for f in data["fragments"])
+        q = data.get("qemu") or {}
+        s.qemu = QemuSettings(
+            accel=str(q.get("accel", s.qemu.accel)),
+            memory_mb=int(q.get("memory_mb", s.qemu.memory_mb)),
+            cpus=int(q.get("cpus", s.qemu.cpus)),
+            boot_timeout=float(q.get("boot_timeout", s.qemu.boot_timeout)),
+        )
+        return s
