@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 from invoke import Collection, task
@@ -104,6 +105,57 @@ def config(c, fragments=None):
     commands.configure_tree(settings_of(c), split_list(fragments))
 
 
+@task(help={"force": "build even if this exact kernel was built before"})
+@friendly
+def build(c, force=False):
+    """Build the active tree's bzImage (content-keyed; ccache; progress; log kept)."""
+    from watchbench.build import build as build_kernel
+
+    build_kernel(settings_of(c), force=force)
+
+
+@task
+@friendly
+def initramfs(c):
+    """Compile the guest programs (static) and pack busybox + init + them as cpio.gz."""
+    from watchbench.initramfs import base_initramfs
+
+    print(base_initramfs(settings_of(c)))
+
+
+@task(help={"host": "run on the host-root side (the host's Python and this virtualenv via 9p)",
+            "accel": "auto | kvm | tcg | icount (default: invoke.yaml)",
+            "timeout": "seconds before the guest is killed (default: invoke.yaml)"})
+@friendly
+def run(c, host=False, accel=None, timeout=None):
+    """Boot the built kernel, run the command after --, stream its output, exit with its code."""
+    from watchbench.boot import vm_run
+
+    argv = shlex.split(c.remainder)
+    if not argv:
+        raise Exit("give the command after --, e.g. inv vm.run -- cat /proc/version", code=2)
+    raise Exit(code=vm_run(settings_of(c), argv, host, accel, float(timeout) if timeout else None))
+
+
+@task(help={"accel": "auto | kvm | tcg | icount"})
+@friendly
+def shell(c, accel=None):
+    """Interactive guest console (busybox; host root at /host). Ctrl-A X quits."""
+    from watchbench.boot import prepare
+
+    raise Exit(code=prepare(settings_of(c), accel).guest.shell())
+
+
+@task(help={"refresh": "probe again even if a recent verdict is cached"})
+@friendly
+def probe(c, refresh=False):
+    """Does KVM really work here? Boots a tiny guest under KVM with a 10 s limit."""
+    from watchbench.vm.accel import kvm_verdict
+
+    verdict = kvm_verdict(settings_of(c).cache_dir, refresh=refresh)
+    print(f"kvm: {'works' if verdict.works else 'unusable'} ({verdict.reason})")
+
+
 @task(help={"k": "pytest -k expression", "fast": "skip tests that need the real kernel tree",
             "args": "extra pytest arguments"})
 def test(c, k=None, fast=False, args=""):
@@ -133,5 +185,6 @@ def all_(c, series=None, fragments=None):
 
 kernel = Collection("kernel", fetch, status)
 patches = Collection("patches", list_, check, apply, reset, import_, lint)
-ns = Collection(deps, config, test, kernel, patches)
+vm = Collection("vm", run, shell, probe)
+ns = Collection(deps, config, build, initramfs, test, kernel, patches, vm)
 ns.add_task(all_, name="all")

@@ -114,14 +114,13 @@ def summarize(df: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
     if ok.empty:
         cols = [*SUMMARY_KEYS, "n", "median", "mean", "stddev", "cv", "ci_low", "ci_high"]
         return pd.DataFrame(columns=cols)
-    ok = ok.sort_values([*SUMMARY_KEYS, "value"], kind="stable", ignore_index=True)
-    grouped = ok.groupby(SUMMARY_KEYS, sort=False, observed=True, dropna=False)["value"]
+    grouped = ok.groupby(SUMMARY_KEYS, sort=True, observed=True, dropna=False)["value"]
     out = grouped.agg(n="size", median="median", mean="mean", stddev="std").reset_index()
     out["cv"] = out["stddev"] / out["mean"].abs()
     group = grouped.ngroup().to_numpy()
-    low, high = _grouped_median_ci(
-        ok["value"].to_numpy(dtype=float), group, out["n"].to_numpy(), confidence
-    )
+    values = ok["value"].to_numpy(dtype=float)
+    order = np.lexsort((values, group))
+    low, high = _grouped_median_ci(values[order], group[order], out["n"].to_numpy(), confidence)
     out["ci_low"], out["ci_high"] = low, high
     return out
 
@@ -283,6 +282,7 @@ def compare_frames(
     row saying why (e.g. "candidate: skipped: ENOPKG").
     """
     _check_runs(df, baseline_run_ids, candidate_run_ids)
+    df = df[["run_id", *MATCH_KEYS, "unit", "direction", "accel", "value", "status", "reason"]]
     sides = {"baseline": df[df["run_id"].isin(baseline_run_ids)],
              "candidate": df[df["run_id"].isin(candidate_run_ids)]}
     ok = {s: f[(f["status"] == "ok") & f["value"].notna()] for s, f in sides.items()}

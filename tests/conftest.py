@@ -1,0 +1,54 @@
+"""Shared fixtures. Integration tests use a cache of their own (so a developer's active tree
+is never touched) that shares the download and ccache directories with the real one."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from watchbench.settings import Settings
+
+DATA = Path(__file__).resolve().parent / "data"
+
+
+def _link_shared(test_cache: Path, real_cache: Path, name: str) -> None:
+    (real_cache / name).mkdir(parents=True, exist_ok=True)
+    link = test_cache / name
+    if not link.exists():
+        link.symlink_to(real_cache / name)
+
+
+@pytest.fixture(scope="session")
+def test_settings() -> Settings:
+    real = Settings()
+    cache = Path(os.environ.get("WATCHBENCH_TEST_CACHE", str(real.cache_dir) + "-tests"))
+    cache.mkdir(parents=True, exist_ok=True)
+    for shared in ("downloads", "ccache"):
+        _link_shared(cache, real.cache_dir, shared)
+    settings = Settings()
+    settings.cache_dir = cache
+    settings.runs_dir = cache / "runs"
+    return settings
+
+
+@pytest.fixture(scope="session")
+def debian_tree(test_settings):
+    """The real Debian 6.12 tree (downloaded and extracted once; cached across runs)."""
+    from watchbench.patching import reset
+    from watchbench.progress import Silent
+    from watchbench.tree import fetch_debian
+
+    tree = fetch_debian(test_settings, progress=Silent())
+    return reset(tree, force=True)
+
+
+@pytest.fixture
+def clean_tree(debian_tree):
+    """The Debian tree reset to its bare base before and after the test."""
+    from watchbench.patching import reset
+
+    reset(debian_tree, force=True)
+    yield debian_tree
+    reset(debian_tree, force=True)

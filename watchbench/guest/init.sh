@@ -1,0 +1,64 @@
+#!/bin/busybox sh
+# watchbench guest init (PID 1). Mounts the pseudo filesystems, joins a fresh session
+# keyring, runs the commands of /wb/job.sh and reports each one's output and exit code on
+# its own serial port (ttyS1), never mixed with kernel messages. Ends with reboot -f
+# (QEMU runs with -no-reboot, so that is a power-off).
+if [ -z "$WB_SESSION" ]; then
+	export WB_SESSION=1
+	exec /bin/wb-session /bin/busybox sh /init
+fi
+/bin/busybox --install -s /bin
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin HOME=/root
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
+mount -t tmpfs tmp /tmp
+CHAN=/dev/ttyS1
+stty -F $CHAN raw -echo 2>/dev/null
+say() { echo "$*" > $CHAN; }
+uptime_s() { cut -d' ' -f1 /proc/uptime; }
+
+mount_results() {
+	mkdir -p /results
+	mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 results /results ||
+		say "WB-ERROR cannot mount the results share"
+}
+
+mount_host() {
+	mkdir -p /host
+	if ! mount -t 9p -o trans=virtio,version=9p2000.L,cache=loose,ro,msize=512000 hostroot /host; then
+		say "WB-ERROR cannot mount the host root share"
+		return 1
+	fi
+	mount -t proc proc /host/proc
+	mount -t sysfs sys /host/sys
+	mount -t debugfs debugfs /host/sys/kernel/debug 2>/dev/null
+	mount -o bind /dev /host/dev
+	mount -t tmpfs tmp /host/tmp
+	mkdir -p /host/tmp/wb-results
+	[ -d /results ] && mount -o bind /results /host/tmp/wb-results
+}
+
+# wb_run INDEX SIDE ARGV...: SIDE is "guest" (busybox) or "host" (chroot into the host root).
+wb_run() {
+	idx=$1 side=$2
+	shift 2
+	say "WB-BEGIN $idx $(uptime_s)"
+	if [ "$side" = host ]; then
+		set -- chroot /host /usr/bin/env -i PATH="$WB_HOST_PATH" HOME=/root LANG=C.UTF-8 \
+			WB_RESULTS=/tmp/wb-results WB_GUEST=1 \
+			/bin/sh -c 'cd "$0" && exec "$@"' "$WB_HOST_CWD" "$@"
+	fi
+	rm -f /tmp/wb-rc
+	{ "$@" 2>&1 </dev/null; echo $? > /tmp/wb-rc; } | while IFS= read -r line || [ -n "$line" ]; do
+		echo "O $line"
+	done > $CHAN
+	say "WB-END $idx $(cat /tmp/wb-rc 2>/dev/null || echo 255) $(uptime_s)"
+}
+
+say "WB-READY $(uname -r) $(uptime_s)"
+. /wb/job.sh
+say "WB-DONE $(uptime_s)"
+sync
+reboot -f

@@ -1,0 +1,1 @@
+"""Booting built kernels in QEMU: argv as data, console analysis, accelerator choice."""

@@ -1,0 +1,211 @@
+"""Boot a kernel, run commands in the guest, get their output and exit codes back.
+
+Output and exit codes travel over the guest's second serial port (a file on the host),
+never parsed out of kernel messages. Every boot keeps its console log; a guest past its
+deadline is killed with its process group; crashes are raised with the console excerpt.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from watchbench.errors import CommandError
+from watchbench.initramfs import GuestCommand, job_initramfs, job_script
+from watchbench.runner import Runner, default_runner
+from watchbench.vm import console
+from watchbench.vm.errors import GuestCrash, GuestError, GuestHang
+from watchbench.vm.qemu import Share, VmSpec, qemu_argv
+
+
+@dataclass
+class CommandResult:
+    index: int
+    command: GuestCommand
+    returncode: int | None = None
+    output: list[str] = field(default_factory=list)
+    guest_start: float = 0.0
+    guest_end: float = 0.0
+
+
+@dataclass
+class BootResult:
+    argv: list[str]
+    console_log: Path
+    channel_log: Path
+    commands: list[CommandResult]
+    wall_seconds: float
+    guest_seconds: float | None
+    release: str
+    warnings: list[console.Incident]
+
+    @property
+    def last_returncode(self) -> int:
+        return self.commands[-1].returncode if self.commands else 0
+
+
+class Channel:
+    """Incremental reader of the guest's report port (a growing file)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.offset = 0
+        self.partial = b""
+
+    def poll(self) -> list[str]:
+        try:
+            with self.path.open("rb") as fh:
+                fh.seek(self.offset)
+                data = fh.read()
+        except FileNotFoundError:
+            return []
+        self.offset += len(data)
+        chunks = (self.partial + data).split(b"\n")
+        self.partial = chunks.pop()
+        return [c.decode("utf-8", "replace").rstrip("\r") for c in chunks]
+
+
+class JobState:
+    """Folds channel lines into per-command results."""
+
+    def __init__(self, commands: list[GuestCommand], on_output: Callable[[int, str], None] | None):
+        self.results = [CommandResult(i, c) for i, c in enumerate(commands)]
+        self.on_output = on_output
+        self.current: CommandResult | None = None
+        self.release = ""
+        self.done_at: float | None = None
+        self.errors: list[str] = []
+
+    def feed(self, line: str) -> None:
+        head, _, rest = line.partition(" ")
+        if head == "O" and self.current is not None:
+            self.current.output.append(rest)
+            if self.on_output:
+                self.on_output(self.current.index, rest)
+        elif head == "WB-READY":
+            self.release = rest.split()[0] if rest else ""
+        elif head == "WB-BEGIN":
+            index, uptime = rest.split()
+            self.current = self.results[int(index)]
+            self.current.guest_start = float(uptime)
+        elif head == "WB-END" and self.current is not None:
+            _, rc, uptime = rest.split()
+            self.current.returncode = int(rc)
+            self.current.guest_end = float(uptime)
+            self.current = None
+        elif head == "WB-DONE":
+            self.done_at = float(rest)
+        elif head == "WB-ERROR":
+            self.errors.append(rest)
+
+
+def host_path() -> str:
+    """PATH for commands run on the host side: this virtualenv first, then the usual dirs."""
+    return f"{Path(sys.prefix) / 'bin'}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def _prune(boots: Path, keep: int = 40) -> None:
+    old = sorted((p for p in boots.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime)
+    for path in old[:-keep]:
+        for child in path.iterdir():
+            child.unlink()
+        path.rmdir()
+
+
+def boot_dir(cache_dir: Path) -> Path:
+    boots = cache_dir / "boots"
+    boots.mkdir(parents=True, exist_ok=True)
+    _prune(boots)
+    path = boots / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{time.monotonic_ns() % 100000}"
+    path.mkdir()
+    return path
+
+
+@dataclass
+class Guest:
+    """A kernel + base initramfs + accelerator, bootable any number of times."""
+
+    kernel: Path
+    base_initrd: Path
+    accel: str
+    cache_dir: Path
+    cpus: int = 2
+    memory_mb: int = 1024
+    project_root: Path = Path.cwd()
+    runner: Runner = default_runner
+
+    def spec(self, workdir: Path, results: Path | None, host_root: bool) -> VmSpec:
+        shares = []
+        if host_root:
+            shares.append(Share("hostroot", Path("/"), readonly=True))
+        if results is not None:
+            shares.append(Share("results", results))
+        return VmSpec(self.kernel, workdir / "initrd.cpio.gz", workdir / "channel.log",
+                      self.accel, self.cpus, self.memory_mb, shares=tuple(shares))
+
+    def run(self, commands: list[GuestCommand], *, timeout: float, results: Path | None = None,
+            on_output: Callable[[int, str], None] | None = None,
+            allow_warnings: bool = False) -> BootResult:
+        """Boot, run ``commands`` in order, power off; raise on crash, hang or early stop."""
+        workdir = boot_dir(self.cache_dir)
+        results = results or workdir / "results"
+        results.mkdir(parents=True, exist_ok=True)
+        host_root = any(c.side == "host" for c in commands)
+        spec = self.spec(workdir, results, host_root)
+        job_initramfs(self.base_initrd, job_script(commands, self.project_root, host_path()),
+                      spec.initrd)
+        argv = qemu_argv(spec)
+        (workdir / "qemu-argv.txt").write_text("\n".join(argv) + "\n")
+        console_log = workdir / "console.log"
+        state = JobState(commands, on_output)
+        channel = Channel(spec.channel_file)
+        start = time.monotonic()
+        lines: list[str] = []
+        with self.runner.spawn(argv, log=console_log) as proc:
+            for line in proc.lines(poll=0.1):
+                if line is not None:
+                    lines.append(line)
+                for event in channel.poll():
+                    state.feed(event)
+                if time.monotonic() - start > timeout:
+                    since = time.monotonic() - proc.last_line_at
+                    raise GuestHang(
+                        f"guest killed after {timeout:.0f} s (deadline); last console line "
+                        f"{since:.0f} s before: {proc.last_line!r}"
+                        + (f"; it was running command {state.current.index}: "
+                           f"{' '.join(state.current.command.argv)}" if state.current else ""),
+                        log=console_log)
+            qemu_rc = proc.wait()
+        for event in channel.poll():
+            state.feed(event)
+        wall = time.monotonic() - start
+        found = console.incidents(lines)
+        worst = console.worst(found)
+        if worst and (worst.kind != "warning" or not allow_warnings):
+            raise GuestCrash(worst.kind, f"guest {worst.kind} at console line {worst.line_number}: "
+                             f"{worst.line}\n{worst.excerpt}", log=console_log)
+        if qemu_rc != 0 and state.done_at is None:
+            raise CommandError(argv, qemu_rc, "\n".join(lines[-15:]), log=console_log)
+        if state.done_at is None:
+            unfinished = next((r for r in state.results if r.returncode is None), None)
+            what = (f"command {unfinished.index} ({' '.join(unfinished.command.argv)})"
+                    if unfinished else "its job")
+            raise GuestError(f"guest stopped before finishing {what}; last console line: "
+                             f"{lines[-1] if lines else '(none)'}"
+                             + (f"; guest said: {'; '.join(state.errors)}" if state.errors else ""),
+                             log=console_log)
+        return BootResult(argv, console_log, spec.channel_file, state.results, round(wall, 2),
+                          state.done_at, state.release, found)
+
+    def shell(self) -> int:
+        """An interactive guest console (Ctrl-A X quits QEMU)."""
+        workdir = boot_dir(self.cache_dir)
+        spec = self.spec(workdir, workdir / "results", host_root=True)
+        (workdir / "results").mkdir()
+        job_initramfs(self.base_initrd, job_script([], self.project_root, host_path(),
+                                                   interactive=True), spec.initrd)
+        return self.runner.interactive(qemu_argv(spec))
