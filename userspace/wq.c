@@ -218,6 +218,58 @@ int wq_list_has(const char *list, const char *name)
 	return 0;
 }
 
+void wq_tally_buf(const unsigned char *buf, size_t len, struct wq_tally *t)
+{
+	size_t off = 0;
+
+	t->bytes += len;
+	t->reads++;
+	while (off + sizeof(struct watch_notification) <= len) {
+		struct watch_notification n;
+		size_t rlen;
+
+		memcpy(&n, buf + off, sizeof(n));
+		rlen = n.info & WATCH_INFO_LENGTH;
+		if (rlen < sizeof(n) || off + rlen > len) {
+			t->bad++;
+			return;
+		}
+		t->records++;
+		if (n.type == WATCH_TYPE_KEY_NOTIFY)
+			t->key++;
+		else if (n.type == WATCH_TYPE_META &&
+			 n.subtype == WATCH_META_LOSS_NOTIFICATION)
+			t->loss++;
+		else if (n.type == WATCH_TYPE_META &&
+			 n.subtype == WATCH_META_REMOVAL_NOTIFICATION)
+			t->removal++;
+		else
+			t->other++;
+		off += rlen;
+	}
+	if (off != len)
+		t->bad++;
+}
+
+int wq_drain(int fd, struct wq_tally *t)
+{
+	unsigned char buf[8192];
+
+	for (;;) {
+		ssize_t n = read(fd, buf, sizeof(buf));
+
+		if (n > 0) {
+			wq_tally_buf(buf, (size_t)n, t);
+			continue;
+		}
+		if (n == 0)
+			return 0;
+		if (errno == EINTR)
+			continue;
+		return errno == EAGAIN ? 0 : -errno;
+	}
+}
+
 /* ---- JSON records ------------------------------------------------------- */
 
 void wq_rec_init(struct wq_record *r, const char *benchmark,
@@ -348,7 +400,7 @@ static void json_str(FILE *f, const char *s)
 static void json_num(FILE *f, double v)
 {
 	if (isfinite(v))
-		fprintf(f, "%.17g", v);
+		fprintf(f, "%.15g", v);
 	else
 		fputs("null", f);	/* JSON has no NaN/inf */
 }

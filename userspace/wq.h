@@ -160,6 +160,23 @@ long wq_parse_num(const char *opt, const char *s, long lo, long hi);
 /* Is @name in the comma separated @list? */
 int wq_list_has(const char *list, const char *name);
 
+/* Classification of the records read from a notification pipe. */
+struct wq_tally {
+	uint64_t	records;	/* all records */
+	uint64_t	key;		/* WATCH_TYPE_KEY_NOTIFY records */
+	uint64_t	loss;		/* meta loss records */
+	uint64_t	removal;	/* meta removal records */
+	uint64_t	other;
+	uint64_t	bytes;
+	uint64_t	reads;		/* read() calls that returned data */
+	uint64_t	bad;		/* malformed lengths */
+};
+
+/* Walk the records in @buf (as returned by one read()). */
+void wq_tally_buf(const unsigned char *buf, size_t len, struct wq_tally *t);
+/* Read the non-blocking @fd until EAGAIN; returns 0 or -errno. */
+int wq_drain(int fd, struct wq_tally *t);
+
 /* ---- JSON record (bench/RECORDS.md, schema 1) ---------------------------- */
 
 #define WQ_REC_MAX	16

@@ -1,0 +1,364 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * wq-pipe-read - cost of draining a notification queue with read().
+ *
+ * Each cycle fills a queue to capacity (keyctl(KEYCTL_SETPERM) on the watched
+ * session keyring, one 16-byte record per call, untimed) and then times the
+ * read() calls that drain it with a buffer of the given size.  The same is
+ * done for an ordinary pipe that holds the same number of 16-byte records
+ * (written one write() per record), and the notification record carries the
+ * ratio of the two rates.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "wq.h"
+
+#define PERM		(KEY_POS_ALL | KEY_USR_ALL)
+#define RECORD_SIZE	((long)sizeof(struct key_notification))
+#define MAX_READ	65536
+
+static struct {
+	long iterations, warmup, repeats, queue_size;
+	long sizes[WQ_MAX_LIST];
+	int nsizes;
+	const char *pipes;
+	int cpu;
+} opt = {
+	.iterations = 200, .warmup = 5, .repeats = 3, .queue_size = 512,
+	.sizes = { 16, 64, 256, 1024, 4096, 8192 }, .nsizes = 6,
+	.pipes = "plain,notification", .cpu = 0,
+};
+
+struct drain {
+	uint64_t ns, records, bytes, reads;
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: %s [options]\n"
+		"Time draining a full notification queue and an ordinary pipe with\n"
+		"read() and print one JSON record per measurement (bench/RECORDS.md).\n\n"
+		"  --iterations N   fill/drain cycles per measurement (default 200)\n"
+		"  --warmup N       untimed cycles before each measurement (default 5)\n"
+		"  --repeats N      measurements per configuration (default 3)\n"
+		"  --sizes LIST     read buffer sizes in bytes, 16..65536\n"
+		"                   (default 16,64,256,1024,4096,8192)\n"
+		"  --queue-size N   records per fill, 1..512 (default 512)\n"
+		"  --pipes LIST     plain,notification (default both)\n"
+		"  --cpu N          pin to CPU N, -1: unpinned (default 0)\n"
+		"  --help\n", wq_prog);
+}
+
+static void parse_args(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "iterations", required_argument, NULL, 'i' },
+		{ "warmup", required_argument, NULL, 'w' },
+		{ "repeats", required_argument, NULL, 'r' },
+		{ "sizes", required_argument, NULL, 's' },
+		{ "queue-size", required_argument, NULL, 'Q' },
+		{ "pipes", required_argument, NULL, 'p' },
+		{ "cpu", required_argument, NULL, 'C' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	int c;
+
+	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+		switch (c) {
+		case 'i':
+			opt.iterations = wq_parse_num("iterations", optarg, 1,
+						      10000000);
+			break;
+		case 'w':
+			opt.warmup = wq_parse_num("warmup", optarg, 0, 10000000);
+			break;
+		case 'r':
+			opt.repeats = wq_parse_num("repeats", optarg, 1, 1000);
+			break;
+		case 's':
+			opt.nsizes = wq_parse_list(optarg, opt.sizes,
+						   WQ_MAX_LIST, RECORD_SIZE,
+						   MAX_READ);
+			if (opt.nsizes <= 0) {
+				fprintf(stderr, "%s: bad --sizes\n", wq_prog);
+				exit(WQ_EXIT_USAGE);
+			}
+			break;
+		case 'Q':
+			opt.queue_size = wq_parse_num("queue-size", optarg, 1,
+						      WQ_MAX_NOTES);
+			break;
+		case 'p':
+			opt.pipes = optarg;
+			if (!wq_list_has(opt.pipes, "plain") &&
+			    !wq_list_has(opt.pipes, "notification")) {
+				fprintf(stderr, "%s: bad --pipes\n", wq_prog);
+				exit(WQ_EXIT_USAGE);
+			}
+			break;
+		case 'C':
+			opt.cpu = (int)wq_parse_num("cpu", optarg, -1, 4095);
+			break;
+		case 'h':
+			usage(stdout);
+			exit(WQ_EXIT_OK);
+		default:
+			usage(stderr);
+			exit(WQ_EXIT_USAGE);
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		exit(WQ_EXIT_USAGE);
+	}
+}
+
+static void base_record(struct wq_record *r, const char *pipe, long size)
+{
+	wq_rec_init(r, "pipe-read", "c");
+	wq_param_str(r, "pipe", pipe);
+	wq_param_int(r, "read_size", size);
+	wq_param_int(r, "record_size", RECORD_SIZE);
+	wq_param_int(r, "queue_size", opt.queue_size);
+}
+
+/* Time reads of @size until @want records (of RECORD_SIZE) came out. */
+static int timed_drain(int fd, long size, long want, struct drain *d)
+{
+	static unsigned char buf[MAX_READ];
+	uint64_t t0, t1, bytes = 0, reads = 0;
+	ssize_t n;
+
+	t0 = wq_now_ns();
+	while (bytes < (uint64_t)(want * RECORD_SIZE)) {
+		n = read(fd, buf, (size_t)size);
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		bytes += (uint64_t)n;
+		reads++;
+	}
+	t1 = wq_now_ns();
+	if (bytes != (uint64_t)(want * RECORD_SIZE))
+		return -EMSGSIZE;
+	d->ns += t1 - t0;
+	d->bytes += bytes;
+	d->reads += reads;
+	d->records += (uint64_t)want;
+	return 0;
+}
+
+static int fill_notification(int fd, long *got)
+{
+	long i, bytes;
+
+	for (i = 0; i < opt.queue_size; i++)
+		if (wq_keyctl(KEYCTL_SETPERM,
+			      (unsigned long)(long)KEY_SPEC_SESSION_KEYRING,
+			      PERM, 0, 0) < 0)
+			return -errno;
+	bytes = wq_pipe_bytes(fd);
+	if (bytes < 0)
+		return -errno;
+	*got = bytes / RECORD_SIZE;
+	return 0;
+}
+
+static int fill_plain(int fd, long *got)
+{
+	struct key_notification n = {
+		.watch = {
+			.type = WATCH_TYPE_KEY_NOTIFY,
+			.subtype = NOTIFY_KEY_SETATTR,
+			.info = (uint32_t)RECORD_SIZE,
+		},
+	};
+	long i;
+
+	for (i = 0; i < opt.queue_size; i++)
+		if (write(fd, &n, sizeof(n)) != (ssize_t)sizeof(n))
+			return -errno;
+	*got = opt.queue_size;
+	return 0;
+}
+
+/* Run warm-up + timed cycles on one pipe kind; 0 or -errno in @why. */
+static int run_cycles(int notification, long size, struct drain *d,
+		      char *why, size_t whylen)
+{
+	int fds[2], err = 0;
+	long cyc, got = 0;
+	const char *step = "";
+
+	memset(d, 0, sizeof(*d));
+	if (notification) {
+		if (wq_open_queue(fds, (unsigned int)opt.queue_size, 1, why,
+				  whylen) < 0)
+			return -1;
+		if (wq_watch_key(KEY_SPEC_SESSION_KEYRING, fds[0], 1) < 0) {
+			snprintf(why, whylen, "keyctl(KEYCTL_WATCH_KEY): %s",
+				 wq_errname(errno));
+			err = -1;
+			goto out;
+		}
+	} else if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) < 0) {
+		snprintf(why, whylen, "pipe2: %s", wq_errname(errno));
+		return -1;
+	}
+
+	for (cyc = 0; cyc < opt.warmup + opt.iterations; cyc++) {
+		struct drain scratch = { 0 };
+		struct drain *into = cyc < opt.warmup ? &scratch : d;
+
+		step = "fill";
+		err = notification ? fill_notification(fds[0], &got) :
+				     fill_plain(fds[1], &got);
+		if (!err && got != opt.queue_size) {
+			snprintf(why, whylen,
+				 "queue took %ld of %ld records", got,
+				 opt.queue_size);
+			err = -1;
+			goto out;
+		}
+		step = "drain";
+		if (!err)
+			err = timed_drain(fds[0], size, got, into);
+		if (err) {
+			snprintf(why, whylen, "%s: %s", step, wq_errname(-err));
+			err = -1;
+			goto out;
+		}
+	}
+out:
+	close(fds[0]);
+	close(fds[1]);
+	return err;
+}
+
+static void emit(const char *pipe, long size, int rep, const struct drain *d,
+		 double ratio)
+{
+	struct wq_record r;
+
+	base_record(&r, pipe, size);
+	r.repeat = rep;
+	r.iterations = opt.iterations;
+	r.warmup = opt.warmup;
+	wq_total(&r, "ns", (long long)d->ns);
+	wq_total(&r, "records", (long long)d->records);
+	wq_total(&r, "bytes", (long long)d->bytes);
+	wq_total(&r, "reads", (long long)d->reads);
+	wq_metric(&r, "records_per_s", (double)d->records * 1e9 / d->ns,
+		  "record/s", "higher");
+	wq_metric(&r, "bytes_per_s", (double)d->bytes * 1e9 / d->ns, "B/s",
+		  "higher");
+	wq_metric(&r, "records_per_read", (double)d->records / d->reads,
+		  "record", "higher");
+	wq_metric(&r, "ns_per_record", (double)d->ns / d->records, "ns",
+		  "lower");
+	if (ratio > 0)
+		wq_metric(&r, "rate_vs_plain", ratio, "x", "higher");
+	wq_rec_emit(&r);
+}
+
+static void emit_status(const char *pipe, long size, int rep,
+			const char *status, const char *why)
+{
+	struct wq_record r;
+
+	base_record(&r, pipe, size);
+	if (rep >= 0)
+		r.repeat = rep;
+	r.iterations = opt.iterations;
+	r.warmup = opt.warmup;
+	wq_rec_status(&r, status, why);
+	wq_rec_emit(&r);
+}
+
+/* Notification pipes, a private session keyring and key watches. */
+static int probe(char *why, size_t whylen)
+{
+	if (wq_probe(0, why, whylen) < 0)
+		return -1;
+	if (wq_keyctl(KEYCTL_JOIN_SESSION_KEYRING, 0, 0, 0, 0) < 0) {
+		snprintf(why, whylen, "keyctl(KEYCTL_JOIN_SESSION_KEYRING): %s",
+			 wq_errname(errno));
+		return -1;
+	}
+	return wq_probe(1, why, whylen);
+}
+
+int main(int argc, char **argv)
+{
+	int do_plain, do_notif, s, rep;
+	char why[256];
+
+	wq_prog = "wq-pipe-read";
+	parse_args(argc, argv);
+	do_plain = wq_list_has(opt.pipes, "plain");
+	do_notif = wq_list_has(opt.pipes, "notification");
+
+	/*
+	 * Probe first: without notification pipes the plain figures have
+	 * nothing to be compared with, so every row is skipped (unless only
+	 * the plain pipe was asked for).
+	 */
+	if (do_notif && probe(why, sizeof(why)) < 0) {
+		for (s = 0; s < opt.nsizes; s++) {
+			if (do_plain)
+				emit_status("plain", opt.sizes[s], -1,
+					    "skipped", why);
+			if (do_notif)
+				emit_status("notification", opt.sizes[s], -1,
+					    "skipped", why);
+		}
+		return WQ_EXIT_OK;
+	}
+	wq_pin_cpu(opt.cpu);
+
+	for (s = 0; s < opt.nsizes; s++) {
+		long size = opt.sizes[s];
+
+		for (rep = 0; rep < opt.repeats; rep++) {
+			struct drain plain = { 0 }, notif = { 0 };
+			int plain_ok = 0;
+
+			if (do_plain) {
+				if (run_cycles(0, size, &plain, why,
+					       sizeof(why)) < 0) {
+					emit_status("plain", size, rep,
+						    "failed", why);
+				} else {
+					emit("plain", size, rep, &plain, 0);
+					plain_ok = 1;
+				}
+			}
+			if (do_notif) {
+				if (run_cycles(1, size, &notif, why,
+					       sizeof(why)) < 0) {
+					emit_status("notification", size, rep,
+						    "failed", why);
+				} else {
+					double ratio = 0;
+
+					if (plain_ok)
+						ratio = ((double)notif.records /
+							 notif.ns) /
+							((double)plain.records /
+							 plain.ns);
+					emit("notification", size, rep, &notif,
+					     ratio);
+				}
+			}
+		}
+		fprintf(stderr, "%s: read size %ld done\n", wq_prog, size);
+	}
+	return WQ_EXIT_OK;
+}
