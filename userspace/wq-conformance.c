@@ -100,9 +100,17 @@ static int next_record(struct queue *q, unsigned char *rec, int timeout_ms)
 		ssize_t got;
 
 		q->off = q->len = 0;
-		if (poll(&p, 1, timeout_ms) <= 0)
-			return 0;
+		/*
+		 * Read before polling: a pending loss record (pipe->note_loss)
+		 * is only returned by read(); poll() does not report it once
+		 * the pipe's buffers are empty.
+		 */
 		got = read(q->rfd, q->buf, sizeof(q->buf));
+		if (got < 0 && errno == EAGAIN) {
+			if (poll(&p, 1, timeout_ms) <= 0)
+				return 0;
+			got = read(q->rfd, q->buf, sizeof(q->buf));
+		}
 		if (got <= 0)
 			return 0;
 		q->len = (size_t)got;
