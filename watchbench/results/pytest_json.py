@@ -37,7 +37,11 @@ def _params(bench: dict[str, Any]) -> dict[str, Any]:
 
 
 def read_pytest_json(path: Path, raw_file: str) -> list[Row]:
-    """One row per round of every benchmark in the file: ns per call, lower is better."""
+    """One row per round of every benchmark: ns per operation, lower is better.
+
+    A call that performs several operations says so in ``extra_info["ops_per_round"]``
+    (bench/python does); its ``extra_info["counts"]`` become the ``count_*`` columns.
+    """
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -53,12 +57,18 @@ def read_pytest_json(path: Path, raw_file: str) -> list[Row]:
         if not isinstance(data, list) or not data:
             raise ResultsError(f"{where} has no raw samples (stats.data)", hint=_HINT)
         params = _params(bench)
+        extra = bench.get("extra_info") or {}
+        ops = extra.get("ops_per_round", 1)
+        if isinstance(ops, bool) or not isinstance(ops, int | float) or ops <= 0:
+            raise ResultsError(f"{where}: extra_info ops_per_round {ops!r} is not positive",
+                               hint="set it to the operations one benchmarked call performs")
+        counts = extra.get("counts") if isinstance(extra.get("counts"), dict) else {}
         base: Row = {
             "benchmark": _benchmark_name(bench),
             "source": "python",
             "params": params_key(params),
             "param_values": params,
-            "count_values": {},
+            "count_values": counts,
             "loops": stats.get("iterations"),
             "status": "ok",
             "raw_file": raw_file,
@@ -70,5 +80,5 @@ def read_pytest_json(path: Path, raw_file: str) -> list[Row]:
         for i, seconds in enumerate(data):
             if not isinstance(seconds, int | float) or not math.isfinite(seconds):
                 raise ResultsError(f"{where}: sample {i} is {seconds!r}", hint=_HINT)
-            rows.append({**base, "iteration": i, "value": float(seconds) * 1e9})
+            rows.append({**base, "iteration": i, "value": float(seconds) * 1e9 / ops})
     return rows

@@ -56,7 +56,8 @@ def _metric_rows(metrics: object, where: str) -> list[tuple[str, str, str, float
         if not isinstance(metric, dict):
             raise _fail(where, f"metric {name!r} is not an object")
         value, unit, direction = metric.get("value"), metric.get("unit"), metric.get("direction")
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        numeric = isinstance(value, int | float) and not isinstance(value, bool)
+        if not numeric or not math.isfinite(value):
             raise _fail(where, f"metric {name!r} has no finite numeric value ({value!r})")
         if not isinstance(unit, str):
             raise _fail(where, f"metric {name!r} has no unit")

@@ -71,6 +71,9 @@ STRING_COLUMNS = tuple(
     if c not in {"schema_version", "timestamp", "patch_index", "value", "iteration", "loops"}
 )
 INT_COLUMNS = ("patch_index", "iteration", "loops")
+# Text columns repeat a handful of values a million times: categories keep loading,
+# grouping and memory cheap (Parquet stores them dictionary-encoded too).
+TEXT = "category"
 
 # MIGRATIONS[v] turns a frame of schema v into schema v + 1. Keep every step forever:
 # a results.parquet from any earlier version must stay readable.
@@ -80,14 +83,17 @@ MIGRATIONS: dict[int, Migration] = {}
 
 def coerce_types(df: pd.DataFrame) -> pd.DataFrame:
     """Give the fixed columns one dtype each, so files of different runs concatenate cleanly."""
-    df = df.copy()
-    for col in STRING_COLUMNS:
-        df[col] = df[col].astype("string")
-    for col in INT_COLUMNS:
-        df[col] = pd.to_numeric(df[col], errors="coerce").astype("Int64")
-    df["value"] = pd.to_numeric(df["value"], errors="coerce").astype("float64")
-    df["schema_version"] = df["schema_version"].astype("int64")
-    df["timestamp"] = pd.to_datetime(df["timestamp"], utc=True)
+    df = df.copy(deep=False)
+    wanted = {**dict.fromkeys(STRING_COLUMNS, TEXT), **dict.fromkeys(INT_COLUMNS, "Int64"),
+              "value": "float64", "schema_version": "int64"}
+    for col, dtype in wanted.items():
+        if dtype == TEXT:
+            if not isinstance(df[col].dtype, pd.CategoricalDtype):
+                df[col] = df[col].astype("string").astype(TEXT)
+        elif df[col].dtype != dtype:
+            df[col] = pd.to_numeric(df[col], errors="coerce").astype(dtype)
+    if not isinstance(df["timestamp"].dtype, pd.DatetimeTZDtype):
+        df["timestamp"] = pd.to_datetime(df["timestamp"], utc=True)
     return df
 
 
@@ -104,7 +110,7 @@ def migrate(df: pd.DataFrame, version: int, source: Path) -> pd.DataFrame:
         if step is None:
             raise ResultsError(
                 f"{source}: no migration from results schema {version} to {version + 1}",
-                hint="re-ingest the run from its raw/ directory, or load the others with --skip-bad",
+                hint="re-ingest the run from its raw/ directory, or load the rest with --skip-bad",
             )
         df = step(df)
         version += 1

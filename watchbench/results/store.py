@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from watchbench.errors import ResultsError
+from watchbench.results import schema
 from watchbench.results.manifest import read_manifest
 from watchbench.results.pytest_json import read_pytest_json
 from watchbench.results.records import Row, param_text, read_jsonl
@@ -24,7 +25,7 @@ from watchbench.results.schema import (
     COLUMNS,
     COUNT_PREFIX,
     PARAM_PREFIX,
-    SCHEMA_VERSION,
+    STRING_COLUMNS,
     coerce_types,
     migrate,
 )
@@ -53,7 +54,7 @@ def rows_to_frame(rows: list[Row], provenance: dict[str, Any]) -> pd.DataFrame:
     df = pd.DataFrame(fixed)
     for col, value in provenance.items():
         df[col] = [value] * len(rows)
-    df["schema_version"] = SCHEMA_VERSION
+    df["schema_version"] = schema.SCHEMA_VERSION
     extra: dict[str, pd.Series] = {}
     for prefix, field in ((PARAM_PREFIX, "param_values"), (COUNT_PREFIX, "count_values")):
         keys = sorted({k for row in rows for k in row[field]})
@@ -70,7 +71,8 @@ def parse_run(run_dir: Path) -> pd.DataFrame:
     provenance = read_manifest(run_dir)
     raw = run_dir / "raw"
     if not raw.is_dir():
-        raise ResultsError(f"{raw}: no raw/ directory", hint="the run produced no output; re-run it")
+        raise ResultsError(f"{raw}: no raw/ directory",
+                           hint="the run produced no output; re-run it")
     rows: list[Row] = []
     for path in sorted(raw.glob("*.jsonl")):
         rows.extend(read_jsonl(path, path.name))
@@ -88,7 +90,7 @@ def write_results(df: pd.DataFrame, path: Path) -> None:
     """Write atomically: a crash leaves either the old file or the new one, never half."""
     table = pa.Table.from_pandas(df, preserve_index=False)
     meta = dict(table.schema.metadata or {})
-    meta[VERSION_KEY] = str(SCHEMA_VERSION).encode()
+    meta[VERSION_KEY] = str(schema.SCHEMA_VERSION).encode()
     table = table.replace_schema_metadata(meta)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
@@ -107,13 +109,23 @@ def ingest_run(run_dir: Path) -> Path:
     return path
 
 
-def read_results(path: Path) -> pd.DataFrame:
-    """Read one results file, migrating older schemas; ResultsError names a bad file."""
-    hint = "the file is left as it is; re-ingest the run from raw/ or pass --skip-bad"
+_BAD_HINT = "the file is left as it is; re-ingest the run from raw/ or pass --skip-bad"
+
+
+def _to_pandas(table: pa.Table) -> pd.DataFrame:
+    """Arrow to pandas straight into the store's dtypes (no second conversion pass)."""
+    mapping = {pa.string(): pd.StringDtype("pyarrow"), pa.large_string(): pd.StringDtype("pyarrow"),
+               pa.int64(): pd.Int64Dtype(), pa.bool_(): pd.BooleanDtype()}
+    return table.to_pandas(types_mapper=mapping.get)
+
+
+def _read_table(path: Path) -> pa.Table:
+    """Read one results file as Arrow, migrated to the current schema; errors name the file."""
     try:
-        table = pq.read_table(path)
+        columns = pq.read_schema(path).names
+        table = pq.read_table(path, read_dictionary=[c for c in STRING_COLUMNS if c in columns])
     except (OSError, pa.ArrowException) as exc:
-        raise ResultsError(f"{path}: not a readable Parquet file: {exc}", hint=hint) from exc
+        raise ResultsError(f"{path}: not a readable Parquet file: {exc}", hint=_BAD_HINT) from exc
     raw_version = (table.schema.metadata or {}).get(VERSION_KEY)
     try:
         if raw_version is not None:
@@ -121,12 +133,36 @@ def read_results(path: Path) -> pd.DataFrame:
         else:
             version = int(table.column("schema_version")[0].as_py())
     except (KeyError, ValueError, IndexError, TypeError) as exc:
-        raise ResultsError(f"{path}: no results schema version", hint=hint) from exc
-    df = migrate(table.to_pandas(), version, path)
+        raise ResultsError(f"{path}: no results schema version", hint=_BAD_HINT) from exc
+    if version == schema.SCHEMA_VERSION and all(c in table.column_names for c in COLUMNS):
+        return table
     try:
+        df = coerce_types(migrate(_to_pandas(table), version, path))
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ResultsError(f"{path}: columns of unexpected types: {exc}", hint=_BAD_HINT) from exc
+    return pa.Table.from_pandas(df, preserve_index=False)
+
+
+def _combine(tables: list[pa.Table]) -> pd.DataFrame:
+    """One frame of many runs; params that changed type between runs fall back to text."""
+    try:
+        table = pa.concat_tables(tables, promote_options="permissive")
+    except (pa.ArrowTypeError, pa.ArrowInvalid):
+        df = pd.concat([_to_pandas(t) for t in tables], ignore_index=True)
+        for col in df.columns:
+            if col.startswith(PARAM_PREFIX) and df[col].dtype == object:
+                df[col] = df[col].map(lambda v: None if pd.isna(v) else param_text(v))
+                df[col] = df[col].astype("string")
         return coerce_types(df)
+    return coerce_types(_to_pandas(table))
+
+
+def read_results(path: Path) -> pd.DataFrame:
+    """Read one results file, migrating older schemas; ResultsError names a bad file."""
+    try:
+        return coerce_types(_to_pandas(_read_table(path)))
     except (ValueError, TypeError) as exc:
-        raise ResultsError(f"{path}: columns of unexpected types: {exc}", hint=hint) from exc
+        raise ResultsError(f"{path}: columns of unexpected types: {exc}", hint=_BAD_HINT) from exc
 
 
 def _requested_paths(runs_dir: Path, run_ids: list[str] | None) -> list[Path]:
@@ -165,10 +201,10 @@ def load_runs(
     runs_dir = Path(runs_dir)
     if not runs_dir.is_dir():
         raise ResultsError(f"{runs_dir}: no runs directory", hint="run a benchmark suite first")
-    frames, bad = [], []
+    tables, bad = [], []
     for path in _requested_paths(runs_dir, run_ids):
         try:
-            frames.append(read_results(path))
+            tables.append(_read_table(path))
         except ResultsError as exc:
             bad.append((str(path), exc.message))
     if bad and not skip_bad:
@@ -179,6 +215,6 @@ def load_runs(
         )
     for path, why in bad:
         log.warning("skipped bad results file %s: %s", path, why)
-    df = pd.concat(frames, ignore_index=True) if frames else empty_frame()
+    df = _combine(tables) if tables else empty_frame()
     df.attrs["bad_files"] = bad
     return df

@@ -1,0 +1,153 @@
+"""Assemble the report: index.html (self-contained), summary.md and results.csv."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import numpy as np
+import pandas as pd
+
+from watchbench.errors import ResultsError
+from watchbench.report import sections
+from watchbench.report.text import compare_markdown, fmt_value, markdown_table, missed_sentence
+from watchbench.stats import compare_frames, summarize
+
+MAX_MARKDOWN_ROWS = 200
+_ENV = jinja2.Environment(
+    loader=jinja2.PackageLoader("watchbench.report", "templates"),
+    autoescape=jinja2.select_autoescape(["html", "j2"]),
+    undefined=jinja2.StrictUndefined,
+)
+
+
+PLOT_COLUMNS = ["benchmark", "metric", "unit", "direction", "kernel", "accel", "params",
+                "run_id", "timestamp", "series_name", "patch_index", "patch_subject", "value"]
+
+
+def _benchmarks(df: pd.DataFrame, summary: pd.DataFrame) -> list[dict[str, Any]]:
+    """Per benchmark: its summary table and, per metric, distribution/history/patch plots."""
+    ok = df.loc[(df["status"] == "ok") & df["value"].notna(), PLOT_COLUMNS]
+    many_accels = df["accel"].nunique() > 1
+    values = ok["value"].to_numpy(float)
+    boxes: dict[tuple, dict[tuple, np.ndarray]] = {}
+    keys = ["benchmark", "metric", "kernel", "accel", "params"]
+    for key, index in ok.groupby(keys, observed=True, sort=False).indices.items():
+        boxes.setdefault(key[:2], {})[key[2:]] = values[index]
+    figures: dict[str, list[dict[str, str]]] = {}
+    for (name, metric), part in ok.groupby(["benchmark", "metric"], observed=True, sort=True):
+        unit = f"{metric} ({part['unit'].iloc[0]}, {part['direction'].iloc[0]} is better)"
+        svg, note = sections.distribution_figure(boxes[(name, metric)], unit)
+        found = [{"title": f"{metric}: distribution", "svg": svg, "note": note}]
+        history = sections.history_figure(part, unit, many_accels)
+        if history:
+            found.append({"title": f"{metric}: median per run over time", "svg": history,
+                          "note": ""})
+        patch = sections.patch_figure(part, unit)
+        if patch:
+            found.append({"title": f"{metric}: median and 95 % CI per patch", "svg": patch,
+                          "note": ""})
+        figures.setdefault(name, []).extend(found)
+    sources = df.groupby("benchmark", observed=True)["source"].unique()
+    out = []
+    for i, name in enumerate(sorted(map(str, df["benchmark"].unique()))):
+        rows = summary[summary["benchmark"] == name]
+        table = sections.benchmark_table(rows, f"sum{i}") if len(rows) else None
+        out.append({"name": name, "source": ", ".join(sorted(map(str, sources[name]))),
+                    "table": table,
+                    "figures": figures.get(name, [])})
+    return out
+
+
+def _summary_csv(summary: pd.DataFrame, path: Path) -> None:
+    columns = ["benchmark", "params", "metric", "unit", "direction", "accel", "kernel",
+               "tree_base", "series_hash", "config_hash", "n", "median", "ci_low", "ci_high",
+               "mean", "stddev", "cv"]
+    summary[columns].to_csv(path, index=False)
+
+
+def _summary_md(df: pd.DataFrame, summary: pd.DataFrame, comparisons: pd.DataFrame | None,
+                generated: str) -> str:
+    parts = ["# watchbench report", "",
+             f"{df['run_id'].nunique()} run(s), {len(df):,} samples; generated {generated}.", ""]
+    if comparisons is not None:
+        parts.append(compare_markdown(comparisons))
+    table = pd.DataFrame({
+        "benchmark": summary["benchmark"], "params": summary["params"].replace("", "–"),
+        "metric": summary["metric"], "kernel": summary["kernel"], "accel": summary["accel"],
+        "n": summary["n"], "median": summary["median"].map(fmt_value),
+        "95% CI": [f"{fmt_value(a)} … {fmt_value(b)}"
+                   for a, b in zip(summary["ci_low"], summary["ci_high"], strict=True)],
+        "unit": summary["unit"],
+    })
+    parts += ["## Medians", ""]
+    if len(table) > MAX_MARKDOWN_ROWS:
+        parts += [f"First {MAX_MARKDOWN_ROWS} of {len(table)} rows; all are in results.csv.", ""]
+    parts += [markdown_table(table.head(MAX_MARKDOWN_ROWS)), ""]
+    bad = df[df["status"] != "ok"]
+    if not bad.empty:
+        listing = bad.groupby(["benchmark", "params", "status", "reason"], observed=True,
+                              dropna=False).size().reset_index(name="records")
+        listing = sections.as_text(listing)
+        parts += ["## Skipped or failed", "", markdown_table(listing), ""]
+    return "\n".join(parts)
+
+
+def write_report(
+    df: pd.DataFrame,
+    out_dir: Path,
+    *,
+    baseline: list[str] | None,
+    candidate: list[str] | None,
+    threshold: float = 0.02,
+    alpha: float = 0.01,
+) -> Path:
+    """Write index.html, summary.md and results.csv into ``out_dir``; return the HTML path.
+
+    With both ``baseline`` and ``candidate`` run ids, the report leads with their A/B
+    comparison (ComparisonError if they are not comparable, e.g. different accelerators).
+    """
+    if df.empty:
+        raise ResultsError("no results to report", hint="run a suite and ingest it first")
+    if (baseline is None) != (candidate is None):
+        raise ResultsError("give both baseline and candidate run ids, or neither")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    generated = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    kernels = sections.kernel_labels(df)
+    df = df.assign(kernel=kernels)
+    summary = summarize(df)
+    identity = ["tree_base", "series_hash", "config_hash"]
+    names = df.groupby(identity, observed=True)["kernel"].first().reset_index()
+    summary = summary.merge(names, on=identity, how="left")
+    comparisons = None
+    ab = None
+    if baseline is not None and candidate is not None:
+        comparisons = compare_frames(df, baseline, candidate, threshold=threshold, alpha=alpha)
+        ab = sections.ab_section(comparisons)
+        ab.update(baseline=baseline, candidate=candidate, sentence=missed_sentence(comparisons),
+                  threshold=threshold, alpha=alpha)
+    bad_files = [why for _, why in df.attrs.get("bad_files", [])]
+    context = {
+        "generated": generated,
+        "n_runs": df["run_id"].nunique(),
+        "n_rows": f"{len(df):,}",
+        "accels": ", ".join(sorted(df["accel"].unique())),
+        "provenance": sections.provenance(df, kernels),
+        "ab": ab,
+        "benchmarks": _benchmarks(df, summary),
+        "problems": sections.problems(df),
+        "bad_files": bad_files,
+        "colours": sections.plots.VERDICT_COLOURS,
+        "isfinite": math.isfinite,
+    }
+    html = _ENV.get_template("report.html.j2").render(**context)
+    path = out_dir / "index.html"
+    path.write_text(html, encoding="utf-8")
+    (out_dir / "summary.md").write_text(_summary_md(df, summary, comparisons, generated),
+                                        encoding="utf-8")
+    _summary_csv(summary, out_dir / "results.csv")
+    return path

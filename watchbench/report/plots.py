@@ -1,0 +1,161 @@
+"""Small matplotlib figures rendered to inline SVG strings.
+
+The object API (``Figure``) is used instead of pyplot, so no GUI backend or global state
+is touched. Text stays text (``svg.fonttype: none``) and the markup is cleaned of XML
+headers and given per-figure ids, so many figures can live in one HTML page offline.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import re
+from collections.abc import Sequence
+
+import numpy as np
+from matplotlib import rc_context
+from matplotlib.figure import Figure
+
+VERDICT_COLOURS = {"regressed": "#c62828", "improved": "#2e7d32",
+                   "inconclusive": "#e0a100", "unchanged": "#8a8a8a"}
+MAX_POINTS_PER_BOX = 40
+_RC = {"svg.fonttype": "none", "svg.hashsalt": "watchbench", "font.size": 8,
+       "font.family": "sans-serif", "axes.spines.top": False, "axes.spines.right": False}
+_figure_ids = itertools.count()
+_ID = re.compile(r'id="([^"]+)"')
+
+
+_CHAR_INCH = 0.056  # average width of an 8 pt character
+
+
+def _figure(width: float, height: float, *, left: float, bottom: float = 0.45,
+            right: float = 0.2, top: float = 0.12) -> Figure:
+    """A figure with margins in inches: one draw on save, unlike a tight bounding box."""
+    fig = Figure(figsize=(width, height))
+    fig.subplots_adjust(left=left / width, right=1 - right / width,
+                        bottom=bottom / height, top=1 - top / height)
+    return fig
+
+
+def _label_inches(labels: Sequence[str]) -> float:
+    return 0.25 + _CHAR_INCH * max((len(label) for label in labels), default=0)
+
+
+def _to_svg(fig: Figure) -> str:
+    """Serialize, drop the XML prologue and prefix every id so figures cannot clash."""
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", metadata={"Date": None})
+    text = buf.getvalue()
+    text = text[text.index("<svg"):]
+    prefix = f"f{next(_figure_ids)}-"
+    ids = set(_ID.findall(text))
+    text = _ID.sub(lambda m: f'id="{prefix}{m.group(1)}"', text)
+    if ids:
+        refs = re.compile(r"#(" + "|".join(map(re.escape, sorted(ids, key=len, reverse=True)))
+                          + r")\b")
+        text = refs.sub(lambda m: f"#{prefix}{m.group(1)}", text)
+    return text
+
+
+def _shorten(label: str, width: int = 48) -> str:
+    return label if len(label) <= width else label[: width - 1] + "…"
+
+
+def distribution_svg(groups: Sequence[tuple[str, np.ndarray]], *, xlabel: str) -> str:
+    """Box plots (quartiles, 1.5 IQR whiskers) with a sample of the raw points over them.
+
+    Drawn as a few collections rather than one artist per box, which keeps a figure of
+    30 groups fast to render.
+    """
+    labels = [_shorten(label) for label, _ in groups]
+    height = 0.75 + 0.3 * len(groups)
+    rng = np.random.default_rng(0)
+    y = np.arange(len(groups))
+    stats = []
+    for _, values in groups:
+        q1, med, q3 = np.percentile(values, [25, 50, 75])
+        lo_fence, hi_fence = q1 - 1.5 * (q3 - q1), q3 + 1.5 * (q3 - q1)
+        inside = values[(values >= lo_fence) & (values <= hi_fence)]
+        stats.append((q1, med, q3, inside.min(initial=q1), inside.max(initial=q3)))
+    q1, med, q3, w_lo, w_hi = (np.array(c) for c in zip(*stats, strict=True))
+    px, py = [], []
+    for i, (_, values) in enumerate(groups):
+        if len(values) > MAX_POINTS_PER_BOX:
+            values = rng.choice(values, MAX_POINTS_PER_BOX, replace=False)
+        px.append(values)
+        py.append(i + rng.uniform(-0.2, 0.2, len(values)))
+    with rc_context(_RC):
+        fig = _figure(7.5, height, left=_label_inches(labels))
+        ax = fig.add_subplot()
+        ax.hlines(y, w_lo, q1, color="#444444", lw=0.8)
+        ax.hlines(y, q3, w_hi, color="#444444", lw=0.8)
+        ax.vlines(np.concatenate([w_lo, w_hi]), np.tile(y, 2) - 0.15, np.tile(y, 2) + 0.15,
+                  color="#444444", lw=0.8)
+        ax.barh(y, q3 - q1, left=q1, height=0.6, color="#dbe6f6", edgecolor="#444444", lw=0.8)
+        ax.vlines(med, y - 0.3, y + 0.3, color="#1f4e99", lw=1.8)
+        ax.scatter(np.concatenate(px), np.concatenate(py), s=3, color="#555555", alpha=0.45,
+                   lw=0)
+        ax.set_yticks(y, labels)
+        ax.set_ylim(len(groups) - 0.5, -0.5)
+        ax.set_xlabel(xlabel)
+        ax.grid(axis="x", alpha=0.3)
+        return _to_svg(fig)
+
+
+def history_svg(lines: dict[str, tuple[np.ndarray, np.ndarray]], *, ylabel: str) -> str:
+    """Per-run medians over time, one line per params."""
+    legend = len(lines) > 1
+    right = 0.3 + _label_inches([_shorten(k, 40) for k in lines]) if legend else 0.2
+    with rc_context(_RC):
+        fig = _figure(7.5 + (right if legend else 0), 2.8, left=0.9, bottom=0.75, right=right)
+        ax = fig.add_subplot()
+        for label, (when, medians) in lines.items():
+            ax.plot(when, medians, "o-", ms=3, lw=1, label=_shorten(label, 40))
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        ax.tick_params(axis="x", labelrotation=30)
+        if legend:
+            ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1, 1))
+        return _to_svg(fig)
+
+
+def patch_svg(lines: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]],
+              ticks: dict[int, str], *, ylabel: str) -> str:
+    """Median and 95 % CI after each patch of a series, one line per params."""
+    legend = len(lines) > 1
+    right = 0.3 + _label_inches([_shorten(k, 40) for k in lines]) if legend else 0.2
+    tick_labels = [_shorten(t, 28) for t in ticks.values()]
+    bottom = 0.55 + 0.5 * _label_inches(tick_labels)
+    with rc_context(_RC):
+        fig = _figure(7.5 + (right if legend else 0), 2.4 + bottom, left=0.9, bottom=bottom,
+                      right=right)
+        ax = fig.add_subplot()
+        for label, (x, med, lo, hi) in lines.items():
+            (line,) = ax.plot(x, med, "o-", ms=3, lw=1, label=_shorten(label, 40))
+            ax.vlines(x, lo, hi, color=line.get_color(), lw=1)
+        ax.set_xticks(list(ticks), tick_labels, rotation=30, ha="right")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        if legend:
+            ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1, 1))
+        return _to_svg(fig)
+
+
+def forest_svg(labels: Sequence[str], change: np.ndarray, low: np.ndarray, high: np.ndarray,
+               verdicts: Sequence[str], *, threshold: float) -> str:
+    """Change of each metric with its CI; the band is the 'unchanged' threshold."""
+    labels = [_shorten(label, 60) for label in labels]
+    colours = [VERDICT_COLOURS.get(v, "#000000") for v in verdicts]
+    y = np.arange(len(labels))
+    with rc_context(_RC):
+        fig = _figure(7.5, 0.75 + 0.28 * len(labels), left=_label_inches(labels))
+        ax = fig.add_subplot()
+        ax.axvspan(-threshold * 100, threshold * 100, color="#dddddd", alpha=0.6, lw=0)
+        ax.axvline(0, color="#444444", lw=0.8)
+        ax.hlines(y, low * 100, high * 100, colors=colours, lw=1.4)
+        ax.scatter(change * 100, y, c=colours, s=18, zorder=3)
+        ax.set_yticks(y, labels)
+        ax.set_ylim(len(labels) - 0.5, -0.5)
+        ax.set_xlabel("change of median, % (95 % CI)")
+        ax.grid(axis="x", alpha=0.3)
+        return _to_svg(fig)

@@ -1,0 +1,190 @@
+"""The pieces of the HTML report: provenance, per-benchmark tables and figures, A/B.
+
+Each function takes the long results table (or a summary of it) and returns template
+context: HTML tables rendered by pandas' Styler and SVG figures from ``plots``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pandas.io.formats.style import Styler
+
+from watchbench.report import plots
+from watchbench.report.text import comparison_cells, fmt_value, ordered
+from watchbench.results.schema import KERNEL_IDENTITY
+from watchbench.stats import median_ci
+
+MAX_BOXES = 30
+MAX_LINES = 8
+MAX_FOREST_ROWS = 40
+
+
+def as_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """Categorical columns as plain text, so small frames can be concatenated and edited."""
+    cats = [c for c in frame.columns if isinstance(frame[c].dtype, pd.CategoricalDtype)]
+    return frame.astype(dict.fromkeys(cats, "string")) if cats else frame
+
+
+def _styled(frame: pd.DataFrame, uuid: str, formats: dict[str, Any] | None = None,
+            classes: pd.DataFrame | None = None) -> str:
+    """A compact Styler table: no index, no per-cell ids, HTML-escaped text."""
+    styler = Styler(frame, cell_ids=False, uuid=uuid, escape="html", na_rep="–")
+    styler = styler.hide(axis="index")
+    if formats:
+        styler = styler.format(formats)
+    if classes is not None:
+        styler = styler.set_td_classes(classes)
+    return styler.to_html(table_attributes='class="data"')
+
+
+def kernel_labels(df: pd.DataFrame) -> pd.Series:
+    """A readable name per row's kernel identity, disambiguated by hashes only if needed."""
+    grouped = df.groupby(list(KERNEL_IDENTITY), observed=True, sort=True, dropna=False)
+    ids = grouped[["base_label", "series_name"]].first().reset_index()
+    ids = ids.astype("string").fillna("")
+    names = ids["base_label"] + np.where(ids["series_name"] != "", " + " + ids["series_name"], "")
+    if names.duplicated().any():
+        names = (names + " [" + ids["tree_base"].str[:12] + "/" + ids["series_hash"].str[:12]
+                 + "/" + ids["config_hash"].str[:12] + "]")
+    if names.duplicated().any():
+        names = names + " #" + pd.Series(range(len(names)), dtype="string")
+    codes = grouped.ngroup().to_numpy()
+    labels = pd.Categorical.from_codes(codes, categories=names.to_numpy())
+    return pd.Series(labels, index=df.index, name="kernel")
+
+
+def provenance(df: pd.DataFrame, kernels: pd.Series) -> str:
+    """One row per run: where, when, how and on which kernel its samples were taken."""
+    counts = pd.crosstab(df["run_id"], df["status"])
+    first = as_text(df.assign(kernel=kernels).groupby("run_id", observed=True).first())
+    runs = pd.DataFrame({
+        "run": first.index,
+        "when (UTC)": first["timestamp"].dt.strftime("%Y-%m-%d %H:%M").to_numpy(),
+        "label": first["label"].to_numpy(),
+        "suite": first["suite"].to_numpy(),
+        "accel": first["accel"].to_numpy(),
+        "kernel": first["kernel"].to_numpy(),
+        "version": first["kernel_version"].to_numpy(),
+        "tree base": first["tree_base"].str[:12].to_numpy(),
+        "series": (first["series_name"].fillna("") + " " +
+                   first["series_hash"].str[:12].fillna("")).str.strip().to_numpy(),
+        "config": first["config_hash"].str[:12].to_numpy(),
+        "QEMU argv": first["qemu_argv_hash"].str[:12].to_numpy(),
+        "host": (first["host"] + " · " + first["cpu_model"] + " · " + first["arch"]).to_numpy(),
+        "patch": [f"{i}: {s}" if not pd.isna(i) else "" for i, s in
+                  zip(first["patch_index"], first["patch_subject"].fillna(""), strict=True)],
+    })
+    for status in ("ok", "skipped", "failed"):
+        runs[status] = counts.reindex(first.index)[status].to_numpy() \
+            if status in counts else 0
+    runs = runs.sort_values("when (UTC)", kind="stable")
+    return _styled(runs, "runs")
+
+
+def benchmark_table(summary: pd.DataFrame, uuid: str) -> str:
+    """The summary rows of one benchmark: n, median with CI, mean, stddev, CV."""
+    table = pd.DataFrame({
+        "kernel": summary["kernel"], "accel": summary["accel"],
+        "params": summary["params"].replace("", "–"),
+        "metric": summary["metric"] + " (" + summary["unit"] + ", " + summary["direction"]
+        + ")",
+        "n": summary["n"], "median": summary["median"],
+        "95% CI of median": [f"{fmt_value(lo)} … {fmt_value(hi)}" for lo, hi in
+                             zip(summary["ci_low"], summary["ci_high"], strict=True)],
+        "mean": summary["mean"], "stddev": summary["stddev"], "CV": summary["cv"],
+    })
+    formats = {"median": fmt_value, "mean": fmt_value, "stddev": fmt_value,
+               "CV": lambda v: "–" if not math.isfinite(v) else f"{v * 100:.1f} %"}
+    return _styled(table, uuid, formats)
+
+
+def distribution_figure(groups: dict[tuple, np.ndarray], unit: str) -> tuple[str, str]:
+    """Box plots of (kernel, accel, params) groups of one metric; caption notes any cap."""
+    keys = sorted(groups, key=lambda k: (k[2], k[0], k[1]))
+    note = f" (first {MAX_BOXES} of {len(keys)} groups)" if len(keys) > MAX_BOXES else ""
+    keys = keys[:MAX_BOXES]
+    labelled = [(f"{params or '–'} · {kernel} · {accel}", groups[(kernel, accel, params)])
+                for kernel, accel, params in keys]
+    return plots.distribution_svg(labelled, xlabel=unit), note
+
+
+def history_figure(rows: pd.DataFrame, unit: str, many_accels: bool) -> str | None:
+    """Per-run medians over time, when the benchmark ran in at least two runs."""
+    if rows["run_id"].nunique() < 2:
+        return None
+    per_run = rows.groupby(["params", "accel", "run_id"], observed=True).agg(
+        when=("timestamp", "first"), median=("value", "median")).reset_index()
+    per_run = as_text(per_run)
+    per_run["line"] = per_run["params"].replace("", "–")
+    if many_accels:
+        per_run["line"] = per_run["line"] + " [" + per_run["accel"] + "]"
+    busiest = per_run["line"].value_counts().index[:MAX_LINES]
+    lines = {}
+    for line in sorted(busiest):
+        part = per_run[per_run["line"] == line].sort_values("when")
+        lines[line] = (part["when"].dt.tz_localize(None).to_numpy(), part["median"].to_numpy())
+    return plots.history_svg(lines, ylabel=unit)
+
+
+def patch_figure(rows: pd.DataFrame, unit: str) -> str | None:
+    """Median and CI after each patch, when runs of at least two patch indices exist."""
+    rows = rows[rows["patch_index"].notna()]
+    if rows["patch_index"].nunique() < 2:
+        return None
+    rows = as_text(rows[["series_name", "params", "patch_index", "patch_subject", "value"]])
+    ticks = {int(i): f"{int(i)}: {s}" if s else str(int(i)) for i, s in
+             rows.groupby("patch_index")["patch_subject"].first().fillna("").items()}
+    lines = {}
+    for (series, params), part in rows.groupby(["series_name", "params"], observed=True):
+        if len(lines) >= MAX_LINES:
+            break
+        stats = []
+        for index, values in part.groupby("patch_index")["value"]:
+            lo, hi = median_ci(values.to_numpy())
+            stats.append((int(index), float(values.median()), lo, hi))
+        x, med, lo, hi = (np.array(c, dtype=float) for c in zip(*stats, strict=True))
+        label = f"{series} · {params or '–'}" if series else (params or "–")
+        lines[label] = (x, med, np.where(np.isnan(lo), med, lo), np.where(np.isnan(hi), med, hi))
+    return plots.patch_svg(lines, ticks, ylabel=unit)
+
+
+def ab_section(comparisons: pd.DataFrame) -> dict[str, Any]:
+    """The A/B table with verdict-coloured cells and a forest plot of the changes."""
+    cells = comparison_cells(comparisons)
+    classes = pd.DataFrame("", index=cells.index, columns=cells.columns)
+    classes["verdict"] = "v-" + cells["verdict"]
+    classes["change"] = "v-" + cells["verdict"]
+    table = _styled(cells, "ab", classes=classes)
+    shown = ordered(comparisons)
+    shown = shown[shown["change"].map(lambda c: math.isfinite(c))]
+    note = ""
+    if len(shown) > MAX_FOREST_ROWS:
+        note = f"the {MAX_FOREST_ROWS} largest of {len(shown)} changes"
+        shown = shown.reindex(shown["change"].abs().sort_values(ascending=False).index)
+        shown = ordered(shown.iloc[:MAX_FOREST_ROWS])
+    forest = None
+    if not shown.empty:
+        labels = [f"{b} · {p or '–'} · {m}" for b, p, m in
+                  zip(shown["benchmark"], shown["params"], shown["metric"], strict=True)]
+        forest = plots.forest_svg(labels, shown["change"].to_numpy(float),
+                                  shown["ci_low"].to_numpy(float),
+                                  shown["ci_high"].to_numpy(float), list(shown["verdict"]),
+                                  threshold=comparisons.attrs.get("threshold", 0.02))
+    counts = cells["verdict"].value_counts().to_dict()
+    return {"table": table, "forest": forest, "forest_note": note, "counts": counts}
+
+
+def problems(df: pd.DataFrame) -> str | None:
+    """Skipped and failed records with their reasons, or None when everything ran."""
+    bad = df[df["status"] != "ok"]
+    if bad.empty:
+        return None
+    table = bad.groupby(["run_id", "benchmark", "params", "status", "reason"], observed=True,
+                        dropna=False).size().reset_index(name="records")
+    table = as_text(table)
+    table["params"] = table["params"].replace("", "–")
+    return _styled(table.rename(columns={"run_id": "run"}), "bad")
