@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import shlex
+import sys
 from pathlib import Path
 
 from invoke import Collection, task
 from invoke.exceptions import Exit
 
-from watchbench import commands, patching, tree as trees
+from watchbench import commands, patching
+from watchbench import tree as trees
 from watchbench.cli import friendly, settings_of, split_list
 
 
@@ -131,7 +133,8 @@ def run(c, host=False, accel=None, timeout=None):
     """Boot the built kernel, run the command after --, stream its output, exit with its code."""
     from watchbench.boot import vm_run
 
-    argv = shlex.split(c.remainder)
+    # invoke joins the words after "--" with spaces, losing quotes: take them from sys.argv.
+    argv = sys.argv[sys.argv.index("--") + 1:] if "--" in sys.argv else shlex.split(c.remainder)
     if not argv:
         raise Exit("give the command after --, e.g. inv vm.run -- cat /proc/version", code=2)
     raise Exit(code=vm_run(settings_of(c), argv, host, accel, float(timeout) if timeout else None))
@@ -154,6 +157,17 @@ def probe(c, refresh=False):
 
     verdict = kvm_verdict(settings_of(c).cache_dir, refresh=refresh)
     print(f"kvm: {'works' if verdict.works else 'unusable'} ({verdict.reason})")
+
+
+@task(help={"suite": "suite name under bench/suites/ (quick | full) or a .toml path",
+            "accel": "auto | kvm | tcg | icount (default: invoke.yaml)",
+            "label": "free text stored with the run (e.g. baseline)"})
+@friendly
+def bench(c, suite="quick", accel=None, label=""):
+    """Boot the built kernel; run conformance, then the suite; store a run with its manifest."""
+    from watchbench.benchrun import run_bench
+
+    print(run_bench(settings_of(c), suite, accel, label))
 
 
 @task(help={"k": "pytest -k expression", "fast": "skip tests that need the real kernel tree",
@@ -186,5 +200,5 @@ def all_(c, series=None, fragments=None):
 kernel = Collection("kernel", fetch, status)
 patches = Collection("patches", list_, check, apply, reset, import_, lint)
 vm = Collection("vm", run, shell, probe)
-ns = Collection(deps, config, build, initramfs, test, kernel, patches, vm)
+ns = Collection(deps, config, build, initramfs, bench, test, kernel, patches, vm)
 ns.add_task(all_, name="all")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from watchbench import deps, patching, tree as trees
+from watchbench import deps, patching
+from watchbench import tree as trees
 from watchbench.configure import Configured, configure
 from watchbench.errors import InputError
 from watchbench.progress import Progress

@@ -121,6 +121,7 @@ class GuestCommand:
 
     argv: tuple[str, ...]
     side: str = "guest"
+    required: bool = False  # when it fails, the guest runs nothing after it
 
 
 def job_script(commands: list[GuestCommand], host_cwd: Path, host_path: str,
@@ -134,6 +135,8 @@ def job_script(commands: list[GuestCommand], host_cwd: Path, host_path: str,
         if command.side not in ("guest", "host"):
             raise InputError(f"unknown command side {command.side!r} (use guest or host)")
         lines.append(f"wb_run {index} {command.side} " + " ".join(map(shlex.quote, command.argv)))
+        if command.required:
+            lines.append("wb_last_ok || wb_finish")
     if interactive:
         lines.append("echo 'watchbench guest shell; the host root is at /host; exit powers off'")
         lines.append("setsid cttyhack sh")

@@ -57,8 +57,14 @@ wb_run() {
 	say "WB-END $idx $(cat /tmp/wb-rc 2>/dev/null || echo 255) $(uptime_s)"
 }
 
+# Power off after saying so; also used by job.sh to stop after a failed required command.
+wb_finish() {
+	say "WB-DONE $(uptime_s)"
+	sync
+	reboot -f
+}
+wb_last_ok() { [ "$(cat /tmp/wb-rc 2>/dev/null)" = 0 ]; }
+
 say "WB-READY $(uname -r) $(uptime_s)"
 . /wb/job.sh
-say "WB-DONE $(uptime_s)"
-sync
-reboot -f
+wb_finish

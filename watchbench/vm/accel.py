@@ -79,6 +79,25 @@ def probe(accel: str, workdir: Path, runner: Runner = default_runner,
 BootProbe = Callable[[float], None]  # boots a real kernel under KVM within the limit, or raises
 
 
+def _linux_stage(boot_probe: BootProbe, host: str) -> Verdict:
+    """Boot the real kernel under KVM within PROBE_SECONDS; say why not if it fails."""
+    start = time.monotonic()
+    try:
+        boot_probe(PROBE_SECONDS)
+    except CommandError as exc:
+        tail = exc.output.strip().splitlines()[-1:] or [""]
+        why = f"QEMU exited {exc.returncode}: {tail[0][:200]}"
+    except WatchbenchError as exc:
+        why = str(exc).splitlines()[0][:200]
+    else:
+        seconds = round(time.monotonic() - start, 2)
+        return Verdict("kvm", True, f"a Linux guest booted under KVM in {seconds} s", seconds,
+                       time.time(), host)
+    return Verdict("kvm", False, f"the boot sector ran, but a Linux guest did not boot under KVM "
+                   f"within {PROBE_SECONDS:.0f} s: {why}", round(time.monotonic() - start, 2),
+                   time.time(), host)
+
+
 def kvm_verdict(cache_dir: Path, runner: Runner = default_runner,
                 boot_probe: BootProbe | None = None, refresh: bool = False) -> Verdict:
     """The KVM verdict for this host, cached for a day (or until the host kernel changes).
@@ -102,17 +121,7 @@ def kvm_verdict(cache_dir: Path, runner: Runner = default_runner,
             verdict.reason += "; the Linux boot stage was not run"
             return verdict
         if verdict.works:
-            start = time.monotonic()
-            try:
-                boot_probe(PROBE_SECONDS)
-                seconds = round(time.monotonic() - start, 2)
-                verdict = Verdict("kvm", True, f"a Linux guest booted under KVM in {seconds} s",
-                                  seconds, time.time(), host)
-            except WatchbenchError as exc:
-                first = str(exc).splitlines()[0]
-                verdict = Verdict("kvm", False, f"the boot sector ran, but a Linux guest did not "
-                                  f"boot under KVM within {PROBE_SECONDS:.0f} s: {first}",
-                                  round(time.monotonic() - start, 2), time.time(), host)
+            verdict = _linux_stage(boot_probe, host)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(asdict(verdict), indent=2) + "\n")
     return verdict

@@ -11,12 +11,11 @@ from dataclasses import dataclass
 TIMESTAMP = re.compile(r"^\[\s*(\d+\.\d+)\]\s?")
 PATTERNS = (
     ("panic", re.compile(r"Kernel panic - not syncing")),
-    ("oops", re.compile(r"\bOops\b|general protection fault|unable to handle (kernel|page)",
-                        re.I)),
+    ("oops", re.compile(r"\bOops\b|general protection fault|BUG: kernel NULL pointer|"
+                        r"BUG: unable to handle|unable to handle (kernel|page)")),
     ("bug", re.compile(r"\bBUG: |kernel BUG at |KASAN: |UBSAN: ")),
     ("warning", re.compile(r"\bWARNING: (CPU: \d+ PID: \d+ at |.*possible .*lock|suspicious RCU)")),
 )
-SEVERITY = {"panic": 0, "oops": 1, "bug": 2, "warning": 3}
 
 
 @dataclass(frozen=True)
@@ -45,8 +44,11 @@ def incidents(lines: list[str], context: int = 12) -> list[Incident]:
     return found
 
 
-def worst(found: list[Incident]) -> Incident | None:
-    return min(found, key=lambda i: (SEVERITY[i.kind], i.line_number)) if found else None
+def root_cause(found: list[Incident]) -> Incident | None:
+    """The first crash (panic/Oops/BUG) — later ones are usually its consequences — else the
+    first WARNING."""
+    crashes = [i for i in found if i.kind != "warning"]
+    return (crashes or found or [None])[0]
 
 
 def last_timestamp(lines: list[str]) -> float | None:

@@ -138,24 +138,25 @@ class Guest:
     project_root: Path = Path.cwd()
     runner: Runner = default_runner
 
-    def spec(self, workdir: Path, results: Path | None, host_root: bool) -> VmSpec:
+    def spec(self, workdir: Path, results: Path | None, host_root: bool,
+             append: tuple[str, ...] = ()) -> VmSpec:
         shares = []
         if host_root:
             shares.append(Share("hostroot", Path("/"), readonly=True))
         if results is not None:
             shares.append(Share("results", results))
         return VmSpec(self.kernel, workdir / "initrd.cpio.gz", workdir / "channel.log",
-                      self.accel, self.cpus, self.memory_mb, shares=tuple(shares))
+                      self.accel, self.cpus, self.memory_mb, shares=tuple(shares), append=append)
 
     def run(self, commands: list[GuestCommand], *, timeout: float, results: Path | None = None,
             on_output: Callable[[int, str], None] | None = None,
-            allow_warnings: bool = False) -> BootResult:
+            allow_warnings: bool = False, append: tuple[str, ...] = ()) -> BootResult:
         """Boot, run ``commands`` in order, power off; raise on crash, hang or early stop."""
         workdir = boot_dir(self.cache_dir)
         results = results or workdir / "results"
         results.mkdir(parents=True, exist_ok=True)
         host_root = any(c.side == "host" for c in commands)
-        spec = self.spec(workdir, results, host_root)
+        spec = self.spec(workdir, results, host_root, append)
         job_initramfs(self.base_initrd, job_script(commands, self.project_root, host_path()),
                       spec.initrd)
         argv = qemu_argv(spec)
@@ -184,7 +185,7 @@ class Guest:
             state.feed(event)
         wall = time.monotonic() - start
         found = console.incidents(lines)
-        worst = console.worst(found)
+        worst = console.root_cause(found)
         if worst and (worst.kind != "warning" or not allow_warnings):
             raise GuestCrash(worst.kind, f"guest {worst.kind} at console line {worst.line_number}: "
                              f"{worst.line}\n{worst.excerpt}", log=console_log)
