@@ -170,6 +170,32 @@ def bench(c, suite="quick", accel=None, label=""):
     print(run_bench(settings_of(c), suite, accel, label))
 
 
+@task(help={"baseline": "comma-separated run ids (A side of the A/B table)",
+            "candidate": "comma-separated run ids (B side)",
+            "runs": "comma-separated run ids to include (default: all)",
+            "out": "output directory", "skip_bad": "load the rest when a result file is bad"})
+@friendly
+def report(c, baseline=None, candidate=None, runs=None, out="reports", skip_bad=False):
+    """Self-contained HTML report (+ summary.md, results.csv) of the stored runs."""
+    from watchbench.reporting import make_report
+
+    print(make_report(settings_of(c), split_list(runs), split_list(baseline),
+                      split_list(candidate), Path(out), skip_bad))
+
+
+@task(positional=["a", "b"],
+      help={"a": "baseline run id(s), comma-separated", "b": "candidate run id(s), comma-separated",
+            "markdown": "also write the table as Markdown to this file",
+            "skip_bad": "load the rest when a result file is bad"})
+@friendly
+def compare(c, a, b, markdown=None, skip_bad=False):
+    """A/B table in the terminal: verdict, change, CI and p per benchmark metric."""
+    from watchbench.reporting import compare_runs
+
+    print(compare_runs(settings_of(c), split_list(a), split_list(b),
+                       Path(markdown) if markdown else None, skip_bad))
+
+
 @task(help={"k": "pytest -k expression", "fast": "skip tests that need the real kernel tree",
             "args": "extra pytest arguments"})
 def test(c, k=None, fast=False, args=""):
@@ -182,23 +208,23 @@ def test(c, k=None, fast=False, args=""):
     raise Exit(code=int(pytest.main(argv)))
 
 
-@task(help={"series": "patch series to apply (none: the bare base)",
-            "fragments": "comma-separated kconfig fragments (default: invoke.yaml)"})
+@task(help={"series": "your series to measure, on top of the bench series (comma-separated)",
+            "fragments": "comma-separated kconfig fragments (default: invoke.yaml)",
+            "suite": "benchmark suite (default: invoke.yaml)",
+            "accel": "auto | kvm | tcg | icount", "tree": "your kernel checkout (with --base)",
+            "base": "with --tree: the base ref", "tarball": "a kernel tarball"})
 @friendly
-def all_(c, series=None, fragments=None):
-    """The whole pipeline on the default kernel: deps, fetch, patch, config, ..."""
+def all_(c, series=None, fragments=None, suite=None, accel=None, tree=None, base=None, tarball=None):
+    """The whole pipeline: deps, fetch, patch, config, build, boot, bench, report."""
+    from watchbench.pipeline import run_all
+
     settings = settings_of(c)
-    commands.ensure_deps()
-    tree = trees.active(settings) if (settings.cache_dir / "active-tree").exists() else None
-    if tree is None or tree.kind == "debian":
-        commands.fetch(settings)
-    if series:
-        commands.apply_series(settings, series)
-    commands.configure_tree(settings, split_list(fragments))
+    suite = suite or c.config.get("watchbench", {}).get("suite", "quick")
+    print(run_all(settings, series, split_list(fragments), suite, accel, tree, base, tarball))
 
 
 kernel = Collection("kernel", fetch, status)
 patches = Collection("patches", list_, check, apply, reset, import_, lint)
 vm = Collection("vm", run, shell, probe)
-ns = Collection(deps, config, build, initramfs, bench, test, kernel, patches, vm)
+ns = Collection(deps, config, build, initramfs, bench, report, compare, test, kernel, patches, vm)
 ns.add_task(all_, name="all")

@@ -52,3 +52,42 @@ def clean_tree(debian_tree):
     reset(debian_tree, force=True)
     yield debian_tree
     reset(debian_tree, force=True)
+
+
+@pytest.fixture(scope="session")
+def default_kernel(debian_tree, test_settings):
+    """The default configuration (no series) built once per session."""
+    from watchbench import patching
+    from watchbench.build import build
+    from watchbench.configure import configure
+    from watchbench.progress import Silent
+
+    patching.reset(debian_tree, force=True)
+    configure(debian_tree, test_settings, list(test_settings.fragments))
+    return build(test_settings, debian_tree, progress=Silent())
+
+
+@pytest.fixture(scope="session")
+def guest(default_kernel, test_settings):
+    from watchbench.initramfs import base_initramfs
+    from watchbench.vm.session import Guest
+
+    return Guest(default_kernel.bzimage, base_initramfs(test_settings), "tcg", test_settings.cache_dir)
+
+
+@pytest.fixture(scope="session")
+def bench_kernel(debian_tree, test_settings, default_kernel):
+    """Our in-kernel benchmark series applied, its fragment added, built once per session."""
+    from watchbench import patching
+    from watchbench.build import build
+    from watchbench.configure import configure, fragments_for
+    from watchbench.progress import Silent
+    from watchbench.series import load_series
+
+    tree = patching.apply(patching.reset(debian_tree, force=True),
+                          load_series(test_settings.patches_dir, test_settings.bench_series))
+    try:
+        configure(tree, test_settings, fragments_for(test_settings, tree))
+        return build(test_settings, tree, progress=Silent())
+    finally:
+        patching.reset(tree, force=True)

@@ -9,7 +9,6 @@ import pytest
 
 from watchbench import patching
 from watchbench.build import build
-from watchbench.configure import configure
 from watchbench.initramfs import GuestCommand, base_initramfs
 from watchbench.progress import Silent
 from watchbench.series import load_series
@@ -19,19 +18,6 @@ from watchbench.vm.session import Guest
 from .conftest import DATA
 
 pytestmark = pytest.mark.kernel
-
-
-@pytest.fixture(scope="session")
-def default_kernel(debian_tree, test_settings):
-    patching.reset(debian_tree, force=True)
-    configure(debian_tree, test_settings, list(test_settings.fragments))
-    return build(test_settings, debian_tree, progress=Silent())
-
-
-@pytest.fixture(scope="session")
-def guest(default_kernel, test_settings):
-    initrd = base_initramfs(test_settings)
-    return Guest(default_kernel.bzimage, initrd, "tcg", test_settings.cache_dir)
 
 
 def qemu_processes(marker: str) -> list[int]:

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from watchbench import tree as trees
-from watchbench.configure import configure
+from watchbench.configure import configure, fragments_for
 from watchbench.errors import BuildError
 from watchbench.kmake import MAKE_STEP, KernelMake
 from watchbench.progress import Progress
@@ -112,7 +112,7 @@ def build(settings: Settings, tree: Tree | None = None, runner: Runner = default
     tree = tree or trees.active(settings)
     head = tree.git(runner).head()
     if not tree.config_hash or tree.config_head != head:
-        fragments = tree.config_fragments or list(settings.fragments)
+        fragments = fragments_for(settings, tree, tree.config_fragments or None)
         progress.step("configuring for the current commit: " + ", ".join(Path(f).stem for f in fragments))
         configure(tree, settings, fragments, runner)
     dirty = _dirty_hash(tree, runner)

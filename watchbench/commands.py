@@ -6,11 +6,11 @@ from pathlib import Path
 
 from watchbench import deps, patching
 from watchbench import tree as trees
-from watchbench.configure import Configured, configure
+from watchbench.configure import Configured, configure, fragments_for
 from watchbench.errors import InputError
 from watchbench.progress import Progress
 from watchbench.runner import Runner, default_runner
-from watchbench.series import Series, list_series, load_series
+from watchbench.series import Series, list_series, load_many, load_series
 from watchbench.settings import Settings
 from watchbench.tree import Tree
 
@@ -83,7 +83,8 @@ def series_table(settings: Settings) -> list[str]:
 
 
 def load(settings: Settings, name: str) -> Series:
-    return load_series(settings.patches_dir, name)
+    """One series, or several joined with commas and applied in that order."""
+    return load_many(settings.patches_dir, name)
 
 
 def check_series(settings: Settings, name: str, runner: Runner = default_runner) -> bool:
@@ -108,7 +109,7 @@ def apply_series(settings: Settings, name: str, runner: Runner = default_runner)
 def configure_tree(settings: Settings, fragments: list[str] | None,
                    runner: Runner = default_runner) -> Configured:
     tree = trees.active(settings)
-    names = fragments or list(settings.fragments)
+    names = fragments_for(settings, tree, fragments)
     Progress("config").step(f"allnoconfig + {', '.join(names)}")
     result = configure(tree, settings, names, runner)
     print(f"config {result.hash}: {len(result.requested)} requested options all survived "

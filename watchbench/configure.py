@@ -45,6 +45,16 @@ def fragment_paths(settings: Settings, names: list[str] | tuple[str, ...]) -> li
     return paths
 
 
+def fragments_for(settings: Settings, tree: Tree, explicit: list[str] | None = None) -> list[str]:
+    """The fragments to use: the explicit ones or the defaults, plus the bench fragment
+    whenever our in-kernel benchmark series is among the applied ones."""
+    names = list(explicit) if explicit else list(settings.fragments)
+    bench = settings.bench_series
+    if bench and bench in tree.series.split("+") and not any(Path(n).stem == bench for n in names):
+        names.append(bench)
+    return names
+
+
 def configure(tree: Tree, settings: Settings, fragments: list[str] | tuple[str, ...],
               runner: Runner = default_runner) -> Configured:
     """Make the tree's .config from allnoconfig + fragments; fail naming unmet dependencies."""

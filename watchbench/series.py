@@ -152,6 +152,17 @@ def load_series(patches_dir: Path, name: str) -> Series:
     return Series(directory.name, directory, tuple(parse_patch(directory / n) for n in names))
 
 
+def load_many(patches_dir: Path, names: str) -> Series:
+    """``a,b`` → one series of a's patches then b's, named ``a+b`` (e.g. our bench patch + yours)."""
+    parts = [load_series(patches_dir, n.strip()) for n in names.split(",") if n.strip()]
+    if not parts:
+        raise InputError("no series named", hint="give --series NAME[,NAME...]")
+    if len(parts) == 1:
+        return parts[0]
+    return Series("+".join(p.name for p in parts), parts[0].directory,
+                  tuple(patch for part in parts for patch in part.patches))
+
+
 def list_series(patches_dir: Path) -> list[Path]:
     """Directories under ``patches_dir`` that hold a series file."""
     if not patches_dir.is_dir():

@@ -36,6 +36,8 @@ class Settings:
     jobs: int = 0
     ccache: bool = True
     fragments: tuple[str, ...] = ("base", "watch_queue", "guest-9p")
+    # Our in-kernel benchmark patch: `all` and `ci` apply it under every series measured.
+    bench_series: str = "watch_queue-bench"
     qemu: QemuSettings = field(default_factory=QemuSettings)
     project_root: Path = PROJECT_ROOT
 
@@ -65,6 +67,7 @@ class Settings:
         s.kernel_version = str(kernel.get("version", s.kernel_version))
         s.jobs = int(data.get("jobs", s.jobs) or 0)
         s.ccache = bool(data.get("ccache", s.ccache))
+        s.bench_series = str(data.get("bench_series", s.bench_series) or "")
         if data.get("fragments"):
             s.fragments = tuple(str(f) for f in data["fragments"])
         q = data.get("qemu") or {}

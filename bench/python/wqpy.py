@@ -107,8 +107,9 @@ def watch_session_keyring(q: Queue, watch_id: int) -> None:
 def set_filter(q: Queue, type_: int, subtypes: int) -> None:
     """One type filter; subtypes is the bitmask of accepted subtypes (< 32)."""
     flt = struct.pack("=II", 1, 0) + struct.pack("=III8I", type_, 0, 0, subtypes, *([0] * 7))
-    buf = ctypes.create_string_buffer(flt, len(flt))
-    fcntl.ioctl(q.rfd, IOC_WATCH_QUEUE_SET_FILTER, ctypes.addressof(buf))
+    # A mutable buffer is passed to the kernel by address (an int argument would be taken
+    # as a C int and overflow for a 64-bit pointer).
+    fcntl.ioctl(q.rfd, IOC_WATCH_QUEUE_SET_FILTER, bytearray(flt), True)
 
 
 def probe() -> None:
