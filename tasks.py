@@ -196,6 +196,44 @@ def compare(c, a, b, markdown=None, skip_bad=False):
                        Path(markdown) if markdown else None, skip_bad))
 
 
+@task(help={"series": "series to gate, comma-separated (empty: an A/A run of the baseline)",
+            "rounds": "boots per kernel, interleaved A B A B (default: invoke.yaml)",
+            "accel": "icount (default, near-deterministic) | tcg | kvm",
+            "suite": "benchmark suite (default: ci)", "per_patch": "also measure after each patch",
+            "threshold": "smallest change that counts, as a fraction (default 0.05)",
+            "alpha": "significance level (default 0.01)", "record": "append to the history",
+            "out": "report directory", "tree": "your kernel checkout", "base": "with --tree: base ref"})
+def ci(c, series="", rounds=None, accel=None, suite=None, per_patch=False, threshold=None,
+       alpha=None, record=False, out="reports", tree=None, base=None):
+    """Gate a series: exit 0 unchanged/improved, 1 regressed, 2 infrastructure failure."""
+    from watchbench.ci import CiOptions, gate
+
+    conf = c.config.get("watchbench", {}).get("ci", {})
+    options = CiOptions(series=series, rounds=int(rounds or conf.get("rounds", 5)),
+                        accel=accel or conf.get("accel", "icount"), suite=suite or conf.get("suite", "ci"),
+                        per_patch=per_patch, threshold=float(threshold or conf.get("threshold", 0.05)),
+                        alpha=float(alpha or conf.get("alpha", 0.01)), record=record, out=Path(out),
+                        tree=tree, base=base)
+    raise Exit(code=gate(settings_of(c), options))
+
+
+@task(help={"good": "a commit where the benchmark was fine", "bad": "a commit where it is slow",
+            "benchmark": "benchmark name, e.g. keyctl-post", "metric": "metric (default ns_per_op)",
+            "params": "the parameter set, as `inv compare` prints it, when there are several",
+            "rounds": "boots per commit (default 3)", "accel": "icount (default) | tcg | kvm",
+            "suite": "benchmark suite (default ci)"})
+@friendly
+def bisect(c, good, bad, benchmark, metric="ns_per_op", params="", rounds=3, accel="icount",
+           suite="ci"):
+    """Find the commit (in the active tree, e.g. from `kernel.fetch --tree`) that slowed a benchmark."""
+    from watchbench.bisect import bisect as run_bisect
+
+    first, steps = run_bisect(settings_of(c), good, bad, benchmark, metric, params, suite, accel,
+                              int(rounds))
+    print("\n".join(step.describe() for step in steps))
+    print(f"first bad commit: {first}")
+
+
 @task(help={"k": "pytest -k expression", "fast": "skip tests that need the real kernel tree",
             "args": "extra pytest arguments"})
 def test(c, k=None, fast=False, args=""):
@@ -226,5 +264,6 @@ def all_(c, series=None, fragments=None, suite=None, accel=None, tree=None, base
 kernel = Collection("kernel", fetch, status)
 patches = Collection("patches", list_, check, apply, reset, import_, lint)
 vm = Collection("vm", run, shell, probe)
-ns = Collection(deps, config, build, initramfs, bench, report, compare, test, kernel, patches, vm)
+ns = Collection(deps, config, build, initramfs, bench, report, compare, ci, bisect, test, kernel,
+                patches, vm)
 ns.add_task(all_, name="all")

@@ -15,7 +15,7 @@ from watchbench.suite import load_suite
 pytestmark = pytest.mark.kernel
 
 UNITS = {"ns_per_op": "ns", "ns_per_record": "ns", "ops_per_s": "op/s",
-         "records_per_s": "records/s", "bytes_per_s": "B/s"}
+         "records_per_s": "record/s", "bytes_per_s": "B/s", "delivered_per_s": "record/s"}
 
 
 @pytest.fixture(scope="module")

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 import pytest
 
 from watchbench import patching
 from watchbench.build import build
+from watchbench.configure import configure
 from watchbench.initramfs import GuestCommand, base_initramfs
 from watchbench.progress import Silent
 from watchbench.series import load_series
 from watchbench.vm.errors import GuestCrash, GuestHang
 from watchbench.vm.session import Guest
 
-from .conftest import DATA
+DATA = Path(__file__).resolve().parent / "data"
 
 pytestmark = pytest.mark.kernel
 
@@ -35,6 +37,8 @@ def qemu_processes(marker: str) -> list[int]:
 def test_build_artifact_is_content_keyed(default_kernel, test_settings, debian_tree):
     assert default_kernel.bzimage.stat().st_size > 500_000
     assert "CONFIG_WATCH_QUEUE=y" in default_kernel.dotconfig.read_text()
+    patching.reset(debian_tree, force=True)  # other tests may have left another series/config
+    configure(debian_tree, test_settings, list(test_settings.fragments))
     assert default_kernel.config_hash == debian_tree.config_hash
     start = time.monotonic()
     again = build(test_settings, debian_tree, progress=Silent())

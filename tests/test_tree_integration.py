@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from pathlib import Path
 
 import pytest
 
@@ -14,7 +15,7 @@ from watchbench.git import Git
 from watchbench.series import load_series
 from watchbench.tree import BASE_TAG, Tree, fetch_user
 
-from .conftest import DATA
+DATA = Path(__file__).resolve().parent / "data"
 
 pytestmark = pytest.mark.kernel
 SERIES = DATA / "patches"

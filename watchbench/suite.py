@@ -27,7 +27,8 @@ class SuiteRun:
         if self.kind == "python":
             return GuestCommand(("python", "-m", "pytest", "-q", "-p", "no:cacheprovider",
                                  "-o", "addopts=", "-rs", self.path,
-                                 f"--benchmark-json={HOST_RESULTS}/pytest-{self.name}.json", "--benchmark-save-data",
+                                 f"--benchmark-json={HOST_RESULTS}/pytest-{self.name}.json",
+                                 "--benchmark-save-data",
                                  *self.args), "host")
         return GuestCommand((self.program, *self.args))
 
