@@ -13,6 +13,7 @@ import pytest
 from matplotlib.image import imread
 
 from watchbench.report import compare_markdown, compare_table, write_report
+from watchbench.report.text import MIN_WIDTH
 from watchbench.results import ingest_run, load_runs
 from watchbench.runner import default_runner
 from watchbench.stats import ComparisonError, compare_frames
@@ -62,21 +63,77 @@ def test_report_is_self_contained(report: Path):
     assert len(ids) == len(set(ids)), "duplicate element ids across inline SVGs"
 
 
+HEADING = re.compile(r"^(regressed|improved|inconclusive|unchanged): (\d+)$")
+
+
+def _table_rows(text: str) -> list[str]:
+    """The metric lines: after the header rule, up to the blank line, minus the headings."""
+    lines = text.splitlines()
+    body = lines[2:lines.index("")]
+    return [line for line in body if not HEADING.match(line) and "unchanged (" not in line]
+
+
 def test_compare_table_is_aligned_and_leads_with_regressions(results: pd.DataFrame):
     comparisons = compare_frames(results, BASE, CAND)
-    text = compare_table(comparisons)
+    text = compare_table(comparisons, width=120, show_unchanged=True)
     lines = text.splitlines()
-    header, rule, first = lines[0], lines[1], lines[2]
-    assert first.startswith("regressed") and "keyctl-post" in first
+    header, rule = lines[0], lines[1]
+    assert lines[2] == "regressed: 2" and lines[3].startswith("keyctl-post")
+    headings = [HEADING.match(line).group(1) for line in lines if HEADING.match(line)]
+    assert headings == ["regressed", "inconclusive", "unchanged"]
+    rows = _table_rows(text)
+    assert len(rows) == len(comparisons)
     end = header.index("change") + len("change")
-    table_rows = [line for line in lines[2:] if line and line.split()[0] in
-                  {"regressed", "improved", "inconclusive", "unchanged"}]
-    assert len(table_rows) == len(comparisons)
-    for line in table_rows:  # right-aligned column: every value ends where the header does
+    for line in rows:  # right-aligned column: every value ends where the header does
         assert line[end - 1] in "%–" and line[end] == " ", line
     assert set(rule) <= {"-", " "}
-    assert "\033[31mregressed" in compare_table(comparisons, color=True)
+    assert "\033[31mregressed: 2" in compare_table(comparisons, color=True)
     assert "\033[" not in text
+
+
+@pytest.mark.parametrize("width", [60, 72, 80, 100, 140])
+def test_compare_table_fits_the_terminal_width(results: pd.DataFrame, width: int):
+    comparisons = compare_frames(results, BASE, CAND)
+    text = compare_table(comparisons, width=width, show_unchanged=True)
+    assert max(map(len, _table_rows(text))) <= max(width, MIN_WIDTH)
+    notes = text.splitlines()[text.splitlines().index(""):]
+    assert max(map(len, notes)) <= width
+    assert len(_table_rows(text)) == len(comparisons)
+    assert "(ns, lower is better)" not in text  # the unit is compact: an arrow on the metric
+    assert "ns_per_op↓" in text and "ops_per_s↑" in text
+    if width <= 80:  # narrow: only the values of the params that vary, the keys below
+        assert "watched  " in text and "keyctl-post: params case; always filter=none" in text
+    else:
+        assert "case=watched  " in text
+
+
+def test_compare_table_drops_params_equal_in_every_row_and_names_them_once(
+    results: pd.DataFrame,
+):
+    text = compare_table(compare_frames(results, BASE, CAND), width=200)
+    rows = _table_rows(text)
+    keyctl = [row for row in rows if row.startswith("keyctl-post")]
+    assert keyctl and all("reader=" not in row and "queues=" not in row for row in keyctl)
+    assert "keyctl-post: always filter=none, queues=1, reader=other-cpu" in text
+
+
+def test_compare_table_collapses_unchanged_metrics_unless_asked(results: pd.DataFrame):
+    comparisons = compare_frames(results, BASE, CAND)
+    unchanged = int((comparisons["verdict"] == "unchanged").sum())
+    assert unchanged == 2
+    short = compare_table(comparisons, width=120)
+    assert f"{unchanged} metric(s) unchanged (not listed" in short
+    assert len(_table_rows(short)) == len(comparisons) - unchanged
+    assert "py-pipe-read " not in "\n".join(_table_rows(short))
+    full = compare_table(comparisons, width=120, show_unchanged=True)
+    assert "unchanged: 2" in full.splitlines()
+
+
+def test_compare_table_width_defaults_to_the_terminal(results: pd.DataFrame,
+                                                      monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("COLUMNS", "72")
+    text = compare_table(compare_frames(results, BASE, CAND), show_unchanged=True)
+    assert max(map(len, text.splitlines())) <= 72
 
 
 def test_compare_markdown_is_a_well_formed_table(results: pd.DataFrame):
@@ -118,6 +175,94 @@ def test_report_draws_per_patch_charts_when_runs_per_patch_exist(
     empty = patched.iloc[0:0]
     with pytest.raises(Exception, match="no results"):
         write_report(empty, tmp_path, baseline=None, candidate=None)
+
+
+def _history(results: pd.DataFrame, entries: int = 10, step_at: int = 5,
+             step: float = 0.15) -> pd.DataFrame:
+    """The candidate run recorded ``entries`` times; from ``step_at`` on it is slower."""
+    rng = np.random.default_rng(0)
+    frames = []
+    for i in range(entries):
+        part = results[results["run_id"] == "sample-candidate"].copy()
+        part["run_id"] = f"hist-{i}"
+        part["history_index"] = i
+        factor = (1 + step if i >= step_at else 1.0) * rng.normal(1, 0.004)
+        slower = part["metric"].astype("string").str.startswith("ns_per").fillna(False)
+        part.loc[slower, "value"] = part.loc[slower, "value"] * factor
+        frames.append(part)
+    return pd.concat(frames, ignore_index=True)
+
+
+def test_report_shows_the_history_trend_with_change_points(results: pd.DataFrame,
+                                                           tmp_path: Path):
+    history = _history(results)
+    html = write_report(results, tmp_path, baseline=BASE, candidate=CAND,
+                        history=history).read_text()
+    assert 'id="history"' in html and "10 recorded entries" in html
+    assert "keyctl-post: ns_per_op per history entry · 2 change point(s)" in html
+    # the annotations on the figures and the table rows (15 % and the entries' noise)
+    assert len(re.findall(r"\+15\.[01] %", html)) >= 2 * 6
+    assert "stroke-dasharray" in html  # the dashed change-point lines
+    md = (tmp_path / "summary.md").read_text()
+    assert "## Change points in the history" in md
+    rows = [line for line in md.splitlines() if line.startswith("| keyctl-post")
+            and re.search(r"\| 5 \| regressed \| \+15\.[01] %", line)]
+    assert len(rows) == 2  # case=watched and case=unwatched, ns_per_op, at entry 5
+
+
+def test_a_flat_history_has_no_change_points_and_no_history_means_no_section(
+    results: pd.DataFrame, tmp_path: Path
+):
+    write_report(results, tmp_path / "flat", baseline=None, candidate=None,
+                 history=_history(results, step=0.0))
+    md = (tmp_path / "flat" / "summary.md").read_text()
+    assert "No level shift in the headline metrics over 10 recorded entries." in md
+    html = write_report(results, tmp_path / "none", baseline=None, candidate=None).read_text()
+    assert 'id="history"' not in html
+    assert "Change points" not in (tmp_path / "none" / "summary.md").read_text()
+
+
+def _ci_per_patch(results: pd.DataFrame) -> pd.DataFrame:
+    """CI-style per-patch runs: a baseline without the series (patch 0), patches 1..3 of
+    "notif"; patch 2 makes every ns_per_* metric 10 % slower."""
+    rng = np.random.default_rng(1)
+    frames = []
+    for index in range(4):
+        part = results[results["run_id"] == "sample-candidate"].copy()
+        part = part.astype({"series_name": "string", "ci_role": "string"})
+        part["run_id"] = f"ci-{index}"
+        part["patch_index"] = index
+        part["patch_subject"] = f"watch_queue: step {index}" if index else ""
+        part["series_name"] = "notif" if index else ""
+        part["series_hash"] = f"s{index}"
+        part["ci_role"] = "patch" if index else "baseline"
+        slower = part["metric"].astype("string").str.startswith("ns_per").fillna(False)
+        factor = np.where(slower.to_numpy(bool) & (index >= 2), 1.10, 1.0)
+        part["value"] = part["value"] * factor * rng.normal(1, 0.002, len(part))
+        frames.append(part)
+    return pd.concat(frames, ignore_index=True)
+
+
+def test_per_patch_charts_share_the_baseline_and_draw_a_waterfall(
+    results: pd.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    from watchbench.report import plots
+
+    drawn: list[dict] = []
+    original = plots.patch_svg
+
+    def spy(lines, ticks, **kw):
+        drawn.append(lines)
+        return original(lines, ticks, **kw)
+
+    monkeypatch.setattr(plots, "patch_svg", spy)
+    html = write_report(_ci_per_patch(results), tmp_path, baseline=None,
+                        candidate=None).read_text()
+    assert "change vs baseline after each patch (waterfall)" in html
+    assert "watch_queue: step 2" in html
+    assert drawn and all(set(line[0]) == {0.0, 1.0, 2.0, 3.0}  # baseline on every line
+                         for lines in drawn for line in lines.values())
+    assert all(label.startswith("notif · ") for lines in drawn for label in lines)
 
 
 # --- headless Chromium ------------------------------------------------------------------

@@ -254,3 +254,33 @@ def test_a_param_that_changes_type_between_runs_loads_as_text(tmp_path: Path):
     df = load_runs(tmp_path)
     assert sorted(df["param_batch"].astype(str)) == ["16", "auto"]
     assert sorted(df["params"]) == ["batch=16", "batch=auto"]
+
+
+def test_ci_manifest_keys_become_columns_and_runs_without_them_get_missing_values(tmp_path: Path):
+    ci = {"ci_id": "ci-1", "ci_role": "patch", "ci_round": 2, "patch_index": 1,
+          "patch_subject": "watch_queue: fix", "kernel_key": "d3bcf1216e99821f",
+          "compiler": "gcc 12", "wall_seconds": 20.5}
+    ingest_run(_make_run(tmp_path, "ci-run", [_record()], **ci))
+    ingest_run(_make_run(tmp_path, "plain-run", [_record()]))
+    df = load_runs(tmp_path).set_index("run_id")
+    ci_row, plain = df.loc["ci-run"], df.loc["plain-run"]
+    assert (ci_row["ci_id"], ci_row["ci_role"], ci_row["ci_round"]) == ("ci-1", "patch", 2)
+    assert (ci_row["patch_index"], ci_row["patch_subject"]) == (1, "watch_queue: fix")
+    assert (ci_row["kernel_key"], ci_row["compiler"]) == ("d3bcf1216e99821f", "gcc 12")
+    assert pd.isna(plain["ci_id"]) and pd.isna(plain["ci_round"]) and pd.isna(plain["ci_role"])
+    assert str(df["ci_round"].dtype) == "Int64"
+    assert "wall_seconds" not in df.columns  # unknown keys stay in the manifest
+    alone = load_runs(tmp_path, ["plain-run"])  # present even when no loaded run has them
+    assert {"ci_id", "ci_role", "ci_round", "kernel_key"} <= set(alone.columns)
+    assert alone["ci_role"].isna().all()
+
+
+@pytest.mark.parametrize(("over", "message"), [
+    ({"ci_role": "reviewer"}, "ci_role 'reviewer' is not one of baseline, candidate, patch"),
+    ({"ci_round": "2"}, "ci_round '2' is not an integer"),
+    ({"ci_id": 7}, "ci_id 7 is not a string"),
+])
+def test_bad_ci_manifest_keys_are_refused(tmp_path: Path, over: dict, message: str):
+    run = _make_run(tmp_path, "r", [_record()], **over)
+    with pytest.raises(ResultsError, match=message):
+        ingest_run(run)

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from watchbench.errors import ResultsError
+from watchbench.perpatch import per_patch_steps
 from watchbench.report import sections
 from watchbench.report.text import compare_markdown, fmt_value, markdown_table, missed_sentence
 from watchbench.stats import compare_frames, summarize
@@ -31,6 +32,10 @@ PLOT_COLUMNS = ["benchmark", "metric", "unit", "direction", "kernel", "accel", "
 def _benchmarks(df: pd.DataFrame, summary: pd.DataFrame) -> list[dict[str, Any]]:
     """Per benchmark: its summary table and, per metric, distribution/history/patch plots."""
     ok = df.loc[(df["status"] == "ok") & df["value"].notna(), PLOT_COLUMNS]
+    steps = None
+    if ok["patch_index"].nunique() >= 2:
+        steps = per_patch_steps(df)
+        steps = {key: part for key, part in steps.groupby(["benchmark", "metric"])}
     many_accels = df["accel"].nunique() > 1
     values = ok["value"].to_numpy(float)
     boxes: dict[tuple, dict[tuple, np.ndarray]] = {}
@@ -50,6 +55,13 @@ def _benchmarks(df: pd.DataFrame, summary: pd.DataFrame) -> list[dict[str, Any]]
         if patch:
             found.append({"title": f"{metric}: median and 95 % CI per patch", "svg": patch,
                           "note": ""})
+        part_steps = steps.get((name, metric)) if steps else None
+        waterfall = sections.waterfall_figure(part_steps) if part_steps is not None else None
+        if waterfall:
+            found.append({"title": f"{metric}: change vs baseline after each patch (waterfall)",
+                          "svg": waterfall,
+                          "note": "each bar is one patch's step, coloured by its verdict "
+                                  "against the previous prefix; figures in %"})
         figures.setdefault(name, []).extend(found)
     sources = df.groupby("benchmark", observed=True)["source"].unique()
     out = []
@@ -69,12 +81,34 @@ def _summary_csv(summary: pd.DataFrame, path: Path) -> None:
     summary[columns].to_csv(path, index=False)
 
 
+def _changes_md(history: dict[str, Any]) -> list[str]:
+    """The history's change points as a Markdown section."""
+    parts = ["## Change points in the history", ""]
+    changes = history["changes"]
+    if changes.empty:
+        return parts + [f"No level shift in the headline metrics over {history['entries']} "
+                        "recorded entries.", ""]
+    table = pd.DataFrame({
+        "benchmark": changes["benchmark"], "params": changes["params"].replace("", "–"),
+        "metric": changes["metric"], "accel": changes["accel"],
+        "at entry": changes["history_index"], "verdict": changes["verdict"],
+        "change": changes["change"].map(lambda c: f"{c * 100:+.1f} %"),
+        "before": changes["before"].map(fmt_value), "after": changes["after"].map(fmt_value),
+        "unit": changes["unit"],
+    })
+    return parts + [f"{len(changes)} level shift(s) over {history['entries']} recorded "
+                    "entries (median of each entry's samples; binary segmentation).", "",
+                    markdown_table(table), ""]
+
+
 def _summary_md(df: pd.DataFrame, summary: pd.DataFrame, comparisons: pd.DataFrame | None,
-                generated: str) -> str:
+                generated: str, history: dict[str, Any] | None = None) -> str:
     parts = ["# watchbench report", "",
              f"{df['run_id'].nunique()} run(s), {len(df):,} samples; generated {generated}.", ""]
     if comparisons is not None:
         parts.append(compare_markdown(comparisons))
+    if history is not None:
+        parts += _changes_md(history)
     table = pd.DataFrame({
         "benchmark": summary["benchmark"], "params": summary["params"].replace("", "–"),
         "metric": summary["metric"], "kernel": summary["kernel"], "accel": summary["accel"],
@@ -104,11 +138,14 @@ def write_report(
     candidate: list[str] | None,
     threshold: float = 0.02,
     alpha: float = 0.01,
+    history: pd.DataFrame | None = None,
 ) -> Path:
     """Write index.html, summary.md and results.csv into ``out_dir``; return the HTML path.
 
     With both ``baseline`` and ``candidate`` run ids, the report leads with their A/B
     comparison (ComparisonError if they are not comparable, e.g. different accelerators).
+    ``history`` (from ``watchbench.history.load_history``) adds the trend of each
+    benchmark's headline metric over the recorded entries, change points marked.
     """
     if df.empty:
         raise ResultsError("no results to report", hint="run a suite and ingest it first")
@@ -130,6 +167,9 @@ def write_report(
         ab = sections.ab_section(comparisons)
         ab.update(baseline=baseline, candidate=candidate, sentence=missed_sentence(comparisons),
                   threshold=threshold, alpha=alpha)
+    trend = None
+    if history is not None and not history.empty:
+        trend = sections.history_section(history)
     bad_files = [why for _, why in df.attrs.get("bad_files", [])]
     context = {
         "generated": generated,
@@ -138,6 +178,7 @@ def write_report(
         "accels": ", ".join(sorted(df["accel"].unique())),
         "provenance": sections.provenance(df, kernels),
         "ab": ab,
+        "history": trend,
         "benchmarks": _benchmarks(df, summary),
         "problems": sections.problems(df),
         "bad_files": bad_files,
@@ -147,7 +188,7 @@ def write_report(
     html = _ENV.get_template("report.html.j2").render(**context)
     path = out_dir / "index.html"
     path.write_text(html, encoding="utf-8")
-    (out_dir / "summary.md").write_text(_summary_md(df, summary, comparisons, generated),
+    (out_dir / "summary.md").write_text(_summary_md(df, summary, comparisons, generated, trend),
                                         encoding="utf-8")
     _summary_csv(summary, out_dir / "results.csv")
     return path

@@ -159,3 +159,56 @@ def forest_svg(labels: Sequence[str], change: np.ndarray, low: np.ndarray, high:
         ax.set_xlabel("change of median, % (95 % CI)")
         ax.grid(axis="x", alpha=0.3)
         return _to_svg(fig)
+
+
+def trend_svg(lines: dict[str, tuple[np.ndarray, np.ndarray]],
+              steps: dict[str, list[tuple[float, float]]], *, ylabel: str) -> str:
+    """Per-entry medians of a history, one line per params; change points as dashed
+    vertical lines (between the last entry before and the first after) labelled with the
+    shift in %."""
+    legend = len(lines) > 1
+    right = 0.3 + _label_inches([_shorten(k, 40) for k in lines]) if legend else 0.2
+    with rc_context(_RC):
+        fig = _figure(7.5 + (right if legend else 0), 2.8, left=0.9, bottom=0.55, right=right)
+        ax = fig.add_subplot()
+        for row, (label, (x, medians)) in enumerate(lines.items()):
+            (line,) = ax.plot(x, medians, "o-", ms=3, lw=1, label=_shorten(label, 40))
+            for at, change in steps.get(label, []):
+                ax.axvline(at - 0.5, color=line.get_color(), ls="--", lw=1)
+                # one text row per line, so shifts of several params at one entry stay legible
+                ax.annotate(f"{change * 100:+.1f} %", (at - 0.5, 1),
+                            xycoords=("data", "axes fraction"), xytext=(3, -10 - 9 * row),
+                            textcoords="offset points", fontsize=7, color=line.get_color())
+        ax.set_xlabel("history entry")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        if legend:
+            ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1, 1))
+        return _to_svg(fig)
+
+
+def waterfall_svg(panels: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]],
+                  ticks: dict[int, str]) -> str:
+    """Change vs the baseline after each patch, one bar per patch spanning the step from
+    the previous prefix (coloured by the step's verdict); one panel per params."""
+    tick_labels = [_shorten(t, 28) for t in ticks.values()]
+    bottom = 0.55 + 0.5 * _label_inches(tick_labels)
+    height = 1.5 * len(panels) + bottom + 0.2
+    with rc_context(_RC):
+        fig = _figure(7.5, height, left=0.9, bottom=bottom, top=0.2)
+        axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False)[:, 0]
+        for ax, (label, (x, before, after, verdicts)) in zip(axes, panels.items(), strict=True):
+            colours = [VERDICT_COLOURS.get(v, "#8a8a8a") for v in verdicts]
+            ax.bar(x, after - before, bottom=before, color=colours, width=0.6)
+            ax.plot(np.repeat(x, 2)[1:], np.repeat(after, 2)[:-1], color="#444444", lw=0.6,
+                    ls=":")  # connectors: each bar starts where the previous one ended
+            for xi, b, a in zip(x, before, after, strict=True):
+                ax.annotate(f"{a - b:+.1f}", (xi, max(a, b)), xytext=(0, 2),
+                            textcoords="offset points", ha="center", fontsize=6.5)
+            ax.axhline(0, color="#444444", lw=0.8)
+            ax.set_axisbelow(True)
+            ax.set_ylabel("% vs base", fontsize=7)
+            ax.set_title(_shorten(label, 80), fontsize=7.5, loc="left")
+            ax.grid(axis="y", alpha=0.3)
+        axes[-1].set_xticks(list(ticks), tick_labels, rotation=30, ha="right")
+        return _to_svg(fig)

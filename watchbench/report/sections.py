@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 from pandas.io.formats.style import Styler
 
+from watchbench.history import history_changes, trend
 from watchbench.report import plots
 from watchbench.report.text import comparison_cells, fmt_value, ordered
 from watchbench.results.schema import KERNEL_IDENTITY
@@ -136,6 +137,13 @@ def patch_figure(rows: pd.DataFrame, unit: str) -> str | None:
     if rows["patch_index"].nunique() < 2:
         return None
     rows = as_text(rows[["series_name", "params", "patch_index", "patch_subject", "value"]])
+    # A baseline (patch 0) is usually built without the series, so its series_name is
+    # empty: it belongs to every series measured on top of it.
+    names = rows.loc[rows["patch_index"] > 0, "series_name"].fillna("").unique()
+    base = rows["patch_index"] == 0
+    if base.any() and len(names):
+        rows = pd.concat([rows[~base]] + [rows[base].assign(series_name=n) for n in names],
+                         ignore_index=True)
     ticks = {int(i): f"{int(i)}: {s}" if s else str(int(i)) for i, s in
              rows.groupby("patch_index")["patch_subject"].first().fillna("").items()}
     lines = {}
@@ -188,3 +196,84 @@ def problems(df: pd.DataFrame) -> str | None:
     table = as_text(table)
     table["params"] = table["params"].replace("", "–")
     return _styled(table.rename(columns={"run_id": "run"}), "bad")
+
+
+def history_section(history: pd.DataFrame) -> dict[str, Any]:
+    """Per benchmark, the trend of its headline metric over the recorded history with the
+    change points marked, and a table of all change points."""
+    points = trend(history)
+    changes = history_changes(history)
+    many_accels = points["accel"].nunique() > 1
+    figures = []
+    for (bench, metric), part in points.groupby(["benchmark", "metric"], sort=True):
+        part = part.assign(line=part["params"].replace("", "–"))
+        if many_accels:
+            part["line"] = part["line"] + " [" + part["accel"] + "]"
+        mine = changes[(changes["benchmark"] == bench) & (changes["metric"] == metric)]
+        mine = mine.assign(line=mine["params"].replace("", "–"))
+        if many_accels:
+            mine["line"] = mine["line"] + " [" + mine["accel"] + "]"
+        # Lines with a change point first, then the longest ones.
+        stepped = list(dict.fromkeys(mine["line"]))
+        rest = [k for k in part["line"].value_counts().index if k not in stepped]
+        shown = (stepped + rest)[:MAX_LINES]
+        lines, steps = {}, {}
+        for label in sorted(shown):
+            rows = part[part["line"] == label].sort_values("history_index")
+            lines[label] = (rows["history_index"].to_numpy(float), rows["median"].to_numpy(float))
+            steps[label] = [(float(i), float(c)) for i, c in
+                            zip(mine.loc[mine["line"] == label, "history_index"],
+                                mine.loc[mine["line"] == label, "change"], strict=True)]
+        unit = f"{metric} ({part['unit'].iloc[0]}, {part['direction'].iloc[0]} is better)"
+        note = f"{len(shown)} of {part['line'].nunique()} params" \
+            if part["line"].nunique() > len(shown) else ""
+        figures.append({"benchmark": bench, "metric": metric, "note": note,
+                        "n_changes": len(mine),
+                        "svg": plots.trend_svg(lines, steps, ylabel=unit)})
+    table = None
+    if not changes.empty:
+        shown = changes.assign(
+            params=changes["params"].replace("", "–"),
+            before=changes["before"].map(fmt_value), after=changes["after"].map(fmt_value),
+            change=changes["change"].map(lambda c: f"{c * 100:+.1f} %"),
+            z=changes["z"].map(lambda z: f"{z:.1f}"))
+        shown = shown.rename(columns={"history_index": "at entry"})
+        classes = pd.DataFrame("", index=shown.index, columns=shown.columns)
+        classes["verdict"] = "v-" + shown["verdict"]
+        table = _styled(shown, "hist", classes=classes)
+    entries = int(history["history_index"].nunique())
+    return {"figures": figures, "table": table, "entries": entries,
+            "n_changes": len(changes), "changes": changes}
+
+
+MAX_WATERFALLS = 4
+
+
+def waterfall_figure(steps: pd.DataFrame) -> str | None:
+    """Waterfall of one metric's per-patch steps (``perpatch.per_patch_steps`` rows), when
+    a baseline and at least one patch exist; params with a moving step are shown first."""
+    patched = steps[steps["patch_index"] > 0]
+    if patched.empty or not (steps["patch_index"] == 0).any():
+        return None
+    many_accels = steps["accel"].nunique() > 1
+    moved = patched["step_verdict"].isin(["regressed", "improved"])
+    size = patched["base_change"].abs().fillna(0)
+    rank = patched.assign(_moved=moved, _size=size).groupby(["params", "accel"])[
+        ["_moved", "_size"]].max().sort_values(["_moved", "_size"], ascending=False)
+    panels = {}
+    for params, accel in rank.index[:MAX_WATERFALLS]:
+        rows = patched[(patched["params"] == params) & (patched["accel"] == accel)]
+        rows = rows.sort_values("patch_index")
+        after = rows["base_change"].to_numpy(float) * 100
+        if np.isnan(after).all():
+            continue
+        after = np.nan_to_num(after)
+        before = np.concatenate(([0.0], after[:-1]))
+        label = (params or "–") + (f" [{accel}]" if many_accels else "")
+        panels[label] = (rows["patch_index"].to_numpy(float), before, after,
+                         list(rows["step_verdict"]))
+    if not panels:
+        return None
+    ticks = {int(i): f"{int(i)}: {s}" if s else str(int(i)) for i, s in
+             patched.groupby("patch_index")["patch_subject"].first().items()}
+    return plots.waterfall_svg(panels, ticks)

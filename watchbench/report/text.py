@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import shutil
+import textwrap
 
 import pandas as pd
 
@@ -82,34 +84,190 @@ def missed_sentence(comparisons: pd.DataFrame) -> str:
             f"{mde.max() * 100:.1f} % would have been missed (power 80 %).")
 
 
-def compare_table(comparisons: pd.DataFrame, *, color: bool = False) -> str:
-    """An aligned plain-text table (verdict, change, CI, p) for the terminal."""
-    cells = comparison_cells(comparisons).drop(columns=["why"])
-    if cells.empty:
-        return "no metric was measured on both sides"
-    header = list(cells.columns)
-    body = [[str(v) for v in row] for row in cells.itertuples(index=False)]
-    widths = [max(len(h), *(len(row[i]) for row in body)) for i, h in enumerate(header)]
-    right = {"baseline", "candidate", "change", "p", "n", "MDE"}
+def _param_pairs(params: str) -> list[tuple[str, str]]:
+    """``k=v, k=v`` (records.params_key) back into pairs; text without ``=`` stays whole."""
+    pairs = []
+    for part in (params or "").split(", "):
+        key, sep, value = part.partition("=")
+        if part:
+            pairs.append((key, value) if sep else (part, ""))
+    return pairs
 
-    def line(values: list[str]) -> str:
+
+def short_params(comparisons: pd.DataFrame, *, values_only: bool = False
+                 ) -> tuple[list[str], dict[str, str]]:
+    """Per row, only the params that vary within its benchmark (``k=v,k=v``).
+
+    Returns the short texts in row order and per benchmark a note of what was left out:
+    the params equal in all its rows and, with ``values_only`` (``v/v``, for narrow
+    terminals), the order of the keys.
+    """
+    pairs = [_param_pairs(p) for p in comparisons["params"]]
+    benchmarks = list(comparisons["benchmark"])
+    constant: dict[str, dict[str, str]] = {}
+    keys_in_order: dict[str, list[str]] = {}
+    for bench in dict.fromkeys(benchmarks):
+        rows = [dict(pp) for pp, b in zip(pairs, benchmarks, strict=True) if b == bench]
+        keys = sorted(set().union(*rows))
+        constant[bench] = {k: rows[0][k] for k in keys
+                           if len(rows) > 1 and all(r.get(k) == rows[0].get(k) for r in rows)}
+        keys_in_order[bench] = [k for k in keys if k not in constant[bench]]
+    short = []
+    for pp, bench in zip(pairs, benchmarks, strict=True):
+        kept = [(k, v) for k, v in pp if k not in constant[bench]]
+        if values_only:
+            text = "/".join(v or k for k, v in kept)
+        else:
+            text = ",".join(f"{k}={v}" if v else k for k, v in kept)
+        short.append(text or "–")
+    notes = {}
+    for bench in constant:
+        parts = []
+        if values_only and keys_in_order[bench]:
+            parts.append("params " + "/".join(keys_in_order[bench]))
+        if constant[bench]:
+            parts.append("always " + ", ".join(f"{k}={v}" for k, v in constant[bench].items()))
+        if parts:
+            notes[bench] = "; ".join(parts)
+    return short, notes
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
+
+
+_ARROW = {"lower": "↓", "higher": "↑"}
+_RIGHT = {"baseline", "candidate", "change", "95% CI", "p", "n", "MDE"}
+
+
+def fmt_short(value: float) -> str:
+    """Four significant digits with a k/M/G suffix: at most 7 characters for a terminal."""
+    if value is None or not math.isfinite(value):
+        return "–"
+    for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e4, "k")):
+        if abs(value) >= scale:
+            return f"{value / scale:.4g}{suffix}"
+    return f"{value:.4g}"
+
+
+def _pct(fraction: float) -> str:
+    """A signed percentage, whole numbers from 100 % up (the digits there are noise)."""
+    if not math.isfinite(fraction):
+        return "–"
+    return f"{fraction * 100:+.0f}" if abs(fraction) >= 1 else f"{fraction * 100:+.1f}"
+
+
+def _terminal_cells(rows: pd.DataFrame, params: list[str]) -> dict[str, list[str]]:
+    def ci(lo: float, hi: float) -> str:
+        return f"[{_pct(lo)},{_pct(hi)}]" if math.isfinite(lo) and math.isfinite(hi) else "–"
+
+    return {
+        "benchmark": list(rows["benchmark"].astype(str)),
+        "params": params,
+        "metric": [f"{m}{_ARROW.get(d, '')}" for m, d in zip(rows["metric"], rows["direction"],
+                                                            strict=True)],
+        "unit": list(rows["unit"].astype(str)),
+        "baseline": [fmt_short(v) for v in rows["median_a"]],
+        "candidate": [fmt_short(v) for v in rows["median_b"]],
+        "change": [_pct(v) + "%" if math.isfinite(v) else "–" for v in rows["change"]],
+        "95% CI": [ci(lo, hi) for lo, hi in zip(rows["ci_low"], rows["ci_high"], strict=True)],
+        "p": [fmt_p(v) for v in rows["p_value"]],
+        "n": [f"{a}/{b}" for a, b in zip(rows["n_a"], rows["n_b"], strict=True)],
+        "MDE": [fmt_mde(v).replace(" ", "") for v in rows["mde"]],
+    }
+
+
+# Shrinking steps, in order, until the table fits: drop a column, clip a text column to a
+# floor, or let a column's values set its width (the header is then abbreviated).
+_SHRINK = [("clip", "params", 36), ("drop", "MDE"), ("drop", "unit"), ("clip", "params", 24),
+           ("drop", "n"), ("drop", "p"), ("clip", "params", 16), ("clip", "metric", 12),
+           ("clip", "benchmark", 10), ("clip", "params", 10), ("header", "candidate"),
+           ("header", "baseline"), ("clip", "params", 8), ("clip", "metric", 10),
+           ("clip", "benchmark", 8)]
+_SHORT_HEADERS = {"baseline": "base", "candidate": "cand"}
+MIN_WIDTH = 72  # the narrowest the table gets; narrower terminals wrap its lines
+
+
+def _fit(cells: dict[str, list[str]], width: int) -> dict[str, int]:
+    """Column widths that fit ``width``: clip params, drop the least needed columns."""
+    widths = {name: max(len(name), *(len(v) for v in values))
+              for name, values in cells.items()}
+    if all(v == "–" for v in cells["MDE"]):
+        del widths["MDE"]
+    for step in _SHRINK:
+        total = sum(widths.values()) + 2 * (len(widths) - 1)
+        if total <= width:
+            break
+        kind, name = step[0], step[1]
+        if kind == "drop":
+            widths.pop(name, None)
+        elif kind == "header":
+            widths[name] = max(len(_SHORT_HEADERS[name]), *(len(v) for v in cells[name]))
+        else:
+            floor = step[2]
+            widths[name] = max(min(widths[name], floor), widths[name] - (total - width))
+    return widths
+
+
+def _header(name: str, width: int) -> str:
+    return name if len(name) <= width else _SHORT_HEADERS.get(name, name)
+
+
+def compare_table(comparisons: pd.DataFrame, *, color: bool = False, width: int | None = None,
+                  show_unchanged: bool = False) -> str:
+    """The comparison for a terminal: one line per metric, no wider than ``width``.
+
+    Rows are grouped under their verdict (regressed, improved, inconclusive, unchanged).
+    Params equal in every row of a benchmark are left out of the rows and named once
+    below; units are short with an arrow for the better direction. Unchanged metrics are
+    one summary line unless ``show_unchanged``. ``width`` defaults to the terminal's; the
+    table needs ``MIN_WIDTH`` columns at least (the notes below it always fit).
+    """
+    if comparisons.empty:
+        return "no metric was measured on both sides"
+    width = width or shutil.get_terminal_size((100, 24)).columns
+    rows = ordered(comparisons)
+    params, constant = short_params(rows)
+    cells = _terminal_cells(rows, params)
+    widths = _fit(cells, width)
+    if widths["params"] < max(map(len, params)):  # would be clipped: values only, keys below
+        params, constant = short_params(rows, values_only=True)
+        cells = _terminal_cells(rows, params)
+        widths = _fit(cells, width)
+    def line(values: dict[str, str]) -> str:
         out = []
-        for value, width, name in zip(values, widths, header, strict=True):
-            text = value.rjust(width) if name in right else value.ljust(width)
-            if color and name == "verdict" and value in _ANSI:
-                text = f"{_ANSI[value]}{text}\033[0m"
-            out.append(text)
+        for name, w in widths.items():
+            text = _clip(values[name], w)
+            out.append(text.rjust(w) if name in _RIGHT else text.ljust(w))
         return "  ".join(out).rstrip()
 
-    lines = [line(header), "  ".join("-" * w for w in widths)]
-    lines += [line(row) for row in body]
-    attrs = comparisons.attrs
-    if attrs:
-        lines.append("")
-        lines.append(_legend(attrs))
+    lines = [line({name: _header(name, w) for name, w in widths.items()}),
+             "  ".join("-" * w for w in widths.values())]
+    verdicts = list(rows["verdict"])
+    for verdict in [*VERDICT_ORDER, *sorted(set(verdicts) - set(VERDICT_ORDER))]:
+        index = [i for i, v in enumerate(verdicts) if v == verdict]
+        if not index:
+            continue
+        heading = f"{verdict}: {len(index)}"
+        if verdict == "unchanged" and not show_unchanged:
+            heading = f"{len(index)} metric(s) unchanged (not listed; --all lists them)"
+        lines.append(f"{_ANSI[verdict]}{heading}\033[0m" if color and verdict in _ANSI
+                     else heading)
+        if verdict != "unchanged" or show_unchanged:
+            lines += [line({name: cells[name][i] for name in cells}) for i in index]
+    notes = []
+    if constant:
+        notes.append(" · ".join(f"{b}: {c}" for b, c in constant.items()))
+    notes.append("↓ lower is better, ↑ higher is better; medians with k = 1e3, M = 1e6, "
+                 "G = 1e9; change and its 95% CI in %")
+    if comparisons.attrs:
+        notes.append(_legend(comparisons.attrs))
     sentence = missed_sentence(comparisons)
     if sentence:
-        lines.append(sentence)
+        notes.append(sentence)
+    lines.append("")
+    for note in notes:
+        lines += textwrap.wrap(note, width, subsequent_indent="  ", break_on_hyphens=False)
     return "\n".join(lines)
 
 

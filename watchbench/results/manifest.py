@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from watchbench.errors import ResultsError
-from watchbench.results.schema import ACCELS
+from watchbench.results.schema import ACCELS, CI_ROLES, OPTIONAL_MANIFEST_COLUMNS
 
 MANIFEST_SCHEMA = 1
 REQUIRED_KEYS: tuple[str, ...] = (
@@ -67,4 +67,27 @@ def read_manifest(run_dir: Path) -> dict[str, Any]:
     columns = {k: data[k] for k in REQUIRED_KEYS if k not in ("schema_version", "qemu_argv")}
     columns["patch_index"] = patch_index
     columns["patch_subject"] = data.get("patch_subject") or ""
+    columns.update(_optional(data, path, hint))
     return columns
+
+
+def _optional(data: dict[str, Any], path: Path, hint: str) -> dict[str, Any]:
+    """Known optional keys (kernel identity details, CI bookkeeping), checked when present.
+
+    Other unknown keys (``console_log``, ``wall_seconds``...) stay in the manifest only.
+    """
+    out: dict[str, Any] = {}
+    for key, kind in OPTIONAL_MANIFEST_COLUMNS.items():
+        value = data.get(key)
+        if value is None:
+            continue
+        if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
+            raise ResultsError(f"{path}: {key} {value!r} is not an integer", hint=hint)
+        if kind is str and not isinstance(value, str):
+            raise ResultsError(f"{path}: {key} {value!r} is not a string", hint=hint)
+        out[key] = value
+    role = out.get("ci_role")
+    if role is not None and role not in CI_ROLES:
+        raise ResultsError(f"{path}: ci_role {role!r} is not one of {', '.join(CI_ROLES)}",
+                           hint=hint)
+    return out

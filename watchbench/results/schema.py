@@ -37,6 +37,19 @@ MANIFEST_COLUMNS: tuple[str, ...] = (
     "patch_subject",
 )
 
+# Manifest keys copied onto the rows when a run's manifest has them (older runs and runs
+# outside CI do not). Not part of COLUMNS, so adding one needs no schema bump: a loaded
+# table always has them, all-missing where no run recorded them (see add_optional).
+OPTIONAL_MANIFEST_COLUMNS: dict[str, type] = {
+    "kernel_key": str,
+    "dirty_hash": str,
+    "compiler": str,
+    "ci_id": str,
+    "ci_role": str,
+    "ci_round": int,
+}
+CI_ROLES = ("baseline", "candidate", "patch")
+
 # What was measured, one row per metric of a record.
 SAMPLE_COLUMNS: tuple[str, ...] = (
     "benchmark",
@@ -81,11 +94,25 @@ Migration = Callable[[pd.DataFrame], pd.DataFrame]
 MIGRATIONS: dict[int, Migration] = {}
 
 
+def add_optional(df: pd.DataFrame) -> pd.DataFrame:
+    """Add the optional manifest columns a frame lacks (all missing), in their dtypes."""
+    missing = [c for c in OPTIONAL_MANIFEST_COLUMNS if c not in df.columns]
+    if not missing:
+        return df
+    extra = {c: pd.Series(pd.NA, index=df.index,
+                          dtype="Int64" if OPTIONAL_MANIFEST_COLUMNS[c] is int else "string")
+             for c in missing}
+    return coerce_types(pd.concat([df, pd.DataFrame(extra)], axis=1))
+
+
 def coerce_types(df: pd.DataFrame) -> pd.DataFrame:
     """Give the fixed columns one dtype each, so files of different runs concatenate cleanly."""
     df = df.copy(deep=False)
     wanted = {**dict.fromkeys(STRING_COLUMNS, TEXT), **dict.fromkeys(INT_COLUMNS, "Int64"),
               "value": "float64", "schema_version": "int64"}
+    for col, kind in OPTIONAL_MANIFEST_COLUMNS.items():
+        if col in df.columns:
+            wanted[col] = "Int64" if kind is int else TEXT
     for col, dtype in wanted.items():
         if dtype == TEXT:
             if not isinstance(df[col].dtype, pd.CategoricalDtype):

@@ -24,8 +24,10 @@ from watchbench.results.records import Row, param_text, read_jsonl
 from watchbench.results.schema import (
     COLUMNS,
     COUNT_PREFIX,
+    OPTIONAL_MANIFEST_COLUMNS,
     PARAM_PREFIX,
     STRING_COLUMNS,
+    add_optional,
     coerce_types,
     migrate,
 )
@@ -60,7 +62,8 @@ def rows_to_frame(rows: list[Row], provenance: dict[str, Any]) -> pd.DataFrame:
         keys = sorted({k for row in rows for k in row[field]})
         for key in keys:
             extra[prefix + key] = _flat_column([row[field].get(key) for row in rows])
-    df = coerce_types(df[list(COLUMNS)])
+    optional = [c for c in OPTIONAL_MANIFEST_COLUMNS if c in provenance]
+    df = coerce_types(df[[*COLUMNS, *optional]])
     if extra:
         df = pd.concat([df, pd.DataFrame(extra)], axis=1)
     return df
@@ -160,7 +163,7 @@ def _combine(tables: list[pa.Table]) -> pd.DataFrame:
 def read_results(path: Path) -> pd.DataFrame:
     """Read one results file, migrating older schemas; ResultsError names a bad file."""
     try:
-        return coerce_types(_to_pandas(_read_table(path)))
+        return add_optional(coerce_types(_to_pandas(_read_table(path))))
     except (ValueError, TypeError) as exc:
         raise ResultsError(f"{path}: columns of unexpected types: {exc}", hint=_BAD_HINT) from exc
 
@@ -188,7 +191,8 @@ def _requested_paths(runs_dir: Path, run_ids: list[str] | None) -> list[Path]:
 
 def empty_frame() -> pd.DataFrame:
     """A zero-row table with the fixed columns, for when there is nothing to load."""
-    return coerce_types(pd.DataFrame({c: pd.Series([], dtype="object") for c in COLUMNS}))
+    return add_optional(
+        coerce_types(pd.DataFrame({c: pd.Series([], dtype="object") for c in COLUMNS})))
 
 
 def load_runs(
@@ -197,6 +201,8 @@ def load_runs(
     """All (or the named) runs as one table; bad files raise unless ``skip_bad``.
 
     Skipped files are listed in ``df.attrs["bad_files"]`` as ``(path, reason)`` pairs.
+    The optional manifest columns (``ci_id``, ``ci_role``, ``ci_round``, ``kernel_key``...)
+    are always there, missing for runs whose manifest did not have them.
     """
     runs_dir = Path(runs_dir)
     if not runs_dir.is_dir():
@@ -215,6 +221,6 @@ def load_runs(
         )
     for path, why in bad:
         log.warning("skipped bad results file %s: %s", path, why)
-    df = _combine(tables) if tables else empty_frame()
+    df = add_optional(_combine(tables)) if tables else empty_frame()
     df.attrs["bad_files"] = bad
     return df
