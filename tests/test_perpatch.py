@@ -76,3 +76,10 @@ def test_without_a_baseline_the_total_is_inconclusive_but_steps_still_judge():
     assert first.loc[1, "step_verdict"] == "inconclusive"  # nothing before patch 1
     assert first.loc[2, "step_verdict"] == "regressed"
     assert (first["base_verdict"] == "inconclusive").all()
+
+
+def test_stats_reexports_per_patch_steps():
+    from watchbench import stats
+
+    pd.testing.assert_frame_equal(stats.per_patch_steps(_series(), "ns_per_op"),
+                                  per_patch_steps(_series(), "ns_per_op"))

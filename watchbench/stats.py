@@ -320,3 +320,10 @@ def compare_frames(
     out.attrs.update(threshold=threshold, alpha=alpha, confidence=confidence,
                      baseline=list(baseline_run_ids), candidate=list(candidate_run_ids))
     return out
+
+
+def per_patch_steps(df: pd.DataFrame, metric_filter: object = None, **options: float) -> pd.DataFrame:
+    """``watchbench.perpatch.per_patch_steps`` (it lives there; imported lazily, it uses us)."""
+    from watchbench.perpatch import per_patch_steps as steps
+
+    return steps(df, metric_filter, **options)  # type: ignore[arg-type]
