@@ -186,14 +186,15 @@ def report(c, baseline=None, candidate=None, runs=None, out="reports", skip_bad=
 @task(positional=["a", "b"],
       help={"a": "baseline run id(s), comma-separated", "b": "candidate run id(s), comma-separated",
             "markdown": "also write the table as Markdown to this file",
-            "skip_bad": "load the rest when a result file is bad"})
+            "skip_bad": "load the rest when a result file is bad",
+            "all": "list unchanged metrics too"})
 @friendly
-def compare(c, a, b, markdown=None, skip_bad=False):
+def compare(c, a, b, markdown=None, skip_bad=False, all=False):  # noqa: A002
     """A/B table in the terminal: verdict, change, CI and p per benchmark metric."""
     from watchbench.reporting import compare_runs
 
     print(compare_runs(settings_of(c), split_list(a), split_list(b),
-                       Path(markdown) if markdown else None, skip_bad))
+                       Path(markdown) if markdown else None, skip_bad, all))
 
 
 @task(help={"series": "series to gate, comma-separated (empty: an A/A run of the baseline)",
@@ -209,7 +210,7 @@ def ci(c, series="", rounds=None, accel=None, suite=None, per_patch=False, thres
     from watchbench.ci import CiOptions, gate
 
     conf = c.config.get("watchbench", {}).get("ci", {})
-    options = CiOptions(series=series, rounds=int(rounds or conf.get("rounds", 5)),
+    options = CiOptions(series=series, rounds=int(rounds or conf.get("rounds", 3)),
                         accel=accel or conf.get("accel", "icount"), suite=suite or conf.get("suite", "ci"),
                         per_patch=per_patch, threshold=float(threshold or conf.get("threshold", 0.05)),
                         alpha=float(alpha or conf.get("alpha", 0.01)), record=record, out=Path(out),

@@ -32,7 +32,7 @@ EXIT_OK, EXIT_REGRESSED, EXIT_INFRA = 0, 1, 2
 @dataclass
 class CiOptions:
     series: str
-    rounds: int = 5
+    rounds: int = 3
     accel: str = "icount"
     suite: str = "ci"
     per_patch: bool = False
@@ -117,7 +117,7 @@ def run_ci(settings: Settings, options: CiOptions, runner: Runner = default_runn
     progress = progress or Progress("ci")
     if options.rounds < 2:
         raise InputError(f"--rounds {options.rounds}: at least 2 boots per kernel are needed",
-                                  hint="use 5 or more for a 5 % effect under icount")
+                                  hint="3 boots per kernel detect a 5 % change under icount")
     ci_id = f"ci-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{secrets.token_hex(2)}"
     tree = commands.fetch(settings, options.tree, options.base, options.tarball, runner)
     variants = _variants(settings, options.series, options.per_patch)
@@ -149,7 +149,7 @@ def run_ci(settings: Settings, options: CiOptions, runner: Runner = default_runn
     if options.per_patch:
         from watchbench.stats import per_patch_steps
 
-        per_patch = per_patch_steps(df)
+        per_patch = per_patch_steps(df, threshold=options.threshold, alpha=options.alpha)
     out = options.out
     hist = None
     if options.record:
@@ -196,11 +196,15 @@ def gate(settings: Settings, options: CiOptions) -> int:
 
 
 def attribute(steps: pd.DataFrame, regressed: list[str]) -> list[str]:
-    """'<metric> moved by patch N (subject): +x %' for each step judged regressed/improved."""
+    """'patch N (subject): <metric> regressed +x % vs the previous patch' for every step that
+    moved a metric; the metrics the gate found regressed come first."""
+    from watchbench.perpatch import moved_by
+
+    moved = moved_by(steps) if len(steps) else steps
     lines = []
-    moved = steps[steps["verdict"].isin(["regressed", "improved"])] if len(steps) else steps
     for row in moved.itertuples():
-        lines.append(f"  patch {row.patch_index} ({getattr(row, 'patch_subject', '')}): "
-                     f"{row.benchmark} {row.params} {row.metric} {row.verdict} "
-                     f"{row.change_prev:+.1%} vs the previous patch")
-    return lines
+        key = f"{row.benchmark} {row.params} {row.metric}"
+        lines.append((key not in regressed,
+                      f"  patch {row.patch_index} ({row.patch_subject}): {key} {row.step_verdict} "
+                      f"{row.step_change:+.1%} vs the previous patch"))
+    return [text for _, text in sorted(lines, key=lambda item: item[0])]

@@ -188,7 +188,7 @@ def lint(tree: Tree, series: Series, runner: Runner = default_runner,
 
 def _slug(subject: str) -> str:
     subject = re.sub(r"^\[[^\]]*\]\s*", "", subject)
-    return re.sub(r"[^A-Za-z0-9]+", "-", subject).strip("-")[:52] or "patch"
+    return re.sub(r"[^A-Za-z0-9_.]+", "-", subject).strip("-.")[:52] or "patch"
 
 
 def _prepare_out(out_dir: Path, force: bool) -> None:

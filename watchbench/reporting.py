@@ -24,9 +24,9 @@ def make_report(settings: Settings, runs: list[str], baseline: list[str], candid
 
 
 def compare_runs(settings: Settings, a: list[str], b: list[str], markdown: Path | None = None,
-                 skip_bad: bool = False) -> str:
+                 skip_bad: bool = False, show_unchanged: bool = False) -> str:
     df = load_runs(settings.runs_dir, run_ids=[*a, *b], skip_bad=skip_bad)
     table = compare_frames(df, a, b)
     if markdown:
         markdown.write_text(compare_markdown(table))
-    return compare_table(table, color=sys.stdout.isatty())
+    return compare_table(table, color=sys.stdout.isatty(), show_unchanged=show_unchanged)
