@@ -118,3 +118,22 @@ def test_oops_and_warning_are_detected(misbehaving_kernel, test_settings, param,
         ok = guest.run([GuestCommand(("true",))], timeout=120, append=(param,),
                        allow_warnings=True)
         assert ok.commands[0].returncode == 0 and ok.warnings[0].kind == "warning"
+
+
+def test_failed_build_names_file_line_and_keeps_log(debian_tree, test_settings, default_kernel):
+    from watchbench.build import kernels_dir
+    from watchbench.errors import BuildError
+
+    tree = patching.apply(patching.reset(debian_tree, force=True),
+                          load_series(DATA / "patches", "broken-build"))
+    try:
+        with pytest.raises(BuildError) as err:
+            build(test_settings, tree, progress=Silent())
+        message = str(err.value)
+        assert "kernel/watch_queue.c:" in message and "undeclared_on_purpose" in message
+        assert err.value.log.exists() and "undeclared_on_purpose" in err.value.log.read_text()
+        built = [p for p in kernels_dir(test_settings).glob("*/kernel.json")
+                 if '"series": "broken-build"' in p.read_text()]
+        assert built == [], "a failed build left an artifact"
+    finally:
+        patching.reset(tree, force=True)
