@@ -98,6 +98,11 @@ class Process:
         self.popen.stdin.write(data)
         self.popen.stdin.flush()
 
+    def close_stdin(self) -> None:
+        """Signal end of input (e.g. the last path for git hash-object --stdin-paths)."""
+        assert self.popen.stdin is not None
+        self.popen.stdin.close()
+
     def lines(self, poll: float = 0.2) -> Iterator[str | None]:
         """Yield output lines; yield None every ``poll`` s of silence so callers can check deadlines."""
         while True:
