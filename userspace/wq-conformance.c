@@ -1027,18 +1027,7 @@ int main(int argc, char **argv)
 	printf("KTAP version 1\n");
 	if (uname(&u) == 0)
 		printf("# kernel %s %s\n", u.release, u.machine);
-	if (wq_probe(0, why, sizeof(why)) < 0) {
-		printf("1..0 # SKIP %s\n", why);
-		return WQ_EXIT_OK;
-	}
-	if (wq_keyctl(KEYCTL_JOIN_SESSION_KEYRING, 0, 0, 0, 0) < 0) {
-		snprintf(why, sizeof(why),
-			 "keyctl(KEYCTL_JOIN_SESSION_KEYRING): %s",
-			 wq_errname(errno));
-		printf("1..0 # SKIP %s\n", why);
-		return WQ_EXIT_OK;
-	}
-	if (wq_probe(1, why, sizeof(why)) < 0) {
+	if (wq_probe_session(why, sizeof(why)) < 0) {
 		printf("1..0 # SKIP %s\n", why);
 		return WQ_EXIT_OK;
 	}

@@ -24,24 +24,28 @@
 
 #define DEFAULT_PATH	"/sys/kernel/debug/watch_queue_bench/run"
 
-static struct {
-	long iterations, warmup, repeats, queue_size, subtype;
-	long queues[WQ_MAX_LIST];
-	int nqueues;
-	long lengths[WQ_MAX_LIST];
-	int nlengths;
-	const char *cases;
-	const char *path;
-} opt = {
-	.iterations = 10000, .warmup = 1000, .repeats = 3,
-	.queue_size = 256, .subtype = 7,
+static const char *const all_cases[] = { "free", "full", "filtered", "none" };
+
+static struct wq_opts opt = {
+	.has = WQ_OPT_CASES | WQ_OPT_QUEUES | WQ_OPT_QUEUE_SIZE,
+	.max_count = 10000000, .min_queue_size = 2,
+	.case_names = all_cases, .ncase_names = WQ_ARRAY_SIZE(all_cases),
+	.iterations = 10000, .warmup = 1000, .repeats = 3, .queue_size = 256,
 	.queues = { 1, 2, 4 }, .nqueues = 3,
-	.lengths = { 8, 16, 64, 127 }, .nlengths = 4,
 	.cases = "free,full,filtered,none",
-	.path = DEFAULT_PATH,
 };
 
-static const char *const all_cases[] = { "free", "full", "filtered", "none" };
+/* This program's own options. */
+static struct {
+	long subtype;
+	long lengths[WQ_MAX_LIST];
+	int nlengths;
+	const char *path;
+} xopt = {
+	.subtype = 7,
+	.lengths = { 8, 16, 64, 127 }, .nlengths = 4,
+	.path = DEFAULT_PATH,
+};
 
 struct kres {
 	long long ns, posted, queues, offered, delivered, lost, prefilled;
@@ -65,94 +69,33 @@ static void usage(FILE *f)
 		"  --help\n", wq_prog);
 }
 
+static void parse_own(int val, const char *arg)
+{
+	switch (val) {
+	case 'l':
+		xopt.nlengths = wq_parse_list_arg("lengths", arg, xopt.lengths,
+						  8, 127);
+		break;
+	case 's':
+		xopt.subtype = wq_parse_num("subtype", arg, 0, 31);
+		break;
+	case 'p':
+		xopt.path = arg;
+		break;
+	}
+}
+
 static void parse_args(int argc, char **argv)
 {
-	static const struct option lo[] = {
-		{ "iterations", required_argument, NULL, 'i' },
-		{ "warmup", required_argument, NULL, 'w' },
-		{ "repeats", required_argument, NULL, 'r' },
-		{ "cases", required_argument, NULL, 'c' },
-		{ "queues", required_argument, NULL, 'q' },
+	static const struct option own[] = {
 		{ "lengths", required_argument, NULL, 'l' },
 		{ "sizes", required_argument, NULL, 'l' },
-		{ "queue-size", required_argument, NULL, 'Q' },
 		{ "subtype", required_argument, NULL, 's' },
 		{ "debugfs", required_argument, NULL, 'p' },
-		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
-	size_t i;
-	int c;
 
-	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
-		switch (c) {
-		case 'i':
-			opt.iterations = wq_parse_num("iterations", optarg, 1,
-						      10000000);
-			break;
-		case 'w':
-			opt.warmup = wq_parse_num("warmup", optarg, 0, 10000000);
-			break;
-		case 'r':
-			opt.repeats = wq_parse_num("repeats", optarg, 1, 1000);
-			break;
-		case 'c':
-			opt.cases = optarg;
-			break;
-		case 'q':
-			opt.nqueues = wq_parse_list(optarg, opt.queues,
-						    WQ_MAX_LIST, 1, 16);
-			if (opt.nqueues <= 0)
-				goto bad;
-			break;
-		case 'l':
-			opt.nlengths = wq_parse_list(optarg, opt.lengths,
-						     WQ_MAX_LIST, 8, 127);
-			if (opt.nlengths <= 0)
-				goto bad;
-			break;
-		case 'Q':
-			opt.queue_size = wq_parse_num("queue-size", optarg, 2,
-						      WQ_MAX_NOTES);
-			break;
-		case 's':
-			opt.subtype = wq_parse_num("subtype", optarg, 0, 31);
-			break;
-		case 'p':
-			opt.path = optarg;
-			break;
-		case 'h':
-			usage(stdout);
-			exit(WQ_EXIT_OK);
-		default:
-			usage(stderr);
-			exit(WQ_EXIT_USAGE);
-		}
-	}
-	if (optind != argc)
-		goto bad;
-	/* Reject unknown case names instead of silently measuring less. */
-	{
-		char *dup = strdup(opt.cases), *save = NULL, *tok;
-
-		for (tok = strtok_r(dup, ",", &save); tok;
-		     tok = strtok_r(NULL, ",", &save)) {
-			for (i = 0; i < WQ_ARRAY_SIZE(all_cases); i++)
-				if (!strcmp(tok, all_cases[i]))
-					break;
-			if (i == WQ_ARRAY_SIZE(all_cases)) {
-				fprintf(stderr, "%s: unknown case '%s'\n",
-					wq_prog, tok);
-				exit(WQ_EXIT_USAGE);
-			}
-		}
-		free(dup);
-	}
-	return;
-bad:
-	fprintf(stderr, "%s: bad arguments\n", wq_prog);
-	usage(stderr);
-	exit(WQ_EXIT_USAGE);
+	wq_parse_opts(&opt, argc, argv, own, parse_own, usage);
 }
 
 static void base_record(struct wq_record *r, const char *cs, int nq, int len)
@@ -161,7 +104,7 @@ static void base_record(struct wq_record *r, const char *cs, int nq, int len)
 	wq_param_str(r, "case", cs);
 	wq_param_int(r, "queues", nq);
 	wq_param_int(r, "len", len);
-	wq_param_int(r, "subtype", opt.subtype);
+	wq_param_int(r, "subtype", xopt.subtype);
 	wq_param_int(r, "queue_size", opt.queue_size);
 	wq_param_str(r, "filter", strcmp(cs, "filtered") ? "none" : "reject");
 }
@@ -181,8 +124,8 @@ static void for_each_config(void (*fn)(const char *, int, int, void *),
 		for (q = 0; q < opt.nqueues; q++) {
 			int nq = strcmp(cs, "none") ? (int)opt.queues[q] : 0;
 
-			for (l = 0; l < opt.nlengths; l++)
-				fn(cs, nq, (int)opt.lengths[l], arg);
+			for (l = 0; l < xopt.nlengths; l++)
+				fn(cs, nq, (int)xopt.lengths[l], arg);
 			if (!nq)
 				break;	/* "none" has no queue dimension */
 		}
@@ -194,8 +137,7 @@ static void emit_skipped(const char *cs, int nq, int len, void *why)
 	struct wq_record r;
 
 	base_record(&r, cs, nq, len);
-	r.iterations = opt.iterations;
-	r.warmup = opt.warmup;
+	wq_rec_run(&r, &opt, -1);
 	wq_rec_status(&r, "skipped", why);
 	wq_rec_emit(&r);
 }
@@ -250,15 +192,15 @@ static int kernel_run(int dfd, const int *fds, int nq, long iters, int len,
 	}
 	snprintf(cmd + off, sizeof(cmd) - off,
 		 "iterations=%ld len=%d type=%d subtype=%ld prefill=%d\n",
-		 iters, len, WATCH_TYPE_KEY_NOTIFY, opt.subtype, prefill);
+		 iters, len, WATCH_TYPE_KEY_NOTIFY, xopt.subtype, prefill);
 	if (write(dfd, cmd, strlen(cmd)) < 0) {
-		snprintf(why, whylen, "write(%s, \"%.*s\"): %s", opt.path,
+		snprintf(why, whylen, "write(%s, \"%.*s\"): %s", xopt.path,
 			 (int)strlen(cmd) - 1, cmd, wq_errname(errno));
 		return -1;
 	}
 	n = read(dfd, res, sizeof(res) - 2);
 	if (n <= 0) {
-		snprintf(why, whylen, "read(%s): %s", opt.path,
+		snprintf(why, whylen, "read(%s): %s", xopt.path,
 			 n < 0 ? wq_errname(errno) : "no result");
 		return -1;
 	}
@@ -334,7 +276,12 @@ static int do_posts(int dfd, const char *cs, const int (*q)[2], int nq,
 static void measure(const char *cs, int nq, int len, void *arg)
 {
 	int dfd = *(int *)arg;
-	int q[16][2], opened = 0, i, rep;
+	int filtered = !strcmp(cs, "filtered");
+	struct watch_notification_type_filter f = {
+		.type = WATCH_TYPE_KEY_NOTIFY,
+		.subtype_filter = { 1u << ((xopt.subtype + 1) % 32) },
+	};
+	int q[16][2], opened, rep;
 	char why[256] = "";
 
 	for (rep = 0; rep < opt.repeats; rep++) {
@@ -343,30 +290,14 @@ static void measure(const char *cs, int nq, int len, void *arg)
 		long long offered, delivered;
 
 		base_record(&r, cs, nq, len);
-		r.repeat = rep;
-		r.iterations = opt.iterations;
-		r.warmup = opt.warmup;
+		wq_rec_run(&r, &opt, rep);
 
-		for (opened = 0; opened < nq; opened++) {
-			if (wq_open_queue(q[opened], (unsigned int)opt.queue_size,
-					  1, why, sizeof(why)) < 0)
-				goto fail;
-			if (!strcmp(cs, "filtered")) {
-				struct watch_notification_type_filter f = {
-					.type = WATCH_TYPE_KEY_NOTIFY,
-				};
-
-				f.subtype_filter[0] =
-					1u << ((opt.subtype + 1) % 32);
-				if (wq_set_filter(q[opened][0], &f, 1) < 0) {
-					snprintf(why, sizeof(why),
-						 "IOC_WATCH_QUEUE_SET_FILTER: %s",
-						 wq_errname(errno));
-					opened++;
-					goto fail;
-				}
-			}
-		}
+		opened = 0;
+		if (wq_open_queues(q, nq, (unsigned int)opt.queue_size,
+				   filtered ? &f : NULL, 0, why,
+				   sizeof(why)) < 0)
+			goto fail;
+		opened = nq;
 		if (opt.warmup &&
 		    do_posts(dfd, cs, (const int (*)[2])q, nq, opt.warmup, len,
 			     &t, why, sizeof(why)) < 0)
@@ -398,27 +329,14 @@ static void measure(const char *cs, int nq, int len, void *arg)
 			wq_metric(&r, "delivered_ratio",
 				  (double)delivered / offered, "ratio",
 				  "higher");
-		wq_count(&r, "posted", offered);
-		wq_count(&r, "delivered", delivered);
-		if (!strcmp(cs, "filtered")) {
-			wq_count(&r, "lost", 0);
-			wq_count(&r, "filtered", offered - delivered);
-		} else {
-			wq_count(&r, "lost", offered - delivered);
-		}
+		wq_rec_delivery(&r, offered, delivered, filtered);
 		wq_rec_emit(&r);
-		for (i = 0; i < opened; i++) {
-			close(q[i][0]);
-			close(q[i][1]);
-		}
+		wq_close_queues(q, opened);
 		continue;
 fail:
 		wq_rec_status(&r, "failed", why);
 		wq_rec_emit(&r);
-		for (i = 0; i < opened; i++) {
-			close(q[i][0]);
-			close(q[i][1]);
-		}
+		wq_close_queues(q, opened);
 	}
 	fprintf(stderr, "%s: %s queues=%d len=%d done\n", wq_prog, cs, nq, len);
 }
@@ -435,11 +353,11 @@ int main(int argc, char **argv)
 		for_each_config(emit_skipped, why);
 		return WQ_EXIT_OK;
 	}
-	dfd = open(opt.path, O_RDWR | O_CLOEXEC);
+	dfd = open(xopt.path, O_RDWR | O_CLOEXEC);
 	if (dfd < 0) {
 		int err = errno;
 
-		snprintf(why, sizeof(why), "open(%s): %s%s", opt.path,
+		snprintf(why, sizeof(why), "open(%s): %s%s", xopt.path,
 			 wq_errname(err),
 			 err == ENOENT ?
 			 ": kernel built without CONFIG_WATCH_QUEUE_BENCH, or debugfs not mounted" :

@@ -29,24 +29,23 @@
 
 #include "wq.h"
 
-#define PERM	(KEY_POS_ALL | KEY_USR_ALL)
-
-static struct {
-	long iterations, warmup, repeats, queue_size;
-	long queues[WQ_MAX_LIST];
-	int nqueues;
-	const char *cases;
-	int poster_cpu, reader_cpu;
-} opt = {
-	.iterations = 20000, .warmup = 1000, .repeats = 3, .queue_size = 256,
-	.queues = { 1, 2, 4 }, .nqueues = 3,
-	.cases = "baseline,watched,filtered,stream",
-	.poster_cpu = 0, .reader_cpu = 1,
-};
-
 static const char *const all_cases[] = {
 	"baseline", "watched", "filtered", "stream"
 };
+
+static struct wq_opts opt = {
+	.has = WQ_OPT_CASES | WQ_OPT_QUEUES | WQ_OPT_QUEUE_SIZE,
+	.max_count = 100000000, .min_queue_size = 1,
+	.case_names = all_cases, .ncase_names = WQ_ARRAY_SIZE(all_cases),
+	.iterations = 20000, .warmup = 1000, .repeats = 3, .queue_size = 256,
+	.queues = { 1, 2, 4 }, .nqueues = 3,
+	.cases = "baseline,watched,filtered,stream",
+};
+
+/* This program's own options. */
+static struct {
+	int poster_cpu, reader_cpu;
+} xopt = { .poster_cpu = 0, .reader_cpu = 1 };
 
 struct reader {
 	pthread_t	thread;
@@ -78,84 +77,25 @@ static void usage(FILE *f)
 		"  --help\n", wq_prog);
 }
 
+static void parse_own(int val, const char *arg)
+{
+	if (val == 'P')
+		xopt.poster_cpu = (int)wq_parse_num("poster-cpu", arg, -1,
+						    4095);
+	else
+		xopt.reader_cpu = (int)wq_parse_num("reader-cpu", arg, -1,
+						    4095);
+}
+
 static void parse_args(int argc, char **argv)
 {
-	static const struct option lo[] = {
-		{ "iterations", required_argument, NULL, 'i' },
-		{ "warmup", required_argument, NULL, 'w' },
-		{ "repeats", required_argument, NULL, 'r' },
-		{ "cases", required_argument, NULL, 'c' },
-		{ "queues", required_argument, NULL, 'q' },
-		{ "queue-size", required_argument, NULL, 'Q' },
+	static const struct option own[] = {
 		{ "poster-cpu", required_argument, NULL, 'P' },
 		{ "reader-cpu", required_argument, NULL, 'R' },
-		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
-	char *dup, *tok, *save = NULL;
-	size_t i;
-	int c;
 
-	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
-		switch (c) {
-		case 'i':
-			opt.iterations = wq_parse_num("iterations", optarg, 1,
-						      100000000);
-			break;
-		case 'w':
-			opt.warmup = wq_parse_num("warmup", optarg, 0,
-						  100000000);
-			break;
-		case 'r':
-			opt.repeats = wq_parse_num("repeats", optarg, 1, 1000);
-			break;
-		case 'c':
-			opt.cases = optarg;
-			break;
-		case 'q':
-			opt.nqueues = wq_parse_list(optarg, opt.queues,
-						    WQ_MAX_LIST, 1, 16);
-			if (opt.nqueues <= 0) {
-				fprintf(stderr, "%s: bad --queues\n", wq_prog);
-				exit(WQ_EXIT_USAGE);
-			}
-			break;
-		case 'Q':
-			opt.queue_size = wq_parse_num("queue-size", optarg, 1,
-						      WQ_MAX_NOTES);
-			break;
-		case 'P':
-			opt.poster_cpu = (int)wq_parse_num("poster-cpu", optarg,
-							   -1, 4095);
-			break;
-		case 'R':
-			opt.reader_cpu = (int)wq_parse_num("reader-cpu", optarg,
-							   -1, 4095);
-			break;
-		case 'h':
-			usage(stdout);
-			exit(WQ_EXIT_OK);
-		default:
-			usage(stderr);
-			exit(WQ_EXIT_USAGE);
-		}
-	}
-	if (optind != argc) {
-		usage(stderr);
-		exit(WQ_EXIT_USAGE);
-	}
-	dup = strdup(opt.cases);
-	for (tok = strtok_r(dup, ",", &save); tok;
-	     tok = strtok_r(NULL, ",", &save)) {
-		for (i = 0; i < WQ_ARRAY_SIZE(all_cases); i++)
-			if (!strcmp(tok, all_cases[i]))
-				break;
-		if (i == WQ_ARRAY_SIZE(all_cases)) {
-			fprintf(stderr, "%s: unknown case '%s'\n", wq_prog, tok);
-			exit(WQ_EXIT_USAGE);
-		}
-	}
-	free(dup);
+	wq_parse_opts(&opt, argc, argv, own, parse_own, usage);
 }
 
 /* ---- reader thread ------------------------------------------------------ */
@@ -241,13 +181,6 @@ static void reader_settle(struct reader *rd)
 
 /* ---- measurement -------------------------------------------------------- */
 
-static int post(void)
-{
-	return (int)wq_keyctl(KEYCTL_SETPERM,
-			      (unsigned long)(long)KEY_SPEC_SESSION_KEYRING,
-			      PERM, 0, 0);
-}
-
 static int post_loop(long n, int credit, struct reader *rd,
 		     uint64_t *posted_total)
 {
@@ -258,7 +191,7 @@ static int post_loop(long n, int credit, struct reader *rd,
 			while (*posted_total - reader_min(rd) >=
 			       (uint64_t)opt.queue_size)
 				sched_yield();
-		if (post() < 0)
+		if (wq_post_setperm() < 0)
 			return -errno;
 		(*posted_total)++;
 	}
@@ -282,56 +215,38 @@ static const char *reader_kind(const char *cs)
 {
 	if (!strcmp(cs, "baseline"))
 		return "none";
-	if (opt.reader_cpu < 0 || opt.poster_cpu < 0)
+	if (xopt.reader_cpu < 0 || xopt.poster_cpu < 0)
 		return "unpinned";
-	return opt.reader_cpu == opt.poster_cpu ? "same-cpu" : "other-cpu";
+	return xopt.reader_cpu == xopt.poster_cpu ? "same-cpu" : "other-cpu";
 }
 
 static void measure(const char *cs, int nq, int rep)
 {
 	struct reader rd;
 	struct wq_record r;
+	/* Accept only revocations: SETATTR is rejected. */
+	static const struct watch_notification_type_filter reject = {
+		.type = WATCH_TYPE_KEY_NOTIFY,
+		.subtype_filter = { 1u << NOTIFY_KEY_REVOKED },
+	};
 	int q[16][2], opened = 0, i, err, started = 0;
+	int filtered = !strcmp(cs, "filtered");
 	uint64_t t0, t1, posted_total = 0, d0 = 0, l0 = 0;
 	long long offered, delivered;
 	char why[256] = "";
 
 	base_record(&r, cs, nq, reader_kind(cs));
-	r.repeat = rep;
-	r.iterations = opt.iterations;
-	r.warmup = opt.warmup;
+	wq_rec_run(&r, &opt, rep);
 	memset(&rd, 0, sizeof(rd));
 
-	for (opened = 0; opened < nq; opened++) {
-		if (wq_open_queue(q[opened], (unsigned int)opt.queue_size, 1,
-				  why, sizeof(why)) < 0)
-			goto fail;
-		rd.fds[opened] = q[opened][0];
-		if (!strcmp(cs, "filtered")) {
-			/* Accept only revocations: SETATTR is rejected. */
-			struct watch_notification_type_filter f = {
-				.type = WATCH_TYPE_KEY_NOTIFY,
-				.subtype_filter = { 1u << NOTIFY_KEY_REVOKED },
-			};
-
-			if (wq_set_filter(q[opened][0], &f, 1) < 0) {
-				snprintf(why, sizeof(why),
-					 "IOC_WATCH_QUEUE_SET_FILTER: %s",
-					 wq_errname(errno));
-				opened++;
-				goto fail;
-			}
-		}
-		if (wq_watch_key(KEY_SPEC_SESSION_KEYRING, q[opened][0],
-				 opened) < 0) {
-			snprintf(why, sizeof(why), "keyctl(KEYCTL_WATCH_KEY): %s",
-				 wq_errname(errno));
-			opened++;
-			goto fail;
-		}
-	}
+	if (wq_open_queues(q, nq, (unsigned int)opt.queue_size,
+			   filtered ? &reject : NULL, 1, why, sizeof(why)) < 0)
+		goto fail;
+	opened = nq;
+	for (i = 0; i < nq; i++)
+		rd.fds[i] = q[i][0];
 	rd.nq = nq;
-	rd.cpu = opt.reader_cpu;
+	rd.cpu = xopt.reader_cpu;
 	if (nq) {
 		err = pthread_create(&rd.thread, NULL, reader_main, &rd);
 		if (err) {
@@ -376,14 +291,7 @@ static void measure(const char *cs, int nq, int rep)
 	wq_rec_timing(&r, t1 - t0, (uint64_t)opt.iterations);
 	wq_total(&r, "posts", opt.iterations);
 	wq_total(&r, "loss_records", (long long)(rd.loss - l0));
-	wq_count(&r, "posted", offered);
-	wq_count(&r, "delivered", delivered);
-	if (!strcmp(cs, "filtered")) {
-		wq_count(&r, "lost", 0);
-		wq_count(&r, "filtered", offered - delivered);
-	} else {
-		wq_count(&r, "lost", offered - delivered);
-	}
+	wq_rec_delivery(&r, offered, delivered, filtered);
 	if (delivered > 0) {
 		wq_metric(&r, "delivered_ratio", (double)delivered / offered,
 			  "ratio", "higher");
@@ -405,10 +313,7 @@ out:
 		__atomic_store_n(&rd.stop, 1, __ATOMIC_RELEASE);
 		pthread_join(rd.thread, NULL);
 	}
-	for (i = 0; i < opened; i++) {
-		close(q[i][0]);
-		close(q[i][1]);
-	}
+	wq_close_queues(q, opened);
 }
 
 static void for_each_config(const char *skip_reason)
@@ -428,8 +333,7 @@ static void for_each_config(const char *skip_reason)
 				struct wq_record r;
 
 				base_record(&r, cs, nq, reader_kind(cs));
-				r.iterations = opt.iterations;
-				r.warmup = opt.warmup;
+				wq_rec_run(&r, &opt, -1);
 				wq_rec_status(&r, "skipped", skip_reason);
 				wq_rec_emit(&r);
 			} else {
@@ -450,28 +354,17 @@ int main(int argc, char **argv)
 
 	wq_prog = "wq-keyctl-post";
 	parse_args(argc, argv);
-	if (opt.reader_cpu >= wq_nr_cpus())
-		opt.reader_cpu = opt.poster_cpu;
+	if (xopt.reader_cpu >= wq_nr_cpus())
+		xopt.reader_cpu = xopt.poster_cpu;
 
 	/* Without notification pipes there is nothing to compare with. */
-	if (wq_probe(0, why, sizeof(why)) < 0) {
+	if (wq_probe_session(why, sizeof(why)) < 0) {
 		for_each_config(why);
 		return WQ_EXIT_OK;
 	}
-	if (wq_keyctl(KEYCTL_JOIN_SESSION_KEYRING, 0, 0, 0, 0) < 0) {
-		snprintf(why, sizeof(why),
-			 "keyctl(KEYCTL_JOIN_SESSION_KEYRING): %s",
-			 wq_errname(errno));
-		for_each_config(why);
-		return WQ_EXIT_OK;
-	}
-	if (wq_probe(1, why, sizeof(why)) < 0) {
-		for_each_config(why);
-		return WQ_EXIT_OK;
-	}
-	if (wq_pin_cpu(opt.poster_cpu) < 0)
+	if (wq_pin_cpu(xopt.poster_cpu) < 0)
 		fprintf(stderr, "%s: cannot pin to CPU %d\n", wq_prog,
-			opt.poster_cpu);
+			xopt.poster_cpu);
 	for_each_config(NULL);
 	return WQ_EXIT_OK;
 }

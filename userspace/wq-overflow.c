@@ -19,20 +19,20 @@
 
 #include "wq.h"
 
-#define PERM	(KEY_POS_ALL | KEY_USR_ALL)
-
-static struct {
-	long iterations, warmup, repeats;
-	long sizes[WQ_MAX_LIST];
-	int nsizes;
-	long queues[WQ_MAX_LIST];
-	int nqueues;
-	int cpu;
-} opt = {
+static struct wq_opts opt = {
+	.has = WQ_OPT_QUEUES | WQ_OPT_CPU,
+	.max_count = 100000000,
 	.iterations = 10000, .warmup = 100, .repeats = 3,
-	.sizes = { 32, 256, 512 }, .nsizes = 3,
 	.queues = { 1 }, .nqueues = 1,
 	.cpu = 0,
+};
+
+/* This program's own option: the queue sizes. */
+static struct {
+	long sizes[WQ_MAX_LIST];
+	int nsizes;
+} xopt = {
+	.sizes = { 32, 256, 512 }, .nsizes = 3,
 };
 
 static void usage(FILE *f)
@@ -50,63 +50,22 @@ static void usage(FILE *f)
 		"  --help\n", wq_prog);
 }
 
+static void parse_own(int val, const char *arg)
+{
+	(void)val;	/* 's' */
+	xopt.nsizes = wq_parse_list_arg("queue-sizes", arg, xopt.sizes, 1,
+					WQ_MAX_NOTES);
+}
+
 static void parse_args(int argc, char **argv)
 {
-	static const struct option lo[] = {
-		{ "iterations", required_argument, NULL, 'i' },
-		{ "warmup", required_argument, NULL, 'w' },
-		{ "repeats", required_argument, NULL, 'r' },
+	static const struct option own[] = {
 		{ "queue-sizes", required_argument, NULL, 's' },
 		{ "sizes", required_argument, NULL, 's' },
-		{ "queues", required_argument, NULL, 'q' },
-		{ "cpu", required_argument, NULL, 'C' },
-		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
-	int c;
 
-	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
-		switch (c) {
-		case 'i':
-			opt.iterations = wq_parse_num("iterations", optarg, 1,
-						      100000000);
-			break;
-		case 'w':
-			opt.warmup = wq_parse_num("warmup", optarg, 0,
-						  100000000);
-			break;
-		case 'r':
-			opt.repeats = wq_parse_num("repeats", optarg, 1, 1000);
-			break;
-		case 's':
-			opt.nsizes = wq_parse_list(optarg, opt.sizes,
-						   WQ_MAX_LIST, 1, WQ_MAX_NOTES);
-			if (opt.nsizes <= 0)
-				goto bad;
-			break;
-		case 'q':
-			opt.nqueues = wq_parse_list(optarg, opt.queues,
-						    WQ_MAX_LIST, 1, 16);
-			if (opt.nqueues <= 0)
-				goto bad;
-			break;
-		case 'C':
-			opt.cpu = (int)wq_parse_num("cpu", optarg, -1, 4095);
-			break;
-		case 'h':
-			usage(stdout);
-			exit(WQ_EXIT_OK);
-		default:
-			usage(stderr);
-			exit(WQ_EXIT_USAGE);
-		}
-	}
-	if (optind == argc)
-		return;
-bad:
-	fprintf(stderr, "%s: bad arguments\n", wq_prog);
-	usage(stderr);
-	exit(WQ_EXIT_USAGE);
+	wq_parse_opts(&opt, argc, argv, own, parse_own, usage);
 }
 
 static void base_record(struct wq_record *r, long size, int nq)
@@ -116,13 +75,6 @@ static void base_record(struct wq_record *r, long size, int nq)
 	wq_param_int(r, "queue_size", size);
 	wq_param_int(r, "queues", nq);
 	wq_param_int(r, "record_size", (long long)sizeof(struct key_notification));
-}
-
-static int post(void)
-{
-	return (int)wq_keyctl(KEYCTL_SETPERM,
-			      (unsigned long)(long)KEY_SPEC_SESSION_KEYRING,
-			      PERM, 0, 0);
 }
 
 static long queued_records(const int (*q)[2], int nq)
@@ -140,34 +92,24 @@ static void measure(long size, int nq, int rep)
 {
 	struct wq_record r;
 	struct wq_tally t = { 0 };
-	int q[16][2], opened, i, err;
+	int q[16][2], opened = 0, i, err;
 	long fill = 0, before, after, capacity;
 	uint64_t t0, t1;
 	long long posts, posted, delivered;
 	char why[256] = "";
 
 	base_record(&r, size, nq);
-	r.repeat = rep;
-	r.iterations = opt.iterations;
-	r.warmup = opt.warmup;
+	wq_rec_run(&r, &opt, rep);
 
-	for (opened = 0; opened < nq; opened++) {
-		if (wq_open_queue(q[opened], (unsigned int)size, 1, why,
-				  sizeof(why)) < 0)
-			goto fail;
-		if (wq_watch_key(KEY_SPEC_SESSION_KEYRING, q[opened][0],
-				 opened) < 0) {
-			snprintf(why, sizeof(why), "keyctl(KEYCTL_WATCH_KEY): %s",
-				 wq_errname(errno));
-			opened++;
-			goto fail;
-		}
-	}
+	if (wq_open_queues(q, nq, (unsigned int)size, NULL, 1, why,
+			   sizeof(why)) < 0)
+		goto fail;
+	opened = nq;
 
 	/* Fill: post until a post no longer adds a record anywhere. */
 	before = queued_records((const int (*)[2])q, nq);
 	for (;;) {
-		if (post() < 0)
+		if (wq_post_setperm() < 0)
 			goto post_fail;
 		fill++;
 		after = queued_records((const int (*)[2])q, nq);
@@ -183,11 +125,11 @@ static void measure(long size, int nq, int rep)
 	capacity = after / nq;
 
 	for (i = 0; i < opt.warmup; i++)
-		if (post() < 0)
+		if (wq_post_setperm() < 0)
 			goto post_fail;
 	t0 = wq_now_ns();
 	for (i = 0; i < opt.iterations; i++)
-		if (post() < 0)
+		if (wq_post_setperm() < 0)
 			goto post_fail;
 	t1 = wq_now_ns();
 
@@ -219,9 +161,7 @@ static void measure(long size, int nq, int rep)
 	wq_total(&r, "loss_records", (long long)t.loss);
 	wq_metric(&r, "delivered_ratio", (double)delivered / posted, "ratio",
 		  "higher");
-	wq_count(&r, "posted", posted);
-	wq_count(&r, "delivered", delivered);
-	wq_count(&r, "lost", posted - delivered);
+	wq_rec_delivery(&r, posted, delivered, 0);
 	wq_rec_emit(&r);
 	goto out;
 
@@ -232,22 +172,7 @@ fail:
 	wq_rec_status(&r, "failed", why);
 	wq_rec_emit(&r);
 out:
-	for (i = 0; i < opened; i++) {
-		close(q[i][0]);
-		close(q[i][1]);
-	}
-}
-
-static int probe(char *why, size_t whylen)
-{
-	if (wq_probe(0, why, whylen) < 0)
-		return -1;
-	if (wq_keyctl(KEYCTL_JOIN_SESSION_KEYRING, 0, 0, 0, 0) < 0) {
-		snprintf(why, whylen, "keyctl(KEYCTL_JOIN_SESSION_KEYRING): %s",
-			 wq_errname(errno));
-		return -1;
-	}
-	return wq_probe(1, why, whylen);
+	wq_close_queues(q, opened);
 }
 
 int main(int argc, char **argv)
@@ -257,26 +182,26 @@ int main(int argc, char **argv)
 
 	wq_prog = "wq-overflow";
 	parse_args(argc, argv);
-	if (probe(why, sizeof(why)) < 0) {
-		for (s = 0; s < opt.nsizes; s++)
+	if (wq_probe_session(why, sizeof(why)) < 0) {
+		for (s = 0; s < xopt.nsizes; s++)
 			for (q = 0; q < opt.nqueues; q++) {
 				struct wq_record r;
 
-				base_record(&r, opt.sizes[s], (int)opt.queues[q]);
-				r.iterations = opt.iterations;
-				r.warmup = opt.warmup;
+				base_record(&r, xopt.sizes[s],
+					    (int)opt.queues[q]);
+				wq_rec_run(&r, &opt, -1);
 				wq_rec_status(&r, "skipped", why);
 				wq_rec_emit(&r);
 			}
 		return WQ_EXIT_OK;
 	}
 	wq_pin_cpu(opt.cpu);
-	for (s = 0; s < opt.nsizes; s++)
+	for (s = 0; s < xopt.nsizes; s++)
 		for (q = 0; q < opt.nqueues; q++) {
 			for (rep = 0; rep < opt.repeats; rep++)
-				measure(opt.sizes[s], (int)opt.queues[q], rep);
+				measure(xopt.sizes[s], (int)opt.queues[q], rep);
 			fprintf(stderr, "%s: queue_size=%ld queues=%ld done\n",
-				wq_prog, opt.sizes[s], opt.queues[q]);
+				wq_prog, xopt.sizes[s], opt.queues[q]);
 		}
 	return WQ_EXIT_OK;
 }

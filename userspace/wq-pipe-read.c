@@ -19,20 +19,24 @@
 
 #include "wq.h"
 
-#define PERM		(KEY_POS_ALL | KEY_USR_ALL)
 #define RECORD_SIZE	((long)sizeof(struct key_notification))
 #define MAX_READ	65536
 
+static struct wq_opts opt = {
+	.has = WQ_OPT_QUEUE_SIZE | WQ_OPT_CPU,
+	.max_count = 10000000, .min_queue_size = 1,
+	.iterations = 200, .warmup = 5, .repeats = 3, .queue_size = 512,
+	.cpu = 0,
+};
+
+/* This program's own options. */
 static struct {
-	long iterations, warmup, repeats, queue_size;
 	long sizes[WQ_MAX_LIST];
 	int nsizes;
 	const char *pipes;
-	int cpu;
-} opt = {
-	.iterations = 200, .warmup = 5, .repeats = 3, .queue_size = 512,
+} xopt = {
 	.sizes = { 16, 64, 256, 1024, 4096, 8192 }, .nsizes = 6,
-	.pipes = "plain,notification", .cpu = 0,
+	.pipes = "plain,notification",
 };
 
 struct drain {
@@ -56,69 +60,30 @@ static void usage(FILE *f)
 		"  --help\n", wq_prog);
 }
 
-static void parse_args(int argc, char **argv)
+static void parse_own(int val, const char *arg)
 {
-	static const struct option lo[] = {
-		{ "iterations", required_argument, NULL, 'i' },
-		{ "warmup", required_argument, NULL, 'w' },
-		{ "repeats", required_argument, NULL, 'r' },
-		{ "sizes", required_argument, NULL, 's' },
-		{ "queue-size", required_argument, NULL, 'Q' },
-		{ "pipes", required_argument, NULL, 'p' },
-		{ "cpu", required_argument, NULL, 'C' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 }
-	};
-	int c;
-
-	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
-		switch (c) {
-		case 'i':
-			opt.iterations = wq_parse_num("iterations", optarg, 1,
-						      10000000);
-			break;
-		case 'w':
-			opt.warmup = wq_parse_num("warmup", optarg, 0, 10000000);
-			break;
-		case 'r':
-			opt.repeats = wq_parse_num("repeats", optarg, 1, 1000);
-			break;
-		case 's':
-			opt.nsizes = wq_parse_list(optarg, opt.sizes,
-						   WQ_MAX_LIST, RECORD_SIZE,
-						   MAX_READ);
-			if (opt.nsizes <= 0) {
-				fprintf(stderr, "%s: bad --sizes\n", wq_prog);
-				exit(WQ_EXIT_USAGE);
-			}
-			break;
-		case 'Q':
-			opt.queue_size = wq_parse_num("queue-size", optarg, 1,
-						      WQ_MAX_NOTES);
-			break;
-		case 'p':
-			opt.pipes = optarg;
-			if (!wq_list_has(opt.pipes, "plain") &&
-			    !wq_list_has(opt.pipes, "notification")) {
-				fprintf(stderr, "%s: bad --pipes\n", wq_prog);
-				exit(WQ_EXIT_USAGE);
-			}
-			break;
-		case 'C':
-			opt.cpu = (int)wq_parse_num("cpu", optarg, -1, 4095);
-			break;
-		case 'h':
-			usage(stdout);
-			exit(WQ_EXIT_OK);
-		default:
-			usage(stderr);
-			exit(WQ_EXIT_USAGE);
-		}
+	if (val == 's') {
+		xopt.nsizes = wq_parse_list_arg("sizes", arg, xopt.sizes,
+						RECORD_SIZE, MAX_READ);
+		return;
 	}
-	if (optind != argc) {
-		usage(stderr);
+	xopt.pipes = arg;
+	if (!wq_list_has(xopt.pipes, "plain") &&
+	    !wq_list_has(xopt.pipes, "notification")) {
+		fprintf(stderr, "%s: bad --pipes\n", wq_prog);
 		exit(WQ_EXIT_USAGE);
 	}
+}
+
+static void parse_args(int argc, char **argv)
+{
+	static const struct option own[] = {
+		{ "sizes", required_argument, NULL, 's' },
+		{ "pipes", required_argument, NULL, 'p' },
+		{ NULL, 0, NULL, 0 }
+	};
+
+	wq_parse_opts(&opt, argc, argv, own, parse_own, usage);
 }
 
 static void base_record(struct wq_record *r, const char *pipe, long size)
@@ -160,9 +125,7 @@ static int fill_notification(int fd, long *got)
 	long i, bytes;
 
 	for (i = 0; i < opt.queue_size; i++)
-		if (wq_keyctl(KEYCTL_SETPERM,
-			      (unsigned long)(long)KEY_SPEC_SESSION_KEYRING,
-			      PERM, 0, 0) < 0)
+		if (wq_post_setperm() < 0)
 			return -errno;
 	bytes = wq_pipe_bytes(fd);
 	if (bytes < 0)
@@ -248,9 +211,7 @@ static void emit(const char *pipe, long size, int rep, const struct drain *d,
 	struct wq_record r;
 
 	base_record(&r, pipe, size);
-	r.repeat = rep;
-	r.iterations = opt.iterations;
-	r.warmup = opt.warmup;
+	wq_rec_run(&r, &opt, rep);
 	wq_total(&r, "ns", (long long)d->ns);
 	wq_total(&r, "records", (long long)d->records);
 	wq_total(&r, "bytes", (long long)d->bytes);
@@ -274,25 +235,9 @@ static void emit_status(const char *pipe, long size, int rep,
 	struct wq_record r;
 
 	base_record(&r, pipe, size);
-	if (rep >= 0)
-		r.repeat = rep;
-	r.iterations = opt.iterations;
-	r.warmup = opt.warmup;
+	wq_rec_run(&r, &opt, rep);
 	wq_rec_status(&r, status, why);
 	wq_rec_emit(&r);
-}
-
-/* Notification pipes, a private session keyring and key watches. */
-static int probe(char *why, size_t whylen)
-{
-	if (wq_probe(0, why, whylen) < 0)
-		return -1;
-	if (wq_keyctl(KEYCTL_JOIN_SESSION_KEYRING, 0, 0, 0, 0) < 0) {
-		snprintf(why, whylen, "keyctl(KEYCTL_JOIN_SESSION_KEYRING): %s",
-			 wq_errname(errno));
-		return -1;
-	}
-	return wq_probe(1, why, whylen);
 }
 
 int main(int argc, char **argv)
@@ -302,29 +247,29 @@ int main(int argc, char **argv)
 
 	wq_prog = "wq-pipe-read";
 	parse_args(argc, argv);
-	do_plain = wq_list_has(opt.pipes, "plain");
-	do_notif = wq_list_has(opt.pipes, "notification");
+	do_plain = wq_list_has(xopt.pipes, "plain");
+	do_notif = wq_list_has(xopt.pipes, "notification");
 
 	/*
 	 * Probe first: without notification pipes the plain figures have
 	 * nothing to be compared with, so every row is skipped (unless only
 	 * the plain pipe was asked for).
 	 */
-	if (do_notif && probe(why, sizeof(why)) < 0) {
-		for (s = 0; s < opt.nsizes; s++) {
+	if (do_notif && wq_probe_session(why, sizeof(why)) < 0) {
+		for (s = 0; s < xopt.nsizes; s++) {
 			if (do_plain)
-				emit_status("plain", opt.sizes[s], -1,
+				emit_status("plain", xopt.sizes[s], -1,
 					    "skipped", why);
 			if (do_notif)
-				emit_status("notification", opt.sizes[s], -1,
+				emit_status("notification", xopt.sizes[s], -1,
 					    "skipped", why);
 		}
 		return WQ_EXIT_OK;
 	}
 	wq_pin_cpu(opt.cpu);
 
-	for (s = 0; s < opt.nsizes; s++) {
-		long size = opt.sizes[s];
+	for (s = 0; s < xopt.nsizes; s++) {
+		long size = xopt.sizes[s];
 
 		for (rep = 0; rep < opt.repeats; rep++) {
 			struct drain plain = { 0 }, notif = { 0 };

@@ -2,7 +2,8 @@
 /*
  * wq.c - shared helpers of the watchbench userspace programs: the keyctl
  * syscall wrappers (no libkeyutils), timing, CPU pinning, notification pipe
- * set-up and the JSON Lines record writer of bench/RECORDS.md.
+ * set-up, the options every benchmark shares and the JSON Lines record
+ * writer of bench/RECORDS.md.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -136,6 +137,57 @@ int wq_probe(int need_key_watch, char *why, size_t whylen)
 	return ret;
 }
 
+int wq_probe_session(char *why, size_t whylen)
+{
+	if (wq_probe(0, why, whylen) < 0)
+		return -1;
+	if (wq_keyctl(KEYCTL_JOIN_SESSION_KEYRING, 0, 0, 0, 0) < 0) {
+		snprintf(why, whylen, "keyctl(KEYCTL_JOIN_SESSION_KEYRING): %s",
+			 wq_errname(errno));
+		return -1;
+	}
+	return wq_probe(1, why, whylen);
+}
+
+int wq_open_queues(int (*q)[2], int nq, unsigned int notes,
+		   const struct watch_notification_type_filter *f, int watch,
+		   char *why, size_t whylen)
+{
+	int i;
+
+	for (i = 0; i < nq; i++) {
+		if (wq_open_queue(q[i], notes, 1, why, whylen) < 0)
+			goto fail;
+		if (f && wq_set_filter(q[i][0], f, 1) < 0) {
+			snprintf(why, whylen, "IOC_WATCH_QUEUE_SET_FILTER: %s",
+				 wq_errname(errno));
+			i++;
+			goto fail;
+		}
+		if (watch &&
+		    wq_watch_key(KEY_SPEC_SESSION_KEYRING, q[i][0], i) < 0) {
+			snprintf(why, whylen, "keyctl(KEYCTL_WATCH_KEY): %s",
+				 wq_errname(errno));
+			i++;
+			goto fail;
+		}
+	}
+	return 0;
+fail:
+	wq_close_queues(q, i);
+	return -1;
+}
+
+void wq_close_queues(int (*q)[2], int nq)
+{
+	int i;
+
+	for (i = 0; i < nq; i++) {
+		close(q[i][0]);
+		close(q[i][1]);
+	}
+}
+
 int wq_set_filter(int fd, const struct watch_notification_type_filter *f,
 		  unsigned int nr)
 {
@@ -202,6 +254,20 @@ long wq_parse_num(const char *opt, const char *s, long lo, long hi)
 	return v;
 }
 
+int wq_parse_list_arg(const char *opt, const char *s, long *out, long lo,
+		      long hi)
+{
+	int n = wq_parse_list(s, out, WQ_MAX_LIST, lo, hi);
+
+	if (n <= 0) {
+		fprintf(stderr,
+			"%s: --%s: '%s' is not a list of up to %d numbers in [%ld, %ld]\n",
+			wq_prog, opt, s, WQ_MAX_LIST, lo, hi);
+		exit(WQ_EXIT_USAGE);
+	}
+	return n;
+}
+
 int wq_list_has(const char *list, const char *name)
 {
 	size_t len = strlen(name);
@@ -216,6 +282,114 @@ int wq_list_has(const char *list, const char *name)
 		p = comma ? comma + 1 : NULL;
 	}
 	return 0;
+}
+
+/* ---- command line ------------------------------------------------------- */
+
+enum {
+	OPT_ITERATIONS = 256, OPT_WARMUP, OPT_REPEATS, OPT_CASES, OPT_QUEUES,
+	OPT_QUEUE_SIZE, OPT_CPU,
+};
+
+static const struct {
+	struct option	lo;
+	unsigned int	need;		/* WQ_OPT_* bit, 0: always */
+} shared_opts[] = {
+	{ { "iterations", required_argument, NULL, OPT_ITERATIONS }, 0 },
+	{ { "warmup", required_argument, NULL, OPT_WARMUP }, 0 },
+	{ { "repeats", required_argument, NULL, OPT_REPEATS }, 0 },
+	{ { "cases", required_argument, NULL, OPT_CASES }, WQ_OPT_CASES },
+	{ { "queues", required_argument, NULL, OPT_QUEUES }, WQ_OPT_QUEUES },
+	{ { "queue-size", required_argument, NULL, OPT_QUEUE_SIZE },
+	  WQ_OPT_QUEUE_SIZE },
+	{ { "cpu", required_argument, NULL, OPT_CPU }, WQ_OPT_CPU },
+	{ { "help", no_argument, NULL, 'h' }, 0 },
+};
+
+/* Reject unknown case names instead of silently measuring less. */
+static void check_cases(const struct wq_opts *o)
+{
+	char *dup = strdup(o->cases), *save = NULL, *tok;
+	size_t i;
+
+	for (tok = strtok_r(dup, ",", &save); tok;
+	     tok = strtok_r(NULL, ",", &save)) {
+		for (i = 0; i < o->ncase_names; i++)
+			if (!strcmp(tok, o->case_names[i]))
+				break;
+		if (i == o->ncase_names) {
+			fprintf(stderr, "%s: unknown case '%s'\n", wq_prog, tok);
+			exit(WQ_EXIT_USAGE);
+		}
+	}
+	free(dup);
+}
+
+void wq_parse_opts(struct wq_opts *o, int argc, char **argv,
+		   const struct option *extra,
+		   void (*parse_extra)(int val, const char *arg),
+		   void (*usage)(FILE *f))
+{
+	struct option lo[WQ_ARRAY_SIZE(shared_opts) + 16];
+	size_t n = 0, i;
+	int c;
+
+	for (i = 0; i < WQ_ARRAY_SIZE(shared_opts); i++)
+		if ((o->has & shared_opts[i].need) == shared_opts[i].need)
+			lo[n++] = shared_opts[i].lo;
+	for (; extra && extra->name; extra++) {
+		if (n >= WQ_ARRAY_SIZE(lo) - 1)
+			abort();
+		lo[n++] = *extra;
+	}
+	memset(&lo[n], 0, sizeof(lo[n]));
+
+	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+		switch (c) {
+		case OPT_ITERATIONS:
+			o->iterations = wq_parse_num("iterations", optarg, 1,
+						     o->max_count);
+			break;
+		case OPT_WARMUP:
+			o->warmup = wq_parse_num("warmup", optarg, 0,
+						 o->max_count);
+			break;
+		case OPT_REPEATS:
+			o->repeats = wq_parse_num("repeats", optarg, 1, 1000);
+			break;
+		case OPT_CASES:
+			o->cases = optarg;
+			break;
+		case OPT_QUEUES:
+			o->nqueues = wq_parse_list_arg("queues", optarg,
+						       o->queues, 1, 16);
+			break;
+		case OPT_QUEUE_SIZE:
+			o->queue_size = wq_parse_num("queue-size", optarg,
+						     o->min_queue_size,
+						     WQ_MAX_NOTES);
+			break;
+		case OPT_CPU:
+			o->cpu = (int)wq_parse_num("cpu", optarg, -1, 4095);
+			break;
+		case 'h':
+			usage(stdout);
+			exit(WQ_EXIT_OK);
+		case '?':
+			usage(stderr);
+			exit(WQ_EXIT_USAGE);
+		default:
+			parse_extra(c, optarg);
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "%s: unexpected argument '%s'\n", wq_prog,
+			argv[optind]);
+		usage(stderr);
+		exit(WQ_EXIT_USAGE);
+	}
+	if (o->has & WQ_OPT_CASES)
+		check_cases(o);
 }
 
 void wq_tally_buf(const unsigned char *buf, size_t len, struct wq_tally *t)
@@ -355,6 +529,24 @@ void wq_metric(struct wq_record *r, const char *key, double value,
 	m->value = value;
 	m->unit = unit;
 	m->direction = direction;
+}
+
+void wq_rec_run(struct wq_record *r, const struct wq_opts *o, int rep)
+{
+	if (rep >= 0)
+		r->repeat = rep;
+	r->iterations = o->iterations;
+	r->warmup = o->warmup;
+}
+
+void wq_rec_delivery(struct wq_record *r, long long posted,
+		     long long delivered, int filtered)
+{
+	wq_count(r, "posted", posted);
+	wq_count(r, "delivered", delivered);
+	wq_count(r, "lost", filtered ? 0 : posted - delivered);
+	if (filtered)
+		wq_count(r, "filtered", posted - delivered);
 }
 
 void wq_rec_status(struct wq_record *r, const char *status,

@@ -14,8 +14,10 @@
 #define WATCHBENCH_WQ_H
 
 #include <fcntl.h>
+#include <getopt.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/ioctl.h>
 
 /* ---- include/uapi/linux/watch_queue.h ---------------------------------- */
@@ -103,6 +105,7 @@ struct key_notification {
 
 #define KEY_POS_ALL			0x3f000000
 #define KEY_USR_ALL			0x003f0000
+#define WQ_KEY_PERM			(KEY_POS_ALL | KEY_USR_ALL)
 
 /* ---- helpers (wq.c) ----------------------------------------------------- */
 
@@ -121,6 +124,18 @@ long wq_keyctl(int cmd, unsigned long a2, unsigned long a3,
 int32_t wq_add_key(const char *type, const char *desc, const void *payload,
 		   size_t plen, int32_t keyring);
 int wq_watch_key(int32_t key, int fd, int watch_id);
+
+/*
+ * The post of the key benchmarks: keyctl(KEYCTL_SETPERM) on the session
+ * keyring posts one NOTIFY_KEY_SETATTR record to every queue watching it (the
+ * special id avoids a key lookup).  Inline: it sits in the timed loops.
+ */
+static inline int wq_post_setperm(void)
+{
+	return (int)wq_keyctl(KEYCTL_SETPERM,
+			      (unsigned long)(long)KEY_SPEC_SESSION_KEYRING,
+			      WQ_KEY_PERM, 0, 0);
+}
 
 /* Monotonic clock in nanoseconds. */
 uint64_t wq_now_ns(void);
@@ -145,6 +160,22 @@ int wq_open_queue(int fds[2], unsigned int nr_notes, int nonblock,
  * Returns 0 if usable, otherwise -1 with the reason in @why.
  */
 int wq_probe(int need_key_watch, char *why, size_t whylen);
+/*
+ * wq_probe(0), join a fresh anonymous session keyring (so the program never
+ * touches its caller's), then wq_probe(1).  Returns 0 or -1 with @why.
+ */
+int wq_probe_session(char *why, size_t whylen);
+
+/*
+ * Open @nq non-blocking queues of @notes slots into @q, each with the filter
+ * @f (unless NULL) and, if @watch, watching the session keyring with its
+ * index as watch id.  Returns 0, or -1 with the reason in @why and every
+ * queue closed again.
+ */
+int wq_open_queues(int (*q)[2], int nq, unsigned int notes,
+		   const struct watch_notification_type_filter *f, int watch,
+		   char *why, size_t whylen);
+void wq_close_queues(int (*q)[2], int nq);
 
 /* Install a filter of @nr entries (NULL removes the filter). */
 int wq_set_filter(int fd, const struct watch_notification_type_filter *f,
@@ -157,8 +188,49 @@ long wq_pipe_bytes(int fd);
 int wq_parse_list(const char *s, long *out, int max, long lo, long hi);
 /* Parse a number in [lo, hi]; exits with WQ_EXIT_USAGE on error. */
 long wq_parse_num(const char *opt, const char *s, long lo, long hi);
+/* wq_parse_list() of option --@opt (up to WQ_MAX_LIST); exits on error. */
+int wq_parse_list_arg(const char *opt, const char *s, long *out, long lo,
+		      long hi);
 /* Is @name in the comma separated @list? */
 int wq_list_has(const char *list, const char *name);
+
+/* ---- command line of the benchmark programs ----------------------------- */
+
+/*
+ * Every benchmark takes --iterations N, --warmup N, --repeats N and --help;
+ * those in wq_opts.has also take:
+ */
+#define WQ_OPT_CASES		0x1	/* --cases LIST, names in case_names */
+#define WQ_OPT_QUEUES		0x2	/* --queues LIST, 1..16 */
+#define WQ_OPT_QUEUE_SIZE	0x4	/* --queue-size N, min_queue_size.. */
+#define WQ_OPT_CPU		0x8	/* --cpu N, -1 (unpinned)..4095 */
+
+struct wq_opts {
+	/* What the program takes */
+	unsigned int	has;			/* WQ_OPT_* */
+	long		max_count;		/* of --iterations, --warmup */
+	long		min_queue_size;
+	const char *const *case_names;		/* every case, in run order */
+	size_t		ncase_names;
+	/* Defaults, then the values given */
+	long		iterations, warmup, repeats, queue_size;
+	long		queues[WQ_MAX_LIST];
+	int		nqueues;
+	const char	*cases;
+	int		cpu;
+};
+
+/*
+ * Parse the command line into @o; a program's own options are in @extra
+ * (terminated by a zeroed entry; val a character, the shared ones use
+ * values from 256) and go to @parse_extra(val, optarg).  --help prints
+ * @usage on stdout and exits WQ_EXIT_OK; bad options, values and stray
+ * arguments exit WQ_EXIT_USAGE.
+ */
+void wq_parse_opts(struct wq_opts *o, int argc, char **argv,
+		   const struct option *extra,
+		   void (*parse_extra)(int val, const char *arg),
+		   void (*usage)(FILE *f));
 
 /* Classification of the records read from a notification pipe. */
 struct wq_tally {
@@ -225,6 +297,14 @@ void wq_total(struct wq_record *r, const char *key, long long val);
 void wq_count(struct wq_record *r, const char *key, long long val);
 void wq_metric(struct wq_record *r, const char *key, double value,
 	       const char *unit, const char *direction);
+/* Set repeat (unless @rep < 0), iterations and warmup from @o. */
+void wq_rec_run(struct wq_record *r, const struct wq_opts *o, int rep);
+/*
+ * counts.posted, delivered and lost; if @filtered, what was not delivered
+ * was filtered (counts.filtered) and lost is 0.
+ */
+void wq_rec_delivery(struct wq_record *r, long long posted,
+		     long long delivered, int filtered);
 /* Mark skipped/failed (clears metrics, totals and counts). */
 void wq_rec_status(struct wq_record *r, const char *status,
 		   const char *reason);
