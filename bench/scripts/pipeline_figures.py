@@ -25,7 +25,7 @@ from watchbench.configure import configure
 from watchbench.initramfs import GuestCommand
 from watchbench.progress import Progress
 from watchbench.settings import Settings
-from watchbench.tree import fetch_debian
+from watchbench.tree import fetch_debian, set_active
 
 
 def main() -> None:
@@ -46,6 +46,7 @@ def main() -> None:
         downloads.symlink_to(real.cache_dir / "downloads")
     progress = Progress("figures")
     tree = patching.reset(fetch_debian(settings, progress=progress), force=True)
+    set_active(settings, tree)
     configure(tree, settings, list(settings.fragments))
     figures: list[tuple[str, float, float]] = []
 
@@ -60,7 +61,7 @@ def main() -> None:
     source = tree.src / "kernel" / "watch_queue.c"
     original = source.read_bytes()
     try:
-        source.write_bytes(original + b"\n/* watchbench: incremental build probe */\n")
+        source.write_bytes(original + f"\n/* watchbench: incremental build probe {time.time_ns()} */\n".encode())
         start = time.monotonic()
         build(settings, tree, progress=progress)
         figures.append(("incremental after editing kernel/watch_queue.c (s)",
