@@ -126,5 +126,5 @@ def bisect(settings: Settings, good: str, bad: str, benchmark: str, metric: str 
             if found:
                 return git.rev(found[1]) or found[1], steps
     finally:
-        git("bisect", "reset", "-q", check=False)
+        git("bisect", "reset", check=False)
         git("checkout", "-q", "--detach", prior, check=False)
