@@ -143,3 +143,20 @@ def test_guest_run_early_stop_is_an_error(tmp_path):
     runner = ReplayRunner("hang", "hang.channel.log")  # console ends, job never finished
     with pytest.raises(GuestError, match="stopped before finishing command 0"):
         guest_for(tmp_path, runner).run([GuestCommand(("sleep", "600"))], timeout=30)
+
+
+def test_boot_dirs_are_pruned_to_the_newest(tmp_path):
+    import os
+
+    from watchbench.vm.session import boot_dir
+
+    boots = tmp_path / "boots"
+    for i in range(45):
+        old = boots / f"old-{i:02d}"
+        (old / "results").mkdir(parents=True)
+        (old / "console.log").write_text("x")
+        os.utime(old, (1000 + i, 1000 + i))
+    fresh = boot_dir(tmp_path)
+    left = sorted(p.name for p in boots.iterdir())
+    assert fresh.name in left and len(left) == 41
+    assert "old-00" not in left and "old-44" in left

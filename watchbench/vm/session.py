@@ -8,6 +8,7 @@ deadline is killed with its process group; crashes are raised with the console e
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -109,11 +110,10 @@ def host_path() -> str:
 
 
 def _prune(boots: Path, keep: int = 40) -> None:
+    """Keep the newest ``keep`` boot directories (console logs, channel, results)."""
     old = sorted((p for p in boots.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime)
-    for path in old[:-keep]:
-        for child in path.iterdir():
-            child.unlink()
-        path.rmdir()
+    for path in old[:-keep] if keep else old:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def boot_dir(cache_dir: Path) -> Path:
