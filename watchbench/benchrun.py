@@ -126,8 +126,14 @@ def run_bench(settings: Settings, suite_name: str = "quick", accel: str | None =
     counts = [0] * len(commands)
 
     def seen(index: int, line: str) -> None:
-        counts[index] += line.startswith("{")
-        progress.update(f"{runs[index].name}: {counts[index]} records")
+        kind = runs[index].kind
+        if kind == "conformance":
+            counts[index] += line.startswith(("ok ", "not ok "))
+            what = "tests"
+        else:
+            counts[index] += line.startswith("{") if kind == "c" else "%]" in line
+            what = "records" if kind == "c" else "pytest progress lines"
+        progress.update(f"{runs[index].name}: {counts[index]} {what}")
 
     timeout = settings.qemu.boot_timeout + suite.budget_s * 3 * SLOWDOWN[guest.accel]
     progress.step(f"suite {suite.name} ({len(runs)} runs) on {kernel.release} [{guest.accel}] "
