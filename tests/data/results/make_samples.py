@@ -84,14 +84,24 @@ def kernel_records(rng: random.Random) -> list[str]:
     return lines
 
 
+def checked(lines: list[str]) -> list[str]:
+    """Every sample record carries the fields bench/RECORDS.md requires."""
+    for line in (ln for ln in lines if ln.startswith("{")):  # other lines test the ingest's skip
+        rec = json.loads(line)
+        assert {"schema", "benchmark", "source", "status"} <= rec.keys(), rec
+        assert rec["status"] != "ok" or rec["metrics"], rec
+    return lines
+
+
 def write_run(run_id: str, man: dict, seed: int, slow: float, skip: bool) -> None:
     rng = random.Random(seed)
     run = HERE / "runs" / run_id
     shutil.rmtree(run, ignore_errors=True)
     (run / "raw").mkdir(parents=True)
     (run / "manifest.json").write_text(json.dumps(man, indent=2) + "\n")
-    (run / "raw" / "c-bench.jsonl").write_text("\n".join(c_records(rng, slow, skip)) + "\n")
-    (run / "raw" / "kernel-bench.jsonl").write_text("\n".join(kernel_records(rng)) + "\n")
+    c_lines, kernel_lines = checked(c_records(rng, slow, skip)), checked(kernel_records(rng))
+    (run / "raw" / "c-bench.jsonl").write_text("\n".join(c_lines) + "\n")
+    (run / "raw" / "kernel-bench.jsonl").write_text("\n".join(kernel_lines) + "\n")
     shutil.copy(HERE / "pytest-benchmark-real.json", run / "raw" / "pytest-python.json")
 
 

@@ -16,12 +16,12 @@ def test_pipe_roundtrip(benchmark, size):
 
     def roundtrip():
         os.write(w, payload)
-        os.read(r, size)
+        return os.read(r, size)
 
     benchmark.extra_info["benchmark"] = "py-pipe-read"
     benchmark.extra_info["params"] = {"reader": "same-thread"}
     try:
-        benchmark(roundtrip)
+        assert benchmark(roundtrip) == payload
     finally:
         os.close(r)
         os.close(w)
