@@ -117,7 +117,7 @@ def run_ci(settings: Settings, options: CiOptions, runner: Runner = default_runn
     progress = progress or Progress("ci")
     if options.rounds < 2:
         raise InputError(f"--rounds {options.rounds}: at least 2 boots per kernel are needed",
-                                  hint="3 boots per kernel detect a 5 % change under icount")
+                         hint="3 boots per kernel detect a 5 % change under icount")
     ci_id = f"ci-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{secrets.token_hex(2)}"
     tree = commands.fetch(settings, options.tree, options.base, options.tarball, runner)
     variants = _variants(settings, options.series, options.per_patch)
