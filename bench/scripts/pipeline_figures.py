@@ -61,7 +61,8 @@ def main() -> None:
     source = tree.src / "kernel" / "watch_queue.c"
     original = source.read_bytes()
     try:
-        source.write_bytes(original + f"\n/* watchbench: incremental build probe {time.time_ns()} */\n".encode())
+        probe = f"\n/* watchbench: incremental build probe {time.time_ns()} */\n"
+        source.write_bytes(original + probe.encode())
         start = time.monotonic()
         build(settings, tree, progress=progress)
         figures.append(("incremental after editing kernel/watch_queue.c (s)",
