@@ -85,13 +85,16 @@ def test_hanging_guest_is_killed_at_deadline(guest):
 def test_host_python_runs_in_guest_and_writes_result(guest, tmp_path):
     results = tmp_path / "results"
     results.mkdir()
+    marker = tmp_path / "from-host.txt"  # under the host's /tmp, like many CI checkouts
+    marker.write_text("seen")
     code = ("import os, sys, platform; p = os.path.join(os.environ['WB_RESULTS'], 'hello.txt'); "
-            "open(p, 'w').write(platform.release() + ' ' + sys.prefix); print('wrote', p)")
+            f"seen = open({str(marker)!r}).read(); "
+            "open(p, 'w').write(platform.release() + ' ' + sys.prefix + ' ' + seen); print('wrote', p)")
     result = guest.run([GuestCommand(("python", "-c", code), "host")], timeout=240,
                        results=results)
     assert result.commands[0].returncode == 0, result.commands[0].output
-    release, prefix = (results / "hello.txt").read_text().split()
-    assert release.startswith("6.12") and prefix.endswith(".venv")
+    release, prefix, seen = (results / "hello.txt").read_text().split()
+    assert release.startswith("6.12") and prefix.endswith(".venv") and seen == "seen"
 
 
 @pytest.fixture(scope="session")

@@ -112,7 +112,10 @@ def build(settings: Settings, tree: Tree | None = None, runner: Runner = default
     tree = tree or trees.active(settings)
     head = tree.git(runner).head()
     if not tree.config_hash or tree.config_head != head:
-        fragments = fragments_for(settings, tree, tree.config_fragments or None)
+        # The bench fragment follows the bench series: drop it here, fragments_for re-adds it
+        # when that series is (still) applied.
+        kept = [f for f in tree.config_fragments if Path(f).stem != settings.bench_series]
+        fragments = fragments_for(settings, tree, kept or None)
         progress.step("configuring for the current commit: " + ", ".join(Path(f).stem for f in fragments))
         configure(tree, settings, fragments, runner)
     dirty = _dirty_hash(tree, runner)

@@ -11,7 +11,7 @@ from watchbench.initramfs import GuestCommand
 
 KINDS = ("conformance", "c", "python")
 GUEST_RESULTS = "/results"  # where init mounts the run's raw/ directory (busybox side)
-HOST_RESULTS = "/tmp/wb-results"  # the same share as seen after the chroot (host side)
+HOST_RESULTS = "/run/wb-results"  # the same share as seen after the chroot (host side)
 
 
 @dataclass(frozen=True)

@@ -35,9 +35,10 @@ mount_host() {
 	mount -t sysfs sys /host/sys
 	mount -t debugfs debugfs /host/sys/kernel/debug 2>/dev/null
 	mount -o bind /dev /host/dev
-	mount -t tmpfs tmp /host/tmp
-	mkdir -p /host/tmp/wb-results
-	[ -d /results ] && mount -o bind /results /host/tmp/wb-results
+	# Scratch space on /run, not /tmp: the project (or a CI checkout) may live under /tmp.
+	mount -t tmpfs run /host/run
+	mkdir -p /host/run/wb-results /host/run/wb-tmp
+	[ -d /results ] && mount -o bind /results /host/run/wb-results
 }
 
 # wb_run INDEX SIDE ARGV...: SIDE is "guest" (busybox) or "host" (chroot into the host root).
@@ -47,7 +48,7 @@ wb_run() {
 	say "WB-BEGIN $idx $(uptime_s)"
 	if [ "$side" = host ]; then
 		set -- chroot /host /usr/bin/env -i PATH="$WB_HOST_PATH" HOME=/root LANG=C.UTF-8 \
-			WB_RESULTS=/tmp/wb-results WB_GUEST=1 \
+			WB_RESULTS=/run/wb-results TMPDIR=/run/wb-tmp WB_GUEST=1 \
 			/bin/sh -c 'cd "$0" && exec "$@"' "$WB_HOST_CWD" "$@"
 	fi
 	rm -f /tmp/wb-rc
