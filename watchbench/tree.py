@@ -216,8 +216,11 @@ def _extract(tarball: Path, root: Path, kind: str, origin: str, label: str, tree
             f"{tarball} does not hold a kernel tree (no top-level Makefile and Kconfig)",
             hint="pass a kernel source tarball such as linux-6.12.tar.xz",
         )
-    progress.step("committing the baseline (git add -f)")
+    progress.step(f"extracted in {time.monotonic() - start:.0f} s; committing the baseline "
+                  "(all files, as git add -f would)")
+    committing = time.monotonic()
     base = _make_repo(partial / "src", label, runner)
+    progress.step(f"committed in {time.monotonic() - committing:.0f} s")
     tree = Tree(tree_id, root, kind, origin, base, label)
     tree.root = partial
     tree.save()
