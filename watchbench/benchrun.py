@@ -154,7 +154,8 @@ def run_bench(settings: Settings, suite_name: str = "quick", accel: str | None =
             f"API conformance failed on {kernel.release} ({kernel.series or 'no series'}); "
             f"no benchmarks were run:\n  " + "\n  ".join(bad or ktap[-10:]),
             log=raw / f"{failed_conformance[0].name}.ktap")
-    _ingest(run_dir, progress)
+    if suite.benchmarks:  # a conformance-only suite has no records to tabulate
+        _ingest(run_dir, progress)
     summary = f"run {run_id}: {result.wall_seconds:.0f} s wall"
     progress.done(summary + (f"; problems: {'; '.join(problems)}" if problems else ""))
     return run_dir
