@@ -15,6 +15,7 @@ from importlib import resources
 from pathlib import Path
 
 from watchbench import cpio
+from watchbench.build import compiler_version
 from watchbench.errors import BuildError, CommandError, InputError
 from watchbench.runner import Runner, default_runner
 from watchbench.settings import Settings
@@ -68,7 +69,7 @@ def compile_programs(settings: Settings, runner: Runner = default_runner) -> dic
     session_src.parent.mkdir(parents=True, exist_ok=True)
     session_src.write_bytes(_guest_file("wb-session.c"))
     programs.append(Program("wb-session", (session_src,)))
-    compiler = runner.run(["gcc", "--version"]).stdout.splitlines()[0].encode()
+    compiler = compiler_version(runner).encode()
     inputs = sorted({s for p in programs for s in p.sources} | set(userspace.glob("*.h")))
     key = _digest(inputs, compiler, " ".join(CFLAGS).encode(),
                   repr([(p.name, [s.name for s in p.sources]) for p in programs]).encode())

@@ -7,28 +7,20 @@ from pathlib import Path
 from typing import Any
 
 from watchbench.errors import ResultsError
-from watchbench.results.schema import ACCELS, CI_ROLES, OPTIONAL_MANIFEST_COLUMNS
+from watchbench.results.schema import (
+    ACCELS,
+    CI_ROLES,
+    MANIFEST_COLUMNS,
+    OPTIONAL_MANIFEST_COLUMNS,
+)
 
 MANIFEST_SCHEMA = 1
+# Per-patch keys are optional (only per-patch CI runs have them); the other provenance
+# columns must be there, plus what is kept in the manifest only.
+PER_PATCH_KEYS = ("patch_index", "patch_subject")
+MANIFEST_ONLY_KEYS = ("schema_version", "qemu_argv")
 REQUIRED_KEYS: tuple[str, ...] = (
-    "schema_version",
-    "run_id",
-    "timestamp",
-    "host",
-    "cpu_model",
-    "arch",
-    "accel",
-    "qemu_argv",
-    "qemu_argv_hash",
-    "kernel_version",
-    "tree_base",
-    "base_label",
-    "series_name",
-    "series_hash",
-    "config_hash",
-    "suite",
-    "label",
-)
+    *MANIFEST_ONLY_KEYS, *(c for c in MANIFEST_COLUMNS if c not in PER_PATCH_KEYS))
 
 
 def read_manifest(run_dir: Path) -> dict[str, Any]:
@@ -64,7 +56,7 @@ def read_manifest(run_dir: Path) -> dict[str, Any]:
     patch_index = data.get("patch_index")
     if patch_index is not None and not isinstance(patch_index, int):
         raise ResultsError(f"{path}: patch_index {patch_index!r} is not an integer", hint=hint)
-    columns = {k: data[k] for k in REQUIRED_KEYS if k not in ("schema_version", "qemu_argv")}
+    columns = {k: data[k] for k in REQUIRED_KEYS if k not in MANIFEST_ONLY_KEYS}
     columns["patch_index"] = patch_index
     columns["patch_subject"] = data.get("patch_subject") or ""
     columns.update(_optional(data, path, hint))
