@@ -105,6 +105,10 @@ def _write_outputs(raw: Path, runs: list[SuiteRun], result: BootResult) -> list[
     return problems
 
 
+# What the live progress counts in each kind of run's output.
+COUNTED = {"conformance": "tests", "c": "records", "python": "pytest progress lines"}
+
+
 def run_bench(settings: Settings, suite_name: str = "quick", accel: str | None = None,
               label: str = "", kernel: Kernel | None = None, runner: Runner = default_runner,
               progress: Progress | None = None, extra: dict | None = None) -> Path:
@@ -129,11 +133,9 @@ def run_bench(settings: Settings, suite_name: str = "quick", accel: str | None =
         kind = runs[index].kind
         if kind == "conformance":
             counts[index] += line.startswith(("ok ", "not ok "))
-            what = "tests"
         else:
             counts[index] += line.startswith("{") if kind == "c" else "%]" in line
-            what = "records" if kind == "c" else "pytest progress lines"
-        progress.update(f"{runs[index].name}: {counts[index]} {what}")
+        progress.update(f"{runs[index].name}: {counts[index]} {COUNTED[kind]}")
 
     timeout = settings.qemu.boot_timeout + suite.budget_s * 3 * SLOWDOWN[guest.accel]
     progress.step(f"suite {suite.name} ({len(runs)} runs) on {kernel.release} [{guest.accel}] "
@@ -145,8 +147,7 @@ def run_bench(settings: Settings, suite_name: str = "quick", accel: str | None =
     meta["guest_seconds"] = result.guest_seconds
     problems = _write_outputs(raw, runs, result)
     # The throttled live counts above are samples; say the final ones (CI logs show only samples).
-    units = {"conformance": "tests", "c": "records", "python": "pytest progress lines"}
-    progress.step("; ".join(f"{r.name}: {c} {units.get(r.kind, 'lines')}"
+    progress.step("; ".join(f"{r.name}: {c} {COUNTED[r.kind]}"
                             for r, c in zip(runs, counts, strict=True)))
     (run_dir / "manifest.json").write_text(json.dumps(meta, indent=2) + "\n")
     failed_conformance = [r for r, c in zip(runs, result.commands, strict=True)
