@@ -13,24 +13,11 @@ from watchbench.settings import Settings
 DATA = Path(__file__).resolve().parent / "data"
 
 
-def _link_shared(test_cache: Path, real_cache: Path, name: str) -> None:
-    (real_cache / name).mkdir(parents=True, exist_ok=True)
-    link = test_cache / name
-    if not link.exists():
-        link.symlink_to(real_cache / name)
-
-
 @pytest.fixture(scope="session")
 def test_settings() -> Settings:
     real = Settings()
     cache = Path(os.environ.get("WATCHBENCH_TEST_CACHE", str(real.cache_dir) + "-tests"))
-    cache.mkdir(parents=True, exist_ok=True)
-    for shared in ("downloads", "ccache"):
-        _link_shared(cache, real.cache_dir, shared)
-    settings = Settings()
-    settings.cache_dir = cache
-    settings.runs_dir = cache / "runs"
-    return settings
+    return real.scratch(cache, shared=("downloads", "ccache"))
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +52,17 @@ class Settings:
     @property
     def kconfig_dir(self) -> Path:
         return self.project_root / "kconfig"
+
+    def scratch(self, cache_dir: Path, shared: tuple[str, ...] = ("downloads",)) -> Settings:
+        """A copy with a cache (and runs dir) of its own that links ``shared`` directories of
+        this cache, so tests and figure scripts never touch the developer's active tree."""
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        for name in shared:
+            (self.cache_dir / name).mkdir(parents=True, exist_ok=True)
+            link = cache_dir / name
+            if not link.exists():
+                link.symlink_to(self.cache_dir / name)
+        return replace(self, cache_dir=cache_dir, runs_dir=cache_dir / "runs")
 
     @classmethod
     def from_mapping(cls, data: dict[str, Any] | None) -> Settings:

@@ -49,13 +49,7 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", help="variant names to run (default: all)")
     args = parser.parse_args()
 
-    real, settings = Settings(), Settings()
-    settings.cache_dir = Path(args.cache)
-    settings.cache_dir.mkdir(parents=True, exist_ok=True)
-    downloads = settings.cache_dir / "downloads"
-    if not downloads.exists():
-        (real.cache_dir / "downloads").mkdir(parents=True, exist_ok=True)
-        downloads.symlink_to(real.cache_dir / "downloads")
+    settings = Settings().scratch(Path(args.cache))
     progress = Progress("variants")
     tree = patching.reset(fetch_debian(settings, progress=progress), force=True)
     set_active(settings, tree)

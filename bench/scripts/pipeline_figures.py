@@ -36,14 +36,7 @@ def main() -> None:
     parser.add_argument("--skip-cold", action="store_true", help="reuse the existing build dir")
     args = parser.parse_args()
 
-    real = Settings()
-    settings = Settings()
-    settings.cache_dir = Path(args.cache)
-    settings.cache_dir.mkdir(parents=True, exist_ok=True)
-    downloads = settings.cache_dir / "downloads"
-    if not downloads.exists():
-        (real.cache_dir / "downloads").mkdir(parents=True, exist_ok=True)
-        downloads.symlink_to(real.cache_dir / "downloads")
+    settings = Settings().scratch(Path(args.cache))
     progress = Progress("figures")
     tree = patching.reset(fetch_debian(settings, progress=progress), force=True)
     set_active(settings, tree)
