@@ -198,22 +198,33 @@ def compare(c, a, b, markdown=None, skip_bad=False, all=False):  # noqa: A002
 
 
 @task(help={"series": "series to gate, comma-separated (empty: an A/A run of the baseline)",
-            "rounds": "boots per kernel, interleaved A B A B (default: invoke.yaml)",
+            "rounds": "paired rounds per kernel: auto (until decided; default) or a number",
             "accel": "icount (default, near-deterministic) | tcg | kvm",
             "suite": "benchmark suite (default: ci)", "per_patch": "also measure after each patch",
             "threshold": "smallest change that counts, as a fraction (default 0.05)",
-            "alpha": "significance level (default 0.01)", "record": "append to the history",
+            "alpha": "family-wise significance level (default 0.01)",
+            "accept_undecided": "exit 0 instead of 3 when a gated metric stays undecided",
+            "record": "append to the history",
             "out": "report directory", "tree": "your kernel checkout", "base": "with --tree: base ref"})
 def ci(c, series="", rounds=None, accel=None, suite=None, per_patch=False, threshold=None,
-       alpha=None, record=False, out="reports", tree=None, base=None):
-    """Gate a series: exit 0 unchanged/improved, 1 regressed, 2 infrastructure failure."""
+       alpha=None, accept_undecided=False, record=False, out="reports", tree=None, base=None):
+    """Gate a series: exit 0 ok, 1 regressed or broken, 2 infrastructure, 3 undecided."""
     from watchbench.ci import CiOptions, gate
 
     conf = c.config.get("watchbench", {}).get("ci", {})
-    options = CiOptions(series=series, rounds=int(rounds or conf.get("rounds", 3)),
+    rounds = str(rounds or conf.get("rounds", "auto"))
+    if rounds != "auto" and not rounds.isdigit():
+        raise Exit(f"--rounds {rounds!r}: give a number of rounds or auto", code=2)
+    options = CiOptions(series=series, rounds=None if rounds == "auto" else int(rounds),
+                        min_rounds=int(conf.get("min_rounds", 4)),
+                        round_step=int(conf.get("round_step", 2)),
+                        max_rounds=int(conf.get("max_rounds", 12)),
+                        budget_s=float(conf.get("budget_s", 1200)),
                         accel=accel or conf.get("accel", "icount"), suite=suite or conf.get("suite", "ci"),
                         per_patch=per_patch, threshold=float(threshold or conf.get("threshold", 0.05)),
-                        alpha=float(alpha or conf.get("alpha", 0.01)), record=record, out=Path(out),
+                        alpha=float(alpha or conf.get("alpha", 0.01)),
+                        noise_floor=float(conf.get("noise_floor", 0.001)),
+                        accept_undecided=accept_undecided, record=record, out=Path(out),
                         tree=tree, base=base)
     raise Exit(code=gate(settings_of(c), options))
 

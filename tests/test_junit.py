@@ -12,36 +12,28 @@ from watchbench.junit import junit_xml, write_junit
 from watchbench.stats import compare_frames
 
 
-def _side(run_id: str, groups: dict[tuple[str, str, str], np.ndarray]) -> pd.DataFrame:
-    parts = []
-    for (benchmark, params, metric), values in groups.items():
-        parts.append(pd.DataFrame({"benchmark": benchmark, "params": params, "metric": metric,
-                                   "value": values}))
-    df = pd.concat(parts, ignore_index=True)
-    return df.assign(run_id=run_id, unit="ns", direction="lower", accel="tcg", status="ok",
-                     reason="")
-
-
 def comparisons() -> pd.DataFrame:
-    """One regressed, one improved, one unchanged, one inconclusive (too few samples)."""
-    rng = np.random.default_rng(1)
+    """Gated: one regressed, one improved, one unchanged, one undecided (noisy); plus a
+    display-only rate that JUnit leaves out."""
+    from tests.boots import boots_frame, runs
 
-    def noise(level: float, n: int = 40) -> np.ndarray:
-        return rng.normal(level, 1.0, n)
-
-    base = _side("a", {("keyctl-post", "case=watched", "ns_per_op"): noise(100),
-                       ("keyctl-post", "case=unwatched", "ns_per_op"): noise(100),
-                       ("pipe-read", "", "ns_per_record"): noise(100),
-                       ("overflow", "queue_size=16", "ns_per_op"): noise(100, 3)})
-    cand = _side("b", {("keyctl-post", "case=watched", "ns_per_op"): noise(112),
-                       ("keyctl-post", "case=unwatched", "ns_per_op"): noise(90),
-                       ("pipe-read", "", "ns_per_record"): noise(100),
-                       ("overflow", "queue_size=16", "ns_per_op"): noise(100, 3)})
-    out = compare_frames(pd.concat([base, cand], ignore_index=True), ["a"], ["b"])
-    verdicts = dict(zip(out["benchmark"] + "/" + out["params"], out["verdict"], strict=True))
+    watched, unwatched = ("keyctl-post", "case=watched", "ns_per_op"), (
+        "keyctl-post", "case=unwatched", "ns_per_op")
+    read, rate = ("pipe-read", "", "ns_per_record"), ("pipe-read", "", "records_per_s")
+    quiet = boots_frame({"a": {watched: 100, unwatched: 100, read: 100, rate: 1e7},
+                         "b": {watched: 112, unwatched: 90, read: 100, rate: 1e7}},
+                        boot_cv=0.003)
+    noisy_key = ("overflow", "queue_size=16", "ns_per_op")
+    noisy = boots_frame({"a": {noisy_key: 100}, "b": {noisy_key: 100}}, boot_cv=0.3, seed=2)
+    out = compare_frames(pd.concat([quiet, noisy], ignore_index=True), runs(quiet, "a"),
+                         runs(quiet, "b"))
+    gated = out[out["gated"]]
+    verdicts = dict(zip(gated["benchmark"] + "/" + gated["params"], gated["verdict"],
+                        strict=True))
     assert verdicts == {"keyctl-post/case=watched": "regressed",
                         "keyctl-post/case=unwatched": "improved", "pipe-read/": "unchanged",
-                        "overflow/queue_size=16": "inconclusive"}
+                        "overflow/queue_size=16": "undecided"}
+    assert not out.set_index("metric").loc["records_per_s", "gated"]
     return out
 
 
@@ -52,7 +44,7 @@ def test_junit_counts_and_verdicts_parse_back():
     for element in (root, suite):
         assert element.get("name") == "wb-ci"
         assert (element.get("tests"), element.get("failures"), element.get("skipped"),
-                element.get("errors")) == ("4", "1", "1", "0")
+                element.get("errors")) == ("4", "2", "0", "0")  # undecided fails the gate
     cases = suite.findall("testcase")
     assert [c.get("classname") for c in cases] == ["keyctl-post", "keyctl-post", "overflow",
                                                    "pipe-read"]  # regressions first
@@ -64,37 +56,42 @@ def test_junit_counts_and_verdicts_parse_back():
 
 def test_a_regression_is_a_failure_with_change_ci_p_and_threshold():
     root = ET.fromstring(junit_xml(comparisons()))
-    failures = root.findall(".//testcase/failure")
+    failures = [f for f in root.findall(".//testcase/failure")
+                if f.get("type") == "performance-regression"]
     assert len(failures) == 1
     message = failures[0].get("message")
     assert message.startswith("regressed +1")
-    assert "95% CI [+" in message and "p=<0.0001" in message and "threshold 2%" in message
-    assert "baseline median" in failures[0].text
+    assert "0.9975 CI [+" in message and "p=<0.0001" in message and "threshold 5%" in message
+    assert "baseline: " in failures[0].text and "5 boots" in failures[0].text
+    assert "between-boot CV" in failures[0].text
     props = {p.get("name"): p.get("value") for p in root.iter("property")}
-    assert props == {"threshold": "0.02", "alpha": "0.01", "confidence": "0.95",
-                     "baseline_runs": "a", "candidate_runs": "b"}
+    runs_a = ",".join(f"a-{i}" for i in range(5))
+    assert props == {"threshold": "0.05", "alpha": "0.01", "family": "4", "level": "0.0025",
+                     "baseline_runs": runs_a, "candidate_runs": runs_a.replace("a", "b")}
 
 
-def test_inconclusive_is_skipped_with_its_reason_and_passes_carry_their_figures():
+def test_undecided_fails_unless_accepted_and_passes_carry_their_figures():
     root = ET.fromstring(junit_xml(comparisons()))
     by_class = {c.get("classname") + c.get("name"): c for c in root.iter("testcase")}
-    skipped = by_class["overflowqueue_size=16 · ns_per_op"].find("skipped")
-    assert skipped.get("message") == ("inconclusive: too few samples to reach the "
-                                      "significance level")
+    undecided = by_class["overflowqueue_size=16 · ns_per_op"].find("failure")
+    assert undecided.get("type") == "undecided"
+    assert undecided.get("message").startswith("undecided: 0.9975 CI")
+    accepted = ET.fromstring(junit_xml(comparisons(), accept_undecided=True))
+    assert accepted.find("testsuite").get("skipped") == "1"
     unchanged = by_class["pipe-read– · ns_per_record"]
     assert unchanged.find("failure") is None and unchanged.find("skipped") is None
     assert "verdict: unchanged" in unchanged.find("system-out").text
     improved = by_class["keyctl-postcase=unwatched · ns_per_op"]
-    assert "change: -9.8 %" in improved.find("system-out").text
+    assert "change: -9.9 %" in improved.find("system-out").text
 
 
 def test_write_junit_writes_a_file_and_strips_characters_xml_cannot_hold(tmp_path: Path):
     table = comparisons()
-    table.loc[table["verdict"] == "inconclusive", "reason"] = "guest said \x07 ENOPKG"
-    path = write_junit(table, tmp_path / "out" / "junit.xml")
+    table.loc[table["verdict"] == "undecided", "reason"] = "guest said \x07 ENOPKG"
+    path = write_junit(table, tmp_path / "out" / "junit.xml", accept_undecided=True)
     root = ET.parse(path).getroot()
     skipped = root.find(".//skipped")
-    assert skipped.get("message") == "inconclusive: guest said ? ENOPKG"
+    assert skipped.get("message") == "undecided (accepted): guest said ? ENOPKG"
 
 
 def test_an_empty_comparison_is_an_empty_suite():

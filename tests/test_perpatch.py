@@ -11,27 +11,24 @@ import pytest
 from watchbench.perpatch import moved_by, per_patch_steps
 
 
-def _series(shift_at: int = 2, shift: float = 0.10, n: int = 30, seed: int = 0) -> pd.DataFrame:
-    """Baseline (0) and patches 1..3; from patch ``shift_at`` on ns_per_op is 10 % slower."""
-    rng = np.random.default_rng(seed)
-    parts = []
+def _series(shift_at: int = 2, shift: float = 0.10, rounds: int = 5,
+            seed: int = 0) -> pd.DataFrame:
+    """Baseline (0) and patches 1..3 booted in the same rounds; from patch ``shift_at`` on
+    ns_per_op is 10 % slower (ops_per_s 10 % lower)."""
+    from tests.boots import boots_frame
+
+    levels = {}
     for index in range(4):
-        level = 1000 * (1 + shift if index >= shift_at else 1.0)
-        for params in ("case=watched", "case=unwatched"):
-            parts.append(pd.DataFrame({
-                "benchmark": "keyctl-post", "params": params, "metric": "ns_per_op",
-                "unit": "ns", "direction": "lower", "accel": "tcg", "status": "ok",
-                "value": rng.normal(level, 10, n), "patch_index": index,
-                "patch_subject": f"watch_queue: patch {index}" if index else "",
-                "run_id": f"run-{index}"}))
-            parts.append(pd.DataFrame({
-                "benchmark": "keyctl-post", "params": params, "metric": "ops_per_s",
-                "unit": "op/s", "direction": "higher", "accel": "tcg", "status": "ok",
-                "value": rng.normal(1e9 / level, 1e4, n), "patch_index": index,
-                "patch_subject": f"watch_queue: patch {index}" if index else "",
-                "run_id": f"run-{index}"}))
-    df = pd.concat(parts, ignore_index=True)
-    df["patch_index"] = df["patch_index"].astype("Int64")
+        factor = 1 + shift if index >= shift_at else 1.0
+        levels[f"p{index}"] = {(b, p, m): v for b, p, m, v in [
+            ("keyctl-post", "case=watched", "ns_per_op", 1000 * factor),
+            ("keyctl-post", "case=unwatched", "ns_per_op", 1000 * factor),
+            ("keyctl-post", "case=watched", "ops_per_s", 1e6 / factor),
+            ("keyctl-post", "case=unwatched", "ops_per_s", 1e6 / factor)]}
+    df = boots_frame(levels, rounds=rounds, boot_cv=0.005, seed=seed, accel="tcg")
+    index = df["run_id"].str.slice(1, 2).astype(int)
+    df["patch_index"] = pd.array(index, dtype="Int64")
+    df["patch_subject"] = [f"watch_queue: patch {i}" if i else "" for i in index]
     return df
 
 
@@ -43,6 +40,7 @@ def test_only_the_patch_that_shifts_the_metric_is_a_step():
     assert watched.loc[2, "step_verdict"] == "regressed"
     assert watched.loc[2, "step_change"] == pytest.approx(0.10, abs=0.01)
     assert watched.loc[2, "step_ci_low"] > 0.05 and watched.loc[2, "prev_index"] == 1
+    assert watched.loc[2, "n"] == 5  # boots, not repeats
     assert watched.loc[1, "step_verdict"] == "unchanged"
     assert watched.loc[3, "step_verdict"] == "unchanged"
     # against the baseline the shift persists after patch 2
@@ -69,17 +67,16 @@ def test_metric_filters_and_runs_without_a_patch_index():
     assert per_patch_steps(df).empty
 
 
-def test_without_a_baseline_the_total_is_inconclusive_but_steps_still_judge():
+def test_without_a_baseline_the_total_is_undecided_but_steps_still_judge():
     df = _series()
     steps = per_patch_steps(df[df["patch_index"] > 0], "ns_per_op")
     first = steps[(steps["params"] == "case=watched")].set_index("patch_index")
-    assert first.loc[1, "step_verdict"] == "inconclusive"  # nothing before patch 1
+    assert first.loc[1, "step_verdict"] == "undecided"  # nothing before patch 1
     assert first.loc[2, "step_verdict"] == "regressed"
-    assert (first["base_verdict"] == "inconclusive").all()
+    assert (first["base_verdict"] == "undecided").all()
 
 
-def test_stats_reexports_per_patch_steps():
-    from watchbench import stats
-
-    pd.testing.assert_frame_equal(stats.per_patch_steps(_series(), "ns_per_op"),
-                                  per_patch_steps(_series(), "ns_per_op"))
+def test_one_boot_per_patch_names_no_patch():
+    """The boot is the unit: one boot per prefix cannot pin a step, however many repeats."""
+    df = _series(rounds=1)
+    assert moved_by(per_patch_steps(df)).empty

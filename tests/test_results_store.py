@@ -207,10 +207,11 @@ def test_a_corrupt_file_is_reported_by_name_and_never_touched(runs: Path):
 
 def test_a_file_from_a_newer_schema_is_refused(runs: Path, monkeypatch: pytest.MonkeyPatch):
     _ingest_all(runs)
+    current = schema.SCHEMA_VERSION
     monkeypatch.setattr(schema, "SCHEMA_VERSION", 7)
     ingest_run(runs / "sample-candidate")  # written as schema 7
-    monkeypatch.setattr(schema, "SCHEMA_VERSION", 1)
-    with pytest.raises(ResultsError, match="schema 7, this watchbench reads up to 1"):
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", current)
+    with pytest.raises(ResultsError, match=f"schema 7, this watchbench reads up to {current}"):
         load_runs(runs)
     assert set(load_runs(runs, skip_bad=True)["run_id"]) == {"sample-baseline"}
 
@@ -222,19 +223,46 @@ def test_an_older_schema_is_migrated_on_read_and_left_as_it_is(
     path = runs / "sample-baseline" / RESULTS_FILE
     before = path.read_bytes()
 
-    def rename_ns(df: pd.DataFrame) -> pd.DataFrame:  # a plausible v1 -> v2 change
+    def rename_ns(df: pd.DataFrame) -> pd.DataFrame:  # a plausible v -> v + 1 change
         return df.assign(unit=df["unit"].astype("string").replace({"ns": "nanoseconds"}))
 
-    monkeypatch.setattr(schema, "SCHEMA_VERSION", 2)
-    monkeypatch.setitem(schema.MIGRATIONS, 1, rename_ns)
+    v = schema.SCHEMA_VERSION
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", v + 1)
+    monkeypatch.setitem(schema.MIGRATIONS, v, rename_ns)
     df = load_runs(runs)
     assert "ns" not in set(df["unit"].dropna()) and "nanoseconds" in set(df["unit"])
-    assert (df["schema_version"] == 2).all()
+    assert (df["schema_version"] == v + 1).all()
     assert path.read_bytes() == before
 
-    monkeypatch.delitem(schema.MIGRATIONS, 1)
-    with pytest.raises(ResultsError, match="no migration from results schema 1 to 2"):
+    monkeypatch.delitem(schema.MIGRATIONS, v)
+    with pytest.raises(ResultsError, match=f"no migration from results schema {v} to {v + 1}"):
         load_runs(runs)
+
+
+def test_a_schema_1_file_gets_its_primary_metrics_from_the_legacy_rule(runs: Path):
+    """Files written before records flagged their primary metric still gate something."""
+    _ingest_all(runs)
+    path = runs / "sample-baseline" / RESULTS_FILE
+    old = pd.read_parquet(path).drop(columns="primary").assign(schema_version=1)
+    old.to_parquet(path)
+    df = load_runs(runs, run_ids=["sample-baseline"])
+    ok = df[df["status"] == "ok"]
+    assert ok["primary"].any()
+    assert set(ok.loc[ok["primary"], "metric"]) <= set(schema.LEGACY_PRIMARY)
+    assert not ok.loc[~ok["metric"].isin(schema.LEGACY_PRIMARY), "primary"].any()
+
+
+def test_a_record_with_two_primary_metrics_is_refused(tmp_path: Path):
+    from watchbench.results.records import record_rows
+
+    metric = {"value": 1.0, "unit": "ns", "direction": "lower", "primary": True}
+    record = {"schema": 1, "benchmark": "b", "source": "c", "status": "ok",
+              "metrics": {"ns_per_op": metric, "ns_per_record": metric}}
+    with pytest.raises(ResultsError, match="all primary"):
+        record_rows(record, "x.jsonl:3", "x.jsonl")
+    record["metrics"] = {"ops_per_s": {**metric, "primary": False}, "ns_per_op": metric}
+    rows = record_rows(record, "x.jsonl:3", "x.jsonl")
+    assert [r["primary"] for r in rows] == [False, True]
 
 
 def test_load_runs_names_unknown_and_uningested_runs(runs: Path):

@@ -2,8 +2,9 @@
 measurement, saying at each step how sure the classification is.
 
 Each step builds the commit (incrementally, content-keyed), boots it ``rounds`` times and
-compares its samples with those of the known-good and known-bad commits (Mann-Whitney U);
-the commit is called bad when its median is closer to the bad one's.
+decides its boots against those of the known-good and the known-bad commit with the gate's
+own decision function (``decision.decide``, boots unpaired): unchanged from good and not
+from bad is good, the reverse is bad; anything else goes to the nearer side and says so.
 """
 
 from __future__ import annotations
@@ -12,12 +13,12 @@ import re
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats as sps
 
 from watchbench import tree as trees
 from watchbench.benchrun import run_bench
 from watchbench.build import build
 from watchbench.configure import configure, fragments_for
+from watchbench.decision import Decision, Verdict, decide
 from watchbench.errors import InputError, TreeError
 from watchbench.progress import Progress
 from watchbench.runner import Runner, default_runner
@@ -32,14 +33,15 @@ class Step:
     subject: str
     median: float
     verdict: str  # good | bad
-    p_vs_good: float
-    p_vs_bad: float
+    vs_good: Decision
+    vs_bad: Decision
+    sure: bool  # both decisions agree; False: the nearer side was taken
 
     def describe(self) -> str:
-        sure = self.p_vs_good if self.verdict == "bad" else self.p_vs_bad
-        return (f"{self.commit[:12]} {self.verdict:4}  median {self.median:,.1f}  "
-                f"(differs from the other side with p={sure:.2g}; "
-                f"p vs good {self.p_vs_good:.2g}, vs bad {self.p_vs_bad:.2g})  {self.subject}")
+        how = "sure" if self.sure else "nearer side, not decided"
+        return (f"{self.commit[:12]} {self.verdict:4}  median {self.median:,.1f}  ({how}: vs good "
+                f"{self.vs_good.verdict} {self.vs_good.change:+.1%}, vs bad "
+                f"{self.vs_bad.verdict} {self.vs_bad.change:+.1%})  {self.subject}")
 
 
 @dataclass
@@ -57,6 +59,7 @@ class Measure:
     progress: Progress
 
     def samples(self, commit: str) -> np.ndarray:
+        """The per-boot log medians of the metric at ``commit`` (one per boot)."""
         from watchbench.results import load_runs
 
         tree = trees.active(self.settings)
@@ -79,16 +82,30 @@ class Measure:
             choices = ", ".join(sorted(rows["params"].astype(str).unique())[:6])
             raise InputError(f"{self.benchmark} {self.metric} has several parameter sets; pick one "
                              f"with --params", hint=f"for example: {choices}")
-        return rows["value"].to_numpy(dtype=float)
+        if (rows["value"] <= 0).any():
+            raise InputError(f"{self.benchmark} {self.metric} has values <= 0 at {commit[:12]}",
+                             hint="bisect a timing or a rate: it is judged in relative terms")
+        logs = np.log(rows["value"].to_numpy(dtype=float))
+        return np.array([np.median(logs[rows["run_id"].to_numpy() == r]) for r in ids])
 
 
-def classify(samples: np.ndarray, good: np.ndarray, bad: np.ndarray) -> tuple[str, float, float]:
-    """good/bad by the nearer median, with both Mann-Whitney p-values (pure)."""
-    p_good = float(sps.mannwhitneyu(samples, good, alternative="two-sided").pvalue)
-    p_bad = float(sps.mannwhitneyu(samples, bad, alternative="two-sided").pvalue)
-    med = np.median(samples)
-    verdict = "bad" if abs(med - np.median(bad)) < abs(med - np.median(good)) else "good"
-    return verdict, p_good, p_bad
+def classify(boots: np.ndarray, good: np.ndarray, bad: np.ndarray, *, direction: str = "lower",
+             threshold: float = 0.05, alpha: float = 0.01) -> tuple[str, Decision, Decision, bool]:
+    """good or bad for one commit's per-boot log medians (pure).
+
+    Unchanged from good while not unchanged from bad is good, the reverse is bad; when
+    the decisions do not say (both or neither unchanged, or undecided), the side whose
+    mean log level is nearer is taken and ``sure`` is False.
+    """
+    options = {"direction": direction, "threshold": threshold, "level": alpha, "paired": False}
+    vs_good, vs_bad = decide(good, boots, **options), decide(bad, boots, **options)
+    same_good = vs_good.verdict is Verdict.UNCHANGED
+    same_bad = vs_bad.verdict is Verdict.UNCHANGED
+    if same_good != same_bad:
+        return ("good" if same_good else "bad"), vs_good, vs_bad, True
+    level = np.mean(boots)
+    nearer = "bad" if abs(level - np.mean(bad)) < abs(level - np.mean(good)) else "good"
+    return nearer, vs_good, vs_bad, False
 
 
 def bisect(settings: Settings, good: str, bad: str, benchmark: str, metric: str = "ns_per_op",
@@ -109,16 +126,22 @@ def bisect(settings: Settings, good: str, bad: str, benchmark: str, metric: str 
     try:
         progress.step(f"measuring good {good} and bad {bad} ({rounds} boots each)")
         good_samples, bad_samples = measure.samples(good_id), measure.samples(bad_id)
-        verdict, p_good, p_bad = classify(bad_samples, good_samples, bad_samples)
-        progress.step(f"good median {np.median(good_samples):,.1f}, bad median "
-                      f"{np.median(bad_samples):,.1f} (p={p_good:.2g})")
+        ends = decide(good_samples, bad_samples, direction="lower", threshold=0.05, level=0.01,
+                      paired=False)
+        progress.step(f"good median {np.exp(np.mean(good_samples)):,.1f}, bad median "
+                      f"{np.exp(np.mean(bad_samples)):,.1f} (bad vs good: {ends.verdict}, "
+                      f"{ends.change:+.1%})")
+        if ends.verdict is Verdict.UNCHANGED:
+            raise InputError(f"--bad {bad} is not distinguishable from --good {good}: "
+                             f"{ends.reason}", hint="check the metric, or add --rounds")
         git("bisect", "start", bad_id, good_id)
         while True:
             commit = git.head()
             samples = measure.samples(commit)
-            verdict, p_good, p_bad = classify(samples, good_samples, bad_samples)
+            verdict, vs_good, vs_bad, sure = classify(samples, good_samples, bad_samples)
             subject = git.out("log", "-1", "--format=%s", commit)
-            steps.append(Step(commit, subject, float(np.median(samples)), verdict, p_good, p_bad))
+            steps.append(Step(commit, subject, float(np.exp(np.mean(samples))), verdict,
+                              vs_good, vs_bad, sure))
             progress.step(steps[-1].describe())
             git("checkout", "-q", "--detach", commit)
             answer = git("bisect", verdict)

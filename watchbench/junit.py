@@ -2,9 +2,12 @@
 
 GitHub (test-reporter actions) and GitLab (``artifacts:reports:junit``) read the common
 subset written here: ``testsuites > testsuite > testcase`` with ``failure`` and ``skipped``
-children and the counts on both parents. One test case per compared metric: a regression
-fails, an inconclusive comparison is skipped with its reason, the rest pass and carry their
-figures in ``system-out``.
+children and the counts on both parents. One test case per gated metric (and per metric
+of a benchmark that broke on the candidate); display-only metrics are left out, they
+repeat a gated measurement. The mapping follows the exit code: regressed and failed are
+failures (types ``performance-regression`` and ``benchmark-broken``), undecided is a
+failure of type ``undecided`` (skipped with ``accept_undecided``), unchanged and improved
+pass; each case carries its figures in ``system-out``.
 """
 
 from __future__ import annotations
@@ -36,41 +39,65 @@ def _pct(fraction: float) -> str:
     return f"{fraction:.0%}" if math.isfinite(fraction) else "–"
 
 
+def _level(r: pd.Series) -> str:
+    level = r["level"]
+    return f"{1 - level:.4g}" if isinstance(level, float) and math.isfinite(level) else "–"
+
+
 def _figures(r: pd.Series, threshold: float) -> str:
     """The numbers behind a verdict, one per line, for the message and system-out."""
     return "\n".join([
         f"verdict: {r['verdict']} ({r['reason']})",
         f"metric: {r['metric']} ({r['unit']}, {r['direction']} is better), accel {r['accel']}",
-        f"baseline median: {fmt_value(r['median_a'])} (n={r['n_a']})",
-        f"candidate median: {fmt_value(r['median_b'])} (n={r['n_b']})",
-        f"change: {fmt_change(r['change'])}, 95% CI {fmt_ci(r['ci_low'], r['ci_high'])}",
-        f"p: {fmt_p(r['p_value'])} (Mann-Whitney U), threshold {_pct(threshold)}",
-        f"MDE: {fmt_mde(r['mde'])}",
+        f"baseline: {fmt_value(r['median_a'])} ({r['n_a']} boots)",
+        f"candidate: {fmt_value(r['median_b'])} ({r['n_b']} boots)",
+        f"change: {fmt_change(r['change'])}, {_level(r)} CI {fmt_ci(r['ci_low'], r['ci_high'])}"
+        f" over {r['rounds']} {'paired rounds' if r['paired'] else 'boots'}",
+        f"p (adjusted to the family alpha): {fmt_p(r['p_adjusted'])}, "
+        f"threshold {_pct(threshold)}",
+        f"noise: between-boot CV {fmt_mde(r['between_cv'])}, within-boot CV "
+        f"{fmt_mde(r['within_cv'])}, effective n {r['n_eff']:.1f}, MDE {fmt_mde(r['mde'])}",
     ])
 
 
 def _failure_message(r: pd.Series, threshold: float) -> str:
-    return (f"regressed {fmt_change(r['change'])} (95% CI {fmt_ci(r['ci_low'], r['ci_high'])}, "
-            f"p={fmt_p(r['p_value'])}, threshold {_pct(threshold)}): "
-            f"{r['metric']} {fmt_value(r['median_a'])} -> {fmt_value(r['median_b'])} {r['unit']}")
+    if r["verdict"] == "failed":
+        return f"benchmark broke on the candidate: {r['reason']}"
+    if r["verdict"] == "undecided":
+        return f"undecided: {r['reason']}"
+    return (f"regressed {fmt_change(r['change'])} ({_level(r)} CI "
+            f"{fmt_ci(r['ci_low'], r['ci_high'])}, p={fmt_p(r['p_adjusted'])}, threshold "
+            f"{_pct(threshold)}): {r['metric']} {fmt_value(r['median_a'])} -> "
+            f"{fmt_value(r['median_b'])} {r['unit']}")
 
 
-def junit_xml(comparisons: pd.DataFrame, suite_name: str = "watchbench") -> str:
-    """The rows of ``stats.compare_frames`` as a JUnit XML document (a string).
+_FAILURE_TYPES = {"regressed": "performance-regression", "failed": "benchmark-broken",
+                  "undecided": "undecided"}
+
+
+def junit_xml(comparisons: pd.DataFrame, suite_name: str = "watchbench",
+              accept_undecided: bool = False) -> str:
+    """The gated (and failed) rows of ``stats.compare_frames`` as a JUnit XML document.
 
     classname is the benchmark, name is ``params · metric``. Rows come regressions first,
     like the terminal table.
     """
     attrs = comparisons.attrs
     threshold = float(attrs.get("threshold", math.nan))
+    if len(comparisons):
+        comparisons = comparisons[comparisons["gated"].astype(bool)
+                                  | (comparisons["verdict"] == "failed")]
     rows = ordered(comparisons) if len(comparisons) else comparisons
-    counts = rows["verdict"].value_counts() if len(rows) else pd.Series(dtype=int)
-    totals = {"tests": str(len(rows)), "failures": str(int(counts.get("regressed", 0))),
-              "errors": "0", "skipped": str(int(counts.get("inconclusive", 0))), "time": "0"}
+    failing = {"regressed", "failed"} | (set() if accept_undecided else {"undecided"})
+    verdicts = list(rows["verdict"]) if len(rows) else []
+    totals = {"tests": str(len(rows)), "failures": str(sum(v in failing for v in verdicts)),
+              "errors": "0", "skipped": str(sum(v == "undecided" and v not in failing
+                                                for v in verdicts)),
+              "time": "0"}
     root = ET.Element("testsuites", {"name": _text(suite_name), **totals})
     suite = ET.SubElement(root, "testsuite", {"name": _text(suite_name), **totals})
     props = ET.SubElement(suite, "properties")
-    for key in ("threshold", "alpha", "confidence"):
+    for key in ("threshold", "alpha", "family", "level"):
         if key in attrs:
             ET.SubElement(props, "property", name=key, value=f"{attrs[key]:g}")
     for key in ("baseline", "candidate"):
@@ -83,12 +110,12 @@ def junit_xml(comparisons: pd.DataFrame, suite_name: str = "watchbench") -> str:
             "time": "0",
         })
         figures = _text(_figures(r, threshold))
-        if r["verdict"] == "regressed":
+        if r["verdict"] in failing:
             failure = ET.SubElement(case, "failure", message=_text(_failure_message(r, threshold)),
-                                    type="performance-regression")
+                                    type=_FAILURE_TYPES[r["verdict"]])
             failure.text = figures
-        elif r["verdict"] == "inconclusive":
-            ET.SubElement(case, "skipped", message=_text(f"inconclusive: {r['reason']}"))
+        elif r["verdict"] == "undecided":
+            ET.SubElement(case, "skipped", message=_text(f"undecided (accepted): {r['reason']}"))
             ET.SubElement(case, "system-out").text = figures
         else:
             ET.SubElement(case, "system-out").text = figures
@@ -96,9 +123,10 @@ def junit_xml(comparisons: pd.DataFrame, suite_name: str = "watchbench") -> str:
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
 
 
-def write_junit(comparisons: pd.DataFrame, path: Path, suite_name: str = "watchbench") -> Path:
+def write_junit(comparisons: pd.DataFrame, path: Path, suite_name: str = "watchbench",
+                accept_undecided: bool = False) -> Path:
     """Write ``junit_xml`` to ``path`` (parents created); return the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(junit_xml(comparisons, suite_name), encoding="utf-8")
+    path.write_text(junit_xml(comparisons, suite_name, accept_undecided), encoding="utf-8")
     return path

@@ -1,8 +1,9 @@
-"""Statistics over benchmark samples: summaries, A/B comparisons and verdicts.
+"""Statistics over the results table: summaries, and A/B comparisons boot by boot.
 
-Pure functions over arrays and DataFrames, nothing else. Benchmark timings are skewed and
-have outliers, so everything centres on the median: a distribution-free Mann-Whitney U
-test for "did it move", and bootstrap intervals for "by how much".
+Pure functions over arrays and DataFrames, nothing else. ``summarize`` describes one
+side (medians with exact bootstrap intervals); ``compare_frames`` turns two sets of runs
+into one boot per row (``boot_table``) and hands each metric to the one decision
+function, ``watchbench.decision.decide`` (its docstring says why the boot is the unit).
 
 The bootstrap of a median needs no resampling loop: the k-th order statistic of a
 resample is <= x_(i) exactly when at least k of the n draws are <= x_(i), a
@@ -15,43 +16,26 @@ their quantiles (exact for n = 2, and indistinguishable from resampling in the t
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
 import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from watchbench.decision import DEFAULT_NOISE_FLOOR, Verdict, decide, noise_figures
 from watchbench.errors import ResultsError
+from watchbench.results.schema import LEGACY_PRIMARY
 
-VERDICTS = ("improved", "regressed", "unchanged", "inconclusive")
+VERDICTS = tuple(v.value for v in Verdict)
 SUMMARY_KEYS = [
     "benchmark", "params", "metric", "unit", "direction", "accel",
     "tree_base", "series_hash", "config_hash",
 ]
 MATCH_KEYS = ["benchmark", "params", "metric"]
-# Mann-Whitney's efficiency relative to the t-test on normal data (3/pi).
-_MWU_EFFICIENCY = 3 / math.pi
 
 
 class ComparisonError(ResultsError):
     """Two sets of samples are not comparable (different accelerator, params, metric...)."""
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """Candidate B against baseline A; ``change`` and its CI are fractions (0.1 = +10 %)."""
-
-    n_a: int
-    n_b: int
-    median_a: float
-    median_b: float
-    change: float
-    ci_low: float
-    ci_high: float
-    p_value: float
-    mde: float
-    verdict: str
-    reason: str
 
 
 def _order_stat_cdfs(n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -131,119 +115,6 @@ def summarize(df: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
     return out
 
 
-def min_attainable_p(n_a: int, n_b: int) -> float:
-    """Smallest two-sided exact Mann-Whitney p-value possible with these sample sizes."""
-    return min(1.0, 2 / math.comb(n_a + n_b, n_a))
-
-
-def _pooled_robust_sd(a: np.ndarray, b: np.ndarray) -> float:
-    """Scale of both samples around their own medians (MAD, pooled: steadier for small n)."""
-    residuals = np.concatenate([a - np.median(a), b - np.median(b)])
-    mad = float(sps.median_abs_deviation(residuals, center=lambda r, axis: 0.0,
-                                         scale="normal"))
-    return mad if mad > 0 else float(np.std(residuals, ddof=2))
-
-
-def min_detectable_effect(
-    a: np.ndarray, b: np.ndarray, *, alpha: float = 0.01, power: float = 0.8
-) -> float:
-    """Smallest relative change of the median the test finds with probability ``power``.
-
-    A normal-approximation power calculation on a robust pooled spread, corrected for
-    Mann-Whitney's efficiency, so a report can say what a "no change" could have missed.
-    """
-    n_a, n_b = len(a), len(b)
-    base = float(np.median(a)) if n_a else 0.0
-    if n_a < 2 or n_b < 2 or base == 0 or min_attainable_p(n_a, n_b) > alpha:
-        return math.inf
-    pooled = _pooled_robust_sd(a, b)
-    z = sps.norm.ppf(1 - alpha / 2) + sps.norm.ppf(power)
-    shift = z * pooled * math.sqrt(1 / n_a + 1 / n_b) / math.sqrt(_MWU_EFFICIENCY)
-    return float(shift / abs(base))
-
-
-def _verdict(change: float, lo: float, hi: float, p: float, *, direction: str,
-             threshold: float, alpha: float, enough: bool) -> tuple[str, str]:
-    if not enough:
-        return "inconclusive", "too few samples to reach the significance level"
-    if p < alpha and abs(change) >= threshold and (lo > 0 or hi < 0):
-        better = change < 0 if direction == "lower" else change > 0
-        word = "improved" if better else "regressed"
-        return word, f"p={p:.2g} < {alpha:g} and |change| >= {threshold:.0%}"
-    if -threshold < lo and hi < threshold:
-        return "unchanged", f"CI within +/-{threshold:.0%}"
-    return "inconclusive", f"CI reaches beyond +/-{threshold:.0%} without a significant shift"
-
-
-def compare(
-    a_values: np.ndarray,
-    b_values: np.ndarray,
-    *,
-    direction: str,
-    threshold: float = 0.02,
-    alpha: float = 0.01,
-    confidence: float = 0.95,
-    n_boot: int = 4000,
-    seed: int = 0,
-) -> Comparison:
-    """Compare candidate samples B with baseline samples A of one metric.
-
-    ``direction`` is the metric's ("lower" or "higher" is better). A verdict of improved or
-    regressed needs p < ``alpha``, a change of at least ``threshold`` and a CI excluding 0;
-    unchanged needs the whole CI inside +/-``threshold``; anything else is inconclusive.
-    """
-    if direction not in ("lower", "higher"):
-        raise ComparisonError(f"direction {direction!r} is neither 'lower' nor 'higher'")
-    a = np.sort(np.asarray(a_values, dtype=float))
-    b = np.sort(np.asarray(b_values, dtype=float))
-    if len(a) == 0 or len(b) == 0:
-        raise ComparisonError(f"nothing to compare: {len(a)} baseline, {len(b)} candidate samples")
-    med_a, med_b = float(np.median(a)), float(np.median(b))
-    p = float(sps.mannwhitneyu(a, b, alternative="two-sided").pvalue)
-    p = 1.0 if math.isnan(p) else p
-    mde = min_detectable_effect(a, b, alpha=alpha)
-    if med_a == 0:
-        return Comparison(len(a), len(b), med_a, med_b, math.nan, math.nan, math.nan, p, mde,
-                          "inconclusive", "baseline median is 0: no relative change")
-    rng = np.random.default_rng(seed)
-    draws_a = median_ppf(a, rng.random(n_boot))
-    draws_b = median_ppf(b, rng.random(n_boot))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratios = draws_b / draws_a - 1
-    tail = (1 - confidence) / 2
-    lo, hi = (float(v) for v in np.nanquantile(ratios, [tail, 1 - tail]))
-    change = med_b / med_a - 1
-    enough = min_attainable_p(len(a), len(b)) <= alpha
-    verdict, reason = _verdict(change, lo, hi, p, direction=direction, threshold=threshold,
-                               alpha=alpha, enough=enough)
-    return Comparison(len(a), len(b), med_a, med_b, change, lo, hi, p, mde, verdict, reason)
-
-
-def _single(frame: pd.DataFrame, column: str, side: str) -> str:
-    values = frame[column].dropna().unique()
-    if len(values) != 1:
-        raise ComparisonError(
-            f"{side} samples span {len(values)} values of {column}: {sorted(map(str, values))}",
-            hint="compare one benchmark/params/metric at a time, measured one way",
-        )
-    return str(values[0])
-
-
-def compare_samples(a: pd.DataFrame, b: pd.DataFrame, **options: object) -> Comparison:
-    """``compare`` two slices of the results table, refusing ones that differ in kind."""
-    for column in ("accel", "benchmark", "params", "metric", "unit", "direction"):
-        va, vb = _single(a, column, "baseline"), _single(b, column, "candidate")
-        if va != vb:
-            raise ComparisonError(
-                f"cannot compare samples with different {column}: baseline {va!r}, "
-                f"candidate {vb!r}",
-                hint="timings taken under different accelerators or params are not comparable",
-            )
-    direction = _single(a, "direction", "baseline")
-    return compare(a["value"].to_numpy(), b["value"].to_numpy(), direction=direction,
-                   **options)  # type: ignore[arg-type]
-
-
 def _check_runs(df: pd.DataFrame, baseline: list[str], candidate: list[str]) -> None:
     known = set(df["run_id"].unique())
     for side, ids in (("baseline", baseline), ("candidate", candidate)):
@@ -266,11 +137,106 @@ def _check_runs(df: pd.DataFrame, baseline: list[str], candidate: list[str]) -> 
         )
 
 
-def _absence_note(side: str, rows: pd.DataFrame) -> str:
-    bad = rows.loc[rows["status"] != "ok", ["status", "reason"]].drop_duplicates()
-    if bad.empty:
-        return f"no samples in {side}"
-    return f"{side}: " + "; ".join(f"{s}: {r}" for s, r in bad.itertuples(index=False))
+
+COMPARISON_COLUMNS = [
+    *MATCH_KEYS, "unit", "direction", "accel", "primary", "gated", "n_a", "n_b", "rounds",
+    "paired", "median_a", "median_b", "change", "ci_low", "ci_high", "p_value", "p_adjusted",
+    "level", "mde", "between_cv", "within_cv", "n_eff", "repeats", "verdict", "reason",
+    "decided_at",
+]
+_BOOT_KEYS = ["side", "run_id", *MATCH_KEYS]
+
+
+def primary_flags(df: pd.DataFrame) -> pd.Series:
+    """Which rows hold a benchmark's primary (gated) metric: the record's own flag, or
+    for old results without one, ``LEGACY_PRIMARY``."""
+    if "primary" in df.columns:
+        return df["primary"].astype("boolean").fillna(False).astype(bool)
+    return df["metric"].astype("string").isin(LEGACY_PRIMARY).fillna(False).astype(bool)
+
+
+def boot_table(df: pd.DataFrame, sides: dict[str, list[str]]) -> pd.DataFrame:
+    """One row per boot (run) and metric: median and SD of log values over its repeats.
+
+    Columns: side, run_id, benchmark, params, metric, log_median, log_sd, repeats, unit,
+    direction, accel, primary, pair (the run's ``ci_id``/``ci_round``, or NA). Metrics
+    with a non-positive value in a boot have no log: their ``log_median`` is NaN.
+    """
+    side_of = {r: s for s, ids in sides.items() for r in ids}
+    ok = df[(df["status"] == "ok") & df["value"].notna() & df["run_id"].isin(list(side_of))]
+    cols = [*_BOOT_KEYS, "log_median", "log_sd", "repeats", "unit", "direction", "accel",
+            "primary", "pair"]
+    if ok.empty:
+        return pd.DataFrame(columns=cols)
+    values = ok["value"].to_numpy(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logs = np.where(values > 0, np.log(np.where(values > 0, values, 1.0)), np.nan)
+    rounds = ok["ci_round"] if "ci_round" in ok.columns else pd.Series(pd.NA, index=ok.index)
+    ci_ids = ok["ci_id"] if "ci_id" in ok.columns else pd.Series(pd.NA, index=ok.index)
+    pair = [f"{c}#{int(r)}" if pd.notna(r) else pd.NA
+            for c, r in zip(ci_ids.astype("string").fillna(""), rounds, strict=True)]
+    frame = pd.DataFrame({
+        "side": ok["run_id"].astype(str).map(side_of).to_numpy(),
+        "run_id": ok["run_id"].astype(str).to_numpy(),
+        **{k: ok[k].astype(str).to_numpy() for k in MATCH_KEYS},
+        "log": logs, "unit": ok["unit"].astype(str).to_numpy(),
+        "direction": ok["direction"].astype(str).to_numpy(),
+        "accel": ok["accel"].astype(str).to_numpy(),
+        "primary": primary_flags(ok).to_numpy(), "pair": pair,
+    })
+    grouped = frame.groupby(_BOOT_KEYS, sort=True, dropna=False)
+    out = grouped.agg(log_median=("log", lambda x: x.median(skipna=False)),
+                      log_sd=("log", "std"), repeats=("log", "size"), unit=("unit", "first"),
+                      direction=("direction", "first"), accel=("accel", "first"),
+                      primary=("primary", "max"), pair=("pair", "first")).reset_index()
+    return out[cols]
+
+
+def _problems(df: pd.DataFrame, run_ids: list[str]) -> dict[tuple[str, str], list[str]]:
+    """Per (benchmark, params): the distinct ``status: reason`` of its non-ok records."""
+    bad = df[(df["status"] != "ok") & df["run_id"].isin(run_ids)]
+    out: dict[tuple[str, str], list[str]] = {}
+    for b, p, s, r in bad[["benchmark", "params", "status", "reason"]].astype(str).itertuples(
+            index=False):
+        text = f"{s}: {r}"
+        out.setdefault((b, p), [])
+        if text not in out[(b, p)]:
+            out[(b, p)].append(text)
+    return out
+
+
+def _pairs(a: pd.DataFrame, b: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, bool]:
+    """The two sides' boot log medians, paired by round when every boot has a unique one."""
+    keyed = all(p.notna().all() and p.is_unique for p in (a["pair"], b["pair"]))
+    if keyed:
+        common = sorted(set(a["pair"]) & set(b["pair"]))
+        if len(common) >= 2:
+            xa = a.set_index("pair").loc[common, "log_median"].to_numpy(float)
+            xb = b.set_index("pair").loc[common, "log_median"].to_numpy(float)
+            return xa, xb, True
+    return a["log_median"].to_numpy(float), b["log_median"].to_numpy(float), False
+
+
+def _failure(key: tuple[str, str, str], boots: dict[str, pd.DataFrame], runs: dict[str, list[str]],
+             problems: dict[str, dict[tuple[str, str], list[str]]]) -> tuple[str, str] | None:
+    """(verdict, reason) when a benchmark broke on a side, else None (fail closed)."""
+    trouble = {}
+    for side in ("baseline", "candidate"):
+        have = set(boots[side]["run_id"]) if side in boots else set()
+        missing = [r for r in runs[side] if r not in have]
+        notes = list(problems[side].get(key[:2], []))
+        if missing:
+            notes.append(f"no {key[2]} sample in {len(missing)} of {len(runs[side])} boot(s)")
+        if notes:
+            trouble[side] = "; ".join(notes)
+    if "candidate" in trouble and "baseline" not in trouble:
+        return Verdict.FAILED, f"candidate: {trouble['candidate']} (the baseline measured it)"
+    if "candidate" in trouble:
+        return (Verdict.UNDECIDED, f"broken on both sides: baseline: {trouble['baseline']}; "
+                f"candidate: {trouble['candidate']}")
+    if "baseline" in trouble and "baseline" not in boots:
+        return Verdict.UNDECIDED, f"only the candidate measured it (baseline: {trouble['baseline']})"
+    return None
 
 
 def compare_frames(
@@ -278,52 +244,83 @@ def compare_frames(
     baseline_run_ids: list[str],
     candidate_run_ids: list[str],
     *,
-    threshold: float = 0.02,
+    threshold: float = 0.05,
     alpha: float = 0.01,
-    confidence: float = 0.95,
-    seed: int = 0,
+    spend: float | None = None,
+    noise_floor: float = DEFAULT_NOISE_FLOOR,
 ) -> pd.DataFrame:
-    """One comparison row per benchmark/params/metric between two sets of runs.
+    """One decision row per benchmark/params/metric between two sets of boots.
 
-    Raises ComparisonError when the runs are unknown, overlap, or were taken under
-    different accelerators. A metric measured on one side only gets an inconclusive
-    row saying why (e.g. "candidate: skipped: ENOPKG").
+    Each boot is one independent observation (``boot_table``); rounds are paired when the
+    runs carry ``ci_round``. ``spend`` is the part of the family's ``alpha`` this look may
+    use (default: all of it, a single look); every metric is decided at ``spend / m``
+    with ``m`` the number of gated metrics (primary metrics the baseline measured), so the
+    family-wise false-alarm rate over the gated metrics stays at most ``alpha``. A
+    benchmark that broke or went missing on the candidate only is FAILED. Raises
+    ComparisonError when the runs are unknown, overlap, or used different accelerators.
     """
     _check_runs(df, baseline_run_ids, candidate_run_ids)
-    df = df[["run_id", *MATCH_KEYS, "unit", "direction", "accel", "value", "status", "reason"]]
-    sides = {"baseline": df[df["run_id"].isin(baseline_run_ids)],
-             "candidate": df[df["run_id"].isin(candidate_run_ids)]}
-    ok = {s: f[(f["status"] == "ok") & f["value"].notna()] for s, f in sides.items()}
-    groups = {s: dict(list(f.groupby(MATCH_KEYS, observed=True))) for s, f in ok.items()}
+    runs = {"baseline": list(baseline_run_ids), "candidate": list(candidate_run_ids)}
+    boots = boot_table(df, runs)
+    problems = {s: _problems(df, ids) for s, ids in runs.items()}
+    by_key: dict[tuple, dict[str, pd.DataFrame]] = {}
+    for (side, *key), part in boots.groupby(["side", *MATCH_KEYS], sort=True):
+        by_key.setdefault(tuple(key), {})[side] = part
+    gated = {k for k, s in by_key.items() if "baseline" in s and bool(s["baseline"]["primary"].any())}
+    family = max(len(gated), 1)
+    spent = alpha if spend is None else spend
+    level = spent / family
     rows = []
-    for key in sorted(set(groups["baseline"]) | set(groups["candidate"])):
-        a, b = groups["baseline"].get(key), groups["candidate"].get(key)
-        present = a if a is not None else b
-        row = dict(zip(MATCH_KEYS, key, strict=True))
-        row.update(unit=present["unit"].iloc[0], direction=present["direction"].iloc[0],
-                   accel=present["accel"].iloc[0])
-        if a is not None and b is not None:
-            result = compare_samples(a, b, threshold=threshold, alpha=alpha,
-                                     confidence=confidence, seed=seed)
-            row.update(asdict(result))
+    for key in sorted(by_key):
+        sides = by_key[key]
+        present = sides.get("baseline", sides.get("candidate"))
+        first = present.iloc[0]
+        row: dict = {**dict(zip(MATCH_KEYS, key, strict=True)), "unit": first["unit"],
+                     "direction": first["direction"], "accel": first["accel"],
+                     "primary": bool(present["primary"].any()), "gated": key in gated,
+                     "n_a": len(sides.get("baseline", ())), "n_b": len(sides.get("candidate", ())),
+                     "level": level}
+        a = sides.get("baseline", boots.iloc[:0])
+        b = sides.get("candidate", boots.iloc[:0])
+        row.update(median_a=_geo(a), median_b=_geo(b), repeats=float(present["repeats"].mean()))
+        row.update(noise_figures({s: p["log_median"].to_numpy(float) for s, p in sides.items()},
+                                 np.concatenate([p["log_sd"].to_numpy(float)
+                                                 for p in sides.values()]),
+                                 row["repeats"]))
+        failure = _failure(key, sides, runs, problems)
+        if failure is not None:
+            row.update(verdict=str(failure[0]), reason=failure[1], rounds=0, paired=False)
+        elif a["log_median"].isna().any() or b["log_median"].isna().any():
+            row.update(verdict=str(Verdict.UNDECIDED), rounds=0, paired=False,
+                       reason="a value <= 0: no relative change")
         else:
-            side = "candidate" if b is None else "baseline"
-            frame = sides[side]
-            same = frame[(frame["benchmark"] == key[0]) & (frame["params"] == key[1])]
-            row.update(n_a=len(a) if a is not None else 0, n_b=len(b) if b is not None else 0,
-                       median_a=float(a["value"].median()) if a is not None else math.nan,
-                       median_b=float(b["value"].median()) if b is not None else math.nan,
-                       verdict="inconclusive", reason=_absence_note(side, same))
+            xa, xb, paired = _pairs(a, b)
+            result = decide(xa, xb, direction=row["direction"], threshold=threshold,
+                            level=level, alpha=alpha, paired=paired, noise_floor=noise_floor)
+            row.update({k: v for k, v in asdict(result).items() if k in COMPARISON_COLUMNS})
+            row["verdict"] = str(result.verdict)
+        row["decided_at"] = row.get("rounds", 0)
         rows.append(row)
-    out = pd.DataFrame(rows, columns=[*MATCH_KEYS, "unit", "direction", "accel",
-                                      *Comparison.__dataclass_fields__])
-    out.attrs.update(threshold=threshold, alpha=alpha, confidence=confidence,
-                     baseline=list(baseline_run_ids), candidate=list(candidate_run_ids))
+    out = pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
+    out.attrs.update(threshold=threshold, alpha=alpha, spend=spent, family=len(gated),
+                     level=level, noise_floor=noise_floor,
+                     baseline=runs["baseline"], candidate=runs["candidate"])
     return out
 
 
-def per_patch_steps(df: pd.DataFrame, metric_filter: object = None, **options: float) -> pd.DataFrame:
-    """``watchbench.perpatch.per_patch_steps`` (it lives there; imported lazily, it uses us)."""
-    from watchbench.perpatch import per_patch_steps as steps
+def _geo(boots: pd.DataFrame) -> float:
+    """The side's typical value: exp of the mean per-boot log median (geometric mean)."""
+    logs = boots["log_median"].to_numpy(float) if len(boots) else np.array([])
+    return float(np.exp(np.mean(logs))) if len(logs) and np.isfinite(logs).all() else math.nan
 
-    return steps(df, metric_filter, **options)  # type: ignore[arg-type]
+
+def gate_exit(comparisons: pd.DataFrame) -> Verdict:
+    """The family's answer: FAILED/REGRESSED if any gated row is, UNDECIDED if any gated row
+    is still undecided (FAILED rows count whatever the metric), else UNCHANGED."""
+    verdicts = comparisons["verdict"]
+    gated = comparisons["gated"].astype(bool) | (verdicts == Verdict.FAILED)
+    chosen = set(verdicts[gated])
+    for v in (Verdict.FAILED, Verdict.REGRESSED, Verdict.UNDECIDED):
+        if v in chosen:
+            return v
+    return Verdict.UNCHANGED

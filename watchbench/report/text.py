@@ -8,9 +8,9 @@ import textwrap
 
 import pandas as pd
 
-VERDICT_ORDER = {"regressed": 0, "improved": 1, "inconclusive": 2, "unchanged": 3}
-_ANSI = {"regressed": "\033[31m", "improved": "\033[32m", "inconclusive": "\033[33m",
-         "unchanged": "\033[2m"}
+VERDICT_ORDER = {"failed": 0, "regressed": 1, "improved": 2, "undecided": 3, "unchanged": 4}
+_ANSI = {"failed": "\033[31;1m", "regressed": "\033[31m", "improved": "\033[32m",
+         "undecided": "\033[33m", "unchanged": "\033[2m"}
 
 
 def fmt_value(value: float) -> str:
@@ -45,11 +45,13 @@ def fmt_mde(mde: float) -> str:
 
 
 def ordered(comparisons: pd.DataFrame) -> pd.DataFrame:
-    """Regressions first, then improvements, inconclusive, unchanged; stable within."""
+    """Broken benchmarks first, then regressions, improvements, undecided, unchanged;
+    gated metrics before display-only ones within a verdict."""
     rank = comparisons["verdict"].map(VERDICT_ORDER).fillna(9)
-    return comparisons.assign(_rank=rank).sort_values(
-        ["_rank", "benchmark", "params", "metric"], kind="stable"
-    ).drop(columns="_rank")
+    shown = ~comparisons["gated"].astype(bool) if "gated" in comparisons else rank * 0
+    return comparisons.assign(_rank=rank, _shown=shown).sort_values(
+        ["_rank", "_shown", "benchmark", "params", "metric"], kind="stable"
+    ).drop(columns=["_rank", "_shown"])
 
 
 def comparison_cells(comparisons: pd.DataFrame) -> pd.DataFrame:
@@ -60,28 +62,46 @@ def comparison_cells(comparisons: pd.DataFrame) -> pd.DataFrame:
             "verdict": r.verdict,
             "benchmark": r.benchmark,
             "params": r.params or "–",
-            "metric": f"{r.metric} ({r.unit}, {r.direction} is better)",
+            "metric": f"{r.metric} ({r.unit}, {r.direction} is better)"
+                      + ("" if r.gated else ", display only"),
             "baseline": fmt_value(r.median_a),
             "candidate": fmt_value(r.median_b),
             "change": fmt_change(r.change),
-            "95% CI": fmt_ci(r.ci_low, r.ci_high),
-            "p": fmt_p(r.p_value),
-            "n": f"{r.n_a}/{r.n_b}",
+            "CI": fmt_ci(r.ci_low, r.ci_high),
+            "p": fmt_p(r.p_adjusted),
+            "boots": f"{r.n_a}/{r.n_b}",
+            "rounds": _rounds(r.decided_at, r.rounds),
+            "CV between/within": f"{fmt_mde(r.between_cv)} / {fmt_mde(r.within_cv)}",
+            "n eff": fmt_n(r.n_eff),
             "MDE": fmt_mde(r.mde),
             "why": r.reason,
         })
     return pd.DataFrame(rows, columns=["verdict", "benchmark", "params", "metric", "baseline",
-                                       "candidate", "change", "95% CI", "p", "n", "MDE", "why"])
+                                       "candidate", "change", "CI", "p", "boots", "rounds",
+                                       "CV between/within", "n eff", "MDE", "why"])
+
+
+def _rounds(decided_at: object, rounds: object) -> str:
+    """Rounds the decision took (the look it was made at), else the rounds used."""
+    for value in (decided_at, rounds):
+        if value is not None and not pd.isna(value) and int(value) > 0:
+            return str(int(value))
+    return "–"
+
+
+def fmt_n(value: float) -> str:
+    return "–" if value is None or not math.isfinite(value) else f"{value:.1f}"
 
 
 def missed_sentence(comparisons: pd.DataFrame) -> str:
     """The power statement for the unchanged rows: what a "no change" could have missed."""
-    unchanged = comparisons[comparisons["verdict"] == "unchanged"]
+    unchanged = comparisons[(comparisons["verdict"] == "unchanged") & comparisons["gated"]]
     mde = unchanged["mde"][unchanged["mde"].map(math.isfinite)]
     if mde.empty:
         return ""
-    return (f"For the {len(unchanged)} unchanged metric(s), no change larger than "
-            f"{mde.max() * 100:.1f} % would have been missed (power 80 %).")
+    return (f"For the {len(unchanged)} unchanged gated metric(s), a change of "
+            f"{mde.max() * 100:.1f} % or more would have been found with 80 % power at the "
+            "rounds used.")
 
 
 def _param_pairs(params: str) -> list[tuple[str, str]]:
@@ -137,7 +157,7 @@ def _clip(text: str, width: int) -> str:
 
 
 _ARROW = {"lower": "↓", "higher": "↑"}
-_RIGHT = {"baseline", "candidate", "change", "95% CI", "p", "n", "MDE"}
+_RIGHT = {"baseline", "candidate", "change", "CI", "p", "n", "MDE", "rnd"}
 
 
 def fmt_short(value: float) -> str:
@@ -164,14 +184,16 @@ def _terminal_cells(rows: pd.DataFrame, params: list[str]) -> dict[str, list[str
     return {
         "benchmark": list(rows["benchmark"].astype(str)),
         "params": params,
-        "metric": [f"{m}{_ARROW.get(d, '')}" for m, d in zip(rows["metric"], rows["direction"],
-                                                            strict=True)],
+        "metric": [f"{m}{_ARROW.get(d, '')}{'' if g else '°'}"
+                   for m, d, g in zip(rows["metric"], rows["direction"], rows["gated"],
+                                      strict=True)],
         "unit": list(rows["unit"].astype(str)),
         "baseline": [fmt_short(v) for v in rows["median_a"]],
         "candidate": [fmt_short(v) for v in rows["median_b"]],
         "change": [_pct(v) + "%" if math.isfinite(v) else "–" for v in rows["change"]],
-        "95% CI": [ci(lo, hi) for lo, hi in zip(rows["ci_low"], rows["ci_high"], strict=True)],
-        "p": [fmt_p(v) for v in rows["p_value"]],
+        "CI": [ci(lo, hi) for lo, hi in zip(rows["ci_low"], rows["ci_high"], strict=True)],
+        "p": [fmt_p(v) for v in rows["p_adjusted"]],
+        "rnd": [_rounds(d, r) for d, r in zip(rows["decided_at"], rows["rounds"], strict=True)],
         "n": [f"{a}/{b}" for a, b in zip(rows["n_a"], rows["n_b"], strict=True)],
         "MDE": [fmt_mde(v).replace(" ", "") for v in rows["mde"]],
     }
@@ -180,7 +202,7 @@ def _terminal_cells(rows: pd.DataFrame, params: list[str]) -> dict[str, list[str
 # Shrinking steps, in order, until the table fits: drop a column, clip a text column to a
 # floor, or let a column's values set its width (the header is then abbreviated).
 _SHRINK = [("clip", "params", 36), ("drop", "MDE"), ("drop", "unit"), ("clip", "params", 24),
-           ("drop", "n"), ("drop", "p"), ("clip", "params", 16), ("clip", "metric", 12),
+           ("drop", "n"), ("drop", "p"), ("drop", "rnd"), ("clip", "params", 16), ("clip", "metric", 12),
            ("clip", "benchmark", 10), ("clip", "params", 10), ("header", "candidate"),
            ("header", "baseline"), ("clip", "params", 8), ("clip", "metric", 10),
            ("clip", "benchmark", 8)]
@@ -258,8 +280,9 @@ def compare_table(comparisons: pd.DataFrame, *, color: bool = False, width: int 
     notes = []
     if constant:
         notes.append(" · ".join(f"{b}: {c}" for b, c in constant.items()))
-    notes.append("↓ lower is better, ↑ higher is better; medians with k = 1e3, M = 1e6, "
-                 "G = 1e9; change and its 95% CI in %")
+    notes.append("↓ lower is better, ↑ higher is better, ° display only (derived from a "
+                 "gated metric); typical values with k = 1e3, M = 1e6, G = 1e9; change and "
+                 "its CI in %; rnd = rounds the decision took")
     if comparisons.attrs:
         notes.append(_legend(comparisons.attrs))
     sentence = missed_sentence(comparisons)
@@ -272,9 +295,40 @@ def compare_table(comparisons: pd.DataFrame, *, color: bool = False, width: int 
 
 
 def _legend(attrs: dict) -> str:
-    return (f"change = candidate median / baseline median - 1; CI {attrs['confidence']:.0%} "
-            f"bootstrap; p = Mann-Whitney U; threshold {attrs['threshold']:.0%}, "
-            f"alpha {attrs['alpha']:g}; MDE = smallest change detectable with 80 % power")
+    level = attrs.get("level", attrs.get("alpha", 0.01))
+    return (f"The boot is the unit: each boot's repeats give one median, rounds pair the "
+            f"boots. change = mean paired log ratio, back-transformed; CI = paired t interval "
+            f"at {1 - level:.4g} (alpha {attrs['alpha']:g} spent over "
+            f"{attrs.get('family', '?')} gated metric(s) and the looks, Bonferroni); p is "
+            f"adjusted to that family alpha; threshold {attrs['threshold']:.0%}; MDE = smallest "
+            "change found with 80 % power at the rounds used.")
+
+
+def noise_table(comparisons: pd.DataFrame, width: int = 80) -> str:
+    """The noise behind each gated metric, for a terminal: between- and within-boot CV,
+    effective n, MDE and the rounds used. It answers "could this gate have seen it?"."""
+    rows = comparisons[comparisons["gated"]] if len(comparisons) else comparisons
+    if rows.empty:
+        return "no gated metric"
+    rows = rows.sort_values(["benchmark", "params"], kind="stable")
+    params, _ = short_params(rows, values_only=True)
+    head = ["benchmark", "params", "CV boot", "CV rep", "n eff", "MDE", "rnd"]
+    body = [[str(r.benchmark), p, fmt_mde(r.between_cv), fmt_mde(r.within_cv), fmt_n(r.n_eff),
+             fmt_mde(r.mde), _rounds(r.decided_at, r.rounds)]
+            for r, p in zip(rows.itertuples(), params, strict=True)]
+    widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(head)]
+    spare = width - (sum(widths) + 2 * (len(widths) - 1))
+    if spare < 0:
+        widths[1] = max(8, widths[1] + spare)
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(_clip(c, w).ljust(w) if i < 2 else c.rjust(w)
+                         for i, (c, w) in enumerate(zip(cells, widths, strict=True))).rstrip()
+
+    out = ["noise of the gated metrics (CV boot: between boots; CV rep: repeats within a "
+           "boot; n eff: Kish effective n per side)"[:width],
+           line(head), "  ".join("-" * w for w in widths)]
+    return "\n".join(out + [line(b) for b in body])
 
 
 def markdown_table(frame: pd.DataFrame) -> str:
@@ -290,8 +344,8 @@ def markdown_table(frame: pd.DataFrame) -> str:
 
 def compare_markdown(comparisons: pd.DataFrame, *, title: str = "A/B comparison") -> str:
     """The comparison as Markdown (for ``summary.md`` and CI job summaries)."""
-    icons = {"regressed": "🔴 regressed", "improved": "🟢 improved",
-             "inconclusive": "🟡 inconclusive", "unchanged": "⚪ unchanged"}
+    icons = {"failed": "⛔ failed", "regressed": "🔴 regressed", "improved": "🟢 improved",
+             "undecided": "🟡 undecided", "unchanged": "⚪ unchanged"}
     parts = [f"## {title}", ""]
     attrs = comparisons.attrs
     if attrs.get("baseline"):

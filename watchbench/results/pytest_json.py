@@ -75,6 +75,7 @@ def read_pytest_json(path: Path, raw_file: str) -> list[Row]:
             "metric": "ns_per_op",
             "unit": "ns",
             "direction": "lower",
+            "primary": True,
             "reason": "",
         }
         for i, seconds in enumerate(data):

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from watchbench.errors import ResultsError
-from watchbench.results.schema import DIRECTIONS, STATUSES
+from watchbench.results.schema import DIRECTIONS, LEGACY_PRIMARY, STATUSES
 
 RECORD_SCHEMA = 1
 SOURCES = frozenset({"c", "kernel", "python"})
@@ -48,7 +48,9 @@ def _check_params(params: object, where: str) -> dict[str, Any]:
     return params
 
 
-def _metric_rows(metrics: object, where: str) -> list[tuple[str, str, str, float]]:
+def _metric_rows(metrics: object, where: str) -> list[tuple[str, str, str, float, bool]]:
+    """(name, unit, direction, value, primary) per metric; at most one is primary, and a
+    record that flags none (written before the flag) has its LEGACY_PRIMARY one."""
     if not isinstance(metrics, dict) or not metrics:
         raise _fail(where, "an ok record needs a non-empty metrics object")
     out = []
@@ -63,7 +65,17 @@ def _metric_rows(metrics: object, where: str) -> list[tuple[str, str, str, float
             raise _fail(where, f"metric {name!r} has no unit")
         if direction not in DIRECTIONS:
             raise _fail(where, f"metric {name!r} direction {direction!r} is not lower/higher")
-        out.append((name, unit, direction, float(value)))
+        primary = metric.get("primary", False)
+        if not isinstance(primary, bool):
+            raise _fail(where, f"metric {name!r} primary {primary!r} is not true/false")
+        out.append((name, unit, direction, float(value), primary))
+    flagged = [m[0] for m in out if m[4]]
+    if len(flagged) > 1:
+        raise _fail(where, f"metrics {', '.join(flagged)} are all primary; a record has one "
+                    "primary metric (the others are derived from the same measurement)")
+    if not flagged:
+        legacy = next((n for n in LEGACY_PRIMARY if n in metrics), None)
+        out = [(n, u, d, v, n == legacy) for n, u, d, v, _ in out]
     return out
 
 
@@ -104,11 +116,11 @@ def record_rows(record: object, where: str, raw_file: str) -> list[Row]:
         if not isinstance(reason, str) or not reason.strip():
             raise _fail(where, f"a {status} record must say why in 'reason'")
         return [{**base, "metric": None, "unit": None, "direction": None, "value": None,
-                 "reason": reason}]
+                 "primary": False, "reason": reason}]
     return [
         {**base, "metric": name, "unit": unit, "direction": direction, "value": value,
-         "reason": ""}
-        for name, unit, direction, value in _metric_rows(record.get("metrics"), where)
+         "primary": primary, "reason": ""}
+        for name, unit, direction, value, primary in _metric_rows(record.get("metrics"), where)
     ]
 
 

@@ -14,7 +14,7 @@ import pandas as pd
 from watchbench.errors import ResultsError
 
 # Bump when a column is renamed, removed or changes meaning, and add a migration below.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # Provenance copied from the run's manifest.json onto every row.
 MANIFEST_COLUMNS: tuple[str, ...] = (
@@ -47,6 +47,7 @@ OPTIONAL_MANIFEST_COLUMNS: dict[str, type] = {
     "ci_id": str,
     "ci_role": str,
     "ci_round": int,
+    "ci_position": int,
 }
 CI_ROLES = ("baseline", "candidate", "patch")
 
@@ -59,6 +60,7 @@ SAMPLE_COLUMNS: tuple[str, ...] = (
     "unit",
     "direction",
     "value",
+    "primary",
     "iteration",
     "loops",
     "status",
@@ -74,6 +76,10 @@ COUNT_PREFIX = "count_"
 # Samples of the same kernel: the tree it started from, the patches on top, the config.
 KERNEL_IDENTITY: tuple[str, ...] = ("tree_base", "series_hash", "config_hash")
 
+# Metrics taken as primary where a record flags none (records and results files written
+# before the ``primary`` flag, schema 1): a benchmark's time per operation or per record.
+LEGACY_PRIMARY = ("ns_per_op", "ns_per_record")
+
 ACCELS = frozenset({"kvm", "tcg", "icount"})
 DIRECTIONS = frozenset({"lower", "higher"})
 STATUSES = frozenset({"ok", "skipped", "failed"})
@@ -81,7 +87,8 @@ STATUSES = frozenset({"ok", "skipped", "failed"})
 STRING_COLUMNS = tuple(
     c
     for c in COLUMNS
-    if c not in {"schema_version", "timestamp", "patch_index", "value", "iteration", "loops"}
+    if c not in {"schema_version", "timestamp", "patch_index", "value", "primary", "iteration",
+                 "loops"}
 )
 INT_COLUMNS = ("patch_index", "iteration", "loops")
 # Text columns repeat a handful of values a million times: categories keep loading,
@@ -91,7 +98,16 @@ TEXT = "category"
 # MIGRATIONS[v] turns a frame of schema v into schema v + 1. Keep every step forever:
 # a results.parquet from any earlier version must stay readable.
 Migration = Callable[[pd.DataFrame], pd.DataFrame]
-MIGRATIONS: dict[int, Migration] = {}
+
+
+def _add_primary(df: pd.DataFrame) -> pd.DataFrame:
+    """1 -> 2: the ``primary`` column (the gated metric of each record), from LEGACY_PRIMARY."""
+    df = df.copy(deep=False)
+    df["primary"] = df["metric"].astype("string").isin(LEGACY_PRIMARY).fillna(False)
+    return df
+
+
+MIGRATIONS: dict[int, Migration] = {1: _add_primary}
 
 
 def add_optional(df: pd.DataFrame) -> pd.DataFrame:
@@ -109,7 +125,7 @@ def coerce_types(df: pd.DataFrame) -> pd.DataFrame:
     """Give the fixed columns one dtype each, so files of different runs concatenate cleanly."""
     df = df.copy(deep=False)
     wanted = {**dict.fromkeys(STRING_COLUMNS, TEXT), **dict.fromkeys(INT_COLUMNS, "Int64"),
-              "value": "float64", "schema_version": "int64"}
+              "value": "float64", "schema_version": "int64", "primary": "bool"}
     for col, kind in OPTIONAL_MANIFEST_COLUMNS.items():
         if col in df.columns:
             wanted[col] = "Int64" if kind is int else TEXT
