@@ -37,6 +37,55 @@ def report(results: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory) -> P
                         baseline=BASE, candidate=CAND)
 
 
+ROUNDS = 5
+
+
+def _paired_boots(results: pd.DataFrame, rounds: int = ROUNDS, boot_cv: float = 0.004,
+                  seed: int = 2) -> tuple[pd.DataFrame, list[str], list[str]]:
+    """Each sample run booted ``rounds`` times, the two sides paired by ``ci_round``.
+
+    Every boot scales each of its metrics by its own factor exp(N(0, boot_cv)), the boot
+    effect; the repeats inside a boot keep the sample run's spread. The candidate's
+    keyctl-post case=watched is ~8 % slower and its overflow benchmark is skipped, as in
+    the sample runs.
+    """
+    rng = np.random.default_rng(seed)
+    frames, ids = [], {"baseline": [], "candidate": []}
+    for side, source in (("baseline", BASE[0]), ("candidate", CAND[0])):
+        for r in range(rounds):
+            part = results[results["run_id"] == source].copy()
+            part = part.astype({"run_id": "string", "ci_id": "string"})
+            run_id = f"{side}-{r}"
+            part["run_id"], part["ci_id"], part["ci_round"] = run_id, "ci-test", r
+            part["timestamp"] = part["timestamp"] + pd.Timedelta(minutes=2 * r)
+            key = part["benchmark"].astype(str) + part["params"].astype(str) \
+                + part["metric"].astype("string").fillna("")
+            effect = {k: rng.normal(0, boot_cv) for k in sorted(key.unique())}
+            part["value"] = part["value"] * np.exp(key.map(effect).to_numpy(float))
+            frames.append(part)
+            ids[side].append(run_id)
+    return pd.concat(frames, ignore_index=True), ids["baseline"], ids["candidate"]
+
+
+@pytest.fixture(scope="module")
+def boots(results: pd.DataFrame) -> tuple[pd.DataFrame, list[str], list[str]]:
+    return _paired_boots(results)
+
+
+@pytest.fixture(scope="module")
+def boots_report(boots, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    df, base, cand = boots
+    return write_report(df, tmp_path_factory.mktemp("boots") / "reports", baseline=base,
+                        candidate=cand)
+
+
+def _section(html: str, anchor: str) -> str:
+    """The HTML from the heading with id ``anchor`` up to the next h2."""
+    start = html.index(f'<h2 id="{anchor}"')
+    end = html.find("<h2", start + 1)
+    return html[start:end if end > 0 else len(html)]
+
+
 def test_report_writes_html_markdown_and_csv(report: Path):
     assert report.name == "index.html"
     html = report.read_text()
@@ -45,14 +94,18 @@ def test_report_writes_html_markdown_and_csv(report: Path):
     for name in ("keyctl-post", "kernel-post", "py-pipe-read", "sample-candidate",
                  "pipe2(O_NOTIFICATION_PIPE): ENOPKG", "A/B comparison"):
         assert name in html
-    assert 'class="v-regressed"' in html or "v-regressed" in html
+    # one boot per side decides nothing, but the candidate's skipped benchmark fails closed
+    ab = _section(html, "ab")
+    assert 'class="v-failed"' in ab and "1 failed" in ab and "8 undecided" not in ab
+    assert "6 undecided" in ab  # the gated family; the two display-only rows are apart
+    assert "inconclusive" not in html
     csv = pd.read_csv(report.parent / "results.csv")
     assert {"benchmark", "params", "metric", "accel", "kernel", "n", "median", "ci_low",
             "ci_high"} <= set(csv.columns)
     watched = csv[(csv["params"].str.contains("case=watched")) & (csv["metric"] == "ns_per_op")]
     assert sorted(watched["n"]) == [8, 8]
     md = (report.parent / "summary.md").read_text()
-    assert "🔴 regressed | keyctl-post" in md and "## Skipped or failed" in md
+    assert "⛔ failed | overflow" in md and "## Skipped or failed" in md
 
 
 def test_report_is_self_contained(report: Path):
@@ -63,7 +116,98 @@ def test_report_is_self_contained(report: Path):
     assert len(ids) == len(set(ids)), "duplicate element ids across inline SVGs"
 
 
-HEADING = re.compile(r"^(regressed|improved|inconclusive|unchanged): (\d+)$")
+def test_the_ab_section_of_paired_boots_leads_with_the_gated_metrics(boots_report: Path):
+    html = boots_report.read_text()
+    assert "inconclusive" not in html
+    ab = _section(html, "ab")
+    assert '<strong>Gate:</strong> <span class="v-failed">failed</span>' in ab
+    for badge in ("1 failed", "1 regressed", "5 unchanged"):
+        assert f">{badge}</span>" in ab
+    assert ("family-wise alpha 0.01 over 6 gated metrics (Bonferroni over metrics and looks); "
+            "each interval at 0.9983") in ab
+    main, details = ab.split("<details>", 1)
+    gated = main[main.index("<table"):main.index("</table>")]
+    # the gated family plus the candidate's broken benchmark; display-only metrics apart
+    assert gated.count("<tr>") == 1 + 7 and "ops_per_s" not in gated
+    assert re.search(r'class="[^"]*v-failed" >failed<', gated)
+    assert re.search(r'class="[^"]*v-regressed" >regressed<', gated)
+    assert re.search(r'class="[^"]*v-regressed" >\+8\.\d %<', gated)
+    shown = details[:details.index("</details>")]
+    assert "<details open" not in ab  # collapsed
+    assert "2 display-only metric(s)" in shown and shown.count(">ops_per_s (op/s)") == 2
+    assert re.search(r'v-regressed" >regressed<', shown)  # ops_per_s mirrors ns_per_op
+
+
+def test_the_noise_of_every_gated_metric_is_shown(boots_report: Path, boots):
+    ab = _section(boots_report.read_text(), "ab")
+    noise = ab[ab.index('id="ab-noise"'):]
+    noise = noise[noise.index("<table"):noise.index("</table>")]
+    for header in ("boots", "rounds", "CV between boots", "CV within a boot", "n eff", "MDE"):
+        assert f">{header}<" in noise
+    rows = noise.split("<tr>")[2:]
+    gated = compare_frames(*boots).query("gated")
+    assert len(rows) == len(gated) == 6
+    for row in rows:
+        cells = re.findall(r" >([^<]*)</td>", row)
+        boots_, rounds, between, within, n_eff, mde = (cells[i] for i in (3, 4, 5, 6, 8, 9))
+        assert boots_ == f"{ROUNDS}/{ROUNDS}" and rounds == str(ROUNDS)
+        assert all(re.fullmatch(r"\d+\.\d %", v) for v in (between, within, mde)), cells
+        assert float(n_eff) >= ROUNDS
+
+
+def test_the_forest_plot_is_labelled_with_the_real_level_and_the_margin(boots_report: Path):
+    ab = _section(boots_report.read_text(), "ab")
+    caption = ab[ab.index("Change of each gated metric"):]
+    caption = caption[:caption.index("</figcaption>")]
+    assert "99.83 % interval" in caption and "95 %" not in ab
+    assert "-4.76 % … +5.00 %" in caption  # log(1.05) either side of 0, back-transformed
+    assert "change, % (99.83 % interval)" in ab  # the axis of the figure
+
+
+def test_the_boot_dot_plot_pairs_the_rounds(boots, tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch):
+    from watchbench.report import plots, sections
+
+    drawn: list = []
+    original = plots.boots_svg
+    monkeypatch.setattr(plots, "boots_svg", lambda panels, **kw: drawn.append(panels)
+                        or original(panels, **kw))
+    monkeypatch.setattr(sections, "MAX_BOOT_PANELS", 4)
+    df, base, cand = boots
+    html = write_report(df, tmp_path, baseline=base, candidate=cand).read_text()
+    figure = html[html.index('id="ab-boots"'):]
+    figure = figure[:figure.index("</figure>")]
+    assert "<svg" in figure and "the first 4 of 7 gated or failed metrics" in figure
+    assert "A point is one boot's median over its repeats" in figure
+    assert "Rounds pair the boots" in figure
+    (panels,) = drawn
+    assert [p.verdict for p in panels[:2]] == ["failed", "regressed"]  # broken, moving first
+    assert len(panels) == 4 and all(p.xlabel == "round" for p in panels)
+    failed, regressed = panels[0], panels[1]
+    assert len(failed.candidate[1]) == 0 and not failed.pairs  # nothing measured to pair
+    assert sorted(regressed.baseline[0]) == list(range(1, ROUNDS + 1))
+    assert len(regressed.pairs) == ROUNDS
+    for x, ya, yb in regressed.pairs:  # each round: the candidate ~8 % slower
+        assert x in regressed.candidate[0] and 1.04 < yb / ya < 1.12
+    # without round numbers the boots are in run order and nothing is paired
+    drawn.clear()
+    unpaired = df.assign(ci_round=pd.NA, ci_id=pd.NA)
+    write_report(unpaired, tmp_path / "unpaired", baseline=base, candidate=cand)
+    assert all(p.xlabel == "boot" and not p.pairs for p in drawn[0])
+
+
+def test_the_method_section_describes_the_boot_analysis(boots_report: Path):
+    method = _section(boots_report.read_text(), "method")
+    for cited in ("Student 1908", "Welch 1947", "Schuirmann 1987", "Kish 1965"):
+        assert cited in method
+    for term in ("The boot is the unit", "log(1 + threshold)", "unchanged", "regressed",
+                 "improved", "undecided", "failed", "fails closed", "Noise floor",
+                 "Bonferroni", "spends", "Lan–DeMets"):
+        assert term in method, term
+    assert "Mann–Whitney" not in method and "inconclusive" not in method
+
+
+HEADING = re.compile(r"^(failed|regressed|improved|undecided|unchanged): (\d+)$")
 
 
 def _table_rows(text: str) -> list[str]:
@@ -73,21 +217,23 @@ def _table_rows(text: str) -> list[str]:
     return [line for line in body if not HEADING.match(line) and "unchanged (" not in line]
 
 
-def test_compare_table_is_aligned_and_leads_with_regressions(results: pd.DataFrame):
-    comparisons = compare_frames(results, BASE, CAND)
+def test_compare_table_is_aligned_and_leads_with_failures_and_regressions(boots):
+    comparisons = compare_frames(*boots)
     text = compare_table(comparisons, width=120, show_unchanged=True)
     lines = text.splitlines()
     header, rule = lines[0], lines[1]
-    assert lines[2] == "regressed: 2" and lines[3].startswith("keyctl-post")
+    assert lines[2] == "failed: 1" and lines[3].startswith("overflow")
+    assert lines[4] == "regressed: 2" and lines[5].startswith("keyctl-post")
     headings = [HEADING.match(line).group(1) for line in lines if HEADING.match(line)]
-    assert headings == ["regressed", "inconclusive", "unchanged"]
+    assert headings == ["failed", "regressed", "unchanged"]
     rows = _table_rows(text)
     assert len(rows) == len(comparisons)
     end = header.index("change") + len("change")
     for line in rows:  # right-aligned column: every value ends where the header does
         assert line[end - 1] in "%–" and line[end] == " ", line
     assert set(rule) <= {"-", " "}
-    assert "\033[31mregressed: 2" in compare_table(comparisons, color=True)
+    coloured = compare_table(comparisons, color=True)
+    assert "\033[31mregressed: 2" in coloured and "\033[31;1mfailed: 1" in coloured
     assert "\033[" not in text
 
 
@@ -100,9 +246,12 @@ def test_compare_table_fits_the_terminal_width(results: pd.DataFrame, width: int
     assert max(map(len, notes)) <= width
     assert len(_table_rows(text)) == len(comparisons)
     assert "(ns, lower is better)" not in text  # the unit is compact: an arrow on the metric
-    assert "ns_per_op↓" in text and "ops_per_s↑" in text
+    if width >= 72:  # narrower, the metric names are clipped (their arrows with them)
+        assert "ns_per_op↓" in text and "ops_per_s↑" in text
     if width <= 80:  # narrow: only the values of the params that vary, the keys below
-        assert "watched  " in text and "keyctl-post: params case; always filter=none" in text
+        unwrapped = " ".join(line.strip() for line in notes)
+        assert "watched  " in text
+        assert "keyctl-post: params case; always filter=none" in unwrapped
     else:
         assert "case=watched  " in text
 
@@ -117,16 +266,16 @@ def test_compare_table_drops_params_equal_in_every_row_and_names_them_once(
     assert "keyctl-post: always filter=none, queues=1, reader=other-cpu" in text
 
 
-def test_compare_table_collapses_unchanged_metrics_unless_asked(results: pd.DataFrame):
-    comparisons = compare_frames(results, BASE, CAND)
+def test_compare_table_collapses_unchanged_metrics_unless_asked(boots):
+    comparisons = compare_frames(*boots)
     unchanged = int((comparisons["verdict"] == "unchanged").sum())
-    assert unchanged == 2
+    assert unchanged == 6
     short = compare_table(comparisons, width=120)
     assert f"{unchanged} metric(s) unchanged (not listed" in short
     assert len(_table_rows(short)) == len(comparisons) - unchanged
     assert "py-pipe-read " not in "\n".join(_table_rows(short))
     full = compare_table(comparisons, width=120, show_unchanged=True)
-    assert "unchanged: 2" in full.splitlines()
+    assert "unchanged: 6" in full.splitlines()
 
 
 def test_compare_table_width_defaults_to_the_terminal(results: pd.DataFrame,
@@ -136,12 +285,12 @@ def test_compare_table_width_defaults_to_the_terminal(results: pd.DataFrame,
     assert max(map(len, text.splitlines())) <= 72
 
 
-def test_compare_markdown_is_a_well_formed_table(results: pd.DataFrame):
-    md = compare_markdown(compare_frames(results, BASE, CAND))
+def test_compare_markdown_is_a_well_formed_table(boots):
+    md = compare_markdown(compare_frames(*boots))
     rows = [line for line in md.splitlines() if line.startswith("|")]
     cells = {len(re.findall(r"(?<!\\)\|", row)) for row in rows}
     assert len(cells) == 1 and len(rows) == 2 + 9
-    assert "2 regressed" in md
+    assert "1 failed, 2 regressed, 6 unchanged" in md
 
 
 def test_report_refuses_to_compare_runs_under_different_accelerators(
@@ -222,24 +371,29 @@ def test_a_flat_history_has_no_change_points_and_no_history_means_no_section(
     assert "Change points" not in (tmp_path / "none" / "summary.md").read_text()
 
 
-def _ci_per_patch(results: pd.DataFrame) -> pd.DataFrame:
+def _ci_per_patch(results: pd.DataFrame, rounds: int = 4) -> pd.DataFrame:
     """CI-style per-patch runs: a baseline without the series (patch 0), patches 1..3 of
-    "notif"; patch 2 makes every ns_per_* metric 10 % slower."""
+    "notif", each booted ``rounds`` times (paired by ``ci_round``: a step needs two boots
+    per patch to be decided); patch 2 makes every ns_per_* metric 10 % slower."""
     rng = np.random.default_rng(1)
     frames = []
     for index in range(4):
-        part = results[results["run_id"] == "sample-candidate"].copy()
-        part = part.astype({"series_name": "string", "ci_role": "string"})
-        part["run_id"] = f"ci-{index}"
-        part["patch_index"] = index
-        part["patch_subject"] = f"watch_queue: step {index}" if index else ""
-        part["series_name"] = "notif" if index else ""
-        part["series_hash"] = f"s{index}"
-        part["ci_role"] = "patch" if index else "baseline"
-        slower = part["metric"].astype("string").str.startswith("ns_per").fillna(False)
-        factor = np.where(slower.to_numpy(bool) & (index >= 2), 1.10, 1.0)
-        part["value"] = part["value"] * factor * rng.normal(1, 0.002, len(part))
-        frames.append(part)
+        for r in range(rounds):
+            part = results[results["run_id"] == "sample-candidate"].copy()
+            part = part.astype({"series_name": "string", "ci_role": "string",
+                                "run_id": "string", "ci_id": "string"})
+            part["run_id"] = f"ci-{index}-{r}"
+            part["ci_id"], part["ci_round"] = "ci-patches", r
+            part["patch_index"] = index
+            part["patch_subject"] = f"watch_queue: step {index}" if index else ""
+            part["series_name"] = "notif" if index else ""
+            part["series_hash"] = f"s{index}"
+            part["ci_role"] = "patch" if index else "baseline"
+            slower = part["metric"].astype("string").str.startswith("ns_per").fillna(False)
+            factor = np.where(slower.to_numpy(bool) & (index >= 2), 1.10, 1.0)
+            boot = np.exp(rng.normal(0, 0.002))
+            part["value"] = part["value"] * factor * boot * rng.normal(1, 0.002, len(part))
+            frames.append(part)
     return pd.concat(frames, ignore_index=True)
 
 
@@ -263,6 +417,10 @@ def test_per_patch_charts_share_the_baseline_and_draw_a_waterfall(
     assert drawn and all(set(line[0]) == {0.0, 1.0, 2.0, 3.0}  # baseline on every line
                          for lines in drawn for line in lines.values())
     assert all(label.startswith("notif · ") for lines in drawn for label in lines)
+    # patch 2's step is decided (four paired boots per patch) and coloured as a regression
+    start = html.index("ns_per_op: change vs baseline after each patch (waterfall)")
+    waterfall = html[start:html.index("</figure>", start)]
+    assert plots.VERDICT_COLOURS["regressed"] in waterfall
 
 
 # --- headless Chromium ------------------------------------------------------------------
@@ -343,3 +501,38 @@ def test_report_opens_in_chromium_without_console_errors(report: Path, tmp_path:
     pixels = imread(shot)
     assert pixels.shape[:2] == (2400, 1280)
     assert float(np.std(pixels[..., :3])) > 0.05, "the screenshot is blank"
+
+
+# Injected into a copy of the page: lists the elements of the main column wider than their
+# box (a table scrolling sideways, a figure cut off) once the page has laid out.
+WIDTHS = """<script>
+window.addEventListener("load", function () {
+  var wide = [];
+  document.querySelectorAll("main .scroll, main figure, main > p, main details").forEach(
+    function (e) {
+      if (e.scrollWidth > e.clientWidth + 1) {
+        var table = e.querySelector("table");
+        wide.push((table ? table.id : e.tagName) + " " + e.scrollWidth + ">" + e.clientWidth);
+      }
+    });
+  var main = document.querySelector("main");
+  if (main.scrollWidth > main.clientWidth + 1) wide.push("main " + main.scrollWidth);
+  var pre = document.createElement("pre");
+  pre.id = "wb-wide";
+  pre.textContent = JSON.stringify(wide);
+  document.body.appendChild(pre);
+});
+</script>"""
+
+
+@needs_chromium
+def test_the_report_of_paired_boots_fits_a_1400_px_window(boots_report: Path, tmp_path: Path):
+    assert console_problems(boots_report, tmp_path) == []
+    probe = boots_report.with_name("probe-widths.html")
+    probe.write_text(boots_report.read_text().replace("<head>", "<head>" + WIDTHS, 1))
+    dom, stderr = _chromium(tmp_path, "--window-size=1400,3000", "--hide-scrollbars",
+                            "--virtual-time-budget=3000", "--dump-dom", probe.as_uri())
+    found = re.search(r'<pre id="wb-wide">(.*?)</pre>', dom, re.S)
+    assert found, f"the page did not finish loading in Chromium:\n{stderr[-2000:]}"
+    assert json.loads(found.group(1).replace("&quot;", '"')) == []
+    probe.unlink()

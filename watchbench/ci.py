@@ -12,6 +12,7 @@ so drift and first-boot effects fall on both sides alike.
 from __future__ import annotations
 
 import secrets
+import textwrap
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -319,9 +320,12 @@ def gate(settings: Settings, options: CiOptions) -> int:
             print(line)
     print(f"\nreport: {result.report}\njunit:  {result.junit}\nsummary: {result.summary}")
     print(f"stopped: {result.stop_reason}")
-    print("watchbench ci: " + verdict_line(result.answer, result.comparisons, options,
-                                           result.rounds, result.exit_code)
-          + "".join(f"\n  {r}" for r in result.regressed))
+    line = "watchbench ci: " + verdict_line(result.answer, result.comparisons, options,
+                                            result.rounds, result.exit_code)
+    print("\n".join(textwrap.wrap(line, 79, subsequent_indent="  ")))
+    for failing in result.regressed:
+        print("\n".join(textwrap.wrap(failing, 79, initial_indent="  ",
+                                       subsequent_indent="    ")))
     return result.exit_code
 
 

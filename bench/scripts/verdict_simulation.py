@@ -169,7 +169,7 @@ def main() -> None:
                 mismatches += gate_arrays(values, options)[0] != gate_frames(values, options)
         fa = np.mean([a is Verdict.REGRESSED for a in aa])
         und = np.mean([a is Verdict.UNDECIDED for a in aa])
-        print(f"{model.name:15} {model.boot_cv:>6.1%}/{model.within_cv:<5.1%} {fa:>10.2%} "
+        print(f"{model.name:15} {model.boot_cv:>6.1%}/{model.within_cv:<5.2%} {fa:>10.2%} "
               f"{und:>10.1%} {model.effect:>6.0%} {np.mean(hit):>6.1%} "
               f"{np.median(rounds_aa):>3.0f}/{np.median(rounds_hit):<3.0f}")
     print(f"frame-path cross-check: {mismatches} of {2 * args.check * len(MODELS)} trials "

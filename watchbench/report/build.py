@@ -14,7 +14,7 @@ import pandas as pd
 from watchbench.errors import ResultsError
 from watchbench.perpatch import per_patch_steps
 from watchbench.report import sections
-from watchbench.report.text import compare_markdown, fmt_value, markdown_table, missed_sentence
+from watchbench.report.text import compare_markdown, fmt_value, markdown_table
 from watchbench.stats import compare_frames, summarize
 
 MAX_MARKDOWN_ROWS = 200
@@ -29,12 +29,14 @@ PLOT_COLUMNS = ["benchmark", "metric", "unit", "direction", "kernel", "accel", "
                 "run_id", "timestamp", "series_name", "patch_index", "patch_subject", "value"]
 
 
-def _benchmarks(df: pd.DataFrame, summary: pd.DataFrame) -> list[dict[str, Any]]:
-    """Per benchmark: its summary table and, per metric, distribution/history/patch plots."""
+def _benchmarks(df: pd.DataFrame, summary: pd.DataFrame, *, threshold: float, alpha: float
+                ) -> list[dict[str, Any]]:
+    """Per benchmark: its summary table and, per metric, distribution/history/patch plots
+    (the per-patch steps decided at ``threshold`` and family-wise ``alpha``)."""
     ok = df.loc[(df["status"] == "ok") & df["value"].notna(), PLOT_COLUMNS]
     steps = None
     if ok["patch_index"].nunique() >= 2:
-        steps = per_patch_steps(df)
+        steps = per_patch_steps(df, threshold=threshold, alpha=alpha)
         steps = {key: part for key, part in steps.groupby(["benchmark", "metric"])}
     many_accels = df["accel"].nunique() > 1
     values = ok["value"].to_numpy(float)
@@ -61,7 +63,8 @@ def _benchmarks(df: pd.DataFrame, summary: pd.DataFrame) -> list[dict[str, Any]]
             found.append({"title": f"{metric}: change vs baseline after each patch (waterfall)",
                           "svg": waterfall,
                           "note": "each bar is one patch's step, coloured by its verdict "
-                                  "against the previous prefix; figures in %"})
+                                  "against the previous prefix (a step needs at least two "
+                                  "boots per patch to be decided); figures in %"})
         figures.setdefault(name, []).extend(found)
     sources = df.groupby("benchmark", observed=True)["source"].unique()
     out = []
@@ -136,9 +139,10 @@ def write_report(
     *,
     baseline: list[str] | None,
     candidate: list[str] | None,
-    threshold: float = 0.02,
+    threshold: float = 0.05,
     alpha: float = 0.01,
     history: pd.DataFrame | None = None,
+    comparisons: pd.DataFrame | None = None,
 ) -> Path:
     """Write index.html, summary.md and results.csv into ``out_dir``; return the HTML path.
 
@@ -146,6 +150,8 @@ def write_report(
     comparison (ComparisonError if they are not comparable, e.g. different accelerators).
     ``history`` (from ``watchbench.history.load_history``) adds the trend of each
     benchmark's headline metric over the recorded entries, change points marked.
+    ``comparisons`` are decisions already made (``inv ci``'s looks); without them the
+    runs are compared here in one look.
     """
     if df.empty:
         raise ResultsError("no results to report", hint="run a suite and ingest it first")
@@ -160,26 +166,30 @@ def write_report(
     identity = ["tree_base", "series_hash", "config_hash"]
     names = df.groupby(identity, observed=True)["kernel"].first().reset_index()
     summary = summary.merge(names, on=identity, how="left")
-    comparisons = None
     ab = None
     if baseline is not None and candidate is not None:
-        comparisons = compare_frames(df, baseline, candidate, threshold=threshold, alpha=alpha)
-        ab = sections.ab_section(comparisons)
-        ab.update(baseline=baseline, candidate=candidate, sentence=missed_sentence(comparisons),
-                  threshold=threshold, alpha=alpha)
+        if comparisons is None:
+            comparisons = compare_frames(df, baseline, candidate, threshold=threshold,
+                                         alpha=alpha)
+        ab = sections.ab_section(comparisons, df, baseline=baseline, candidate=candidate,
+                                 threshold=threshold, alpha=alpha)
     trend = None
     if history is not None and not history.empty:
         trend = sections.history_section(history)
     bad_files = [why for _, why in df.attrs.get("bad_files", [])]
+    provenance, common = sections.provenance(df, kernels)
     context = {
         "generated": generated,
         "n_runs": df["run_id"].nunique(),
         "n_rows": f"{len(df):,}",
         "accels": ", ".join(sorted(df["accel"].unique())),
-        "provenance": sections.provenance(df, kernels),
+        "provenance": provenance,
+        "common": common,
         "ab": ab,
         "history": trend,
-        "benchmarks": _benchmarks(df, summary),
+        "benchmarks": _benchmarks(df, summary, threshold=threshold, alpha=alpha),
+        "threshold": ab["threshold"] if ab else threshold,
+        "alpha": ab["alpha"] if ab else alpha,
         "problems": sections.problems(df),
         "bad_files": bad_files,
         "colours": sections.plots.VERDICT_COLOURS,

@@ -11,13 +11,14 @@ import io
 import itertools
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from matplotlib import rc_context
 from matplotlib.figure import Figure
 
 VERDICT_COLOURS = {"regressed": "#c62828", "improved": "#2e7d32",
-                   "inconclusive": "#e0a100", "unchanged": "#8a8a8a"}
+                   "undecided": "#e0a100", "unchanged": "#8a8a8a", "failed": "#7a0000"}
 MAX_POINTS_PER_BOX = 40
 _RC = {"svg.fonttype": "none", "svg.hashsalt": "watchbench", "font.size": 8,
        "font.family": "sans-serif", "axes.spines.top": False, "axes.spines.right": False}
@@ -25,7 +26,7 @@ _figure_ids = itertools.count()
 _ID = re.compile(r'id="([^"]+)"')
 
 
-_CHAR_INCH = 0.056  # average width of an 8 pt character
+_CHAR_INCH = 0.062  # average width of an 8 pt character (DejaVu Sans, as browsers draw it)
 
 
 def _figure(width: float, height: float, *, left: float, bottom: float = 0.45,
@@ -57,8 +58,12 @@ def _to_svg(fig: Figure) -> str:
     return text
 
 
-def _shorten(label: str, width: int = 48) -> str:
+def shorten(label: str, width: int = 48) -> str:
+    """``label`` cut to ``width`` characters, an ellipsis marking the cut."""
     return label if len(label) <= width else label[: width - 1] + "…"
+
+
+_shorten = shorten
 
 
 def distribution_svg(groups: Sequence[tuple[str, np.ndarray]], *, xlabel: str) -> str:
@@ -141,23 +146,108 @@ def patch_svg(lines: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndar
         return _to_svg(fig)
 
 
+def margin_band(threshold: float) -> tuple[float, float]:
+    """The 'unchanged' margin as relative changes: ``log(1 + t)`` either side of 0 in log
+    space is ``-t / (1 + t)`` below and ``+t`` above on the relative scale."""
+    return -threshold / (1 + threshold), threshold
+
+
 def forest_svg(labels: Sequence[str], change: np.ndarray, low: np.ndarray, high: np.ndarray,
-               verdicts: Sequence[str], *, threshold: float) -> str:
-    """Change of each metric with its CI; the band is the 'unchanged' threshold."""
+               verdicts: Sequence[str], *, threshold: float,
+               confidence: float | None = None) -> str:
+    """Change of each metric with its interval; the grey band is the margin of the
+    verdict (``margin_band``); ``confidence`` names the intervals' level on the axis."""
     labels = [_shorten(label, 60) for label in labels]
     colours = [VERDICT_COLOURS.get(v, "#000000") for v in verdicts]
     y = np.arange(len(labels))
+    lo_band, hi_band = margin_band(threshold)
     with rc_context(_RC):
         fig = _figure(7.5, 0.75 + 0.28 * len(labels), left=_label_inches(labels))
         ax = fig.add_subplot()
-        ax.axvspan(-threshold * 100, threshold * 100, color="#dddddd", alpha=0.6, lw=0)
+        ax.axvspan(lo_band * 100, hi_band * 100, color="#dddddd", alpha=0.6, lw=0)
         ax.axvline(0, color="#444444", lw=0.8)
         ax.hlines(y, low * 100, high * 100, colors=colours, lw=1.4)
         ax.scatter(change * 100, y, c=colours, s=18, zorder=3)
         ax.set_yticks(y, labels)
         ax.set_ylim(len(labels) - 0.5, -0.5)
-        ax.set_xlabel("change of median, % (95 % CI)")
+        level = f" ({confidence * 100:.4g} % interval)" if confidence is not None else ""
+        ax.set_xlabel(f"change, %{level}")
         ax.grid(axis="x", alpha=0.3)
+        return _to_svg(fig)
+
+
+@dataclass(frozen=True)
+class BootPanel:
+    """One metric's boots for ``boots_svg``: x (round or boot order) and y (the boot's
+    median) per side; ``pairs`` are (x, baseline y, candidate y) of the rounds that have
+    both boots."""
+
+    title: str
+    verdict: str
+    baseline: tuple[np.ndarray, np.ndarray]
+    candidate: tuple[np.ndarray, np.ndarray]
+    pairs: Sequence[tuple[float, float, float]]
+    xlabel: str = "round"
+    ylabel: str = ""
+
+
+# Panel titles in the verdict's colour, darker where the badge colour is too light for text.
+_TITLE_COLOURS = {**VERDICT_COLOURS, "undecided": "#8a6500", "unchanged": "#5d6575"}
+SIDE_STYLE = {"baseline": ("#1f4e99", "o"), "candidate": ("#d9730d", "^")}
+_NUDGE = 0.14  # the two boots of a round sit either side of its x
+
+
+def boots_svg(panels: Sequence[BootPanel], *, columns: int = 4) -> str:
+    """Small multiples, one per metric: each boot's median by round, the baseline and the
+    candidate side by side, a grey line joining the two boots of one round and a dashed
+    line at each side's geometric mean."""
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import MaxNLocator, ScalarFormatter
+
+    columns = max(1, min(columns, len(panels)))
+    rows = -(-len(panels) // columns)
+    width, top = 2.4 * columns + 0.3, 0.75
+    height = top + 0.1 + 2.0 * rows
+    with rc_context(_RC):
+        fig = _figure(width, height, left=0.7, bottom=0.4, right=0.15, top=top)
+        fig.subplots_adjust(wspace=0.6, hspace=0.75)
+        axes = fig.subplots(rows, columns, squeeze=False).ravel()
+        for ax, panel in zip(axes, panels, strict=False):
+            for x, ya, yb in panel.pairs:
+                ax.plot([x - _NUDGE, x + _NUDGE], [ya, yb], color="#9a9a9a", lw=0.7, zorder=1)
+            for side, nudge in (("baseline", -_NUDGE), ("candidate", _NUDGE)):
+                x, y = getattr(panel, side)
+                colour, marker = SIDE_STYLE[side]
+                if len(y):
+                    ax.scatter(np.asarray(x, float) + (nudge if panel.pairs else 0), y,
+                               s=12, color=colour, marker=marker, lw=0, zorder=3)
+                    ax.axhline(float(np.exp(np.mean(np.log(y)))), color=colour, lw=0.7,
+                               ls="--", zorder=2)
+            ax.set_title(panel.title, fontsize=7.5, loc="left",
+                         color=_TITLE_COLOURS.get(panel.verdict, "#1d2330"))
+            if panel.ylabel:
+                ax.set_ylabel(panel.ylabel, fontsize=7, labelpad=2)
+            xs = np.concatenate([np.asarray(panel.baseline[0], float),
+                                 np.asarray(panel.candidate[0], float)])
+            if len(xs):  # whole rounds, half a round of room either side
+                ax.set_xlim(float(xs.min()) - 0.5, float(xs.max()) + 0.5)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=5, min_n_ticks=1))
+            formatter = ScalarFormatter(useOffset=False)
+            formatter.set_scientific(False)
+            ax.yaxis.set_major_formatter(formatter)
+            ax.yaxis.set_major_locator(MaxNLocator(nbins=4))
+            ax.tick_params(labelsize=7)
+            ax.set_xlabel(panel.xlabel, fontsize=7, labelpad=1)
+            ax.grid(alpha=0.3)
+        for ax in axes[len(panels):]:
+            ax.set_visible(False)
+        handles = [Line2D([], [], color=c, marker=m, ls="none", ms=4, label=side)
+                   for side, (c, m) in SIDE_STYLE.items()]
+        handles.append(Line2D([], [], color="#9a9a9a", lw=0.7, label="one round's pair"))
+        handles.append(Line2D([], [], color="#444444", lw=0.7, ls="--",
+                              label="geometric mean of the boots"))
+        fig.legend(handles=handles, loc="upper left", ncol=4, frameon=False, fontsize=8,
+                   bbox_to_anchor=(0.7 / width, 1), borderaxespad=0.3)
         return _to_svg(fig)
 
 

@@ -164,8 +164,9 @@ def fmt_short(value: float) -> str:
     """Four significant digits with a k/M/G suffix: at most 7 characters for a terminal."""
     if value is None or not math.isfinite(value):
         return "–"
-    for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e4, "k")):
-        if abs(value) >= scale:
+    # from 10,000 up (shorter than 4 digits with a separator), in units of the suffix
+    for floor, scale, suffix in ((1e9, 1e9, "G"), (1e6, 1e6, "M"), (1e4, 1e3, "k")):
+        if abs(value) >= floor:
             return f"{value / scale:.4g}{suffix}"
     return f"{value:.4g}"
 
@@ -247,7 +248,7 @@ def compare_table(comparisons: pd.DataFrame, *, color: bool = False, width: int 
     """
     if comparisons.empty:
         return "no metric was measured on both sides"
-    width = width or shutil.get_terminal_size((100, 24)).columns
+    width = width or shutil.get_terminal_size((80, 24)).columns
     rows = ordered(comparisons)
     params, constant = short_params(rows)
     cells = _terminal_cells(rows, params)
@@ -325,9 +326,10 @@ def noise_table(comparisons: pd.DataFrame, width: int = 80) -> str:
         return "  ".join(_clip(c, w).ljust(w) if i < 2 else c.rjust(w)
                          for i, (c, w) in enumerate(zip(cells, widths, strict=True))).rstrip()
 
-    out = ["noise of the gated metrics (CV boot: between boots; CV rep: repeats within a "
-           "boot; n eff: Kish effective n per side)"[:width],
-           line(head), "  ".join("-" * w for w in widths)]
+    title = textwrap.wrap("noise of the gated metrics: CV boot between boots, CV rep between "
+                          "the repeats of one boot, n eff the effective n per side (Kish), "
+                          "MDE at the rounds used (rnd)", width)
+    out = [*title, line(head), "  ".join("-" * w for w in widths)]
     return "\n".join(out + [line(b) for b in body])
 
 
