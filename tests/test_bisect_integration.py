@@ -14,7 +14,7 @@ from watchbench.tree import fetch_user, set_active
 
 pytestmark = pytest.mark.kernel
 PATCHES = Path(__file__).resolve().parent / "data" / "patches"
-WATCHED = ("case=watched, filter=none, flow=open, queue_size=256, queues=1, reader=other-cpu, "
+STREAM = ("case=stream, filter=none, flow=credit, queue_size=256, queues=1, reader=other-cpu, "
            "record_size=16")
 
 
@@ -33,7 +33,7 @@ def test_bisect_names_the_commit_that_slowed_keyctl_post(debian_tree, test_setti
     tree = fetch_user(test_settings, user, "HEAD")
     set_active(test_settings, tree)
     try:
-        first, steps = bisect(test_settings, good, "HEAD", "keyctl-post", "ns_per_op", WATCHED,
+        first, steps = bisect(test_settings, good, "HEAD", "keyctl-post", "ns_per_op", STREAM,
                               rounds=2, accel="icount", progress=Silent())
         assert first == culprit
         assert {s.verdict for s in steps} <= {"good", "bad"} and steps

@@ -95,10 +95,13 @@ def check_record(rec: dict[str, Any], benchmark: str, source: str) -> None:
         assert rec["totals"]["ns"] > 0
         assert rec["metrics"], "an ok record without metrics"
         for name, m in rec["metrics"].items():
-            assert set(m) == {"value", "unit", "direction"}, name
+            assert set(m) - {"primary"} == {"value", "unit", "direction"}, name
+            assert m.get("primary", True) is True, name  # present only as true
             assert isinstance(m["value"], int | float) and math.isfinite(m["value"]), name
             assert m["value"] > 0, name
             assert m["unit"] and m["direction"] in ("lower", "higher"), name
+        primary = [n for n, m in rec["metrics"].items() if m.get("primary")]
+        assert len(primary) == 1, primary  # one gated figure per measurement
     else:
         assert rec["reason"], "a skipped/failed record without a reason"
         assert "metrics" not in rec and "totals" not in rec and "counts" not in rec

@@ -14,7 +14,9 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
+#include <termios.h>
 
 #include "wq.h"
 
@@ -68,6 +70,39 @@ int wq_nr_cpus(void)
 	if (sched_getaffinity(0, sizeof(set), &set) < 0)
 		return 1;
 	return CPU_COUNT(&set) > 0 ? CPU_COUNT(&set) : 1;
+}
+
+/* Bytes we wrote to @fd that its reader has not taken yet (pipe, tty). */
+static long out_pending(int fd)
+{
+	struct stat st;
+	int n = 0;
+
+	if (fstat(fd, &st) < 0)
+		return 0;
+	if (S_ISFIFO(st.st_mode)) {
+		if (ioctl(fd, FIONREAD, &n) < 0)
+			return 0;
+	} else if (isatty(fd)) {
+		if (ioctl(fd, TIOCOUTQ, &n) < 0)
+			return 0;
+	}
+	return n;
+}
+
+void wq_settle(void)
+{
+	int i;
+
+	fflush(stdout);
+	fflush(stderr);
+	for (i = 0; i < WQ_SETTLE_POLLS; i++) {
+		if (out_pending(STDOUT_FILENO) <= 0 &&
+		    out_pending(STDERR_FILENO) <= 0)
+			break;
+		usleep(WQ_SETTLE_POLL_US);
+	}
+	usleep(WQ_SETTLE_US);
 }
 
 const char *wq_errname(int err)
@@ -529,6 +564,19 @@ void wq_metric(struct wq_record *r, const char *key, double value,
 	m->value = value;
 	m->unit = unit;
 	m->direction = direction;
+	m->primary = 0;
+}
+
+void wq_primary(struct wq_record *r, const char *key)
+{
+	int i, found = 0;
+
+	for (i = 0; i < r->nmetrics; i++)
+		found |= !strcmp(r->metrics[i].key, key);
+	if (!found)
+		return;
+	for (i = 0; i < r->nmetrics; i++)
+		r->metrics[i].primary = !strcmp(r->metrics[i].key, key);
 }
 
 void wq_rec_run(struct wq_record *r, const struct wq_opts *o, int rep)
@@ -567,6 +615,7 @@ void wq_rec_timing(struct wq_record *r, uint64_t ns, uint64_t ops)
 	wq_metric(r, "ns_per_op", (double)ns / (double)ops, "ns", "lower");
 	wq_metric(r, "ops_per_s", (double)ops * 1e9 / (double)ns, "op/s",
 		  "higher");
+	wq_primary(r, "ns_per_op");
 }
 
 static void json_str(FILE *f, const char *s)
@@ -655,6 +704,8 @@ void wq_rec_emit(const struct wq_record *r)
 			json_str(f, m->unit);
 			fputs(", \"direction\": ", f);
 			json_str(f, m->direction);
+			if (m->primary)
+				fputs(", \"primary\": true", f);
 			fputc('}', f);
 		}
 		fputc('}', f);

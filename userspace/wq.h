@@ -145,6 +145,23 @@ int wq_pin_cpu(int cpu);
 /* Number of CPUs the process may run on. */
 int wq_nr_cpus(void);
 
+/*
+ * Let the output of earlier records be carried away before a measurement.
+ * In the guest, stdout and stderr are a pipe that a shell loop of the guest
+ * init reads (a byte per read()) and copies to a serial port; the programs
+ * pin themselves to CPU 0, so that loop runs on the other vCPU right after
+ * each record.  Under QEMU -icount both vCPUs share one virtual clock, so its
+ * ~1 ms of instructions per record lands in whatever timed loop runs then
+ * (it made pipe-read repeats bimodal).  This waits, sleeping so that the
+ * other CPU gets to run, until the pipe (or tty) has been read empty, then
+ * sleeps WQ_SETTLE_US more for the tail (the write to the serial port).
+ * Call it before the warm-up of every measurement.
+ */
+#define WQ_SETTLE_US		2000
+#define WQ_SETTLE_POLL_US	200
+#define WQ_SETTLE_POLLS		1000	/* give up after ~0.2 s */
+void wq_settle(void);
+
 /* "ENOPKG" style name of an errno value. */
 const char *wq_errname(int err);
 
@@ -210,7 +227,7 @@ struct wq_opts {
 	unsigned int	has;			/* WQ_OPT_* */
 	long		max_count;		/* of --iterations, --warmup */
 	long		min_queue_size;
-	const char *const *case_names;		/* every case, in run order */
+	const char *const *case_names;		/* every accepted --cases name */
 	size_t		ncase_names;
 	/* Defaults, then the values given */
 	long		iterations, warmup, repeats, queue_size;
@@ -268,6 +285,7 @@ struct wq_metric {
 	double		value;
 	const char	*unit;
 	const char	*direction;	/* "lower" or "higher" */
+	int		primary;	/* the one gated metric of the record */
 };
 
 struct wq_record {
@@ -297,6 +315,14 @@ void wq_total(struct wq_record *r, const char *key, long long val);
 void wq_count(struct wq_record *r, const char *key, long long val);
 void wq_metric(struct wq_record *r, const char *key, double value,
 	       const char *unit, const char *direction);
+/*
+ * Mark metric @key (added before) as the record's primary one: the one
+ * figure of this measurement that the CI gate tests; the others derive from
+ * the same measurement and are display only.  Emitted as "primary": true;
+ * it moves the mark from any other metric, so an ok record has exactly one.
+ * Nothing changes if @r has no metric @key.
+ */
+void wq_primary(struct wq_record *r, const char *key);
 /* Set repeat (unless @rep < 0), iterations and warmup from @o. */
 void wq_rec_run(struct wq_record *r, const struct wq_opts *o, int rep);
 /*
@@ -313,7 +339,7 @@ void wq_rec_emit(const struct wq_record *r);
 
 /*
  * Add the usual timing metrics from @ns over @ops operations:
- * ns_per_op (ns, lower) and ops_per_s (op/s, higher).
+ * ns_per_op (ns, lower, primary) and ops_per_s (op/s, higher).
  */
 void wq_rec_timing(struct wq_record *r, uint64_t ns, uint64_t ops);
 
