@@ -54,4 +54,5 @@ def test_aa_same_kernel_is_not_a_regression(test_settings, tmp_path):
     assert result.exit_code == EXIT_OK, (result.regressed, result.stop_reason)
     gated = result.comparisons[result.comparisons["gated"]]
     assert set(gated["verdict"]) == {"unchanged"}
-    assert result.rounds == 4 and "every gated metric decided" in result.stop_reason
+    # icount boots are near-deterministic: decided within the first looks
+    assert result.rounds <= 6 and "every gated metric decided" in result.stop_reason
