@@ -18,6 +18,7 @@ def boots_frame(levels: dict[str, dict[Key, float]], *, rounds: int = 5, repeats
     value = level * exp(boot effect + repeat noise); every metric of ``primary`` is gated;
     ``*_per_s`` metrics are higher-is-better, the rest follow ``direction``.
     """
+    assert rounds >= 1 and repeats >= 1, "a frame of boots needs rounds and repeats"
     rng = np.random.default_rng(seed)
     rows = []
     for side, keys in levels.items():
