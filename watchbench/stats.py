@@ -26,7 +26,6 @@ from watchbench.decision import DEFAULT_NOISE_FLOOR, Verdict, decide, noise_figu
 from watchbench.errors import ResultsError
 from watchbench.results.schema import LEGACY_PRIMARY
 
-VERDICTS = tuple(v.value for v in Verdict)
 SUMMARY_KEYS = [
     "benchmark", "params", "metric", "unit", "direction", "accel",
     "tree_base", "series_hash", "config_hash",

@@ -16,6 +16,7 @@ from pandas.io.formats.style import Styler
 from watchbench.history import history_changes, trend
 from watchbench.report import plots
 from watchbench.report.text import (
+    VERDICT_ORDER,
     comparison_cells,
     fmt_mde,
     fmt_value,
@@ -189,7 +190,8 @@ def patch_figure(rows: pd.DataFrame, unit: str) -> str | None:
     return plots.patch_svg(lines, ticks, ylabel=unit)
 
 
-VERDICTS = ("failed", "regressed", "improved", "undecided", "unchanged")
+# The verdicts in display order (failed first), as the terminal table orders them.
+VERDICTS = tuple(VERDICT_ORDER)
 MAX_BOOT_PANELS = 12
 # Long text columns of the A/B table that may wrap, so the table fits the page.
 _WRAP = {"params": "wrap", "metric": "wrap", "why": "why"}
