@@ -23,6 +23,7 @@ from watchbench.errors import InputError, TreeError
 from watchbench.progress import Progress
 from watchbench.runner import Runner, default_runner
 from watchbench.settings import Settings
+from watchbench.stats import boot_table
 
 FIRST_BAD = re.compile(r"^([0-9a-f]{7,40}) is the first bad commit", re.M)
 
@@ -82,11 +83,11 @@ class Measure:
             choices = ", ".join(sorted(rows["params"].astype(str).unique())[:6])
             raise InputError(f"{self.benchmark} {self.metric} has several parameter sets; pick one "
                              f"with --params", hint=f"for example: {choices}")
-        if (rows["value"] <= 0).any():
+        boots = boot_table(rows, {"commit": ids})  # the gate's own boot summary
+        if boots["log_median"].isna().any():
             raise InputError(f"{self.benchmark} {self.metric} has values <= 0 at {commit[:12]}",
                              hint="bisect a timing or a rate: it is judged in relative terms")
-        logs = np.log(rows["value"].to_numpy(dtype=float))
-        return np.array([np.median(logs[rows["run_id"].to_numpy() == r]) for r in ids])
+        return boots["log_median"].to_numpy(dtype=float)
 
 
 def classify(boots: np.ndarray, good: np.ndarray, bad: np.ndarray, *, direction: str = "lower",

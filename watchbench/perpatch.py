@@ -81,7 +81,10 @@ def per_patch_steps(
         prev = indices[pos - 1] if pos else None
         spend = alpha / steps
         step = _versus(df, runs[prev], runs[index], spend, **options) if prev is not None else {}
-        base = _versus(df, runs[0], runs[index], spend, **options) if 0 in runs and index else {}
+        if prev == 0:
+            base = step  # the first patch's step is its change against the baseline
+        else:
+            base = _versus(df, runs[0], runs[index], spend, **options) if 0 in runs and index else {}
         boots = boot_table(df, {"own": runs[index]})
         for key, part in boots.groupby(STEP_KEYS, sort=True):
             row = {**dict(zip(STEP_KEYS, key, strict=True)), "patch_index": index,
