@@ -23,9 +23,9 @@ def test_settings() -> Settings:
 @pytest.fixture(scope="session")
 def debian_tree(test_settings):
     """The real Debian 6.12 tree (downloaded and extracted once; cached across runs)."""
-    from watchbench.patching import reset
-    from watchbench.progress import Silent
-    from watchbench.tree import fetch_debian
+    from watchbench.host.progress import Silent
+    from watchbench.kernel.patching import reset
+    from watchbench.kernel.tree import fetch_debian
 
     tree = fetch_debian(test_settings, progress=Silent())
     return reset(tree, force=True)
@@ -34,7 +34,7 @@ def debian_tree(test_settings):
 @pytest.fixture
 def clean_tree(debian_tree):
     """The Debian tree reset to its bare base before and after the test."""
-    from watchbench.patching import reset
+    from watchbench.kernel.patching import reset
 
     reset(debian_tree, force=True)
     yield debian_tree
@@ -44,19 +44,15 @@ def clean_tree(debian_tree):
 @pytest.fixture(scope="session")
 def default_kernel(debian_tree, test_settings):
     """The default configuration (no series) built once per session."""
-    from watchbench import patching
-    from watchbench.build import build
-    from watchbench.configure import configure
-    from watchbench.progress import Silent
+    from watchbench.host.progress import Silent
+    from watchbench.kernel.variant import Composer
 
-    patching.reset(debian_tree, force=True)
-    configure(debian_tree, test_settings, list(test_settings.fragments))
-    return build(test_settings, debian_tree, progress=Silent())
+    return Composer(test_settings, debian_tree, progress=Silent()).kernel(None)
 
 
 @pytest.fixture(scope="session")
 def guest(default_kernel, test_settings):
-    from watchbench.initramfs import base_initramfs
+    from watchbench.guest.initramfs import base_initramfs
     from watchbench.vm.session import Guest
 
     return Guest(default_kernel.bzimage, base_initramfs(test_settings), "tcg", test_settings.cache_dir)
@@ -65,16 +61,11 @@ def guest(default_kernel, test_settings):
 @pytest.fixture(scope="session")
 def bench_kernel(debian_tree, test_settings, default_kernel):
     """Our in-kernel benchmark series applied, its fragment added, built once per session."""
-    from watchbench import patching
-    from watchbench.build import build
-    from watchbench.configure import configure, fragments_for
-    from watchbench.progress import Silent
-    from watchbench.series import load_series
+    from watchbench.host.progress import Silent
+    from watchbench.kernel.variant import Composer, stack
 
-    tree = patching.apply(patching.reset(debian_tree, force=True),
-                          load_series(test_settings.patches_dir, test_settings.bench_series))
+    composer = Composer(test_settings, debian_tree, progress=Silent())
     try:
-        configure(tree, test_settings, fragments_for(test_settings, tree))
-        return build(test_settings, tree, progress=Silent())
+        return composer.kernel(stack(test_settings))
     finally:
-        patching.reset(tree, force=True)
+        composer.restore()

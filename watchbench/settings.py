@@ -1,11 +1,20 @@
-"""Settings: invoke.yaml defaults plus overrides, as one typed object."""
+"""Settings: the single source of every default, plus the user's overrides, as one typed object.
+
+The defaults are the dataclass fields below and nowhere else. ``tasks.py`` hands them to
+invoke as the collection's configuration, so ``invoke.yaml``, ``~/.invoke.yaml`` and
+``INVOKE_WATCHBENCH_*`` variables can override any of them by the same names; a name
+that is not a setting is refused with the list of known ones (``from_mapping``).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, get_type_hints
+
+from watchbench.errors import InputError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -16,29 +25,81 @@ def _xdg(var: str, fallback: str) -> Path:
 
 
 @dataclass
+class KernelSettings:
+    """The Debian source package (and pinned version) used when no --tree/--tarball is given."""
+
+    package: str = "linux-source-6.12"
+    version: str = "6.12.117-1~deb12u1"
+
+
+@dataclass
 class QemuSettings:
-    accel: str = "auto"
+    accel: str = "auto"  # auto | kvm | tcg | icount (vm.qemu.Accel, or auto: probe KVM by booting)
     memory_mb: int = 1024
     cpus: int = 2
-    boot_timeout: float = 300.0
+    boot_timeout: float = 300.0  # seconds a boot may take before the guest is killed
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """How a change is judged (``stats.decision.decide``), alike for ci, compare, report
+    and bisect: the smallest change that counts (a symmetric margin in log space), the
+    family-wise alpha, and the smallest between-boot spread believed (icount measured
+    0.17 %)."""
+
+    threshold: float = 0.05
+    alpha: float = 0.01
+    noise_floor: float = 0.001
+
+
+@dataclass
+class CiSettings:
+    """``inv ci``: paired rounds, ``rounds`` 0 = auto: look after ``min_rounds``, then
+    every ``round_step``, until every gated metric is decided, up to ``max_rounds`` or
+    ``budget_s`` seconds of boots (alpha is spent across the looks)."""
+
+    rounds: int = 0
+    min_rounds: int = 4
+    round_step: int = 2
+    max_rounds: int = 12
+    budget_s: float = 1200.0
+    accel: str = "icount"
+    suite: str = "ci"
+
+
+@dataclass
+class BisectSettings:
+    rounds: int = 3  # boots per commit
+    accel: str = "icount"
+    suite: str = "ci"
+    metric: str = "ns_per_op"
 
 
 @dataclass
 class Settings:
     """Everything a task needs to know about where things are and how to run them."""
 
+    # Downloads, kernel trees, builds and ccache ("" in a config = $XDG_CACHE_HOME/watchbench).
     cache_dir: Path = field(default_factory=lambda: _xdg("XDG_CACHE_HOME", ".cache") / "watchbench")
+    # Benchmark runs, the results history ("" = $XDG_DATA_HOME/watchbench/runs).
     runs_dir: Path = field(
         default_factory=lambda: _xdg("XDG_DATA_HOME", ".local/share") / "watchbench" / "runs"
     )
-    kernel_package: str = "linux-source-6.12"
-    kernel_version: str = "6.12.117-1~deb12u1"
-    jobs: int = 0
+    # Where report, compare and ci write reports (relative: to the current directory).
+    reports_dir: Path = Path("reports")
+    kernel: KernelSettings = field(default_factory=KernelSettings)
+    jobs: int = 0  # parallel make jobs (0 = number of CPUs)
     ccache: bool = True
+    # Kconfig fragments merged onto allnoconfig, in order (names under kconfig/).
     fragments: tuple[str, ...] = ("base", "watch_queue", "guest-9p")
-    # Our in-kernel benchmark patch: `all` and `ci` apply it under every series measured.
+    # Our in-kernel benchmark series: `all`, `ci` and the tests apply it under every series
+    # measured (and add the kconfig fragment of the same name). "" turns that off.
     bench_series: str = "watch_queue-bench"
+    suite: str = "quick"  # the benchmark suite of `all` and `bench` (bench/suites/<name>.toml)
     qemu: QemuSettings = field(default_factory=QemuSettings)
+    decision: Judgement = field(default_factory=Judgement)
+    ci: CiSettings = field(default_factory=CiSettings)
+    bisect: BisectSettings = field(default_factory=BisectSettings)
     project_root: Path = PROJECT_ROOT
 
     @property
@@ -64,28 +125,86 @@ class Settings:
                 link.symlink_to(self.cache_dir / name)
         return replace(self, cache_dir=cache_dir, runs_dir=cache_dir / "runs")
 
+    def as_mapping(self) -> dict[str, Any]:
+        """Plain values (invoke's configuration format); ``from_mapping`` reads them back."""
+        return _plain(self, exclude={"project_root"})
+
     @classmethod
     def from_mapping(cls, data: dict[str, Any] | None) -> Settings:
-        """Build from the ``watchbench`` section of invoke's config (plain dicts)."""
-        data = dict(data or {})
-        s = cls()
-        if data.get("cache_dir"):
-            s.cache_dir = Path(os.path.expanduser(str(data["cache_dir"])))
-        if data.get("runs_dir"):
-            s.runs_dir = Path(os.path.expanduser(str(data["runs_dir"])))
-        kernel = data.get("kernel") or {}
-        s.kernel_package = str(kernel.get("package", s.kernel_package))
-        s.kernel_version = str(kernel.get("version", s.kernel_version))
-        s.jobs = int(data.get("jobs", s.jobs) or 0)
-        s.ccache = bool(data.get("ccache", s.ccache))
-        s.bench_series = str(data.get("bench_series", s.bench_series) or "")
-        if data.get("fragments"):
-            s.fragments = tuple(str(f) for f in data["fragments"])
-        q = data.get("qemu") or {}
-        s.qemu = QemuSettings(
-            accel=str(q.get("accel", s.qemu.accel)),
-            memory_mb=int(q.get("memory_mb", s.qemu.memory_mb)),
-            cpus=int(q.get("cpus", s.qemu.cpus)),
-            boot_timeout=float(q.get("boot_timeout", s.qemu.boot_timeout)),
-        )
-        return s
+        """Build from the ``watchbench`` section of invoke's config (plain dicts). Every
+        key must name a setting: a typo in a config file is an error, not a silent default."""
+        return _build(cls, dict(data or {}), "watchbench", exclude={"project_root"})
+
+
+def _plain(obj: Any, exclude: set[str] = frozenset()) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(obj):
+        if f.name in exclude:
+            continue
+        value = getattr(obj, f.name)
+        if dataclasses.is_dataclass(value):
+            value = _plain(value)
+        elif isinstance(value, Path):
+            value = str(value)
+        elif isinstance(value, tuple):
+            value = list(value)
+        out[f.name] = value
+    return out
+
+
+def _build(cls: type, data: dict[str, Any], where: str, exclude: set[str] = frozenset()) -> Any:
+    hints = get_type_hints(cls)
+    known = {f.name: f for f in dataclasses.fields(cls) if f.name not in exclude}
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise InputError(f"unknown setting {where}.{unknown[0]}",
+                         hint=f"known settings of {where}: {', '.join(known)} "
+                              f"(defaults: watchbench/settings.py)")
+    values: dict[str, Any] = {}
+    for name, value in data.items():
+        kind, key = hints[name], f"{where}.{name}"
+        if dataclasses.is_dataclass(kind):
+            if not hasattr(value, "items"):
+                raise InputError(f"setting {key}: expected a mapping, got {value!r}",
+                                 hint=f"its keys are in watchbench/settings.py ({_kind_name(kind)})")
+            values[name] = _build(kind, {k: v for k, v in value.items()}, key)
+            continue
+        try:
+            values[name] = _coerce(kind, value)
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"setting {key}: {value!r} is not a valid {_kind_name(kind)}",
+                             hint="see watchbench/settings.py for its meaning and default") from exc
+    if "cache_dir" in values and str(data["cache_dir"]) == "":
+        del values["cache_dir"]  # "" = the XDG default
+    if "runs_dir" in values and str(data["runs_dir"]) == "":
+        del values["runs_dir"]
+    return cls(**values)
+
+
+def _kind_name(kind: Any) -> str:
+    return getattr(kind, "__name__", str(kind))
+
+
+def _coerce(kind: Any, value: Any) -> Any:
+    if kind is Path:
+        return Path(os.path.expanduser(str(value)))
+    if kind is bool:
+        if isinstance(value, str):
+            if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError(value)
+            return value.lower() in ("true", "1", "yes")
+        return bool(value)
+    if kind in (int, float):
+        if isinstance(value, bool):
+            raise TypeError(value)
+        return kind(value or 0)
+    if kind is str:
+        return "" if value is None else str(value)
+    if kind == tuple[str, ...]:
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        return tuple(str(v) for v in value)
+    raise TypeError(f"no coercion for {kind}")
+
+
+JUDGEMENT = Judgement()  # the defaults statistics fall back to when a caller gives none

@@ -18,9 +18,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from watchbench.ci import CiOptions, CiResult, attribute, run_ci
-from watchbench.progress import Progress
+from watchbench.flows.ci import CiOptions, CiResult, run_ci
+from watchbench.host.progress import Progress
 from watchbench.report import noise_table
+from watchbench.report.text import attribute
 from watchbench.settings import Settings
 
 FIXTURES = Path(__file__).resolve().parents[2] / "tests" / "data" / "patches"

@@ -20,14 +20,13 @@ import shutil
 import time
 from pathlib import Path
 
-from watchbench import patching
-from watchbench.boot import prepare
-from watchbench.build import build
-from watchbench.configure import configure
-from watchbench.initramfs import GuestCommand
-from watchbench.progress import Progress
+from watchbench.guest.initramfs import GuestCommand
+from watchbench.host.progress import Progress
+from watchbench.kernel import patching
+from watchbench.kernel.tree import fetch_debian, set_active
+from watchbench.kernel.variant import Composer
 from watchbench.settings import Settings
-from watchbench.tree import fetch_debian, set_active
+from watchbench.vm.boot import prepare
 
 # Options of base.config that need ACPI; the no-ACPI variant leaves them out.
 NEEDS_ACPI = ("ACPI", "X86_PM_TIMER", "SERIAL_8250_PNP")
@@ -53,6 +52,7 @@ def main() -> None:
     progress = Progress("variants")
     tree = patching.reset(fetch_debian(settings, progress=progress), force=True)
     set_active(settings, tree)
+    composer = Composer(settings, tree, progress=progress)
     variants = {
         "default": list(settings.fragments),
         "no-9p": ["base", "watch_queue"],
@@ -62,12 +62,11 @@ def main() -> None:
     for name, fragments in variants.items():
         if args.only and name not in args.only:
             continue
-        configure(tree, settings, fragments)
         shutil.rmtree(settings.cache_dir / "ccache", ignore_errors=True)
         shutil.rmtree(tree.root / "build", ignore_errors=True)
         shutil.rmtree(settings.cache_dir / "kernels", ignore_errors=True)
-        start = time.monotonic()
-        kernel = build(settings, tree, progress=progress)
+        start = time.monotonic()  # configure (a few seconds) + the cold build
+        kernel = composer.kernel(None, fragments)
         seconds = time.monotonic() - start
         objects = sum(1 for _ in (tree.root / "build" / tree.config_hash).rglob("*.o"))
         guest = prepare(settings, "tcg", kernel, progress=progress).guest

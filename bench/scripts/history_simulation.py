@@ -3,7 +3,7 @@
 
 Each trial draws one series of per-entry medians, value = 100 * (1 + noise), the noise
 either independent or AR(1) (``e_t = phi e_{t-1} + innovation``, started stationary, its
-marginal SD the model's CV), and runs ``history.change_points`` on it with its defaults
+marginal SD the model's CV), and runs ``stats.changepoints.change_points`` on it with its defaults
 (threshold 5 %, alpha 0.01, min_size 3). The table gives, per noise model:
 
   false alarm   share of stationary ``--length``-point series with >= 1 change point
@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import signal
 
-from watchbench.history import change_points
+from watchbench.stats.changepoints import change_points
 
 
 @dataclass(frozen=True)

@@ -18,14 +18,14 @@ import shutil
 import time
 from pathlib import Path
 
-from watchbench import patching
-from watchbench.boot import prepare
-from watchbench.build import build
-from watchbench.configure import configure
-from watchbench.initramfs import GuestCommand
-from watchbench.progress import Progress
+from watchbench.guest.initramfs import GuestCommand
+from watchbench.host.progress import Progress
+from watchbench.kernel import patching
+from watchbench.kernel.configure import configure
+from watchbench.kernel.tree import fetch_debian, set_active
+from watchbench.kernel.variant import Composer
 from watchbench.settings import Settings
-from watchbench.tree import fetch_debian, set_active
+from watchbench.vm.boot import prepare
 
 
 def main() -> None:
@@ -40,6 +40,7 @@ def main() -> None:
     progress = Progress("figures")
     tree = patching.reset(fetch_debian(settings, progress=progress), force=True)
     set_active(settings, tree)
+    composer = Composer(settings, tree, progress=progress)
     configure(tree, settings, list(settings.fragments))
     figures: list[tuple[str, float, float]] = []
 
@@ -48,7 +49,7 @@ def main() -> None:
         shutil.rmtree(tree.root / "build", ignore_errors=True)
         shutil.rmtree(settings.cache_dir / "kernels", ignore_errors=True)
         start = time.monotonic()
-        build(settings, tree, progress=progress)
+        composer.current()
         figures.append(("cold build, default config, empty ccache (s)", time.monotonic() - start, 300))
 
     source = tree.src / "kernel" / "watch_queue.c"
@@ -57,7 +58,7 @@ def main() -> None:
         probe = f"\n/* watchbench: incremental build probe {time.time_ns()} */\n"
         source.write_bytes(original + probe.encode())
         start = time.monotonic()
-        build(settings, tree, progress=progress)
+        composer.current()
         figures.append(("incremental after editing kernel/watch_queue.c (s)",
                         time.monotonic() - start, 30))
     finally:

@@ -20,8 +20,9 @@ import pandas as pd
 
 from watchbench.report import write_report
 from watchbench.results import load_runs
+from watchbench.results.rundir import RESULTS_FILE
 from watchbench.results.schema import COLUMNS, SCHEMA_VERSION, coerce_types
-from watchbench.results.store import RESULTS_FILE, write_results
+from watchbench.results.store import write_results
 
 # (benchmark, source, params, metric, unit, direction, typical value)
 GROUPS = [

@@ -31,9 +31,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from watchbench.ci import CiOptions, lock_decisions
-from watchbench.decision import Verdict, decide
-from watchbench.stats import compare_frames, gate_exit
+from watchbench.flows.ci import CiOptions, lock_decisions
+from watchbench.stats.compare import compare_frames, gate_exit
+from watchbench.stats.decision import Verdict, decide
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,11 @@ import numpy as np
 import pandas as pd
 
 from watchbench.errors import ResultsError
-from watchbench.perpatch import per_patch_steps
 from watchbench.report import sections
 from watchbench.report.text import compare_markdown, fmt_value, markdown_table
-from watchbench.stats import compare_frames, summarize
+from watchbench.settings import JUDGEMENT
+from watchbench.stats.compare import compare_frames, summarize
+from watchbench.stats.perpatch import per_patch_steps
 
 MAX_MARKDOWN_ROWS = 200
 _ENV = jinja2.Environment(
@@ -139,8 +140,8 @@ def write_report(
     *,
     baseline: list[str] | None,
     candidate: list[str] | None,
-    threshold: float = 0.05,
-    alpha: float = 0.01,
+    threshold: float = JUDGEMENT.threshold,
+    alpha: float = JUDGEMENT.alpha,
     history: pd.DataFrame | None = None,
     comparisons: pd.DataFrame | None = None,
 ) -> Path:

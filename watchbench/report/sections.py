@@ -13,7 +13,6 @@ import numpy as np
 import pandas as pd
 from pandas.io.formats.style import Styler
 
-from watchbench.history import history_changes, trend
 from watchbench.report import plots
 from watchbench.report.text import (
     VERDICT_ORDER,
@@ -25,7 +24,8 @@ from watchbench.report.text import (
     short_params,
 )
 from watchbench.results.schema import KERNEL_IDENTITY
-from watchbench.stats import MATCH_KEYS, boot_table, gate_exit, median_ci
+from watchbench.stats.changepoints import history_changes, trend
+from watchbench.stats.compare import MATCH_KEYS, boot_table, gate_exit, median_ci
 
 MAX_BOXES = 30
 MAX_LINES = 8

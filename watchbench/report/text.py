@@ -8,6 +8,8 @@ import textwrap
 
 import pandas as pd
 
+from watchbench.stats.perpatch import moved_by
+
 VERDICT_ORDER = {"failed": 0, "regressed": 1, "improved": 2, "undecided": 3, "unchanged": 4}
 _ANSI = {"failed": "\033[31;1m", "regressed": "\033[31m", "improved": "\033[32m",
          "undecided": "\033[33m", "unchanged": "\033[2m"}
@@ -368,3 +370,17 @@ def compare_markdown(comparisons: pd.DataFrame, *, title: str = "A/B comparison"
     if sentence:
         parts += [sentence, ""]
     return "\n".join(parts)
+
+
+def attribute(steps: pd.DataFrame, regressed: list[str]) -> list[str]:
+    """'patch N (subject): <metric> regressed +x % vs the previous patch' for every step that
+    moved a metric; the metrics the gate found regressed come first."""
+    moved = moved_by(steps) if len(steps) else steps
+    named = {r.rsplit(":", 1)[0] for r in regressed}
+    lines = []
+    for row in moved.itertuples():
+        key = f"{row.benchmark} {row.params} {row.metric}"
+        lines.append((key not in named,
+                      f"  patch {row.patch_index} ({row.patch_subject}): {key} {row.step_verdict} "
+                      f"{row.step_change:+.1%} vs the previous patch"))
+    return [text for _, text in sorted(lines, key=lambda item: item[0])]

@@ -7,11 +7,13 @@ number came from travels on the row, so any slice of the table stays self-descri
 from __future__ import annotations
 
 from collections.abc import Callable
+from enum import StrEnum
 from pathlib import Path
 
 import pandas as pd
 
 from watchbench.errors import ResultsError
+from watchbench.vm.qemu import Accel
 
 # Bump when a column is renamed, removed or changes meaning, and add a migration below.
 SCHEMA_VERSION = 2
@@ -49,7 +51,18 @@ OPTIONAL_MANIFEST_COLUMNS: dict[str, type] = {
     "ci_round": int,
     "ci_position": int,
 }
-CI_ROLES = ("baseline", "candidate", "patch")
+
+
+class Role(StrEnum):
+    """What a CI run measured (``ci_role``): the baseline kernel, a prefix of the series
+    (``--per-patch``), or the whole candidate."""
+
+    BASELINE = "baseline"
+    PATCH = "patch"
+    CANDIDATE = "candidate"
+
+
+CI_ROLES = tuple(Role)
 
 # What was measured, one row per metric of a record.
 SAMPLE_COLUMNS: tuple[str, ...] = (
@@ -73,6 +86,11 @@ COLUMNS: tuple[str, ...] = ("schema_version", *MANIFEST_COLUMNS, *SAMPLE_COLUMNS
 PARAM_PREFIX = "param_"
 COUNT_PREFIX = "count_"
 
+# One measured quantity: the rows of one series are comparable across runs and kernels.
+SERIES_KEYS: list[str] = ["benchmark", "params", "metric", "unit", "direction", "accel"]
+# What an A/B comparison matches baseline and candidate rows on.
+MATCH_KEYS: list[str] = SERIES_KEYS[:3]
+
 # Samples of the same kernel: the tree it started from, the patches on top, the config.
 KERNEL_IDENTITY: tuple[str, ...] = ("tree_base", "series_hash", "config_hash")
 
@@ -80,7 +98,7 @@ KERNEL_IDENTITY: tuple[str, ...] = ("tree_base", "series_hash", "config_hash")
 # before the ``primary`` flag, schema 1): a benchmark's time per operation or per record.
 LEGACY_PRIMARY = ("ns_per_op", "ns_per_record")
 
-ACCELS = frozenset({"kvm", "tcg", "icount"})
+ACCELS = frozenset(Accel)
 DIRECTIONS = frozenset({"lower", "higher"})
 STATUSES = frozenset({"ok", "skipped", "failed"})
 

@@ -18,9 +18,15 @@ import pyarrow.parquet as pq
 
 from watchbench.errors import ResultsError
 from watchbench.results import schema
-from watchbench.results.manifest import read_manifest
 from watchbench.results.pytest_json import read_pytest_json
 from watchbench.results.records import Row, param_text, read_jsonl
+from watchbench.results.rundir import (
+    PYTEST_GLOB,
+    RECORDS_GLOB,
+    RESULTS_FILE,
+    raw_dir,
+    read_manifest,
+)
 from watchbench.results.schema import (
     COLUMNS,
     COUNT_PREFIX,
@@ -34,7 +40,6 @@ from watchbench.results.schema import (
 
 log = logging.getLogger(__name__)
 
-RESULTS_FILE = "results.parquet"
 VERSION_KEY = b"watchbench.schema_version"
 
 
@@ -72,18 +77,18 @@ def rows_to_frame(rows: list[Row], provenance: dict[str, Any]) -> pd.DataFrame:
 def parse_run(run_dir: Path) -> pd.DataFrame:
     """Everything under ``run_dir/raw`` plus its manifest, as one frame (nothing written)."""
     provenance = read_manifest(run_dir)
-    raw = run_dir / "raw"
+    raw = raw_dir(run_dir)
     if not raw.is_dir():
         raise ResultsError(f"{raw}: no raw/ directory",
                            hint="the run produced no output; re-run it")
     rows: list[Row] = []
-    for path in sorted(raw.glob("*.jsonl")):
+    for path in sorted(raw.glob(RECORDS_GLOB)):
         rows.extend(read_jsonl(path, path.name))
-    for path in sorted(raw.glob("pytest-*.json")):
+    for path in sorted(raw.glob(PYTEST_GLOB)):
         rows.extend(read_pytest_json(path, path.name))
     if not rows:
         raise ResultsError(
-            f"{raw}: no benchmark records (*.jsonl or pytest-*.json)",
+            f"{raw}: no benchmark records ({RECORDS_GLOB} or {PYTEST_GLOB})",
             hint="look at the run's boot log: the benchmarks did not report anything",
         )
     return rows_to_frame(rows, provenance)

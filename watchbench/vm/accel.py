@@ -18,8 +18,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from watchbench.errors import CommandError, CommandTimeout, InputError, WatchbenchError
-from watchbench.runner import Runner, default_runner
-from watchbench.vm.qemu import ACCELERATORS
+from watchbench.host.runner import Runner, default_runner
+from watchbench.vm.qemu import ACCELERATORS, AUTO, Accel
 
 EXIT_PORT_VALUE = 0x21
 EXPECTED_EXIT = (EXIT_PORT_VALUE << 1) | 1  # isa-debug-exit: (value << 1) | 1
@@ -128,17 +128,17 @@ def kvm_verdict(cache_dir: Path, runner: Runner = default_runner,
 
 
 def resolve(requested: str, cache_dir: Path, runner: Runner = default_runner,
-            boot_probe: BootProbe | None = None) -> tuple[str, str]:
+            boot_probe: BootProbe | None = None) -> tuple[Accel, str]:
     """(accelerator to use, why). ``auto`` picks KVM only when a Linux guest booted under it."""
-    if requested not in ("auto", *ACCELERATORS):
+    if requested not in (AUTO, *ACCELERATORS):
         raise InputError(f"unknown accelerator {requested!r}",
-                         hint="use auto, kvm, tcg or icount")
-    if requested in ("tcg", "icount"):
-        return requested, "requested"
+                         hint=f"use {AUTO}, {', '.join(ACCELERATORS)}")
+    if requested in (Accel.TCG, Accel.ICOUNT):
+        return Accel(requested), "requested"
     verdict = kvm_verdict(cache_dir, runner, boot_probe)
     if verdict.works:
-        return "kvm", verdict.reason
-    if requested == "kvm":
+        return Accel.KVM, verdict.reason
+    if requested == Accel.KVM:
         raise InputError(f"KVM was requested but does not work here: {verdict.reason}",
                          hint="use --accel tcg (or icount for steadier timings)")
-    return "tcg", f"KVM unusable: {verdict.reason}"
+    return Accel.TCG, f"KVM unusable: {verdict.reason}"

@@ -3,9 +3,23 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 
-ACCELERATORS = ("kvm", "tcg", "icount")
+
+class Accel(StrEnum):
+    """What a guest runs under, and so what its timings measure: KVM (the host CPU),
+    TCG (multi-threaded translation: parallel, noisy) or icount (one instruction = one
+    ns of virtual time: near-deterministic, blind to caches and contention)."""
+
+    KVM = "kvm"
+    TCG = "tcg"
+    ICOUNT = "icount"
+
+
+ACCELERATORS = tuple(Accel)
+# Not an accelerator but a request: vm.accel picks KVM only after a real boot under it.
+AUTO = "auto"
 
 
 @dataclass(frozen=True)
@@ -56,7 +70,8 @@ class VmSpec:
 def qemu_argv(spec: VmSpec) -> list[str]:
     """The full argv for booting ``spec``; the console is QEMU's stdio, the channel a file."""
     if spec.accel not in ACCELERATORS:
-        raise ValueError(f"unknown accelerator {spec.accel!r}; choose one of {ACCELERATORS}")
+        raise ValueError(f"unknown accelerator {spec.accel!r}; choose one of "
+                         f"{', '.join(ACCELERATORS)}")
     arch = ARCHS[spec.arch]
     append = [f"console={arch.console}", "panic=-1", "oops=panic", *arch.extra_append, *spec.append]
     argv = [

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from watchbench.errors import CommandError
-from watchbench.initramfs import GuestCommand, job_initramfs, job_script
-from watchbench.runner import Runner, default_runner
+from watchbench.guest.initramfs import GuestCommand, job_initramfs, job_script
+from watchbench.host.runner import Runner, default_runner
 from watchbench.vm import console
 from watchbench.vm.errors import GuestCrash, GuestError, GuestHang
 from watchbench.vm.qemu import Share, VmSpec, qemu_argv

@@ -1,0 +1,200 @@
+"""The fakes of the fast suite, each standing in for one seam, each backed by a real run.
+
+- ``FakeRunner`` for ``host.runner.Runner`` (argv in, exit code out); the real runner
+  runs in unit/test_runner.py.
+- ``ReplayRunner`` for QEMU, replaying a recorded console and channel; real boots run in
+  integration/test_boot_integration.py.
+- ``FakeKernels`` for ``kernel.variant.Composer`` (compose and build); the real one builds
+  in integration/test_ci_integration.py and test_bisect_integration.py.
+- ``FakeBench`` for ``suite.run.run_bench`` (one boot, one run directory); real boots run
+  in integration/test_bench_integration.py and test_ci_integration.py.
+
+``FakeBench`` writes its run directories with the real writer (``results.rundir``) and
+the real provenance builder (``suite.run.manifest``), JSON Lines records as
+bench/RECORDS.md describes them, and ingests them with the real ``ingest_run``: only the
+boot is not real, its figures are drawn from a noise model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from watchbench.errors import WatchbenchError
+from watchbench.host.runner import Completed, Runner
+from watchbench.kernel.build import Kernel
+from watchbench.kernel.series import Series
+from watchbench.results import rundir
+from watchbench.results.store import ingest_run
+from watchbench.suite.definition import Suite, SuiteRun
+from watchbench.suite.run import manifest
+
+DATA = Path(__file__).resolve().parent / "data"
+
+
+class FakeRunner(Runner):
+    """Records argv; answers from a table (the real runner is exercised in test_runner.py)."""
+
+    def __init__(self, answers: dict[str, int | Exception] | None = None):
+        self.calls: list[list[str]] = []
+        self.answers = answers or {}
+
+    def run(self, argv, **kw):  # type: ignore[override]
+        self.calls.append([str(a) for a in argv])
+        answer = self.answers.get(argv[0], 0)
+        if isinstance(answer, Exception):
+            raise answer
+        return Completed([str(a) for a in argv], answer, "", "", 0.0)
+
+
+def console_lines(name: str, logs: Path = DATA / "console") -> list[str]:
+    return (logs / f"{name}.console.log").read_text(errors="replace").splitlines()
+
+
+class ReplayProcess:
+    """Stands in for QEMU: yields a recorded console, writes a recorded channel, then ends
+    (or, for a hang, stays silent forever)."""
+
+    def __init__(self, console, channel_src, channel_dst, hang=False):
+        self._lines, self._src, self._dst, self._hang = console, channel_src, channel_dst, hang
+        self.last_line, self.last_line_at, self.killed = "", time.monotonic(), False
+
+    def lines(self, poll=0.1):
+        if self._src:
+            shutil.copyfile(self._src, self._dst)
+        for line in self._lines:
+            self.last_line, self.last_line_at = line, time.monotonic()
+            yield line
+        while self._hang and not self.killed:
+            time.sleep(poll)
+            yield None
+
+    def wait(self, timeout=None):
+        return 0
+
+    def kill(self):
+        self.killed = True
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.kill()
+
+
+class ReplayRunner:
+    """``spawn`` replays tests/data/console/<name>.console.log (and a channel log)."""
+
+    def __init__(self, name, channel=None, hang=False, logs: Path = DATA / "console"):
+        self.name, self.channel, self.hang, self.logs, self.spawned = name, channel, hang, logs, []
+
+    def spawn(self, argv, *, log=None, **kw):
+        channel_dst = Path(next(a for a in argv if a.startswith("file:"))[5:])
+        text = console_lines(self.name, self.logs)
+        if self.hang:  # QEMU printed its last line because it was killed: not yet, in a replay
+            text = [ln for ln in text if not ln.startswith("qemu-system")]
+        log.write_text("\n".join(text) + "\n")
+        self.spawned.append(ReplayProcess(text, self.channel and self.logs / self.channel,
+                                          channel_dst, self.hang))
+        return self.spawned[-1]
+
+
+# --- the kernel side and the boots of the flows ------------------------------------------
+
+
+class FakeKernels:
+    """Composes without building: one ``Kernel`` per series (or commit), under ``root``.
+
+    ``fail`` maps a series name (or commit) to the error composing it raises, as a patch
+    that does not apply or a build that fails would.
+    """
+
+    def __init__(self, root: Path, fail: dict[str, WatchbenchError] | None = None):
+        self.root, self.fail = root, fail or {}
+        self.composed: list[str] = []
+        self.restored = 0
+
+    def _kernel(self, name: str, head: str) -> Kernel:
+        if name in self.fail:
+            raise self.fail[name]
+        self.composed.append(name)
+        key = hashlib.sha256(name.encode()).hexdigest()[:16]
+        directory = self.root / "kernels" / key
+        directory.mkdir(parents=True, exist_ok=True)
+        return Kernel(key, directory, "6.12.0-fake", "fake-tree", "b" * 40, "fake base", head,
+                      name, hashlib.sha256(b"series " + name.encode()).hexdigest()[:16], "",
+                      "c" * 16, "gcc fake",
+                      0.0, 0)
+
+    def kernel(self, series: Series | None) -> Kernel:
+        name = series.name if series else ""
+        return self._kernel(name, name or "base")
+
+    def at_commit(self, commit: str) -> Kernel:
+        return self._kernel(commit, commit)
+
+    def restore(self) -> None:
+        self.restored += 1
+
+
+# The cases FakeBench reports, each with its primary metric (as the real programs do).
+CASES = (("kernel-post", {"case": "free", "queues": 1}, "ns_per_record", 180.0),
+         ("keyctl-post", {"case": "stream", "queues": 1}, "ns_per_op", 1500.0))
+Level = Callable[[Kernel, str], float | None]  # (kernel, benchmark) -> factor; None: broken
+
+
+class FakeBench:
+    """One boot, faked: a run directory as ``run_bench`` leaves it, figures drawn around
+    ``CASES`` times ``level(kernel, benchmark)`` with a between-boot and a within-boot CV."""
+
+    def __init__(self, level: Level | None = None, boot_cv: float = 0.002,
+                 within_cv: float = 0.001, repeats: int = 5, seed: int = 0):
+        self.level = level or (lambda kernel, benchmark: 1.0)
+        self.boot_cv, self.within_cv, self.repeats = boot_cv, within_cv, repeats
+        self.rng = np.random.default_rng(seed)
+        self.boots: list[dict[str, Any]] = []
+
+    def __call__(self, settings, suite_name: str = "ci", accel: str | None = None,
+                 label: str = "", kernel: Kernel | None = None, runner=None, progress=None,
+                 extra: dict | None = None) -> Path:
+        assert kernel is not None, "the flows always hand run_bench their kernel"
+        run_id = f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{kernel.key[:8]}-" \
+                 f"{secrets.token_hex(3)}"
+        run_dir = settings.runs_dir / run_id
+        raw = rundir.raw_dir(run_dir)
+        raw.mkdir(parents=True)
+        suite = Suite(suite_name, "fake", 60.0, (SuiteRun("bench", "c", "wq-fake"),))
+        argv = ["qemu-system-x86_64", "-accel", str(accel or "icount")]
+        rundir.write_manifest(run_dir, manifest(run_id, suite, kernel, accel or "icount", argv,
+                                                label, extra))
+        lines = []
+        for benchmark, params, metric, base in CASES:
+            factor = self.level(kernel, benchmark)
+            if factor is None:
+                lines.append({"schema": 1, "benchmark": benchmark, "source": "c",
+                              "params": params, "status": "failed",
+                              "reason": "ioctl(IOC_WATCH_QUEUE_SET_SIZE): EOPNOTSUPP"})
+                continue
+            boot = self.rng.normal(0, self.boot_cv)
+            for repeat in range(self.repeats):
+                value = base * factor * float(np.exp(boot + self.rng.normal(0, self.within_cv)))
+                lines.append({"schema": 1, "benchmark": benchmark, "source": "c",
+                              "params": params, "repeat": repeat, "iterations": 1000,
+                              "metrics": {metric: {"value": value, "unit": "ns",
+                                                   "direction": "lower", "primary": True},
+                                          "ops_per_s": {"value": 1e9 / value, "unit": "op/s",
+                                                        "direction": "higher"}},
+                              "status": "ok"})
+        (raw / rundir.records_name("bench")).write_text(
+            "".join(json.dumps(line) + "\n" for line in lines))
+        ingest_run(run_dir)
+        self.boots.append({"run_id": run_id, "series": kernel.series, **(extra or {})})
+        return run_dir

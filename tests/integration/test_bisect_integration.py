@@ -1,0 +1,47 @@
+"""`inv bisect` for real: a user tree whose middle commit slows the post path (icount)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from watchbench.flows.bisect import bisect
+from watchbench.host.git import Git
+from watchbench.host.progress import Silent
+from watchbench.kernel.tree import fetch_user, set_active
+
+pytestmark = pytest.mark.kernel
+PATCHES = Path(__file__).resolve().parents[1] / "data" / "patches"
+STREAM = ("case=stream, filter=none, flow=credit, queue_size=256, queues=1, reader=other-cpu, "
+           "record_size=16")
+
+
+def test_bisect_names_the_commit_that_slowed_keyctl_post(debian_tree, test_settings, tmp_path):
+    user = tmp_path / "linux"
+    git = Git(tmp_path)
+    git.runner.run(["git", "clone", "-q", "--shared", str(debian_tree.src), str(user)])
+    ug = Git(user)
+    ug("config", "core.hooksPath", "/dev/null")
+    good = ug.head()
+    for patch in (PATCHES / "two-patch" / "0001-watch_queue-note-the-documentation-in-the-header-com.patch",
+                  sorted((PATCHES / "slow-post").glob("0002-*.patch"))[0],
+                  PATCHES / "two-patch" / "0002-watch_queue-add-a-helper-that-counts-note-slots.patch"):
+        ug("am", "-q", str(patch))
+    culprit = ug.rev("HEAD~1")
+    tree = fetch_user(test_settings, user, "HEAD")
+    set_active(test_settings, tree)
+    try:
+        first, steps = bisect(test_settings, good, "HEAD", "keyctl-post", "ns_per_op", STREAM,
+                              rounds=2, accel="icount", progress=Silent())
+        assert first == culprit
+        assert {s.verdict for s in steps} <= {"good", "bad"} and steps
+        for step in steps:
+            assert step.verdict == ("bad" if step.commit == culprit else step.verdict)
+        assert tree.git().head() == ug.head(), "bisect must leave the worktree where it was"
+        assert "bisect" not in tree.git().out("status")
+    finally:
+        set_active(test_settings, debian_tree)
+        shutil.rmtree(tree.root, ignore_errors=True)
+        ug("worktree", "prune")

@@ -1,0 +1,59 @@
+"""`inv ci` for real under icount: a deliberately slower post path is caught and pinned on
+its patch, a benchmark that breaks on the candidate fails the gate, A/A is quiet."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from watchbench.flows.ci import EXIT_OK, EXIT_REGRESSED, CiOptions, run_ci
+from watchbench.host.progress import Silent
+from watchbench.report.text import attribute
+
+pytestmark = pytest.mark.kernel
+DATA = Path(__file__).resolve().parents[1] / "data" / "patches"
+
+
+def test_slow_post_series_regresses_and_patch_2_is_named(test_settings, tmp_path):
+    options = CiOptions(series=str(DATA / "slow-post"), accel="icount", per_patch=True,
+                        out=tmp_path / "reports")
+    result = run_ci(test_settings, options, progress=Silent())
+    assert result.exit_code == EXIT_REGRESSED, result.stop_reason
+    assert any(r.startswith("kernel-post") and "case=free" in r for r in result.regressed), \
+        result.regressed
+    assert any(r.startswith("keyctl-post") for r in result.regressed), result.regressed
+    assert not any("case=none" in r or "pipe-read" in r for r in result.regressed)
+    # only primary metrics are gated: no derived rate is listed
+    assert not any("_per_s" in r for r in result.regressed), result.regressed
+    assert result.rounds == 4  # the first look already decides (--rounds auto)
+    lines = attribute(result.per_patch, result.regressed)
+    assert lines and all(line.lstrip().startswith("patch 2 ") for line in lines), lines
+    suite = ET.parse(result.junit).getroot()
+    assert int(suite.get("failures") or suite[0].get("failures")) >= 2
+    assert "REGRESSED" in result.summary.read_text().splitlines()[0]
+    assert result.report.exists()
+
+
+def test_a_benchmark_broken_on_the_candidate_fails_the_gate(test_settings, tmp_path):
+    options = CiOptions(series=str(DATA / "breaks-kernel-post"), accel="icount",
+                        out=tmp_path / "reports")
+    result = run_ci(test_settings, options, progress=Silent())
+    assert result.exit_code == EXIT_REGRESSED, result.comparisons[["params", "verdict"]]
+    broken = [r for r in result.regressed if r.endswith(": failed")]
+    assert broken and all(r.startswith("kernel-post") and "case=none" in r for r in broken)
+    row = result.comparisons[result.comparisons["verdict"] == "failed"].iloc[0]
+    assert "EOPNOTSUPP" in row["reason"] or "Operation not supported" in row["reason"]
+    failures = ET.parse(result.junit).getroot().iter("failure")
+    assert any(f.get("type") == "benchmark-broken" for f in failures)
+
+
+def test_aa_same_kernel_is_not_a_regression(test_settings, tmp_path):
+    options = CiOptions(series="", accel="icount", out=tmp_path / "reports")
+    result = run_ci(test_settings, options, progress=Silent())
+    assert result.exit_code == EXIT_OK, (result.regressed, result.stop_reason)
+    gated = result.comparisons[result.comparisons["gated"]]
+    assert set(gated["verdict"]) == {"unchanged"}
+    # icount boots are near-deterministic: decided within the first looks
+    assert result.rounds <= 6 and "every gated metric decided" in result.stop_reason

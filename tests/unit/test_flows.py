@@ -1,0 +1,238 @@
+"""The ci and bisect flows above argv: real decisions, real run directories and reports,
+with the kernel side and the boots faked (tests/fakes.py). The same flows with real
+kernels run in tests/integration/test_ci_integration.py and test_bisect_integration.py."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from tests.fakes import FakeBench, FakeKernels
+from watchbench.cli.ci import gate, parse_rounds
+from watchbench.errors import BuildError, InputError, PatchError
+from watchbench.flows.bisect import bisect, classify
+from watchbench.flows.ci import (
+    EXIT_INFRA,
+    EXIT_OK,
+    EXIT_REGRESSED,
+    EXIT_UNDECIDED,
+    CiOptions,
+    run_ci,
+    variants,
+)
+from watchbench.host.git import Git
+from watchbench.host.progress import Silent
+from watchbench.kernel.tree import Tree, TreeKind, set_active
+from watchbench.report.text import attribute
+from watchbench.results.schema import Role
+from watchbench.settings import Judgement, Settings
+from watchbench.stats.decision import Verdict
+
+PATCHES = Path(__file__).resolve().parents[1] / "data" / "patches"
+SLOW = str(PATCHES / "slow-post")
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return replace(Settings(), cache_dir=tmp_path / "cache", runs_dir=tmp_path / "runs")
+
+
+def _options(tmp_path: Path, series: str = "", **kw) -> CiOptions:
+    return CiOptions(series=series, out=tmp_path / "reports", **kw)
+
+
+def _slower(where: str, factor: float = 1.2):
+    """A level function: kernel-post is ``factor`` slower on kernels whose series ends
+    with ``where`` (the whole slow-post series: its second patch)."""
+    return lambda kernel, bench: factor if bench == "kernel-post" and kernel.series.endswith(
+        where) else 1.0
+
+
+# --- the variants ------------------------------------------------------------------------
+
+
+def test_an_a_a_run_measures_the_bench_kernel_twice(settings):
+    out = variants(settings, "", per_patch=False)
+    assert [v.role for v in out] == [Role.BASELINE, Role.CANDIDATE]
+    assert out[0].series.name == out[1].series.name == settings.bench_series
+
+
+def test_per_patch_variants_stack_each_prefix_on_the_bench_series(settings):
+    out = variants(settings, SLOW, per_patch=True)
+    assert [(v.role, v.patch_index) for v in out] == [
+        (Role.BASELINE, 0), (Role.PATCH, 1), (Role.CANDIDATE, 2)]
+    bench = len(out[0].series.patches)
+    assert [len(v.series.patches) - bench for v in out] == [0, 1, 2]
+    assert out[1].series.name == f"{settings.bench_series}+slow-post@1"
+    assert out[2].series.name == f"{settings.bench_series}+slow-post"
+    assert out[2].patch_subject == out[2].series.patches[-1].subject
+
+
+# --- run_ci: exit codes and what it leaves behind -----------------------------------------
+
+
+def test_a_quiet_a_a_run_passes_and_records_abba_rounds(settings, tmp_path):
+    kernels, bench = FakeKernels(tmp_path), FakeBench(seed=1)
+    result = run_ci(settings, _options(tmp_path), kernels=kernels, bench=bench)
+    assert result.exit_code == EXIT_OK and result.answer is Verdict.UNCHANGED
+    assert result.rounds == 4 and kernels.restored == 1
+    order = [(b["ci_round"], b["ci_role"]) for b in bench.boots]
+    assert order[:4] == [(0, "baseline"), (0, "candidate"), (1, "candidate"), (1, "baseline")]
+    manifest = json.loads((settings.runs_dir / bench.boots[0]["run_id"] / "manifest.json")
+                          .read_text())
+    assert manifest["schema_version"] == 1 and manifest["ci_id"] == result.ci_id
+    assert result.summary.read_text().startswith("## watchbench: OK (exit 0)")
+
+
+def test_a_slower_candidate_regresses_and_per_patch_names_its_patch(settings, tmp_path):
+    bench = FakeBench(_slower("slow-post"), seed=2)
+    result = run_ci(settings, _options(tmp_path, SLOW, per_patch=True),
+                    kernels=FakeKernels(tmp_path), bench=bench)
+    assert result.exit_code == EXIT_REGRESSED
+    assert result.regressed == ["kernel-post case=free, queues=1 ns_per_record: regressed"]
+    lines = attribute(result.per_patch, result.regressed)
+    assert lines and lines[0].startswith("  patch 2 (")
+    assert "kernel-post case=free, queues=1 ns_per_record regressed +20" in lines[0]
+    assert not any(line.startswith("  patch 1 ") for line in lines)
+    junit = ET.parse(result.junit).getroot()
+    assert junit.find(".//failure").get("type") == "performance-regression"
+
+
+def test_a_benchmark_broken_on_the_candidate_fails_closed(settings, tmp_path):
+    broken = lambda kernel, bench: None if bench == "kernel-post" and kernel.series.endswith(  # noqa: E731
+        "slow-post") else 1.0
+    result = run_ci(settings, _options(tmp_path, SLOW), kernels=FakeKernels(tmp_path),
+                    bench=FakeBench(broken))
+    assert result.exit_code == EXIT_REGRESSED and result.answer is Verdict.FAILED
+    assert any("kernel-post" in r and r.endswith("failed") for r in result.regressed)
+    assert result.rounds == 4  # a failure is final at the first look
+
+
+def test_noise_the_gate_cannot_see_through_is_undecided_unless_accepted(settings, tmp_path):
+    noisy = {"boot_cv": 0.3, "seed": 3}
+    result = run_ci(settings, _options(tmp_path, rounds=4), kernels=FakeKernels(tmp_path),
+                    bench=FakeBench(**noisy))
+    assert result.exit_code == EXIT_UNDECIDED and result.answer is Verdict.UNDECIDED
+    accepted = run_ci(settings, _options(tmp_path, rounds=4, accept_undecided=True),
+                      kernels=FakeKernels(tmp_path), bench=FakeBench(**noisy))
+    assert accepted.exit_code == EXIT_OK and accepted.answer is Verdict.UNDECIDED
+
+
+@pytest.mark.parametrize("error", [
+    BuildError("make failed: kernel/watch_queue.c:42: error", log="/tmp/build.log"),
+    PatchError("0002 does not apply to kernel/watch_queue.c"),
+])
+def test_the_pipeline_failing_is_exit_2_with_its_reason_and_the_tree_restored(
+        settings, tmp_path, capsys, error):
+    kernels = FakeKernels(tmp_path, fail={f"{settings.bench_series}+slow-post": error})
+    bench = FakeBench()
+    code = gate(settings, _options(tmp_path, SLOW), kernels=kernels, bench=bench,
+                progress=Silent())
+    out = capsys.readouterr().out
+    assert code == EXIT_INFRA
+    assert out.startswith("watchbench ci: INFRASTRUCTURE FAILURE (exit 2): ")
+    assert error.message in out
+    assert kernels.restored == 1 and bench.boots == []  # nothing was measured
+
+
+def test_too_few_rounds_is_refused_before_anything_is_built(settings, tmp_path):
+    kernels = FakeKernels(tmp_path)
+    with pytest.raises(InputError, match="at least 2 boots"):
+        run_ci(settings, _options(tmp_path, rounds=1), kernels=kernels, bench=FakeBench())
+    assert kernels.composed == []
+
+
+def test_the_gate_prints_tables_files_and_the_verdict_in_80_columns(settings, tmp_path,
+                                                                   capsys):
+    code = gate(settings, _options(tmp_path, SLOW, per_patch=True),
+                kernels=FakeKernels(tmp_path), bench=FakeBench(_slower("slow-post")),
+                progress=Silent())
+    out = capsys.readouterr().out
+    assert code == EXIT_REGRESSED
+    assert "watchbench ci: REGRESSED (exit 1)" in out and "junit:" in out
+    assert "  patch 2 ([PATCH 2/2] watch_queue: do extra work" in out
+    paths = ("report: ", "junit: ", "summary: ")  # a path is as long as it is
+    assert max(len(line) for line in out.splitlines() if not line.startswith(paths)) <= 80
+
+
+@pytest.mark.parametrize(("text", "rounds"), [(None, None), ("auto", "auto"), ("6", 6)])
+def test_rounds_are_auto_or_a_number(text, rounds):
+    assert parse_rounds(text) == rounds
+
+
+def test_rounds_that_are_neither_are_refused():
+    with pytest.raises(InputError, match="--rounds 'many'"):
+        parse_rounds("many")
+
+
+def test_options_take_the_configured_defaults_then_what_was_given(settings):
+    settings.ci.max_rounds = 8
+    settings = replace(settings, decision=Judgement(threshold=0.1))
+    options = CiOptions.from_settings(settings, "x", accel="tcg", threshold=None)
+    assert (options.max_rounds, options.threshold, options.accel) == (8, 0.1, "tcg")
+    assert options.rounds is None and options.out == settings.reports_dir
+
+
+# --- bisect ------------------------------------------------------------------------------
+
+
+def test_classify_takes_the_side_the_decisions_agree_on():
+    good, bad = [6.0, 6.001, 5.999], [6.2, 6.201, 6.199]
+    verdict, vs_good, vs_bad, sure = classify(good, good, bad)
+    assert (verdict, sure) == ("good", True) and vs_good.verdict is Verdict.UNCHANGED
+    verdict, _, vs_bad, sure = classify(bad, good, bad)
+    assert (verdict, sure) == ("bad", True) and vs_bad.verdict is Verdict.UNCHANGED
+
+
+def test_classify_says_when_it_took_the_nearer_side():
+    good, bad = [6.0, 6.001, 5.999], [6.2, 6.201, 6.199]
+    verdict, _, _, sure = classify([6.15, 6.151, 6.149], good, bad)
+    assert (verdict, sure) == ("bad", False)
+
+
+@pytest.fixture
+def history_tree(settings, tmp_path) -> tuple[Tree, list[str]]:
+    """A git repository of eight commits, made the active tree."""
+    src = tmp_path / "tree" / "src"
+    src.mkdir(parents=True)
+    git = Git(src)
+    git("init", "-q")
+    git("config", "user.email", "t@example.org")
+    git("config", "user.name", "t")
+    commits = []
+    for i in range(8):
+        (src / "file").write_text(f"{i}\n")
+        git("add", "file")
+        git("commit", "-q", "-m", f"commit {i}")
+        commits.append(git.head())
+    tree = Tree("user-test", src.parent, TreeKind.USER, str(src), commits[0], "commit 0")
+    tree.save()
+    set_active(settings, tree)
+    (settings.cache_dir / "trees").mkdir(parents=True, exist_ok=True)
+    (settings.cache_dir / "trees" / tree.id).symlink_to(tree.root)
+    return tree, commits
+
+
+def test_bisect_finds_the_first_slow_commit_and_puts_the_tree_back(settings, tmp_path,
+                                                                 history_tree):
+    tree, commits = history_tree
+    slow_from = set(commits[5:])
+    bench = FakeBench(lambda kernel, b: 1.2 if kernel.head in slow_from else 1.0, seed=4)
+    before = tree.git().head()
+    first, steps = bisect(settings, commits[0], commits[-1], "kernel-post",
+                          metric="ns_per_record", kernels=FakeKernels(tmp_path), bench=bench)
+    assert first == commits[5]
+    assert all(step.sure for step in steps)
+    assert {step.verdict for step in steps} <= {"good", "bad"}
+    assert tree.git().head() == before
+
+
+def test_bisect_refuses_ends_that_do_not_differ(settings, tmp_path, history_tree):
+    _, commits = history_tree
+    with pytest.raises(InputError, match="not distinguishable"):
+        bisect(settings, commits[0], commits[-1], "kernel-post", metric="ns_per_record",
+               kernels=FakeKernels(tmp_path), bench=FakeBench(seed=5))

@@ -1,0 +1,76 @@
+"""The process runner, with real processes: output, errors, timeouts and group kills."""
+
+import os
+import sys
+import time
+
+import pytest
+
+from watchbench.errors import CommandError, CommandTimeout
+from watchbench.host.runner import Runner
+
+PY = sys.executable
+
+
+def test_run_captures_and_logs(tmp_path):
+    log = tmp_path / "x.log"
+    done = Runner().run([PY, "-c", "import sys; print('out'); print('err', file=sys.stderr)"], log=log)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "out\n", "err\n")
+    assert "out" in log.read_text() and "err" in log.read_text()
+
+
+def test_nonzero_raises_with_tail_and_log(tmp_path):
+    log = tmp_path / "fail.log"
+    with pytest.raises(CommandError) as err:
+        Runner().run([PY, "-c", "print('boom'); raise SystemExit(3)"], log=log)
+    assert err.value.returncode == 3 and "boom" in str(err.value) and str(log) in str(err.value)
+
+
+def test_missing_program_is_a_command_error():
+    with pytest.raises(CommandError, match="could not start"):
+        Runner().run(["/nonexistent/program"])
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie still answers kill(0); check its state
+    with open(f"/proc/{pid}/stat") as fh:
+        return fh.read().split(")")[1].split()[0] != "Z"
+
+
+def test_timeout_kills_the_whole_group(tmp_path):
+    pidfile = tmp_path / "child.pid"
+    script = (f"import subprocess,sys,time; p=subprocess.Popen([sys.executable,'-c',"
+              f"'import time; time.sleep(60)']); open({str(pidfile)!r},'w').write(str(p.pid)); "
+              f"time.sleep(60)")
+    start = time.monotonic()
+    with pytest.raises(CommandTimeout):
+        Runner().run([PY, "-c", script], timeout=2)
+    assert time.monotonic() - start < 15
+    child = int(pidfile.read_text())
+    deadline = time.monotonic() + 5
+    while _alive(child) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(child), "a grandchild outlived the killed command"
+
+
+def test_stream_feeds_lines_and_keeps_log(tmp_path):
+    seen = []
+    log = tmp_path / "s.log"
+    Runner().stream([PY, "-c", "print('a'); print('b')"], log=log, on_line=seen.append)
+    assert seen == ["a", "b"] and log.read_text() == "a\nb\n"
+    with pytest.raises(CommandError) as err:
+        Runner().stream([PY, "-c", "print('bad'); raise SystemExit(2)"], log=log)
+    assert err.value.returncode == 2 and "bad" in log.read_text()
+
+
+def test_spawn_context_kills_on_exception(tmp_path):
+    with pytest.raises(RuntimeError):
+        with Runner().spawn([PY, "-c", "import time; time.sleep(60)"], log=tmp_path / "l") as proc:
+            pid = proc.pid
+            raise RuntimeError("caller failed")
+    time.sleep(0.2)
+    assert not _alive(pid)

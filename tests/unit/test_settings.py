@@ -1,0 +1,68 @@
+"""Settings: the one source of defaults, invoke's overrides, scratch caches for tests."""
+
+from pathlib import Path
+
+import pytest
+from invoke import Config
+from invoke.util import yaml  # invoke reads invoke.yaml with it
+
+from watchbench.errors import InputError
+from watchbench.settings import PROJECT_ROOT, Settings
+
+
+def test_scratch_links_shared_dirs_and_keeps_the_rest_apart(tmp_path):
+    real = Settings()
+    real.cache_dir = tmp_path / "real"
+    scratch = real.scratch(tmp_path / "scratch", shared=("downloads", "ccache"))
+    assert scratch.cache_dir == tmp_path / "scratch" and scratch.runs_dir == tmp_path / "scratch" / "runs"
+    assert (scratch.cache_dir / "ccache").resolve() == real.cache_dir / "ccache"
+    assert not (scratch.cache_dir / "trees").exists()
+    assert real.cache_dir == tmp_path / "real"  # the original is not changed
+    assert real.scratch(tmp_path / "scratch").cache_dir == scratch.cache_dir  # links are reused
+
+
+# --- one source of defaults ---------------------------------------------------------------
+
+
+
+
+def test_invoke_yaml_names_only_known_settings():
+    data = yaml.safe_load((PROJECT_ROOT / "invoke.yaml").read_text())
+    assert set(data) == {"watchbench"}
+    Settings.from_mapping(data["watchbench"])  # raises on any unknown name
+
+
+@pytest.mark.parametrize(("mapping", "message"), [
+    ({"ci": {"max_round": 8}}, "unknown setting watchbench.ci.max_round"),
+    ({"fragment": ["base"]}, "unknown setting watchbench.fragment"),
+    ({"qemu": {"cpus": "two"}}, "setting watchbench.qemu.cpus: 'two' is not a valid int"),
+    ({"ci": 4}, "setting watchbench.ci: expected a mapping"),
+])
+def test_a_setting_that_does_not_exist_or_does_not_parse_is_refused(mapping, message):
+    with pytest.raises(InputError, match=message) as err:
+        Settings.from_mapping(mapping)
+    assert "settings.py" in str(err.value)
+
+
+def test_the_defaults_round_trip_through_invoke_config_format():
+    defaults = Settings()
+    again = Settings.from_mapping(defaults.as_mapping())
+    assert again == defaults
+    changed = Settings.from_mapping({"ci": {"max_rounds": "8"}, "decision": {"alpha": 0.05},
+                                     "cache_dir": "~/elsewhere", "runs_dir": ""})
+    assert changed.ci.max_rounds == 8 and changed.decision.alpha == 0.05
+    assert changed.cache_dir == Path.home() / "elsewhere"
+    assert changed.runs_dir == defaults.runs_dir and changed.ci.min_rounds == 4
+
+
+def test_tasks_hand_invoke_the_settings_defaults(monkeypatch):
+    """The collection's configuration is Settings(), so an environment variable of a
+    default's name overrides it (invoke only maps variables to keys that exist)."""
+    import tasks
+    from watchbench.cli import settings_of
+
+    monkeypatch.setenv("INVOKE_WATCHBENCH_CI_MAX_ROUNDS", "6")
+    config = Config(defaults=tasks.ns.configuration(), lazy=True)
+    config.load_shell_env()
+    assert settings_of(type("C", (), {"config": config})()).ci.max_rounds == 6
+    assert tasks.ns.configuration()["watchbench"] == Settings().as_mapping()

@@ -1,0 +1,86 @@
+"""patches.*: list, check, apply, reset, import and lint series."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from watchbench.cli import command, settings_of
+from watchbench.errors import InputError
+from watchbench.host.progress import Progress
+from watchbench.kernel import patching
+from watchbench.kernel import tree as trees
+from watchbench.kernel.series import list_series, load_many, load_series
+from watchbench.settings import Settings
+
+EXIT_FAILED = 1
+
+
+def series_table(settings: Settings) -> list[str]:
+    rows = []
+    for directory in list_series(settings.patches_dir):
+        try:
+            series = load_series(settings.patches_dir, directory.name)
+            rows.append(f"{series.name:24} {len(series.patches):3} patches  {series.hash}")
+            rows += [f"    {i:2}. {p.subject}" for i, p in enumerate(series.patches, 1)]
+        except InputError as exc:
+            rows.append(f"{directory.name:24} INVALID: {exc.message}")
+    return rows or [f"no series under {settings.patches_dir}"]
+
+
+@command
+def list_(c: Any) -> None:
+    print("\n".join(series_table(settings_of(c))))
+
+
+@command
+def check(c: Any, series: str) -> int:
+    settings = settings_of(c)
+    chosen = load_many(settings.patches_dir, series)
+    results = patching.check(trees.active(settings), chosen)
+    for result in results:
+        print(result.describe())
+    ok = all(r.ok for r in results) and len(results) == len(chosen.patches)
+    return 0 if ok else EXIT_FAILED
+
+
+@command
+def apply(c: Any, series: str) -> None:
+    settings = settings_of(c)
+    tree = trees.active(settings)
+    chosen = load_many(settings.patches_dir, series)
+    Progress("patches").step(f"applying {chosen.name} ({len(chosen.patches)} patches) "
+                             f"to {tree.base_label}")
+    tree = patching.apply(tree, chosen)
+    print(f"applied {chosen.name}: HEAD {tree.applied_head[:12]}")
+
+
+@command
+def reset(c: Any, force: bool) -> None:
+    patching.reset(trees.active(settings_of(c)), force=force)
+    print("tree reset to its base")
+
+
+@command
+def import_(c: Any, name: str, tree: str | None, git_range: str | None, mbox: str | None,
+            directory: str | None, force: bool) -> None:
+    out = settings_of(c).patches_dir / name
+    if git_range:
+        names = patching.import_range(Path(tree or "."), git_range, out, force=force)
+    elif mbox:
+        names = patching.import_mbox(Path(mbox), out, force=force)
+    elif directory:
+        names = patching.import_directory(Path(directory), out, force=force)
+    else:
+        raise InputError("give one of --range (with --tree), --mbox or --directory")
+    print(f"wrote {out} with {len(names)} patches")
+
+
+@command
+def lint(c: Any, series: str, strict: bool) -> int:
+    settings = settings_of(c)
+    results = patching.lint(trees.active(settings), load_many(settings.patches_dir, series),
+                            strict=strict)
+    for r in results:
+        print(f"{r.patch.name:60} {r.errors} errors {r.warnings} warnings {r.checks} checks")
+    return EXIT_FAILED if any(r.errors for r in results) else 0

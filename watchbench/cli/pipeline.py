@@ -1,0 +1,22 @@
+"""all: the whole pipeline, from a kernel tree to an HTML report."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from watchbench.cli import command, settings_of, split_list
+from watchbench.flows.pipeline import run_all
+from watchbench.host.progress import Progress
+
+
+@command
+def all_(c: Any, series: str | None, fragments: str | None, suite: str | None,
+         accel: str | None, tree: str | None, base: str | None, tarball: str | None) -> None:
+    settings = settings_of(c)
+    result = run_all(settings, series, split_list(fragments) or None, suite or settings.suite,
+                     accel, tree, base, tarball, progress=Progress("all"))
+    print(f"host tools: installed {', '.join(result.installed)}" if result.installed
+          else "host tools: all present")
+    print(f"tree {result.tree.id}: {result.tree.src} at {result.tree.base_label}")
+    print(f"kernel {result.kernel.release} ({result.kernel.key}); run {result.run_dir.name}")
+    print(result.report)

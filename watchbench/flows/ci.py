@@ -1,0 +1,328 @@
+"""`inv ci`: baseline vs candidate, booted in paired rounds until decided, one exit code.
+
+Exit codes: 0 every gated metric unchanged or improved, 1 a gated metric regressed or a
+benchmark broke on the candidate, 2 an infrastructure failure (patch, config, build,
+boot, conformance), 3 a gated metric still undecided at the last look (0 with
+``accept_undecided``). The baseline is the base plus our in-kernel benchmark series;
+the candidate adds the series under test, so the in-kernel benchmark measures both.
+Each round boots every variant once, in an order that alternates between rounds (ABBA),
+so drift and first-boot effects fall on both sides alike.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import pandas as pd
+
+from watchbench.errors import InputError
+from watchbench.host.progress import Progress, Silent
+from watchbench.host.runner import Runner, default_runner
+from watchbench.kernel import tree as trees
+from watchbench.kernel.build import Kernel
+from watchbench.kernel.series import Series, load_many
+from watchbench.kernel.variant import Composer, stack
+from watchbench.report import compare_markdown, write_report
+from watchbench.report.junit import write_junit
+from watchbench.results import history
+from watchbench.results.schema import Role
+from watchbench.results.store import load_runs
+from watchbench.settings import CiSettings, Judgement, Settings
+from watchbench.stats.compare import compare_frames, gate_exit
+from watchbench.stats.decision import Looks, Verdict
+from watchbench.stats.perpatch import per_patch_steps
+from watchbench.suite.run import run_bench
+
+EXIT_OK, EXIT_REGRESSED, EXIT_INFRA, EXIT_UNDECIDED = 0, 1, 2, 3
+EXIT_CODES = {Verdict.UNCHANGED: EXIT_OK, Verdict.REGRESSED: EXIT_REGRESSED,
+              Verdict.FAILED: EXIT_REGRESSED, Verdict.UNDECIDED: EXIT_UNDECIDED}
+
+# One boot of a kernel with a suite, stored as a run directory (``suite.run.run_bench``).
+BenchFn = Callable[..., Path]
+
+
+class KernelSource(Protocol):
+    """What the flow needs of the kernel side (``kernel.variant.Composer``; a fake in tests)."""
+
+    def kernel(self, series: Series | None) -> Kernel: ...
+
+    def restore(self) -> object: ...
+
+
+@dataclass
+class CiOptions:
+    """``rounds`` None is ``--rounds auto``: looks after ``min_rounds``, then every
+    ``round_step`` rounds up to ``max_rounds`` or ``budget_s`` seconds of boots.
+    The defaults are those of ``settings.CiSettings`` and ``settings.Judgement``;
+    ``from_settings`` takes a user's configured ones."""
+
+    series: str
+    rounds: int | None = None
+    min_rounds: int = CiSettings.min_rounds
+    round_step: int = CiSettings.round_step
+    max_rounds: int = CiSettings.max_rounds
+    budget_s: float = CiSettings.budget_s
+    accel: str = CiSettings.accel
+    suite: str = CiSettings.suite
+    per_patch: bool = False
+    threshold: float = Judgement.threshold
+    alpha: float = Judgement.alpha
+    noise_floor: float = Judgement.noise_floor
+    accept_undecided: bool = False
+    record: bool = False
+    out: Path = Path("reports")
+    tree: str | None = None
+    base: str | None = None
+    tarball: str | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings, series: str, **given: object) -> CiOptions:
+        """The configured defaults (``settings.ci``, ``settings.decision``), then what was
+        given (None: not given)."""
+        ci, judged = settings.ci, settings.decision
+        options = cls(series=series, rounds=ci.rounds or None, min_rounds=ci.min_rounds,
+                      round_step=ci.round_step, max_rounds=ci.max_rounds, budget_s=ci.budget_s,
+                      accel=ci.accel, suite=ci.suite, threshold=judged.threshold,
+                      alpha=judged.alpha, noise_floor=judged.noise_floor,
+                      out=settings.reports_dir)
+        for name, value in given.items():
+            if value is not None:
+                setattr(options, name, value)
+        return options
+
+    def looks(self) -> Looks:
+        if self.rounds is not None:
+            return Looks.fixed(self.rounds, self.alpha)
+        return Looks.schedule(self.min_rounds, self.round_step, self.max_rounds, self.alpha)
+
+
+@dataclass
+class Variant:
+    """One kernel to measure: the baseline, a prefix of the series, or the whole candidate."""
+
+    role: Role
+    patch_index: int  # patches of the series applied (0 = baseline)
+    patch_subject: str
+    series: Series | None
+    kernel: Kernel | None = None
+    run_ids: list[str] = field(default_factory=list)
+
+
+@dataclass
+class CiResult:
+    exit_code: int
+    answer: Verdict
+    comparisons: pd.DataFrame
+    regressed: list[str]
+    rounds: int
+    stop_reason: str
+    report: Path
+    junit: Path
+    summary: Path
+    per_patch: pd.DataFrame | None
+    ci_id: str
+
+
+def variants(settings: Settings, series_names: str, per_patch: bool) -> list[Variant]:
+    """Baseline, [each prefix of the series,] candidate, each on the bench series
+    (``kernel.variant.stack``). No series: an A/A run, where the candidate is the
+    baseline kernel itself (measures the false-alarm rate)."""
+    if not series_names.strip():
+        bench = stack(settings)
+        return [Variant(Role.BASELINE, 0, "", bench),
+                Variant(Role.CANDIDATE, 0, "A/A: same kernel", bench)]
+    series = load_many(settings.patches_dir, series_names)
+    count = len(series.patches)
+    out = [Variant(Role.BASELINE, 0, "", stack(settings, series_names, 0))]
+    if per_patch:
+        out += [Variant(Role.PATCH, i, series.patches[i - 1].subject,
+                        stack(settings, series_names, i)) for i in range(1, count)]
+    out.append(Variant(Role.CANDIDATE, count, series.patches[-1].subject,
+                       stack(settings, series_names, count)))
+    return out
+
+
+def round_order(variants: list[Variant], round_index: int) -> list[Variant]:
+    """Balanced order: forwards in even rounds, backwards in odd ones (A B, B A, ...)."""
+    return list(variants) if round_index % 2 == 0 else list(reversed(variants))
+
+
+def lock_decisions(locked: pd.DataFrame | None, look: pd.DataFrame, rounds: int) -> pd.DataFrame:
+    """Merge one look into the decisions so far: a row decided at an earlier look keeps
+    that decision (its alpha was spent then); the others take this look's row, and rows
+    decided now record ``decided_at = rounds``."""
+    look = look.copy()
+    look["decided_at"] = [rounds if v != Verdict.UNDECIDED else pd.NA for v in look["verdict"]]
+    if locked is None:
+        out = look
+    else:
+        keys = ["benchmark", "params", "metric"]
+        done = locked[locked["verdict"] != Verdict.UNDECIDED].set_index(keys)
+        fresh = look.set_index(keys)
+        fresh = fresh[~fresh.index.isin(done.index)]
+        out = pd.concat([done, fresh]).reset_index()
+    out["decided_at"] = out["decided_at"].astype("Int64")
+    out.attrs = {**look.attrs}
+    return out
+
+
+@dataclass
+class Measurement:
+    """The boots of one CI invocation so far, variant by variant."""
+
+    settings: Settings
+    options: CiOptions
+    variants: list[Variant]
+    runner: Runner
+    progress: Progress
+    ci_id: str
+    rounds: int = 0
+    boot_seconds: float = 0.0
+    bench: BenchFn = run_bench
+
+    def run_round(self, total: str) -> None:
+        start = time.monotonic()
+        for position, variant in enumerate(round_order(self.variants, self.rounds)):
+            self.progress.step(f"round {self.rounds + 1}/{total}: {variant.role}"
+                               + (f" {variant.patch_index}" if variant.role is Role.PATCH else ""))
+            extra = {"ci_id": self.ci_id, "ci_role": variant.role, "ci_round": self.rounds,
+                     "ci_position": position, "patch_index": variant.patch_index,
+                     "patch_subject": variant.patch_subject}
+            run_dir = self.bench(self.settings, self.options.suite, self.options.accel,
+                                label=variant.role, kernel=variant.kernel, runner=self.runner,
+                                progress=self.progress, extra=extra)
+            variant.run_ids.append(run_dir.name)
+        self.rounds += 1
+        self.boot_seconds += time.monotonic() - start
+
+    def frame(self) -> pd.DataFrame:
+        return load_runs(self.settings.runs_dir,
+                         run_ids=[i for v in self.variants for i in v.run_ids])
+
+
+def measure_until_decided(m: Measurement) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """Rounds and looks: after each look's rounds, decide; stop when every gated metric
+    is decided, when the answer can no longer change (a failure or regression is final),
+    at the last look or when the next look would exceed the time budget."""
+    options, looks = m.options, m.options.looks()
+    total = str(looks.rounds[-1]) if options.rounds is not None else f"<={looks.rounds[-1]}"
+    baseline, candidate = m.variants[0], m.variants[-1]
+    decisions = None
+    for k, target in enumerate(looks.rounds):
+        while m.rounds < target:
+            m.run_round(total)
+        df = m.frame()
+        look = compare_frames(df, baseline.run_ids, candidate.run_ids,
+                              threshold=options.threshold, alpha=options.alpha,
+                              spend=looks.spend(k), noise_floor=options.noise_floor)
+        decisions = lock_decisions(decisions, look, m.rounds)
+        decisions.attrs.update(looks=list(looks.rounds[:k + 1]), rounds=m.rounds,
+                               look_spend=[looks.spend(i) for i in range(k + 1)])
+        gated = decisions[decisions["gated"]]
+        open_rows = int((gated["verdict"] == Verdict.UNDECIDED).sum())
+        answer = gate_exit(decisions)
+        m.progress.step(f"look {k + 1} after {m.rounds} rounds: {len(gated) - open_rows} of "
+                        f"{len(gated)} gated metrics decided")
+        if open_rows == 0:
+            return decisions, df, f"every gated metric decided after {m.rounds} rounds"
+        if answer in (Verdict.FAILED, Verdict.REGRESSED):
+            return decisions, df, f"{answer} after {m.rounds} rounds: the answer is final"
+        if k + 1 < len(looks.rounds):
+            per_round = m.boot_seconds / max(m.rounds, 1)
+            need = per_round * (looks.rounds[k + 1] - m.rounds)
+            if m.boot_seconds + need > options.budget_s:
+                return decisions, df, (f"time budget {options.budget_s:.0f} s reached after "
+                                       f"{m.rounds} rounds")
+    return decisions, df, f"last look ({m.rounds} rounds)"
+
+
+def run_ci(settings: Settings, options: CiOptions, runner: Runner = default_runner,
+           progress: Progress | None = None, kernels: KernelSource | None = None,
+           bench: BenchFn = run_bench) -> CiResult:
+    """Build every variant, measure them in paired rounds until decided, gate.
+
+    ``kernels`` composes the variants (default: a ``Composer`` on the tree the options
+    select) and ``bench`` boots one (default ``run_bench``): the seams a fast test fakes.
+    The tree is put back to its bare base whatever happens.
+    """
+    progress = progress or Silent()
+    if options.rounds is not None and options.rounds < 2:
+        raise InputError(f"--rounds {options.rounds}: at least 2 boots per kernel are needed",
+                         hint="use --rounds auto, or 4 or more rounds")
+    ci_id = f"ci-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{secrets.token_hex(2)}"
+    measured = variants(settings, options.series, options.per_patch)
+    if kernels is None:
+        tree = trees.select(settings, options.tree, options.base, options.tarball, runner)
+        kernels = Composer(settings, tree, runner, progress)
+    try:
+        for variant in measured:
+            label = variant.series.name if variant.series else "base"
+            progress.step(f"{variant.role} {variant.patch_index}: {label}")
+            variant.kernel = kernels.kernel(variant.series)
+    finally:
+        kernels.restore()
+    m = Measurement(settings, options, measured, runner, progress, ci_id, bench=bench)
+    comparisons, df, stop = measure_until_decided(m)
+    progress.step(f"measured {len(measured)} kernels x {m.rounds} boots in "
+                  f"{m.boot_seconds:.0f} s ({stop})")
+    return _conclude(settings, options, m, comparisons, df, stop)
+
+
+def _conclude(settings: Settings, options: CiOptions, m: Measurement, comparisons: pd.DataFrame,
+              df: pd.DataFrame, stop: str) -> CiResult:
+    """The answer, the per-patch steps, the history entry and the files CI keeps."""
+    baseline, candidate = m.variants[0], m.variants[-1]
+    answer = gate_exit(comparisons)
+    failing = comparisons[comparisons["verdict"].isin([Verdict.REGRESSED, Verdict.FAILED])
+                          & (comparisons["gated"] | (comparisons["verdict"] == Verdict.FAILED))]
+    regressed = sorted({f"{r.benchmark} {r.params} {r.metric}: {r.verdict}"
+                        for r in failing.itertuples()})
+    per_patch = None
+    if options.per_patch:
+        per_patch = per_patch_steps(df, threshold=options.threshold, alpha=options.alpha,
+                                    noise_floor=options.noise_floor)
+    out = options.out
+    hist = None
+    if options.record:
+        history.record(settings.runs_dir / "history.jsonl", candidate.run_ids, note=m.ci_id)
+        hist = history.load_history(settings.runs_dir / "history.jsonl", settings.runs_dir,
+                                    skip_bad=True)
+    report = write_report(df, out, baseline=baseline.run_ids, candidate=candidate.run_ids,
+                          threshold=options.threshold, alpha=options.alpha, history=hist,
+                          comparisons=comparisons)
+    junit_path = write_junit(comparisons, out / "junit.xml", suite_name=f"watchbench {m.ci_id}",
+                             accept_undecided=options.accept_undecided)
+    summary = out / "summary.md"  # written by write_report; the verdict goes first
+    body = summary.read_text() if summary.exists() else compare_markdown(comparisons)
+    code = EXIT_CODES[answer]
+    if answer is Verdict.UNDECIDED and options.accept_undecided:
+        code = EXIT_OK
+    line = verdict_line(answer, comparisons, options, m.rounds, code)
+    summary.write_text(f"## watchbench: {line}\n\n{body}")
+    return CiResult(code, answer, comparisons, regressed, m.rounds, stop, report, junit_path,
+                    summary, per_patch, m.ci_id)
+
+
+def verdict_line(answer: Verdict, comparisons: pd.DataFrame, options: CiOptions, rounds: int,
+                 code: int) -> str:
+    """One sentence: the answer, how many gated metrics, and the alpha that holds."""
+    gated = comparisons[comparisons["gated"]]
+    family = len(gated)
+    counts = gated["verdict"].value_counts()
+    words = {Verdict.UNCHANGED: "OK", Verdict.REGRESSED: "REGRESSED",
+             Verdict.FAILED: "BENCHMARK BROKEN ON THE CANDIDATE",
+             Verdict.UNDECIDED: "UNDECIDED"}
+    tally = ", ".join(f"{counts[v]} {v}" for v in Verdict if v in counts)
+    failed = int((comparisons["verdict"] == Verdict.FAILED).sum())
+    if failed and not counts.get(Verdict.FAILED, 0):
+        tally += f"; {failed} failed (not gated metrics, same broken benchmark)"
+    note = " (accepted: --accept-undecided)" if answer is Verdict.UNDECIDED and code == 0 else ""
+    return (f"{words[answer]}{note} (exit {code}): {family} gated metrics ({tally}); "
+            f"threshold {options.threshold:.0%}, family-wise alpha {options.alpha:g} "
+            f"(Bonferroni over the gated metrics and the looks), {rounds} paired rounds, "
+            f"{options.accel}")

@@ -1,0 +1,1 @@
+"""The host: the one subprocess seam, git, host packages, progress."""

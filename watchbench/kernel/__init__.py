@@ -1,0 +1,1 @@
+"""The kernel stage: trees, series, patching, kconfig, make and builds."""

@@ -1,0 +1,164 @@
+"""Content-keyed kernel builds.
+
+The build *directory* is per (tree, configuration) so switching series rebuilds only what
+changed; the *artifact* (bzImage + .config + provenance) is stored under a key of
+(tree base, applied commit, uncommitted diff, .config hash, compiler), so a kernel that was
+built once is never built again, and a failed build never produces an artifact.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from watchbench.errors import BuildError, ConfigError
+from watchbench.host.progress import Progress
+from watchbench.host.runner import Runner, default_runner
+from watchbench.kernel.kmake import MAKE_STEP, KernelMake
+from watchbench.kernel.tree import Tree
+from watchbench.settings import Settings
+
+
+@dataclass
+class Kernel:
+    """A built kernel and where it came from."""
+
+    key: str
+    dir: Path
+    release: str
+    tree_id: str
+    base: str
+    base_label: str
+    head: str
+    series: str
+    series_hash: str
+    dirty_hash: str
+    config_hash: str
+    compiler: str
+    build_seconds: float
+    steps: int
+
+    @property
+    def bzimage(self) -> Path:
+        return self.dir / "bzImage"
+
+    @property
+    def dotconfig(self) -> Path:
+        return self.dir / "config"
+
+    def save(self) -> None:
+        data = asdict(self)
+        data["dir"] = str(self.dir)
+        (self.dir / "kernel.json").write_text(json.dumps(data, indent=2) + "\n")
+
+    @classmethod
+    def load(cls, directory: Path) -> Kernel:
+        data = json.loads((directory / "kernel.json").read_text())
+        data["dir"] = directory
+        return cls(**data)
+
+
+def compiler_version(runner: Runner = default_runner) -> str:
+    return runner.run(["gcc", "--version"]).stdout.splitlines()[0].strip()
+
+
+def build_key(tree: Tree, head: str, dirty_hash: str, config_hash: str, compiler: str) -> str:
+    text = "\n".join([tree.base, head, dirty_hash, config_hash, compiler])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def kernels_dir(settings: Settings) -> Path:
+    return settings.cache_dir / "kernels"
+
+
+def _dirty_hash(tree: Tree, runner: Runner) -> str:
+    diff = tree.git(runner).out("diff", "HEAD", "--binary")
+    return hashlib.sha256(diff.encode()).hexdigest()[:16] if diff else ""
+
+
+class _BuildProgress:
+    """Counts make's step lines; estimates the total from the last build in this dir."""
+
+    def __init__(self, progress: Progress, expected: int):
+        self.progress = progress
+        self.expected = expected
+        self.steps = 0
+        self.start = time.monotonic()
+
+    def __call__(self, line: str) -> None:
+        match = MAKE_STEP.match(line)
+        if not match:
+            return
+        self.steps += 1
+        elapsed = time.monotonic() - self.start
+        of = f"/{self.expected}" if self.expected else ""
+        eta = ""
+        if self.expected and self.steps > 20:
+            left = max(self.expected - self.steps, 0) * elapsed / self.steps
+            eta = f", ~{left:.0f} s left"
+        self.progress.update(f"{self.steps}{of} {match[1]} {match[2]} ({elapsed:.0f} s{eta})")
+
+
+def build(settings: Settings, tree: Tree, runner: Runner = default_runner,
+          progress: Progress | None = None, force: bool = False) -> Kernel:
+    """Build the configured tree's bzImage; reuse the one cached under the same key."""
+    progress = progress or Progress("build")
+    head = tree.git(runner).head()
+    if not tree.config_hash or tree.config_head != head:
+        raise ConfigError(f"{tree.src} is not configured for its current commit {head[:12]}",
+                          hint="configure first (`inv config`); kernel.variant.Composer does "
+                               "both in one step")
+    dirty = _dirty_hash(tree, runner)
+    if dirty:
+        progress.step(f"note: building uncommitted changes in {tree.src} (diff {dirty})")
+    compiler = compiler_version(runner)
+    key = build_key(tree, head, dirty, tree.config_hash, compiler)
+    artifact = kernels_dir(settings) / key
+    if (artifact / "kernel.json").exists() and (artifact / "bzImage").exists() and not force:
+        progress.step(f"kernel {key} already built ({artifact})")
+        return Kernel.load(artifact)
+
+    out = tree.root / "build" / tree.config_hash
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(tree.root / "configs" / f"{tree.config_hash}.config", out / ".config")
+    make = KernelMake(tree.src, out, jobs=settings.job_count, runner=runner,
+                      ccache_dir=settings.cache_dir / "ccache" if settings.ccache else None,
+                      ccache_basedir=settings.cache_dir)
+    stamp = out / "watchbench-steps"
+    expected = int(stamp.read_text()) if stamp.exists() else 0
+    logs = settings.cache_dir / "logs"
+    log = logs / f"build-{key}-{time.strftime('%Y%m%d-%H%M%S')}.log"
+    progress.step(f"building {tree.base_label}{' + ' + tree.series if tree.series else ''} "
+                  f"config {tree.config_hash} with -j{settings.job_count} (log {log})")
+    counter = _BuildProgress(progress, expected)
+    start = time.monotonic()
+    make.build("bzImage", log, on_line=counter)
+    seconds = time.monotonic() - start
+    image = out / "arch" / "x86" / "boot" / "bzImage"
+    if not image.exists():
+        raise BuildError(f"make succeeded but left no {image}", log=log)
+    if counter.steps > 100:  # a no-op rebuild would teach a useless estimate
+        stamp.write_text(str(counter.steps))
+
+    staging = artifact.with_name(key + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    shutil.copyfile(image, staging / "bzImage")
+    shutil.copyfile(out / ".config", staging / "config")
+    shutil.copyfile(log, staging / "build.log")
+    if (out / "System.map").exists():
+        shutil.copyfile(out / "System.map", staging / "System.map")
+    kernel = Kernel(key, staging, make.kernelrelease(), tree.id, tree.base, tree.base_label, head,
+                    tree.series, tree.series_hash, dirty, tree.config_hash, compiler,
+                    round(seconds, 1), counter.steps)
+    kernel.save()
+    shutil.rmtree(artifact, ignore_errors=True)
+    staging.rename(artifact)
+    kernel.dir = artifact
+    kernel.save()
+    progress.done(f"built {kernel.release} in {seconds:.0f} s -> {artifact}/bzImage")
+    return kernel

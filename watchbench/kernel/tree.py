@@ -1,0 +1,338 @@
+"""Kernel trees: the Debian default, a tarball, or a git worktree of a user's checkout.
+
+Each tree lives under ``<cache>/trees/<id>/`` with its work tree in ``src/`` and its
+state in ``tree.json``. Trees we extract ourselves become git repositories with a
+tagged baseline commit, so patch series can be applied and undone with git.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+from watchbench.errors import CommandError, InputError, TreeError
+from watchbench.host.git import FIXED_DATE, Git
+from watchbench.host.progress import Progress
+from watchbench.host.runner import Process, Runner, default_runner
+from watchbench.settings import Settings
+
+META = "tree.json"
+BASE_TAG = "watchbench/base"
+
+
+class TreeKind(StrEnum):
+    """Where a tree came from: the pinned Debian source package, a tarball, or a git
+    worktree of the user's own checkout."""
+
+    DEBIAN = "debian"
+    TARBALL = "tarball"
+    USER = "user"
+
+
+@dataclass
+class Tree:
+    """One kernel source tree and what watchbench has done to it."""
+
+    id: str
+    root: Path
+    kind: TreeKind
+    origin: str
+    base: str
+    base_label: str
+    series: str = ""
+    series_hash: str = ""
+    series_patches: list[str] = field(default_factory=list)
+    applied_head: str = ""
+    config_hash: str = ""
+    config_head: str = ""  # the commit the configuration was made on
+    config_fragments: list[str] = field(default_factory=list)
+
+    @property
+    def src(self) -> Path:
+        return self.root / "src"
+
+    def git(self, runner: Runner = default_runner) -> Git:
+        return Git(self.src, runner)
+
+    def save(self) -> None:
+        data = asdict(self)
+        data["root"] = str(self.root)
+        tmp = self.root / (META + ".tmp")
+        tmp.write_text(json.dumps(data, indent=2) + "\n")
+        tmp.replace(self.root / META)
+
+    @classmethod
+    def load(cls, root: Path) -> Tree:
+        path = root / META
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise TreeError(
+                f"kernel tree state unreadable: {path}: {exc}",
+                hint="run `inv kernel.fetch` again to recreate it",
+            ) from exc
+        data["root"] = Path(data["root"])
+        data["kind"] = TreeKind(data["kind"])
+        return cls(**data)
+
+
+def trees_dir(settings: Settings) -> Path:
+    return settings.cache_dir / "trees"
+
+
+def set_active(settings: Settings, tree: Tree) -> None:
+    settings.cache_dir.mkdir(parents=True, exist_ok=True)
+    (settings.cache_dir / "active-tree").write_text(tree.id + "\n")
+
+
+def active(settings: Settings) -> Tree:
+    """The tree the last ``kernel.fetch`` selected."""
+    marker = settings.cache_dir / "active-tree"
+    if not marker.exists():
+        raise TreeError(
+            f"no kernel tree selected yet (looked for {marker})",
+            hint="run `inv kernel.fetch` (Debian default) or `inv kernel.fetch --tree PATH --base REF`",
+        )
+    return Tree.load(trees_dir(settings) / marker.read_text().strip())
+
+
+def _safe(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._+~-]+", "_", text)
+
+
+def download_debian_source(settings: Settings, runner: Runner = default_runner) -> Path:
+    """Fetch the pinned linux-source .deb into the download cache (once)."""
+    pkg, ver = settings.kernel.package, settings.kernel.version
+    downloads = settings.cache_dir / "downloads"
+    downloads.mkdir(parents=True, exist_ok=True)
+    deb = downloads / f"{pkg}_{ver.replace(':', '%3a')}_all.deb"
+    if deb.exists():
+        return deb
+    argv = ["apt-get", "download", f"{pkg}={ver}"]
+    try:
+        runner.run(argv, cwd=downloads, timeout=1800)
+    except CommandError:
+        runner.run(["apt-get", "update"], timeout=900, check=False)
+        try:
+            runner.run(argv, cwd=downloads, timeout=1800)
+        except CommandError as exc:
+            policy = runner.run(["apt-cache", "policy", pkg], check=False).stdout
+            raise TreeError(
+                f"could not download {pkg}={ver} with apt-get\n{exc.output.strip()}\n{policy}",
+                hint="pick an available version and set watchbench.kernel.version in invoke.yaml",
+            ) from exc
+    if not deb.exists():
+        found = sorted(downloads.glob(f"{pkg}_*.deb"))
+        if not found:
+            raise TreeError(f"apt-get download left no {pkg} .deb in {downloads}")
+        found[-1].rename(deb)
+    return deb
+
+
+def _tar_argv(tarball: Path, dest: Path) -> list[str]:
+    argv = ["tar", "-x", "-f", str(tarball), "-C", str(dest), "--strip-components=1"]
+    argv.append("--no-same-owner")
+    if tarball.name.endswith((".xz", ".txz")):
+        argv += ["-I", "xz -T0"]  # the Debian tarball has many xz blocks: decompress on all CPUs
+    return argv
+
+
+def _tree_files(src: Path) -> tuple[list[tuple[str, str]], list[str]]:
+    """(mode, path) of every regular file, and the symlinks, below ``src`` (no .git).
+
+    Walked here, not with git, because Debian's .gitignore ends with "/*" and ignores all.
+    """
+    regular: list[tuple[str, str]] = []
+    links: list[str] = []
+    for dirpath, dirnames, filenames in os.walk(src):
+        rel = os.path.relpath(dirpath, src)
+        if rel == ".":
+            dirnames[:] = [d for d in dirnames if d != ".git"]
+        for name in [*filenames, *(d for d in dirnames if os.path.islink(os.path.join(dirpath, d)))]:
+            path = os.path.join(dirpath, name)
+            relpath = name if rel == "." else f"{rel}/{name}"
+            if os.path.islink(path):
+                links.append(relpath)
+            else:
+                regular.append(("100755" if os.access(path, os.X_OK) else "100644", relpath))
+    return regular, links
+
+
+def _add_all(src: Path, runner: Runner) -> None:
+    """``git add -f -A`` on all CPUs: hash and store the blobs in parallel, then one index.
+
+    A single git add of the 1.5 GB Debian tree takes ~35 s on one core here; the objects
+    are independent, so two hash-object processes halve that.
+    """
+    regular, links = _tree_files(src)
+    workers = max(1, min(os.cpu_count() or 1, 4))
+    chunks = [regular[i::workers] for i in range(workers)]
+    procs = [runner.spawn(["git", "-C", str(src), "hash-object", "-w", "--no-filters",
+                           "--stdin-paths"], stdin_pipe=True) for _ in chunks]
+
+    def feed(proc: Process, chunk: list[tuple[str, str]]) -> None:
+        proc.write("".join(path + "\n" for _, path in chunk).encode())
+        proc.close_stdin()
+
+    feeders = [threading.Thread(target=feed, args=pair, daemon=True)
+               for pair in zip(procs, chunks, strict=True)]
+    for feeder in feeders:
+        feeder.start()
+    entries: list[str] = []
+    for proc, chunk in zip(procs, chunks, strict=True):
+        with proc:
+            hashes = [line for line in proc.lines() if line]
+            if proc.wait() != 0 or len(hashes) != len(chunk):
+                raise TreeError(f"git hash-object failed in {src}: {hashes[-3:]}")
+        entries += [f"{mode} {sha}\t{path}" for (mode, path), sha in zip(chunk, hashes, strict=True)]
+    git = Git(src, runner)
+    git("update-index", "--add", "--index-info", input="\n".join(entries) + "\n", timeout=600)
+    for start in range(0, len(links), 500):
+        git("update-index", "--add", "--", *links[start:start + 500])
+    git("update-index", "-q", "--refresh", check=False, timeout=900)  # record stat data
+
+
+def _make_repo(src: Path, label: str, runner: Runner) -> str:
+    """Turn an extracted tree into a git repository with one tagged baseline commit."""
+    git = Git(src, runner)
+    git("init", "-q")
+    for key, value in (("gc.auto", "0"), ("feature.manyFiles", "true"), ("core.hooksPath", "/dev/null")):
+        git("config", key, value)
+    _add_all(src, runner)
+    date = {"GIT_AUTHOR_DATE": FIXED_DATE, "GIT_COMMITTER_DATE": FIXED_DATE}
+    git("commit", "-q", "--no-verify", "-m", f"watchbench baseline: {label}", env=date)
+    git("tag", BASE_TAG)
+    return git.head()
+
+
+def _extract(tarball: Path, root: Path, kind: TreeKind, origin: str, label: str, tree_id: str,
+             runner: Runner, progress: Progress) -> Tree:
+    partial = root.with_name(root.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    (partial / "src").mkdir(parents=True)
+    start = time.monotonic()
+    progress.step(f"extracting {tarball.name}")
+    runner.run(_tar_argv(tarball, partial / "src"), timeout=1800)
+    if not (partial / "src" / "Makefile").exists() or not (partial / "src" / "Kconfig").exists():
+        shutil.rmtree(partial, ignore_errors=True)
+        raise InputError(
+            f"{tarball} does not hold a kernel tree (no top-level Makefile and Kconfig)",
+            hint="pass a kernel source tarball such as linux-6.12.tar.xz",
+        )
+    progress.step(f"extracted in {time.monotonic() - start:.0f} s; committing the baseline "
+                  "(all files, as git add -f would)")
+    committing = time.monotonic()
+    base = _make_repo(partial / "src", label, runner)
+    progress.step(f"committed in {time.monotonic() - committing:.0f} s")
+    tree = Tree(tree_id, root, kind, origin, base, label)
+    tree.root = partial
+    tree.save()
+    partial.rename(root)
+    tree.root = root
+    tree.save()
+    progress.done(f"tree {tree_id} ready in {time.monotonic() - start:.0f} s")
+    return tree
+
+
+def fetch_debian(settings: Settings, runner: Runner = default_runner,
+                 progress: Progress | None = None) -> Tree:
+    """The default tree: Debian's linux-source package at the pinned version."""
+    progress = progress or Progress("kernel")
+    tree_id = f"debian-{_safe(settings.kernel.version)}"
+    root = trees_dir(settings) / tree_id
+    if (root / META).exists():
+        return Tree.load(root)
+    progress.step(f"downloading {settings.kernel.package}={settings.kernel.version}")
+    deb = download_debian_source(settings, runner)
+    unpack = root.with_name(root.name + ".deb")
+    shutil.rmtree(unpack, ignore_errors=True)
+    unpack.mkdir(parents=True)
+    runner.run(["dpkg", "-x", str(deb), str(unpack)], timeout=600)
+    tarballs = sorted((unpack / "usr" / "src").glob("linux-source-*.tar.*"))
+    if not tarballs:
+        raise TreeError(f"{deb} holds no usr/src/linux-source-*.tar.* (unpacked in {unpack})")
+    label = f"debian {settings.kernel.package} {settings.kernel.version}"
+    try:
+        return _extract(tarballs[0], root, TreeKind.DEBIAN, str(deb), label, tree_id, runner, progress)
+    finally:
+        shutil.rmtree(unpack, ignore_errors=True)
+
+
+def fetch_tarball(settings: Settings, tarball: Path, runner: Runner = default_runner,
+                  progress: Progress | None = None) -> Tree:
+    """A kernel tarball the user has (linux-X.Y.tar.xz or similar)."""
+    tarball = tarball.expanduser().resolve()
+    if not tarball.is_file():
+        raise InputError(f"no such tarball: {tarball}")
+    digest = hashlib.sha256()
+    with tarball.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    stem = re.sub(r"\.tar(\.\w+)?$|\.t\w z$", "", tarball.name)
+    tree_id = f"tarball-{_safe(stem)}-{digest.hexdigest()[:10]}"
+    root = trees_dir(settings) / tree_id
+    if (root / META).exists():
+        return Tree.load(root)
+    return _extract(tarball, root, TreeKind.TARBALL, str(tarball), tarball.name, tree_id, runner,
+                    progress or Progress("kernel"))
+
+
+def fetch_user(settings: Settings, repo: Path, base: str, runner: Runner = default_runner) -> Tree:
+    """A worktree of the user's git checkout at ``base``; their checkout is never touched."""
+    repo = repo.expanduser().resolve()
+    user = Git(repo, runner)
+    if not repo.is_dir() or not user.is_repo():
+        raise InputError(f"--tree {repo} is not a git checkout", hint="pass the path of a kernel git clone")
+    commit = user.rev(base)
+    if commit is None:
+        raise InputError(f"--base {base!r} does not name a commit in {repo}",
+                         hint="use a tag, branch or commit id that `git rev-parse` knows there")
+    if not (repo / "Kconfig").exists():
+        raise InputError(f"{repo} does not look like a kernel tree (no top-level Kconfig)")
+    tree_id = f"user-{_safe(repo.name)}-{hashlib.sha1(str(repo).encode()).hexdigest()[:8]}"
+    root = trees_dir(settings) / tree_id
+    src = root / "src"
+    if (root / META).exists() and src.exists():
+        tree = Tree.load(root)
+        if tree.base == commit:
+            return tree
+        dirty = tree.git(runner).dirty()
+        if dirty:
+            raise TreeError(f"worktree {src} has uncommitted changes: {', '.join(dirty[:5])}",
+                            hint="commit or discard them there (or `inv patches.reset --force`) first")
+        tree.git(runner)("checkout", "-q", "--detach", commit)
+    else:
+        root.mkdir(parents=True, exist_ok=True)
+        user("worktree", "prune")
+        user("worktree", "add", "-q", "--detach", str(src), commit, timeout=1800)
+        tree = Tree(tree_id, root, TreeKind.USER, str(repo), commit, base)
+    tree.base, tree.base_label = commit, base
+    tree.series, tree.series_hash, tree.series_patches, tree.applied_head = "", "", [], ""
+    tree.save()
+    return tree
+
+
+def select(settings: Settings, tree: str | None = None, base: str | None = None,
+           tarball: str | None = None, runner: Runner = default_runner) -> Tree:
+    """Select (and if needed create) the tree later steps work on: the user's checkout at
+    ``base``, a tarball, or the pinned Debian source; it becomes the active tree."""
+    if tree and tarball:
+        raise InputError("give either --tree or --tarball, not both")
+    if tree:
+        if not base:
+            raise InputError("--tree needs --base REF (the commit the series applies to)")
+        result = fetch_user(settings, Path(tree), base, runner)
+    elif tarball:
+        result = fetch_tarball(settings, Path(tarball), runner)
+    else:
+        result = fetch_debian(settings, runner)
+    set_active(settings, result)
+    return result

@@ -1,0 +1,90 @@
+"""Base + our bench series + your series[:k] -> a configured, built kernel: the one composer.
+
+Every command that measures a kernel (``all``, ``ci``, ``bisect``, the test fixtures) gets
+it from here, so "what is applied, with which fragments" has one answer: the bench series
+(``settings.bench_series``) always goes first, then the first ``k`` patches of the series
+under test, then the default fragments plus the bench fragment (``fragments_for``).
+Builds are content-keyed (``kernel.build``), so composing a variant built before costs a
+hash, and switching between variants rebuilds only what changed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from watchbench.host.progress import Progress, Silent
+from watchbench.host.runner import Runner, default_runner
+from watchbench.kernel import patching
+from watchbench.kernel.build import Kernel, build
+from watchbench.kernel.configure import configure, fragments_for
+from watchbench.kernel.series import Series, load_many
+from watchbench.kernel.tree import Tree
+from watchbench.settings import Settings
+
+
+def stack(settings: Settings, series_names: str = "", count: int | None = None) -> Series | None:
+    """The bench series, then the first ``count`` (default: all) patches of the named
+    series (comma-separated names are joined); None when nothing is to be applied."""
+    bench = load_many(settings.patches_dir, settings.bench_series) if settings.bench_series else None
+    names = [n.strip() for n in series_names.split(",")
+             if n.strip() and n.strip() != settings.bench_series]  # it goes first anyway
+    if not names:
+        return bench
+    series = load_many(settings.patches_dir, ",".join(dict.fromkeys(names)))
+    count = len(series.patches) if count is None else count
+    name = "+".join(n for n in (bench.name if bench else "", series.name if count else "") if n)
+    if count and count < len(series.patches):
+        name += f"@{count}"
+    if not name:
+        return None
+    return Series(name, series.directory,
+                  (*(bench.patches if bench else ()), *series.patches[:count]))
+
+
+@dataclass
+class Composer:
+    """Puts one variant at a time on ``tree`` and builds it. ``restore`` puts the tree back
+    to its bare base; callers do that in a ``finally`` so a failure never strands a series."""
+
+    settings: Settings
+    tree: Tree
+    runner: Runner = default_runner
+    progress: Progress | None = None
+
+    def __post_init__(self) -> None:
+        self.progress = self.progress or Silent()
+
+    def kernel(self, series: Series | None, fragments: list[str] | None = None,
+               force: bool = False) -> Kernel:
+        """Apply ``series`` on the base (nothing: the bare base), configure, build."""
+        tree = patching.reset(self.tree, self.runner)
+        if series is not None:
+            tree = patching.apply(tree, series, self.runner)
+        return self._configured_build(tree, fragments, force)
+
+    def at_commit(self, commit: str) -> Kernel:
+        """The tree checked out at ``commit`` (bisect: the commit carries its own changes)."""
+        self.tree.git(self.runner)("checkout", "-q", "--detach", commit)
+        return self._configured_build(self.tree, None, False)
+
+    def current(self, force: bool = False) -> Kernel:
+        """The tree as it stands, whatever is applied (``inv build``, ``inv vm.run``):
+        reconfigured first when it has no configuration or one made on another commit,
+        with the fragments it had (the bench fragment follows the bench series)."""
+        head = self.tree.git(self.runner).head()
+        if not self.tree.config_hash or self.tree.config_head != head:
+            kept = [f for f in self.tree.config_fragments
+                    if Path(f).stem != self.settings.bench_series]
+            fragments = fragments_for(self.settings, self.tree, kept or None)
+            self.progress.step("configuring for the current commit: "
+                               + ", ".join(Path(f).stem for f in fragments))
+            configure(self.tree, self.settings, fragments, self.runner)
+        return build(self.settings, self.tree, self.runner, self.progress, force=force)
+
+    def restore(self) -> Tree:
+        return patching.reset(self.tree, self.runner)
+
+    def _configured_build(self, tree: Tree, fragments: list[str] | None, force: bool) -> Kernel:
+        configure(tree, self.settings, fragments_for(self.settings, tree, fragments), self.runner)
+        return build(self.settings, tree, self.runner, self.progress, force=force)

@@ -1,0 +1,1 @@
+"""Statistics as pure functions: the decision, per-patch steps, change points."""

@@ -1,0 +1,1 @@
+"""Benchmark suites: their definitions and running one in a booted guest."""

@@ -1,0 +1,85 @@
+"""Benchmark suite definitions (bench/suites/<name>.toml) turned into guest commands."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from watchbench.errors import InputError
+from watchbench.guest.initramfs import GuestCommand
+
+KINDS = ("conformance", "c", "python")
+GUEST_RESULTS = "/results"  # where init mounts the run's raw/ directory (busybox side)
+HOST_RESULTS = "/run/wb-results"  # the same share as seen after the chroot (host side)
+
+
+@dataclass(frozen=True)
+class SuiteRun:
+    name: str
+    kind: str
+    program: str
+    args: tuple[str, ...] = ()
+    benchmarks: tuple[str, ...] = ()
+    path: str = ""
+
+    def command(self) -> GuestCommand:
+        if self.kind == "python":
+            return GuestCommand(("python", "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                                 "-o", "addopts=", "-rs", self.path,
+                                 f"--benchmark-json={HOST_RESULTS}/pytest-{self.name}.json",
+                                 "--benchmark-save-data",
+                                 *self.args), "host")
+        return GuestCommand((self.program, *self.args))
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    description: str
+    budget_s: float
+    runs: tuple[SuiteRun, ...] = field(default=())
+
+    @property
+    def conformance(self) -> list[SuiteRun]:
+        return [r for r in self.runs if r.kind == "conformance"]
+
+    @property
+    def benchmarks(self) -> list[SuiteRun]:
+        return [r for r in self.runs if r.kind != "conformance"]
+
+
+def suites_dir(project_root: Path) -> Path:
+    return project_root / "bench" / "suites"
+
+
+def load_suite(project_root: Path, name: str) -> Suite:
+    """Read and validate a suite file; errors name the file and the entry."""
+    path = Path(name) if name.endswith(".toml") else suites_dir(project_root) / f"{name}.toml"
+    if not path.is_file():
+        known = ", ".join(p.stem for p in sorted(suites_dir(project_root).glob("*.toml")))
+        raise InputError(f"no benchmark suite {name!r} ({path})", hint=f"known suites: {known}")
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"{path}: not valid TOML: {exc}") from exc
+    head = data.get("suite", {})
+    runs = []
+    for number, entry in enumerate(data.get("run", []), 1):
+        where = f"{path} [[run]] #{number}"
+        kind = entry.get("kind")
+        if kind not in KINDS:
+            raise InputError(f"{where}: kind {kind!r} is not one of {', '.join(KINDS)}")
+        if not entry.get("program") or not entry.get("name"):
+            raise InputError(f"{where}: needs a name and a program")
+        if kind == "python" and not entry.get("path"):
+            raise InputError(f"{where}: a python run needs the path of its tests")
+        args = entry.get("args", [])
+        if not all(isinstance(a, str) for a in args):
+            raise InputError(f"{where}: args must be a list of strings")
+        runs.append(SuiteRun(entry["name"], kind, entry["program"], tuple(args),
+                             tuple(entry.get("benchmarks", [])), entry.get("path", "")))
+    if not runs:
+        raise InputError(f"{path}: the suite has no [[run]] entries")
+    return Suite(head.get("name", path.stem), head.get("description", ""),
+                 float(head.get("budget_s", 600)), tuple(runs))

@@ -1,0 +1,170 @@
+"""One boot of a built kernel: conformance, then the suite, kept as a run directory.
+
+The run directory's layout and manifest belong to ``results.rundir``; this module fills it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import secrets
+import socket
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from watchbench.errors import WatchbenchError
+from watchbench.host.progress import Progress
+from watchbench.host.runner import Runner, default_runner
+from watchbench.kernel.build import Kernel
+from watchbench.results import rundir
+from watchbench.results.store import ingest_run
+from watchbench.settings import Settings
+from watchbench.suite.definition import Suite, SuiteRun, load_suite
+from watchbench.vm.boot import prepare
+from watchbench.vm.qemu import Share, VmSpec, qemu_argv
+from watchbench.vm.session import BootResult
+
+SLOWDOWN = {"kvm": 1.0, "tcg": 1.0, "icount": 3.0}  # how much longer a suite takes than on TCG
+
+
+class ConformanceError(WatchbenchError):
+    """The API conformance suite failed: no benchmark figures are taken from this kernel."""
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def normalized_argv(spec: VmSpec) -> list[str]:
+    """The QEMU argv with per-boot paths replaced, so equal setups hash equal."""
+    generic = replace(spec, kernel=Path("KERNEL"), initrd=Path("INITRD"),
+                      channel_file=Path("CHANNEL"),
+                      shares=tuple(Share(s.tag, Path(s.tag.upper()), s.readonly) for s in spec.shares))
+    return qemu_argv(generic)
+
+
+def manifest(run_id: str, suite: Suite, kernel: Kernel, accel: str, argv: list[str],
+             label: str, extra: dict | None = None) -> dict:
+    return {
+        "run_id": run_id,
+        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "host": socket.gethostname(),
+        "cpu_model": cpu_model(),
+        "arch": platform.machine(),
+        "accel": accel,
+        "qemu_argv": argv,
+        "qemu_argv_hash": hashlib.sha256("\0".join(argv).encode()).hexdigest()[:16],
+        "kernel_version": kernel.release,
+        "kernel_key": kernel.key,
+        "tree_base": kernel.base,
+        "base_label": kernel.base_label,
+        "series_name": kernel.series,
+        "series_hash": kernel.series_hash,
+        "dirty_hash": kernel.dirty_hash,
+        "config_hash": kernel.config_hash,
+        "compiler": kernel.compiler,
+        "suite": suite.name,
+        "label": label,
+        **(extra or {}),
+    }
+
+
+def _write_outputs(raw: Path, runs: list[SuiteRun], result: BootResult) -> list[str]:
+    """Save each command's output where the ingest expects it; return failure notes."""
+    problems = []
+    for run, outcome in zip(runs, result.commands, strict=True):
+        lines = outcome.output
+        if run.kind == "conformance":
+            (raw / rundir.ktap_name(run.name)).write_text("\n".join(lines) + "\n")
+        elif run.kind == "c":
+            records = [ln for ln in lines if ln.startswith("{")]
+            (raw / rundir.records_name(run.name)).write_text("".join(r + "\n" for r in records))
+            (raw / rundir.log_name(run.name)).write_text("\n".join(lines) + "\n")
+        else:
+            (raw / rundir.pytest_log_name(run.name)).write_text("\n".join(lines) + "\n")
+            skips = [ln for ln in lines if ln.startswith("SKIPPED")]
+            if skips:
+                status = [{"schema": 1, "benchmark": b, "source": "python", "params": {},
+                           "status": "skipped", "reason": skips[0].split("] ", 1)[-1][:300]}
+                          for b in (run.benchmarks or (run.name,))]
+                (raw / rundir.status_name(run.name)).write_text(
+                    "".join(json.dumps(s) + "\n" for s in status))
+        if outcome.returncode is None:
+            problems.append(f"{run.name}: not run")
+        elif outcome.returncode != 0:
+            problems.append(f"{run.name}: exit {outcome.returncode}")
+    return problems
+
+
+# What the live progress counts in each kind of run's output.
+COUNTED = {"conformance": "tests", "c": "records", "python": "pytest progress lines"}
+
+
+def run_bench(settings: Settings, suite_name: str = "quick", accel: str | None = None,
+              label: str = "", kernel: Kernel | None = None, runner: Runner = default_runner,
+              progress: Progress | None = None, extra: dict | None = None) -> Path:
+    """One boot: conformance (required), then the suite; returns the run directory."""
+    progress = progress or Progress("bench")
+    suite = load_suite(settings.project_root, suite_name)
+    prepared = prepare(settings, accel, kernel, runner, progress)
+    guest, kernel = prepared.guest, prepared.kernel
+    run_id = f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{kernel.key[:8]}-{secrets.token_hex(2)}"
+    run_dir = settings.runs_dir / run_id
+    raw = rundir.raw_dir(run_dir)
+    raw.mkdir(parents=True)
+    runs = suite.conformance + suite.benchmarks
+    commands = [replace(r.command(), required=r.kind == "conformance") for r in runs]
+    spec = guest.spec(raw, raw, any(c.side == "host" for c in commands))
+    argv = normalized_argv(spec)
+    meta = manifest(run_id, suite, kernel, guest.accel, argv, label, extra)
+    rundir.write_manifest(run_dir, meta)
+    counts = [0] * len(commands)
+
+    def seen(index: int, line: str) -> None:
+        kind = runs[index].kind
+        if kind == "conformance":
+            counts[index] += line.startswith(("ok ", "not ok "))
+        else:
+            counts[index] += line.startswith("{") if kind == "c" else "%]" in line
+        progress.update(f"{runs[index].name}: {counts[index]} {COUNTED[kind]}")
+
+    timeout = settings.qemu.boot_timeout + suite.budget_s * 3 * SLOWDOWN[guest.accel]
+    progress.step(f"suite {suite.name} ({len(runs)} runs) on {kernel.release} [{guest.accel}] "
+                  f"-> {run_dir}")
+    result = guest.run(commands, timeout=timeout, results=raw, on_output=seen)
+    meta["qemu_argv_full"] = result.argv
+    meta["console_log"] = str(result.console_log)
+    meta["wall_seconds"] = result.wall_seconds
+    meta["guest_seconds"] = result.guest_seconds
+    problems = _write_outputs(raw, runs, result)
+    # The throttled live counts above are samples; say the final ones (CI logs show only samples).
+    progress.step("; ".join(f"{r.name}: {c} {COUNTED[r.kind]}"
+                            for r, c in zip(runs, counts, strict=True)))
+    rundir.write_manifest(run_dir, meta)
+    failed_conformance = [r for r, c in zip(runs, result.commands, strict=True)
+                          if r.kind == "conformance" and c.returncode != 0]
+    if failed_conformance:
+        ktap = (raw / rundir.ktap_name(failed_conformance[0].name)).read_text().splitlines()
+        bad = [ln for ln in ktap if ln.lstrip().startswith("not ok")][:10]
+        raise ConformanceError(
+            f"API conformance failed on {kernel.release} ({kernel.series or 'no series'}); "
+            f"no benchmarks were run:\n  " + "\n  ".join(bad or ktap[-10:]),
+            log=raw / rundir.ktap_name(failed_conformance[0].name))
+    if suite.benchmarks:  # a conformance-only suite has no records to tabulate
+        _ingest(run_dir, progress)
+    summary = f"run {run_id}: {result.wall_seconds:.0f} s wall"
+    progress.done(summary + (f"; problems: {'; '.join(problems)}" if problems else ""))
+    return run_dir
+
+
+def _ingest(run_dir: Path, progress: Progress) -> None:
+    path = ingest_run(run_dir)
+    progress.step(f"results table: {path}")

@@ -1,0 +1,54 @@
+"""From a built kernel to a guest ready to boot: the initramfs and the accelerator.
+
+Without a kernel, the active tree as it stands is built first (``Composer.current``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from watchbench.guest.initramfs import GuestCommand, base_initramfs
+from watchbench.host.progress import Progress
+from watchbench.host.runner import Runner, default_runner
+from watchbench.kernel import tree as trees
+from watchbench.kernel.build import Kernel
+from watchbench.kernel.variant import Composer
+from watchbench.settings import Settings
+from watchbench.vm.accel import resolve
+from watchbench.vm.qemu import Accel
+from watchbench.vm.session import BootResult, Guest
+
+
+@dataclass
+class Prepared:
+    guest: Guest
+    kernel: Kernel
+    accel_reason: str
+
+
+def prepare(settings: Settings, accel: str | None = None, kernel: Kernel | None = None,
+            runner: Runner = default_runner, progress: Progress | None = None) -> Prepared:
+    """``kernel`` (default: the active tree's, built now if needed) in a Guest."""
+    progress = progress or Progress("vm")
+    kernel = kernel or Composer(settings, trees.active(settings), runner, progress).current()
+    initrd = base_initramfs(settings, runner)
+
+    def guest(accel_name: str) -> Guest:
+        return Guest(kernel.bzimage, initrd, accel_name, settings.cache_dir, settings.qemu.cpus,
+                     settings.qemu.memory_mb, settings.project_root, runner)
+
+    def boot_probe(limit: float) -> None:
+        guest(Accel.KVM).run([GuestCommand(("true",))], timeout=limit)
+
+    chosen, why = resolve(accel or settings.qemu.accel, settings.cache_dir, runner, boot_probe)
+    progress.step(f"accelerator {chosen} ({why})")
+    return Prepared(guest(chosen), kernel, why)
+
+
+def run_command(prepared: Prepared, argv: list[str], host: bool, timeout: float,
+                on_line: Callable[[str], None]) -> BootResult:
+    """Boot once and run one command on the busybox or the host-root side, its output
+    handed line by line to ``on_line`` as it arrives."""
+    return prepared.guest.run([GuestCommand(tuple(argv), "host" if host else "guest")],
+                              timeout=timeout, on_output=lambda _index, line: on_line(line))
