@@ -222,7 +222,7 @@ def test_suite_schema(suite: str) -> None:
         assert r["kind"] in ("c", "python", "conformance")
         assert isinstance(r["args"], list) and all(isinstance(a, str) for a in r["args"])
         if r["kind"] == "python":
-            assert (ROOT / r["path"]).exists() and r["path"].startswith("bench/")
+            assert (ROOT / r["path"]).exists() and r["path"].startswith("userspace/")
         else:
             assert r["program"] in PROGRAMS
         covered.update(r.get("benchmarks", []))

@@ -16,7 +16,7 @@ from watchbench.kernel.variant import Composer
 
 @command
 def fetch(c: Any, tree: str | None, base: str | None, tarball: str | None) -> None:
-    result = trees.select(settings_of(c), tree, base, tarball)
+    result = trees.select(settings_of(c), tree, base, tarball, progress=Progress("kernel"))
     print(f"tree {result.id}: {result.src} at {result.base_label} ({result.base[:12]})")
 
 

@@ -257,7 +257,8 @@ def run_ci(settings: Settings, options: CiOptions, runner: Runner = default_runn
     ci_id = f"ci-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{secrets.token_hex(2)}"
     measured = variants(settings, options.series, options.per_patch)
     if kernels is None:
-        tree = trees.select(settings, options.tree, options.base, options.tarball, runner)
+        tree = trees.select(settings, options.tree, options.base, options.tarball, runner,
+                            progress)
         kernels = Composer(settings, tree, runner, progress)
     try:
         for variant in measured:

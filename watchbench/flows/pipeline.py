@@ -38,7 +38,7 @@ def run_all(settings: Settings, series: str | None, fragments: list[str] | None,
     """The whole pipeline on the bench series + ``series``; returns what it made."""
     progress = progress or Silent()
     installed = deps.ensure(deps.PIPELINE, runner)
-    selected = trees.select(settings, tree, base, tarball, runner)
+    selected = trees.select(settings, tree, base, tarball, runner, progress)
     progress.step(f"tree {selected.id}: {selected.src} at {selected.base_label}")
     variant = stack(settings, series or "")
     if variant is not None:

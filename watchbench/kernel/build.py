@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from watchbench.errors import BuildError, ConfigError
-from watchbench.host.progress import Progress
+from watchbench.host.progress import Progress, Silent
 from watchbench.host.runner import Runner, default_runner
 from watchbench.kernel.kmake import MAKE_STEP, KernelMake
 from watchbench.kernel.tree import Tree
@@ -106,7 +106,7 @@ class _BuildProgress:
 def build(settings: Settings, tree: Tree, runner: Runner = default_runner,
           progress: Progress | None = None, force: bool = False) -> Kernel:
     """Build the configured tree's bzImage; reuse the one cached under the same key."""
-    progress = progress or Progress("build")
+    progress = progress or Silent()
     head = tree.git(runner).head()
     if not tree.config_hash or tree.config_head != head:
         raise ConfigError(f"{tree.src} is not configured for its current commit {head[:12]}",

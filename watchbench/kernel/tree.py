@@ -20,7 +20,7 @@ from pathlib import Path
 
 from watchbench.errors import CommandError, InputError, TreeError
 from watchbench.host.git import FIXED_DATE, Git
-from watchbench.host.progress import Progress
+from watchbench.host.progress import Progress, Silent
 from watchbench.host.runner import Process, Runner, default_runner
 from watchbench.settings import Settings
 
@@ -127,7 +127,8 @@ def download_debian_source(settings: Settings, runner: Runner = default_runner) 
             policy = runner.run(["apt-cache", "policy", pkg], check=False).stdout
             raise TreeError(
                 f"could not download {pkg}={ver} with apt-get\n{exc.output.strip()}\n{policy}",
-                hint="pick an available version and set watchbench.kernel.version in invoke.yaml",
+                hint="pick an available version and set watchbench.kernel.version "
+                     "(invoke.yaml or ~/.invoke.yaml)",
             ) from exc
     if not deb.exists():
         found = sorted(downloads.glob(f"{pkg}_*.deb"))
@@ -245,7 +246,7 @@ def _extract(tarball: Path, root: Path, kind: TreeKind, origin: str, label: str,
 def fetch_debian(settings: Settings, runner: Runner = default_runner,
                  progress: Progress | None = None) -> Tree:
     """The default tree: Debian's linux-source package at the pinned version."""
-    progress = progress or Progress("kernel")
+    progress = progress or Silent()
     tree_id = f"debian-{_safe(settings.kernel.version)}"
     root = trees_dir(settings) / tree_id
     if (root / META).exists():
@@ -282,7 +283,7 @@ def fetch_tarball(settings: Settings, tarball: Path, runner: Runner = default_ru
     if (root / META).exists():
         return Tree.load(root)
     return _extract(tarball, root, TreeKind.TARBALL, str(tarball), tarball.name, tree_id, runner,
-                    progress or Progress("kernel"))
+                    progress or Silent())
 
 
 def fetch_user(settings: Settings, repo: Path, base: str, runner: Runner = default_runner) -> Tree:
@@ -321,7 +322,8 @@ def fetch_user(settings: Settings, repo: Path, base: str, runner: Runner = defau
 
 
 def select(settings: Settings, tree: str | None = None, base: str | None = None,
-           tarball: str | None = None, runner: Runner = default_runner) -> Tree:
+           tarball: str | None = None, runner: Runner = default_runner,
+           progress: Progress | None = None) -> Tree:
     """Select (and if needed create) the tree later steps work on: the user's checkout at
     ``base``, a tarball, or the pinned Debian source; it becomes the active tree."""
     if tree and tarball:
@@ -331,8 +333,8 @@ def select(settings: Settings, tree: str | None = None, base: str | None = None,
             raise InputError("--tree needs --base REF (the commit the series applies to)")
         result = fetch_user(settings, Path(tree), base, runner)
     elif tarball:
-        result = fetch_tarball(settings, Path(tarball), runner)
+        result = fetch_tarball(settings, Path(tarball), runner, progress)
     else:
-        result = fetch_debian(settings, runner)
+        result = fetch_debian(settings, runner, progress)
     set_active(settings, result)
     return result

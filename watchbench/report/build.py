@@ -149,7 +149,7 @@ def write_report(
 
     With both ``baseline`` and ``candidate`` run ids, the report leads with their A/B
     comparison (ComparisonError if they are not comparable, e.g. different accelerators).
-    ``history`` (from ``watchbench.history.load_history``) adds the trend of each
+    ``history`` (from ``results.history.load_history``) adds the trend of each
     benchmark's headline metric over the recorded entries, change points marked.
     ``comparisons`` are decisions already made (``inv ci``'s looks); without them the
     runs are compared here in one look.

@@ -40,7 +40,7 @@ def read_pytest_json(path: Path, raw_file: str) -> list[Row]:
     """One row per round of every benchmark: ns per operation, lower is better.
 
     A call that performs several operations says so in ``extra_info["ops_per_round"]``
-    (bench/python does); its ``extra_info["counts"]`` become the ``count_*`` columns.
+    (userspace/python does); its ``extra_info["counts"]`` become the ``count_*`` columns.
     """
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))

@@ -3,7 +3,7 @@
 Pure functions over arrays and DataFrames, nothing else. ``summarize`` describes one
 side (medians with exact bootstrap intervals); ``compare_frames`` turns two sets of runs
 into one boot per row (``boot_table``) and hands each metric to the one decision
-function, ``watchbench.decision.decide`` (its docstring says why the boot is the unit).
+function, ``stats.decision.decide`` (its docstring says why the boot is the unit).
 
 The bootstrap of a median needs no resampling loop: the k-th order statistic of a
 resample is <= x_(i) exactly when at least k of the n draws are <= x_(i), a

@@ -15,7 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from watchbench.errors import WatchbenchError
-from watchbench.host.progress import Progress
+from watchbench.host.progress import Progress, Silent
 from watchbench.host.runner import Runner, default_runner
 from watchbench.kernel.build import Kernel
 from watchbench.results import rundir
@@ -112,7 +112,7 @@ def run_bench(settings: Settings, suite_name: str = "quick", accel: str | None =
               label: str = "", kernel: Kernel | None = None, runner: Runner = default_runner,
               progress: Progress | None = None, extra: dict | None = None) -> Path:
     """One boot: conformance (required), then the suite; returns the run directory."""
-    progress = progress or Progress("bench")
+    progress = progress or Silent()
     suite = load_suite(settings.project_root, suite_name)
     prepared = prepare(settings, accel, kernel, runner, progress)
     guest, kernel = prepared.guest, prepared.kernel

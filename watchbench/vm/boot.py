@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from watchbench.guest.initramfs import GuestCommand, base_initramfs
-from watchbench.host.progress import Progress
+from watchbench.host.progress import Progress, Silent
 from watchbench.host.runner import Runner, default_runner
 from watchbench.kernel import tree as trees
 from watchbench.kernel.build import Kernel
@@ -30,7 +30,7 @@ class Prepared:
 def prepare(settings: Settings, accel: str | None = None, kernel: Kernel | None = None,
             runner: Runner = default_runner, progress: Progress | None = None) -> Prepared:
     """``kernel`` (default: the active tree's, built now if needed) in a Guest."""
-    progress = progress or Progress("vm")
+    progress = progress or Silent()
     kernel = kernel or Composer(settings, trees.active(settings), runner, progress).current()
     initrd = base_initramfs(settings, runner)
 
