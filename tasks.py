@@ -8,11 +8,7 @@ import sys
 
 from invoke import Collection, task
 
-from watchbench.cli import bench as bench_cli
-from watchbench.cli import bisect as bisect_cli
-from watchbench.cli import ci as ci_cli
-from watchbench.cli import host, kernel, patches, pipeline, vm
-from watchbench.cli import report as report_cli
+from watchbench.cli import host, kernel, measure, patches, regressions, results, vm
 from watchbench.settings import Settings
 
 ACCEL = "auto | kvm | tcg | icount (default: settings qemu.accel)"
@@ -123,7 +119,7 @@ def probe(c, refresh=False):
             "accel": ACCEL, "label": "free text stored with the run (e.g. baseline)"})
 def bench(c, suite=None, accel=None, label=""):
     """Boot the built kernel; run conformance, then the suite; store a run with its manifest."""
-    bench_cli.bench(c, suite, accel, label)
+    measure.bench(c, suite, accel, label)
 
 
 @task(help={"baseline": "comma-separated run ids (A side of the A/B table)",
@@ -133,7 +129,7 @@ def bench(c, suite=None, accel=None, label=""):
             "skip_bad": "load the rest when a result file is bad"})
 def report(c, baseline=None, candidate=None, runs=None, out=None, skip_bad=False):
     """Self-contained HTML report (+ summary.md, results.csv) of the stored runs."""
-    report_cli.report(c, runs, baseline, candidate, out, skip_bad)
+    results.report(c, runs, baseline, candidate, out, skip_bad)
 
 
 @task(positional=["a", "b"],
@@ -143,7 +139,7 @@ def report(c, baseline=None, candidate=None, runs=None, out=None, skip_bad=False
             "all": "list unchanged metrics too"})
 def compare(c, a, b, markdown=None, skip_bad=False, all=False):  # noqa: A002
     """A/B table in the terminal: verdict, change, CI and p per benchmark metric."""
-    report_cli.compare(c, a, b, markdown, skip_bad, all)
+    results.compare(c, a, b, markdown, skip_bad, all)
 
 
 @task(help={"series": "series to gate, comma-separated (empty: an A/A run of the baseline)",
@@ -161,7 +157,7 @@ def compare(c, a, b, markdown=None, skip_bad=False, all=False):  # noqa: A002
 def ci(c, series="", rounds=None, accel=None, suite=None, per_patch=False, threshold=None,
        alpha=None, accept_undecided=False, record=False, out=None, tree=None, base=None):
     """Gate a series: exit 0 ok, 1 regressed or broken, 2 infrastructure, 3 undecided."""
-    ci_cli.ci(c, series, rounds, accel, suite, per_patch, threshold, alpha, accept_undecided,
+    regressions.ci(c, series, rounds, accel, suite, per_patch, threshold, alpha, accept_undecided,
               record, out, tree, base)
 
 
@@ -174,7 +170,7 @@ def ci(c, series="", rounds=None, accel=None, suite=None, per_patch=False, thres
             "suite": "benchmark suite (default: settings bisect.suite)"})
 def bisect(c, good, bad, benchmark, metric=None, params="", rounds=None, accel=None, suite=None):
     """Find the commit (in the active tree, e.g. from `kernel.fetch --tree`) that slowed a benchmark."""
-    bisect_cli.bisect(c, good, bad, benchmark, metric, params, rounds, accel, suite)
+    regressions.bisect(c, good, bad, benchmark, metric, params, rounds, accel, suite)
 
 
 @task(help={"k": "pytest -k expression", "fast": "skip tests that need the real kernel tree",
@@ -191,7 +187,7 @@ def test(c, k=None, fast=False, args=""):
             "base": "with --tree: the base ref", "tarball": "a kernel tarball"})
 def all_(c, series=None, fragments=None, suite=None, accel=None, tree=None, base=None, tarball=None):
     """The whole pipeline: deps, fetch, patch, config, build, boot, bench, report."""
-    pipeline.all_(c, series, fragments, suite, accel, tree, base, tarball)
+    measure.all_(c, series, fragments, suite, accel, tree, base, tarball)
 
 
 kernel_ns = Collection("kernel", fetch, status)

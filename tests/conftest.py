@@ -25,7 +25,7 @@ def debian_tree(test_settings):
     """The real Debian 6.12 tree (downloaded and extracted once; cached across runs)."""
     from watchbench.host.progress import Silent
     from watchbench.kernel.patching import reset
-    from watchbench.kernel.tree import fetch_debian
+    from watchbench.kernel.trees import fetch_debian
 
     tree = fetch_debian(test_settings, progress=Silent())
     return reset(tree, force=True)

@@ -23,7 +23,7 @@ from pathlib import Path
 from watchbench.guest.initramfs import GuestCommand
 from watchbench.host.progress import Progress
 from watchbench.kernel import patching
-from watchbench.kernel.tree import fetch_debian, set_active
+from watchbench.kernel.trees import fetch_debian, set_active
 from watchbench.kernel.variant import Composer
 from watchbench.settings import Settings
 from watchbench.vm.boot import prepare

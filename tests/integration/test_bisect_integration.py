@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from watchbench.flows.bisect import bisect
+from watchbench.flows.bisect import run_bisect
 from watchbench.host.git import Git
 from watchbench.host.progress import Silent
-from watchbench.kernel.tree import fetch_user, set_active
+from watchbench.kernel.trees import fetch_user, set_active
 
 pytestmark = pytest.mark.kernel
 PATCHES = Path(__file__).resolve().parents[1] / "data" / "patches"
@@ -33,8 +33,8 @@ def test_bisect_names_the_commit_that_slowed_keyctl_post(debian_tree, test_setti
     tree = fetch_user(test_settings, user, "HEAD")
     set_active(test_settings, tree)
     try:
-        first, steps = bisect(test_settings, good, "HEAD", "keyctl-post", "ns_per_op", STREAM,
-                              rounds=2, accel="icount", progress=Silent())
+        first, steps = run_bisect(test_settings, good, "HEAD", "keyctl-post", "ns_per_op", STREAM,
+                                  rounds=2, accel="icount", progress=Silent())
         assert first == culprit
         assert {s.verdict for s in steps} <= {"good", "bad"} and steps
         for step in steps:

@@ -13,7 +13,7 @@ from watchbench.host.git import Git
 from watchbench.kernel import patching
 from watchbench.kernel.configure import configure
 from watchbench.kernel.series import load_series
-from watchbench.kernel.tree import BASE_TAG, Tree, fetch_user
+from watchbench.kernel.trees import BASE_TAG, Tree, fetch_user
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from tests.fakes import FakeBench, FakeKernels
-from watchbench.cli.ci import gate, parse_rounds
+from watchbench.cli.regressions import gate, parse_rounds
 from watchbench.errors import BuildError, InputError, PatchError
-from watchbench.flows.bisect import bisect, classify
+from watchbench.flows.bisect import classify, run_bisect
 from watchbench.flows.ci import (
     EXIT_INFRA,
     EXIT_OK,
@@ -26,7 +26,7 @@ from watchbench.flows.ci import (
 )
 from watchbench.host.git import Git
 from watchbench.host.progress import Silent
-from watchbench.kernel.tree import Tree, TreeKind, set_active
+from watchbench.kernel.trees import Tree, TreeKind, set_active
 from watchbench.report.text import attribute
 from watchbench.results.schema import Role
 from watchbench.settings import Judgement, Settings
@@ -223,7 +223,7 @@ def test_bisect_finds_the_first_slow_commit_and_puts_the_tree_back(settings, tmp
     slow_from = set(commits[5:])
     bench = FakeBench(lambda kernel, b: 1.2 if kernel.head in slow_from else 1.0, seed=4)
     before = tree.git().head()
-    first, steps = bisect(settings, commits[0], commits[-1], "kernel-post",
+    first, steps = run_bisect(settings, commits[0], commits[-1], "kernel-post",
                           metric="ns_per_record", kernels=FakeKernels(tmp_path), bench=bench)
     assert first == commits[5]
     assert all(step.sure for step in steps)
@@ -234,5 +234,5 @@ def test_bisect_finds_the_first_slow_commit_and_puts_the_tree_back(settings, tmp
 def test_bisect_refuses_ends_that_do_not_differ(settings, tmp_path, history_tree):
     _, commits = history_tree
     with pytest.raises(InputError, match="not distinguishable"):
-        bisect(settings, commits[0], commits[-1], "kernel-post", metric="ns_per_record",
+        run_bisect(settings, commits[0], commits[-1], "kernel-post", metric="ns_per_record",
                kernels=FakeKernels(tmp_path), bench=FakeBench(seed=5))

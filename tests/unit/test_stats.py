@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from watchbench.stats import compare as stats
+from watchbench.stats import compare
 from watchbench.stats.compare import ComparisonError
 
 
@@ -31,7 +31,7 @@ def _frame(values_by_group: dict[tuple[str, str], np.ndarray], **fixed: str) -> 
 def test_exact_median_ci_matches_a_resampling_bootstrap(n):
     rng = np.random.default_rng(n)
     x = rng.lognormal(0.0, 0.3, n)
-    lo, hi = stats.median_ci(x)
+    lo, hi = compare.median_ci(x)
     resamples = np.median(x[rng.integers(0, n, (40000, n))], axis=1)
     mc_lo, mc_hi = np.quantile(resamples, [0.025, 0.975])
     assert lo == pytest.approx(mc_lo, rel=0.005)
@@ -42,8 +42,8 @@ def test_median_ci_of_one_to_nine_is_the_second_to_eighth_value():
     # The resampled median is <= x(i) when at least 5 of 9 draws are: Bin(9, i/9) >= 5.
     # P(i=1) = 0.0014 < 0.025 <= P(i=2) = 0.030: the lower end is x(2);
     # P(i=7) = 0.9696 < 0.975 <= P(i=8) = 0.9986: the upper end is x(8).
-    assert stats.median_ci(np.arange(1.0, 10.0)) == (2.0, 8.0)
-    assert all(math.isnan(v) for v in stats.median_ci(np.array([5.0])))
+    assert compare.median_ci(np.arange(1.0, 10.0)) == (2.0, 8.0)
+    assert all(math.isnan(v) for v in compare.median_ci(np.array([5.0])))
 
 
 def test_summarize_groups_by_params_and_accel_and_ignores_non_ok_rows():
@@ -52,7 +52,7 @@ def test_summarize_groups_by_params_and_accel_and_ignores_non_ok_rows():
                  ("case=unwatched", "tcg"): np.array([4.0, 4.0, 8.0, 8.0])})
     df.loc[len(df)] = {**df.iloc[0].to_dict(), "value": np.nan, "status": "skipped",
                        "reason": "ENOPKG"}
-    summary = stats.summarize(df).set_index(["params", "accel"])
+    summary = compare.summarize(df).set_index(["params", "accel"])
     nine = summary.loc[("case=watched", "tcg")]
     assert nine["n"] == 9 and nine["median"] == 5.0 and nine["mean"] == 5.0
     assert nine["stddev"] == pytest.approx(np.std(np.arange(1, 10), ddof=1))
@@ -66,9 +66,9 @@ def test_summarize_groups_by_params_and_accel_and_ignores_non_ok_rows():
 def test_grouped_and_single_median_ci_agree():
     rng = np.random.default_rng(3)
     groups = {(f"p={n}", "tcg"): rng.lognormal(0, 0.2, n) for n in (2, 3, 6, 7, 50, 1001)}
-    summary = stats.summarize(_frame(groups)).set_index("params")
+    summary = compare.summarize(_frame(groups)).set_index("params")
     for (params, _), values in groups.items():
-        lo, hi = stats.median_ci(values)
+        lo, hi = compare.median_ci(values)
         assert summary.loc[params, "ci_low"] == pytest.approx(lo)
         assert summary.loc[params, "ci_high"] == pytest.approx(hi)
 
@@ -116,7 +116,7 @@ def _ids(df: pd.DataFrame, side: str) -> list[str]:
 
 def test_compare_frames_gives_one_row_per_metric_with_boots_as_the_unit():
     df = _two_sides(1.10)
-    out = stats.compare_frames(df, _ids(df, "base"), _ids(df, "cand"))
+    out = compare.compare_frames(df, _ids(df, "base"), _ids(df, "cand"))
     assert len(out) == 1
     row = out.iloc[0]
     assert row["verdict"] == "regressed" and row["n_a"] == row["n_b"] == 5
@@ -127,22 +127,22 @@ def test_compare_frames_gives_one_row_per_metric_with_boots_as_the_unit():
 def test_compare_frames_refuses_runs_under_different_accelerators():
     df = _two_sides(1.0, candidate_accel="kvm")
     with pytest.raises(ComparisonError, match="different accelerators"):
-        stats.compare_frames(df, _ids(df, "base"), _ids(df, "cand"))
+        compare.compare_frames(df, _ids(df, "base"), _ids(df, "cand"))
 
 
 def test_compare_frames_refuses_unknown_or_overlapping_runs():
     df = _two_sides(1.0)
     with pytest.raises(ComparisonError, match="not loaded: nope"):
-        stats.compare_frames(df, _ids(df, "base"), ["nope"])
+        compare.compare_frames(df, _ids(df, "base"), ["nope"])
     with pytest.raises(ComparisonError, match="both sides"):
-        stats.compare_frames(df, _ids(df, "base"), ["base-0", "cand-0"])
+        compare.compare_frames(df, _ids(df, "base"), ["base-0", "cand-0"])
 
 
 def test_compare_frames_fails_a_metric_skipped_on_the_candidate_only():
     df = _two_sides(1.0)
     cand = df["run_id"].str.startswith("cand")
     df.loc[cand, ["value", "status", "reason"]] = [np.nan, "skipped", "ENOPKG"]
-    row = stats.compare_frames(df, _ids(df, "base"), _ids(df, "cand")).iloc[0]
+    row = compare.compare_frames(df, _ids(df, "base"), _ids(df, "cand")).iloc[0]
     assert row["verdict"] == "failed"
     assert row["reason"].startswith("candidate: skipped: ENOPKG")
     assert row["n_a"] == 5 and row["n_b"] == 0
@@ -150,7 +150,7 @@ def test_compare_frames_fails_a_metric_skipped_on_the_candidate_only():
 
 def test_boot_table_summarises_each_boot_by_the_median_of_its_log_values():
     df = _two_sides(1.0)
-    boots = stats.boot_table(df, {"baseline": ["base-0"]})
+    boots = compare.boot_table(df, {"baseline": ["base-0"]})
     assert len(boots) == 1
     values = df.loc[df["run_id"] == "base-0", "value"]
     assert boots["log_median"].iloc[0] == pytest.approx(np.median(np.log(values)))

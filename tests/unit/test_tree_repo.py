@@ -3,7 +3,7 @@
 import os
 
 from watchbench.host.git import Git
-from watchbench.kernel.tree import _make_repo
+from watchbench.kernel.trees import _make_repo
 
 
 def populate(root):

@@ -6,24 +6,24 @@ from typing import Any
 
 from watchbench.cli import command
 from watchbench.errors import DepsError
-from watchbench.host import deps as host_deps
+from watchbench.host.deps import PIPELINE, TESTS, ensure, missing
 
 
-def ensure(install: bool, tests: bool) -> str:
-    needs = host_deps.PIPELINE + (host_deps.TESTS if tests else ())
+def check_or_install(install: bool, tests: bool) -> str:
+    needs = PIPELINE + (TESTS if tests else ())
     if install:
-        installed = host_deps.ensure(needs)
+        installed = ensure(needs)
         return f"host tools: installed {', '.join(installed)}" if installed else "host tools: all present"
-    missing = host_deps.missing(needs)
-    if missing:
-        raise DepsError(f"missing host packages: {', '.join(missing)}",
-                           hint=f"apt-get install -y {' '.join(missing)}")
+    absent = missing(needs)
+    if absent:
+        raise DepsError(f"missing host packages: {', '.join(absent)}",
+                        hint=f"apt-get install -y {' '.join(absent)}")
     return "host tools: all present"
 
 
 @command
 def deps(c: Any, check: bool, tests: bool) -> None:
-    print(ensure(install=not check, tests=tests))
+    print(check_or_install(install=not check, tests=tests))
 
 
 @command
@@ -31,6 +31,6 @@ def test(c: Any, k: str | None, fast: bool, args: str) -> int:
     import pytest  # only this task needs it
 
     if not fast:
-        print(ensure(install=True, tests=True))
+        print(check_or_install(install=True, tests=True))
     argv = (["-k", k] if k else []) + (["-m", "not kernel"] if fast else []) + args.split()
     return int(pytest.main(argv))

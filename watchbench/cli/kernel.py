@@ -8,9 +8,9 @@ from typing import Any
 from watchbench.cli import command, settings_of, split_list
 from watchbench.host.progress import Progress
 from watchbench.host.runner import Runner, default_runner
-from watchbench.kernel import tree as trees
+from watchbench.kernel import trees
 from watchbench.kernel.configure import configure, fragments_for
-from watchbench.kernel.tree import Tree
+from watchbench.kernel.trees import Tree
 from watchbench.kernel.variant import Composer
 
 

@@ -8,8 +8,7 @@ from typing import Any
 from watchbench.cli import command, settings_of
 from watchbench.errors import InputError
 from watchbench.host.progress import Progress
-from watchbench.kernel import patching
-from watchbench.kernel import tree as trees
+from watchbench.kernel import patching, trees
 from watchbench.kernel.series import list_series, load_many, load_series
 from watchbench.settings import Settings
 

@@ -20,7 +20,7 @@ import numpy as np
 from watchbench.errors import InputError, TreeError
 from watchbench.host.progress import Progress, Silent
 from watchbench.host.runner import Runner, default_runner
-from watchbench.kernel import tree as trees
+from watchbench.kernel import trees
 from watchbench.kernel.build import Kernel
 from watchbench.kernel.variant import Composer
 from watchbench.results.store import load_runs
@@ -119,7 +119,7 @@ def classify(boots: np.ndarray, good: np.ndarray, bad: np.ndarray, *, direction:
     return nearer, vs_good, vs_bad, False
 
 
-def bisect(settings: Settings, good: str, bad: str, benchmark: str, metric: str | None = None,
+def run_bisect(settings: Settings, good: str, bad: str, benchmark: str, metric: str | None = None,
            params: str = "", suite: str | None = None, accel: str | None = None,
            rounds: int | None = None, runner: Runner = default_runner,
            progress: Progress | None = None, kernels: CommitKernels | None = None,

@@ -23,7 +23,7 @@ import pandas as pd
 from watchbench.errors import InputError
 from watchbench.host.progress import Progress, Silent
 from watchbench.host.runner import Runner, default_runner
-from watchbench.kernel import tree as trees
+from watchbench.kernel import trees
 from watchbench.kernel.build import Kernel
 from watchbench.kernel.series import Series, load_many
 from watchbench.kernel.variant import Composer, stack

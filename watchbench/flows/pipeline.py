@@ -12,9 +12,9 @@ from pathlib import Path
 from watchbench.host import deps
 from watchbench.host.progress import Progress, Silent
 from watchbench.host.runner import Runner, default_runner
-from watchbench.kernel import tree as trees
+from watchbench.kernel import trees
 from watchbench.kernel.build import Kernel
-from watchbench.kernel.tree import Tree
+from watchbench.kernel.trees import Tree
 from watchbench.kernel.variant import Composer, stack
 from watchbench.report import write_report
 from watchbench.results.store import load_runs

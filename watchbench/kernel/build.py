@@ -19,7 +19,7 @@ from watchbench.errors import BuildError, ConfigError
 from watchbench.host.progress import Progress, Silent
 from watchbench.host.runner import Runner, default_runner
 from watchbench.kernel.kmake import MAKE_STEP, KernelMake
-from watchbench.kernel.tree import Tree
+from watchbench.kernel.trees import Tree
 from watchbench.settings import Settings
 
 

@@ -19,7 +19,7 @@ from watchbench.kernel.kconfig import (
 )
 from watchbench.kernel.kconfig_deps import explain, scan
 from watchbench.kernel.kmake import KernelMake
-from watchbench.kernel.tree import Tree
+from watchbench.kernel.trees import Tree
 from watchbench.settings import Settings
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from watchbench.errors import CommandError, InputError, PatchError, TreeError
 from watchbench.host.runner import Runner, default_runner
 from watchbench.kernel.series import SERIES_FILE, PatchFile, Series, parse_patch
-from watchbench.kernel.tree import Tree
+from watchbench.kernel.trees import Tree
 
 FAILED_AT = re.compile(r"patch failed: (?P<file>\S+):(?P<line>\d+)")
 NOT_IN_INDEX = re.compile(r"error: (?P<file>\S+): (?P<what>does not exist in index|already exists "

@@ -19,7 +19,7 @@ from watchbench.kernel import patching
 from watchbench.kernel.build import Kernel, build
 from watchbench.kernel.configure import configure, fragments_for
 from watchbench.kernel.series import Series, load_many
-from watchbench.kernel.tree import Tree
+from watchbench.kernel.trees import Tree
 from watchbench.settings import Settings
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from watchbench.guest.initramfs import GuestCommand, base_initramfs
 from watchbench.host.progress import Progress, Silent
 from watchbench.host.runner import Runner, default_runner
-from watchbench.kernel import tree as trees
+from watchbench.kernel import trees
 from watchbench.kernel.build import Kernel
 from watchbench.kernel.variant import Composer
 from watchbench.settings import Settings

@@ -1,5 +1,5 @@
-"""ci: gate a series, print the verdict, exit 0 ok, 1 regressed or broken, 2 infrastructure,
-3 undecided."""
+"""ci and bisect: is a series slower (exit 0 ok, 1 regressed or broken, 2 infrastructure,
+3 undecided), and which commit made a benchmark slower."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 
 from watchbench.cli import command, settings_of
 from watchbench.errors import InputError, WatchbenchError
+from watchbench.flows.bisect import run_bisect
 from watchbench.flows.ci import EXIT_INFRA, CiOptions, run_ci, verdict_line
 from watchbench.host.progress import Progress
 from watchbench.report import compare_table, noise_table
@@ -74,3 +75,13 @@ def ci(c: Any, series: str, rounds: str | None, accel: str | None, suite: str | 
     elif chosen is not None:
         options.rounds = chosen
     return gate(settings, options)
+
+
+@command
+def bisect(c: Any, good: str, bad: str, benchmark: str, metric: str | None, params: str,
+           rounds: str | None, accel: str | None, suite: str | None) -> None:
+    first, steps = run_bisect(settings_of(c), good, bad, benchmark, metric, params, suite,
+                              accel, int(rounds) if rounds else None,
+                              progress=Progress("bisect"))
+    print("\n".join(step.describe() for step in steps))
+    print(f"first bad commit: {first}")

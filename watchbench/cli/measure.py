@@ -1,4 +1,4 @@
-"""all: the whole pipeline, from a kernel tree to an HTML report."""
+"""bench and all: boots that make runs, one at a time or as the whole pipeline."""
 
 from __future__ import annotations
 
@@ -7,6 +7,13 @@ from typing import Any
 from watchbench.cli import command, settings_of, split_list
 from watchbench.flows.pipeline import run_all
 from watchbench.host.progress import Progress
+from watchbench.suite.run import run_bench
+
+
+@command
+def bench(c: Any, suite: str | None, accel: str | None, label: str) -> None:
+    settings = settings_of(c)
+    print(run_bench(settings, suite or settings.suite, accel, label, progress=Progress("bench")))
 
 
 @command
