@@ -34,7 +34,7 @@ from watchbench.kernel.build import Kernel
 from watchbench.kernel.series import Series
 from watchbench.results import rundir
 from watchbench.results.store import ingest_run
-from watchbench.suite.definition import Suite, SuiteRun
+from watchbench.suite.definition import RunKind, Suite, SuiteRun
 from watchbench.suite.run import manifest
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -171,7 +171,7 @@ class FakeBench:
         run_dir = settings.runs_dir / run_id
         raw = rundir.raw_dir(run_dir)
         raw.mkdir(parents=True)
-        suite = Suite(suite_name, "fake", 60.0, (SuiteRun("bench", "c", "wq-fake"),))
+        suite = Suite(suite_name, "fake", 60.0, (SuiteRun("bench", RunKind.C, "wq-fake"),))
         argv = ["qemu-system-x86_64", "-accel", str(accel or "icount")]
         rundir.write_manifest(run_dir, manifest(run_id, suite, kernel, accel or "icount", argv,
                                                 label, extra))
@@ -193,7 +193,7 @@ class FakeBench:
                                           "ops_per_s": {"value": 1e9 / value, "unit": "op/s",
                                                         "direction": "higher"}},
                               "status": "ok"})
-        (raw / rundir.records_name("bench")).write_text(
+        (raw / rundir.RawFile.RECORDS.of("bench")).write_text(
             "".join(json.dumps(line) + "\n" for line in lines))
         ingest_run(run_dir)
         self.boots.append({"run_id": run_id, "series": kernel.series, **(extra or {})})

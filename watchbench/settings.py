@@ -63,7 +63,7 @@ class CiSettings:
     round_step: int = 2
     max_rounds: int = 12
     budget_s: float = 1200.0
-    accel: str = "icount"
+    accel: str = "icount"  # vm.qemu.Accel; icount: near-deterministic timings
     suite: str = "ci"
 
 

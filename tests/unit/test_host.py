@@ -51,7 +51,7 @@ def test_probe_boot_sector_really_runs_under_tcg(tmp_path):
 
 def test_auto_uses_kvm_only_after_a_linux_boot(tmp_path, monkeypatch):
     monkeypatch.setattr(accel.os.path, "exists", lambda p: True)
-    monkeypatch.setattr(accel, "probe", lambda *a, **k: accel.Verdict("kvm", True, "sector ran", 5,
+    monkeypatch.setattr(accel, "probe", lambda *a, **k: accel.ProbeResult("kvm", True, "sector ran", 5,
                                                                      time.time(), "h"))
 
     def hangs(limit):

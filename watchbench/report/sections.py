@@ -23,9 +23,9 @@ from watchbench.report.text import (
     ordered,
     short_params,
 )
-from watchbench.results.schema import KERNEL_IDENTITY
+from watchbench.results.schema import KERNEL_IDENTITY, MATCH_KEYS
 from watchbench.stats.changepoints import history_changes, trend
-from watchbench.stats.compare import MATCH_KEYS, boot_table, gate_exit, median_ci
+from watchbench.stats.compare import boot_table, gate_exit, median_ci
 
 MAX_BOXES = 30
 MAX_LINES = 8

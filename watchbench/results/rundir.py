@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -25,35 +26,25 @@ MANIFEST_SCHEMA = 1
 MANIFEST_FILE = "manifest.json"
 RAW_DIR = "raw"
 RESULTS_FILE = "results.parquet"
-# raw/ file names, by what wrote them: C programs print JSON Lines records (and a log),
-# conformance prints KTAP, pytest-benchmark writes JSON and its log, a skipped Python run
-# leaves status records.
-RECORDS_GLOB = "*.jsonl"
-PYTEST_GLOB = "pytest-*.json"
 
 
-def records_name(run: str) -> str:
-    return f"{run}.jsonl"
+class RawFile(Enum):
+    """The raw/ file names, by what wrote them (``RawFile.KTAP.of("conformance")``)."""
+
+    RECORDS = "{}.jsonl"  # a C program's JSON Lines records (bench/RECORDS.md)
+    LOG = "{}.log"  # all a C program printed
+    KTAP = "{}.ktap"  # the conformance report
+    PYTEST_JSON = "pytest-{}.json"  # pytest-benchmark's --benchmark-json
+    PYTEST_LOG = "pytest-{}.log"
+    STATUS = "{}-status.jsonl"  # status records of a Python run that was skipped
+
+    def of(self, run: str) -> str:
+        return self.value.format(run)
 
 
-def log_name(run: str) -> str:
-    return f"{run}.log"
-
-
-def ktap_name(run: str) -> str:
-    return f"{run}.ktap"
-
-
-def pytest_json_name(run: str) -> str:
-    return f"pytest-{run}.json"
-
-
-def pytest_log_name(run: str) -> str:
-    return f"pytest-{run}.log"
-
-
-def status_name(run: str) -> str:
-    return f"{run}-status.jsonl"
+# What the ingest reads: the records and the pytest-benchmark files, by the names above.
+RECORDS_GLOB = RawFile.RECORDS.of("*")
+PYTEST_GLOB = RawFile.PYTEST_JSON.of("*")
 
 
 def raw_dir(run_dir: Path) -> Path:

@@ -23,15 +23,12 @@ import pandas as pd
 from scipy import stats as sps
 
 from watchbench.errors import ResultsError
-from watchbench.results.schema import LEGACY_PRIMARY
+from watchbench.results.schema import KERNEL_IDENTITY, LEGACY_PRIMARY, MATCH_KEYS, SERIES_KEYS
 from watchbench.settings import JUDGEMENT
 from watchbench.stats.decision import Verdict, decide, noise_figures
 
-SUMMARY_KEYS = [
-    "benchmark", "params", "metric", "unit", "direction", "accel",
-    "tree_base", "series_hash", "config_hash",
-]
-MATCH_KEYS = ["benchmark", "params", "metric"]
+# One summary row per measured series of one kernel.
+SUMMARY_KEYS = [*SERIES_KEYS, *KERNEL_IDENTITY]
 
 
 class ComparisonError(ResultsError):

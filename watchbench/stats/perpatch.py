@@ -19,12 +19,12 @@ from collections.abc import Callable, Collection
 import numpy as np
 import pandas as pd
 
+from watchbench.results.schema import MATCH_KEYS, SERIES_KEYS
 from watchbench.settings import JUDGEMENT
 from watchbench.stats.compare import boot_table, compare_frames
 
-STEP_KEYS = ["benchmark", "params", "metric", "unit", "direction", "accel"]
 STEP_COLUMNS = [
-    *STEP_KEYS, "patch_index", "patch_subject", "n", "median", "prev_index",
+    *SERIES_KEYS, "patch_index", "patch_subject", "n", "median", "prev_index",
     "step_change", "step_ci_low", "step_ci_high", "step_p", "step_verdict", "step_reason",
     "base_change", "base_ci_low", "base_ci_high", "base_p", "base_verdict",
 ]
@@ -86,8 +86,8 @@ def per_patch_steps(
         else:
             base = _versus(df, runs[0], runs[index], spend, **options) if 0 in runs and index else {}
         boots = boot_table(df, {"own": runs[index]})
-        for key, part in boots.groupby(STEP_KEYS, sort=True):
-            row = {**dict(zip(STEP_KEYS, key, strict=True)), "patch_index": index,
+        for key, part in boots.groupby(SERIES_KEYS, sort=True):
+            row = {**dict(zip(SERIES_KEYS, key, strict=True)), "patch_index": index,
                    "patch_subject": subjects.get(index, ""), "n": len(part),
                    "median": float(np.exp(part["log_median"].mean())), "prev_index": prev}
             match = tuple(key[:3])
@@ -104,7 +104,7 @@ def per_patch_steps(
                 row.update(_prefixed("base", base.get(match)))
             rows.append(row)
     out = pd.DataFrame(rows, columns=STEP_COLUMNS).sort_values(
-        [*STEP_KEYS[:3], "patch_index"], kind="stable").reset_index(drop=True)
+        [*MATCH_KEYS, "patch_index"], kind="stable").reset_index(drop=True)
     out["prev_index"] = out["prev_index"].astype("Int64")
     out.attrs.update(threshold=threshold, alpha=alpha, steps=steps)
     return out

@@ -4,12 +4,24 @@ from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 
 from watchbench.errors import InputError
 from watchbench.guest.initramfs import GuestCommand
+from watchbench.results.rundir import RawFile
 
-KINDS = ("conformance", "c", "python")
+
+class RunKind(StrEnum):
+    """What a suite entry runs: the API conformance suite (KTAP, required), a C benchmark
+    (JSON Lines records) or Python benchmarks (pytest-benchmark, on the host-root side)."""
+
+    CONFORMANCE = "conformance"
+    C = "c"
+    PYTHON = "python"
+
+
+KINDS = tuple(RunKind)
 GUEST_RESULTS = "/results"  # where init mounts the run's raw/ directory (busybox side)
 HOST_RESULTS = "/run/wb-results"  # the same share as seen after the chroot (host side)
 
@@ -17,17 +29,17 @@ HOST_RESULTS = "/run/wb-results"  # the same share as seen after the chroot (hos
 @dataclass(frozen=True)
 class SuiteRun:
     name: str
-    kind: str
+    kind: RunKind
     program: str
     args: tuple[str, ...] = ()
     benchmarks: tuple[str, ...] = ()
     path: str = ""
 
     def command(self) -> GuestCommand:
-        if self.kind == "python":
+        if self.kind is RunKind.PYTHON:
             return GuestCommand(("python", "-m", "pytest", "-q", "-p", "no:cacheprovider",
                                  "-o", "addopts=", "-rs", self.path,
-                                 f"--benchmark-json={HOST_RESULTS}/pytest-{self.name}.json",
+                                 f"--benchmark-json={HOST_RESULTS}/{RawFile.PYTEST_JSON.of(self.name)}",
                                  "--benchmark-save-data",
                                  *self.args), "host")
         return GuestCommand((self.program, *self.args))
@@ -42,11 +54,11 @@ class Suite:
 
     @property
     def conformance(self) -> list[SuiteRun]:
-        return [r for r in self.runs if r.kind == "conformance"]
+        return [r for r in self.runs if r.kind is RunKind.CONFORMANCE]
 
     @property
     def benchmarks(self) -> list[SuiteRun]:
-        return [r for r in self.runs if r.kind != "conformance"]
+        return [r for r in self.runs if r.kind is not RunKind.CONFORMANCE]
 
 
 def suites_dir(project_root: Path) -> Path:
@@ -77,7 +89,7 @@ def load_suite(project_root: Path, name: str) -> Suite:
         args = entry.get("args", [])
         if not all(isinstance(a, str) for a in args):
             raise InputError(f"{where}: args must be a list of strings")
-        runs.append(SuiteRun(entry["name"], kind, entry["program"], tuple(args),
+        runs.append(SuiteRun(entry["name"], RunKind(kind), entry["program"], tuple(args),
                              tuple(entry.get("benchmarks", [])), entry.get("path", "")))
     if not runs:
         raise InputError(f"{path}: the suite has no [[run]] entries")

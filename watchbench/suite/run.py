@@ -23,10 +23,11 @@ from watchbench.results.store import ingest_run
 from watchbench.settings import Settings
 from watchbench.suite.definition import Suite, SuiteRun, load_suite
 from watchbench.vm.boot import prepare
-from watchbench.vm.qemu import Share, VmSpec, qemu_argv
+from watchbench.vm.qemu import Accel, Share, VmSpec, qemu_argv
 from watchbench.vm.session import BootResult
 
-SLOWDOWN = {"kvm": 1.0, "tcg": 1.0, "icount": 3.0}  # how much longer a suite takes than on TCG
+# How much longer a suite takes than on TCG (icount serialises the vCPUs).
+SLOWDOWN = {Accel.KVM: 1.0, Accel.TCG: 1.0, Accel.ICOUNT: 3.0}
 
 
 class ConformanceError(WatchbenchError):
@@ -83,19 +84,19 @@ def _write_outputs(raw: Path, runs: list[SuiteRun], result: BootResult) -> list[
     for run, outcome in zip(runs, result.commands, strict=True):
         lines = outcome.output
         if run.kind == "conformance":
-            (raw / rundir.ktap_name(run.name)).write_text("\n".join(lines) + "\n")
+            (raw / rundir.RawFile.KTAP.of(run.name)).write_text("\n".join(lines) + "\n")
         elif run.kind == "c":
             records = [ln for ln in lines if ln.startswith("{")]
-            (raw / rundir.records_name(run.name)).write_text("".join(r + "\n" for r in records))
-            (raw / rundir.log_name(run.name)).write_text("\n".join(lines) + "\n")
+            (raw / rundir.RawFile.RECORDS.of(run.name)).write_text("".join(r + "\n" for r in records))
+            (raw / rundir.RawFile.LOG.of(run.name)).write_text("\n".join(lines) + "\n")
         else:
-            (raw / rundir.pytest_log_name(run.name)).write_text("\n".join(lines) + "\n")
+            (raw / rundir.RawFile.PYTEST_LOG.of(run.name)).write_text("\n".join(lines) + "\n")
             skips = [ln for ln in lines if ln.startswith("SKIPPED")]
             if skips:
                 status = [{"schema": 1, "benchmark": b, "source": "python", "params": {},
                            "status": "skipped", "reason": skips[0].split("] ", 1)[-1][:300]}
                           for b in (run.benchmarks or (run.name,))]
-                (raw / rundir.status_name(run.name)).write_text(
+                (raw / rundir.RawFile.STATUS.of(run.name)).write_text(
                     "".join(json.dumps(s) + "\n" for s in status))
         if outcome.returncode is None:
             problems.append(f"{run.name}: not run")
@@ -152,12 +153,12 @@ def run_bench(settings: Settings, suite_name: str = "quick", accel: str | None =
     failed_conformance = [r for r, c in zip(runs, result.commands, strict=True)
                           if r.kind == "conformance" and c.returncode != 0]
     if failed_conformance:
-        ktap = (raw / rundir.ktap_name(failed_conformance[0].name)).read_text().splitlines()
+        ktap = (raw / rundir.RawFile.KTAP.of(failed_conformance[0].name)).read_text().splitlines()
         bad = [ln for ln in ktap if ln.lstrip().startswith("not ok")][:10]
         raise ConformanceError(
             f"API conformance failed on {kernel.release} ({kernel.series or 'no series'}); "
             f"no benchmarks were run:\n  " + "\n  ".join(bad or ktap[-10:]),
-            log=raw / rundir.ktap_name(failed_conformance[0].name))
+            log=raw / rundir.RawFile.KTAP.of(failed_conformance[0].name))
     if suite.benchmarks:  # a conformance-only suite has no records to tabulate
         _ingest(run_dir, progress)
     summary = f"run {run_id}: {result.wall_seconds:.0f} s wall"

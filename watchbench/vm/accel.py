@@ -34,7 +34,7 @@ def boot_sector() -> bytes:
 
 
 def probe_argv(image: Path, accel: str) -> list[str]:
-    accel_arg = "kvm" if accel == "kvm" else "tcg"
+    accel_arg = Accel.KVM if accel == Accel.KVM else Accel.TCG
     return ["qemu-system-x86_64", "-machine", "pc", "-accel", accel_arg, "-m", "16",
             "-display", "none", "-nodefaults", "-no-reboot",
             "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04",
@@ -42,7 +42,9 @@ def probe_argv(image: Path, accel: str) -> list[str]:
 
 
 @dataclass
-class Verdict:
+class ProbeResult:
+    """What a boot under one accelerator showed (cached as JSON for a day)."""
+
     accel: str
     works: bool
     reason: str
@@ -52,7 +54,7 @@ class Verdict:
 
 
 def probe(accel: str, workdir: Path, runner: Runner = default_runner,
-          limit: float = PROBE_SECONDS) -> Verdict:
+          limit: float = PROBE_SECONDS) -> ProbeResult:
     """Really boot the tiny guest under ``accel``; it works only if QEMU exits with 67."""
     workdir.mkdir(parents=True, exist_ok=True)
     image = workdir / "probe-boot-sector.img"
@@ -62,24 +64,24 @@ def probe(accel: str, workdir: Path, runner: Runner = default_runner,
     try:
         done = runner.run(probe_argv(image, accel), timeout=limit, check=False)
     except CommandTimeout:
-        return Verdict(accel, False, f"the probe guest hung for {limit:.0f} s (killed)",
+        return ProbeResult(accel, False, f"the probe guest hung for {limit:.0f} s (killed)",
                        round(time.monotonic() - start, 2), time.time(), host)
     except CommandError as exc:
-        return Verdict(accel, False, f"QEMU could not start: {exc.output.strip()}",
+        return ProbeResult(accel, False, f"QEMU could not start: {exc.output.strip()}",
                        0.0, time.time(), host)
     seconds = round(time.monotonic() - start, 2)
     if done.returncode == EXPECTED_EXIT:
-        return Verdict(accel, True, f"probe guest ran and exited in {seconds} s", seconds,
+        return ProbeResult(accel, True, f"probe guest ran and exited in {seconds} s", seconds,
                        time.time(), host)
     detail = (done.stderr or done.stdout).strip().splitlines()
-    return Verdict(accel, False, f"QEMU exited {done.returncode}: {detail[-1] if detail else ''}",
+    return ProbeResult(accel, False, f"QEMU exited {done.returncode}: {detail[-1] if detail else ''}",
                    seconds, time.time(), host)
 
 
 BootProbe = Callable[[float], None]  # boots a real kernel under KVM within the limit, or raises
 
 
-def _linux_stage(boot_probe: BootProbe, host: str) -> Verdict:
+def _linux_stage(boot_probe: BootProbe, host: str) -> ProbeResult:
     """Boot the real kernel under KVM within PROBE_SECONDS; say why not if it fails."""
     start = time.monotonic()
     try:
@@ -91,15 +93,15 @@ def _linux_stage(boot_probe: BootProbe, host: str) -> Verdict:
         why = str(exc).splitlines()[0][:200]
     else:
         seconds = round(time.monotonic() - start, 2)
-        return Verdict("kvm", True, f"a Linux guest booted under KVM in {seconds} s", seconds,
+        return ProbeResult(Accel.KVM, True, f"a Linux guest booted under KVM in {seconds} s", seconds,
                        time.time(), host)
-    return Verdict("kvm", False, f"the boot sector ran, but a Linux guest did not boot under KVM "
+    return ProbeResult(Accel.KVM, False, f"the boot sector ran, but a Linux guest did not boot under KVM "
                    f"within {PROBE_SECONDS:.0f} s: {why}", round(time.monotonic() - start, 2),
                    time.time(), host)
 
 
 def kvm_verdict(cache_dir: Path, runner: Runner = default_runner,
-                boot_probe: BootProbe | None = None, refresh: bool = False) -> Verdict:
+                boot_probe: BootProbe | None = None, refresh: bool = False) -> ProbeResult:
     """The KVM verdict for this host, cached for a day (or until the host kernel changes).
 
     Only a verdict that includes the real-kernel stage (``boot_probe``) is cached.
@@ -107,16 +109,16 @@ def kvm_verdict(cache_dir: Path, runner: Runner = default_runner,
     path = cache_dir / "accel-kvm.json"
     if path.exists() and not refresh:
         try:
-            cached = Verdict(**json.loads(path.read_text()))
+            cached = ProbeResult(**json.loads(path.read_text()))
             if cached.host == platform.release() and time.time() - cached.checked_at < VERDICT_TTL:
                 return cached
         except (ValueError, TypeError):
             pass
     host = platform.release()
     if not os.path.exists("/dev/kvm"):
-        verdict = Verdict("kvm", False, "/dev/kvm does not exist", 0.0, time.time(), host)
+        verdict = ProbeResult(Accel.KVM, False, "/dev/kvm does not exist", 0.0, time.time(), host)
     else:
-        verdict = probe("kvm", cache_dir / "probe", runner)
+        verdict = probe(Accel.KVM, cache_dir / "probe", runner)
         if verdict.works and boot_probe is None:
             verdict.reason += "; the Linux boot stage was not run"
             return verdict

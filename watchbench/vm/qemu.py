@@ -38,10 +38,10 @@ ARCHS = {
 }
 
 ACCEL_ARGS = {
-    "kvm": ("-accel", "kvm"),
-    "tcg": ("-accel", "tcg,thread=multi"),
+    Accel.KVM: ("-accel", "kvm"),
+    Accel.TCG: ("-accel", "tcg,thread=multi"),
     # One instruction per ns of virtual time: timings repeat within ~0.6 % between boots.
-    "icount": ("-accel", "tcg", "-icount", "shift=0,sleep=off"),
+    Accel.ICOUNT: ("-accel", "tcg", "-icount", "shift=0,sleep=off"),
 }
 
 
