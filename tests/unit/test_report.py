@@ -166,13 +166,13 @@ def test_the_forest_plot_is_labelled_with_the_real_level_and_the_margin(boots_re
 
 def test_the_boot_dot_plot_pairs_the_rounds(boots, tmp_path: Path,
                                            monkeypatch: pytest.MonkeyPatch):
-    from watchbench.report import plots, sections
+    from watchbench.report import ab, plots
 
     drawn: list = []
     original = plots.boots_svg
     monkeypatch.setattr(plots, "boots_svg", lambda panels, **kw: drawn.append(panels)
                         or original(panels, **kw))
-    monkeypatch.setattr(sections, "MAX_BOOT_PANELS", 4)
+    monkeypatch.setattr(ab, "MAX_BOOT_PANELS", 4)
     df, base, cand = boots
     html = write_report(df, tmp_path, baseline=base, candidate=cand).read_text()
     figure = html[html.index('id="ab-boots"'):]

@@ -12,7 +12,9 @@ import numpy as np
 import pandas as pd
 
 from watchbench.errors import ResultsError
-from watchbench.report import sections
+from watchbench.report import plots, sections
+from watchbench.report.ab import ab_section
+from watchbench.report.tables import as_text
 from watchbench.report.text import compare_markdown, fmt_value, markdown_table
 from watchbench.settings import JUDGEMENT
 from watchbench.stats.compare import compare_frames, summarize
@@ -129,7 +131,7 @@ def _summary_md(df: pd.DataFrame, summary: pd.DataFrame, comparisons: pd.DataFra
     if not bad.empty:
         listing = bad.groupby(["benchmark", "params", "status", "reason"], observed=True,
                               dropna=False).size().reset_index(name="records")
-        listing = sections.as_text(listing)
+        listing = as_text(listing)
         parts += ["## Skipped or failed", "", markdown_table(listing), ""]
     return "\n".join(parts)
 
@@ -172,8 +174,8 @@ def write_report(
         if comparisons is None:
             comparisons = compare_frames(df, baseline, candidate, threshold=threshold,
                                          alpha=alpha)
-        ab = sections.ab_section(comparisons, df, baseline=baseline, candidate=candidate,
-                                 threshold=threshold, alpha=alpha)
+        ab = ab_section(comparisons, df, baseline=baseline, candidate=candidate,
+                        threshold=threshold, alpha=alpha)
     trend = None
     if history is not None and not history.empty:
         trend = sections.history_section(history)
@@ -193,7 +195,7 @@ def write_report(
         "alpha": ab["alpha"] if ab else alpha,
         "problems": sections.problems(df),
         "bad_files": bad_files,
-        "colours": sections.plots.VERDICT_COLOURS,
+        "colours": plots.VERDICT_COLOURS,
         "isfinite": math.isfinite,
     }
     html = _ENV.get_template("report.html.j2").render(**context)
