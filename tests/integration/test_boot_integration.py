@@ -14,6 +14,7 @@ from watchbench.kernel import patching
 from watchbench.kernel.build import build
 from watchbench.kernel.configure import configure
 from watchbench.kernel.series import load_series
+from watchbench.kernel.variant import Composer
 from watchbench.vm.errors import GuestCrash, GuestHang
 from watchbench.vm.session import Guest
 
@@ -99,12 +100,11 @@ def test_host_python_runs_in_guest_and_writes_result(guest, tmp_path):
 
 @pytest.fixture(scope="session")
 def misbehaving_kernel(debian_tree, test_settings, default_kernel):
-    tree = patching.apply(patching.reset(debian_tree, force=True),
-                          load_series(DATA / "patches", "misbehave"))
+    composer = Composer(test_settings, patching.reset(debian_tree, force=True), progress=Silent())
     try:
-        return build(test_settings, tree, progress=Silent())
+        return composer.kernel(load_series(DATA / "patches", "misbehave"))
     finally:
-        patching.reset(tree, force=True)
+        patching.reset(debian_tree, force=True)
 
 
 @pytest.mark.parametrize("param,kind,needle", [
@@ -127,11 +127,10 @@ def test_failed_build_names_file_line_and_keeps_log(debian_tree, test_settings, 
     from watchbench.errors import BuildError
     from watchbench.kernel.build import kernels_dir
 
-    tree = patching.apply(patching.reset(debian_tree, force=True),
-                          load_series(DATA / "patches", "broken-build"))
+    composer = Composer(test_settings, patching.reset(debian_tree, force=True), progress=Silent())
     try:
         with pytest.raises(BuildError) as err:
-            build(test_settings, tree, progress=Silent())
+            composer.kernel(load_series(DATA / "patches", "broken-build"))
         message = str(err.value)
         assert "kernel/watch_queue.c:" in message and "undeclared_on_purpose" in message
         assert err.value.log.exists() and "undeclared_on_purpose" in err.value.log.read_text()
@@ -139,4 +138,4 @@ def test_failed_build_names_file_line_and_keeps_log(debian_tree, test_settings, 
                  if '"series": "broken-build"' in p.read_text()]
         assert built == [], "a failed build left an artifact"
     finally:
-        patching.reset(tree, force=True)
+        patching.reset(debian_tree, force=True)
