@@ -30,7 +30,7 @@ from watchbench.kernel.variant import Composer, stack
 from watchbench.report import compare_markdown, write_report
 from watchbench.report.junit import write_junit
 from watchbench.results import history
-from watchbench.results.schema import Role
+from watchbench.results.schema import MATCH_KEYS, Role
 from watchbench.results.store import load_runs
 from watchbench.settings import CiSettings, Judgement, Settings
 from watchbench.stats.compare import compare_frames, gate_exit
@@ -161,9 +161,8 @@ def lock_decisions(locked: pd.DataFrame | None, look: pd.DataFrame, rounds: int)
     if locked is None:
         out = look
     else:
-        keys = ["benchmark", "params", "metric"]
-        done = locked[locked["verdict"] != Verdict.UNDECIDED].set_index(keys)
-        fresh = look.set_index(keys)
+        done = locked[locked["verdict"] != Verdict.UNDECIDED].set_index(MATCH_KEYS)
+        fresh = look.set_index(MATCH_KEYS)
         fresh = fresh[~fresh.index.isin(done.index)]
         out = pd.concat([done, fresh]).reset_index()
     out["decided_at"] = out["decided_at"].astype("Int64")
