@@ -165,10 +165,10 @@ def ci(c, series="", rounds=None, accel=None, suite=None, per_patch=False, thres
             "benchmark": "benchmark name, e.g. keyctl-post",
             "metric": "metric (default: settings bisect.metric)",
             "params": "the parameter set, as `inv compare` prints it, when there are several",
-            "rounds": "boots per commit (default: settings bisect.rounds)",
+            "rounds": "boots per commit (0: settings bisect.rounds, 3)",
             "accel": "icount | tcg | kvm (default: settings bisect.accel)",
             "suite": "benchmark suite (default: settings bisect.suite)"})
-def bisect(c, good, bad, benchmark, metric=None, params="", rounds=None, accel=None, suite=None):
+def bisect(c, good, bad, benchmark, metric=None, params="", rounds=0, accel=None, suite=None):
     """Find the commit (in the active tree, e.g. from `kernel.fetch --tree`) that slowed a benchmark."""
     regressions.bisect(c, good, bad, benchmark, metric, params, rounds, accel, suite)
 

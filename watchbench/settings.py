@@ -54,11 +54,11 @@ class Judgement:
 
 @dataclass
 class CiSettings:
-    """``inv ci``: paired rounds, ``rounds`` 0 = auto: look after ``min_rounds``, then
-    every ``round_step``, until every gated metric is decided, up to ``max_rounds`` or
-    ``budget_s`` seconds of boots (alpha is spent across the looks)."""
+    """``inv ci``: paired rounds, ``rounds`` auto: look after ``min_rounds``, then every
+    ``round_step``, until every gated metric is decided, up to ``max_rounds`` or
+    ``budget_s`` seconds of boots (alpha is spent across the looks); or a fixed number."""
 
-    rounds: int = 0
+    rounds: str = "auto"
     min_rounds: int = 4
     round_step: int = 2
     max_rounds: int = 12
@@ -152,17 +152,31 @@ def _plain(obj: Any, exclude: set[str] = frozenset()) -> dict[str, Any]:
     return out
 
 
+# Settings that moved: a config naming the old place is told the new one.
+MOVED = {"watchbench.ci.threshold": "watchbench.decision.threshold",
+         "watchbench.ci.alpha": "watchbench.decision.alpha",
+         "watchbench.ci.noise_floor": "watchbench.decision.noise_floor"}
+# Empty in a config file means "the default" for these (a path, a list of fragments).
+EMPTY_IS_DEFAULT = (Path, tuple[str, ...])
+
+
 def _build(cls: type, data: dict[str, Any], where: str, exclude: set[str] = frozenset()) -> Any:
     hints = get_type_hints(cls)
     known = {f.name: f for f in dataclasses.fields(cls) if f.name not in exclude}
     unknown = sorted(set(data) - set(known))
     if unknown:
-        raise InputError(f"unknown setting {where}.{unknown[0]}",
+        key = f"{where}.{unknown[0]}"
+        if key in MOVED:
+            raise InputError(f"setting {key} is now {MOVED[key]}",
+                             hint="rename it in your invoke.yaml / ~/.invoke.yaml")
+        raise InputError(f"unknown setting {key}",
                          hint=f"known settings of {where}: {', '.join(known)} "
                               f"(defaults: watchbench/settings.py)")
     values: dict[str, Any] = {}
     for name, value in data.items():
         kind, key = hints[name], f"{where}.{name}"
+        if value is None or (kind in EMPTY_IS_DEFAULT and not value):
+            continue  # null (or an empty path or list): the default
         if dataclasses.is_dataclass(kind):
             if not hasattr(value, "items"):
                 raise InputError(f"setting {key}: expected a mapping, got {value!r}",
@@ -174,10 +188,6 @@ def _build(cls: type, data: dict[str, Any], where: str, exclude: set[str] = froz
         except (TypeError, ValueError) as exc:
             raise InputError(f"setting {key}: {value!r} is not a valid {_kind_name(kind)}",
                              hint="see watchbench/settings.py for its meaning and default") from exc
-    if "cache_dir" in values and str(data["cache_dir"]) == "":
-        del values["cache_dir"]  # "" = the XDG default
-    if "runs_dir" in values and str(data["runs_dir"]) == "":
-        del values["runs_dir"]
     return cls(**values)
 
 
@@ -194,10 +204,14 @@ def _coerce(kind: Any, value: Any) -> Any:
                 raise ValueError(value)
             return value.lower() in ("true", "1", "yes")
         return bool(value)
-    if kind in (int, float):
+    if kind is int:
+        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+            raise TypeError(value)
+        return int(value)
+    if kind is float:
         if isinstance(value, bool):
             raise TypeError(value)
-        return kind(value or 0)
+        return float(value)
     if kind is str:
         return "" if value is None else str(value)
     if kind == tuple[str, ...]:

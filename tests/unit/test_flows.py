@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.fakes import FakeBench, FakeKernels
-from watchbench.cli.regressions import gate, parse_rounds
+from watchbench.cli.regressions import gate
 from watchbench.errors import BuildError, InputError, PatchError
 from watchbench.flows.bisect import classify, run_bisect
 from watchbench.flows.ci import (
@@ -21,6 +21,7 @@ from watchbench.flows.ci import (
     EXIT_REGRESSED,
     EXIT_UNDECIDED,
     CiOptions,
+    parse_rounds,
     run_ci,
     variants,
 )
@@ -70,6 +71,12 @@ def test_per_patch_variants_stack_each_prefix_on_the_bench_series(settings):
     assert out[1].series.name == f"{settings.bench_series}+slow-post@1"
     assert out[2].series.name == f"{settings.bench_series}+slow-post"
     assert out[2].patch_subject == out[2].series.patches[-1].subject
+
+
+def test_naming_the_bench_series_too_changes_nothing(settings):
+    both = variants(settings, f"{settings.bench_series},{SLOW}", per_patch=True)
+    assert [(v.role, v.patch_subject, v.series.name) for v in both] == [
+        (v.role, v.patch_subject, v.series.name) for v in variants(settings, SLOW, per_patch=True)]
 
 
 # --- run_ci: exit codes and what it leaves behind -----------------------------------------
@@ -159,14 +166,14 @@ def test_the_gate_prints_tables_files_and_the_verdict_in_80_columns(settings, tm
     assert max(len(line) for line in out.splitlines() if not line.startswith(paths)) <= 80
 
 
-@pytest.mark.parametrize(("text", "rounds"), [(None, None), ("auto", "auto"), ("6", 6)])
+@pytest.mark.parametrize(("text", "rounds"), [("auto", None), ("6", 6), (6, 6)])
 def test_rounds_are_auto_or_a_number(text, rounds):
-    assert parse_rounds(text) == rounds
+    assert parse_rounds(text, "--rounds") == rounds
 
 
 def test_rounds_that_are_neither_are_refused():
     with pytest.raises(InputError, match="--rounds 'many'"):
-        parse_rounds("many")
+        parse_rounds("many", "--rounds")
 
 
 def test_options_take_the_configured_defaults_then_what_was_given(settings):

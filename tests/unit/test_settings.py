@@ -66,3 +66,30 @@ def test_tasks_hand_invoke_the_settings_defaults(monkeypatch):
     config.load_shell_env()
     assert settings_of(type("C", (), {"config": config})()).ci.max_rounds == 6
     assert tasks.ns.configuration()["watchbench"] == Settings().as_mapping()
+
+
+def test_old_and_empty_values_are_read_as_a_user_means_them():
+    """null or an empty path/list is the default; a moved setting names its new place;
+    auto rounds (the old invoke.yaml's value) is still auto."""
+    s = Settings.from_mapping({"cache_dir": None, "reports_dir": "", "fragments": [],
+                               "qemu": None, "ci": {"rounds": "auto"}})
+    defaults = Settings()
+    assert (s.cache_dir, s.reports_dir, s.fragments, s.qemu) == (
+        defaults.cache_dir, defaults.reports_dir, defaults.fragments, defaults.qemu)
+    with pytest.raises(InputError, match="ci.threshold is now watchbench.decision.threshold"):
+        Settings.from_mapping({"ci": {"threshold": 0.1}})
+    with pytest.raises(InputError, match="ci.min_rounds: 1.5 is not a valid int"):
+        Settings.from_mapping({"ci": {"min_rounds": 1.5}})
+
+
+def test_rounds_from_the_environment_are_a_number_or_auto(monkeypatch):
+    import tasks
+    from watchbench.cli import settings_of
+    from watchbench.flows.ci import CiOptions
+
+    monkeypatch.setenv("INVOKE_WATCHBENCH_CI_ROUNDS", "6")
+    config = Config(defaults=tasks.ns.configuration(), lazy=True)
+    config.load_shell_env()
+    settings = settings_of(type("C", (), {"config": config})())
+    assert CiOptions.from_settings(settings, "").rounds == 6
+    assert CiOptions.from_settings(Settings(), "").rounds is None  # auto

@@ -22,8 +22,4 @@ def all_(c: Any, series: str | None, fragments: str | None, suite: str | None,
     settings = settings_of(c)
     result = run_all(settings, series, split_list(fragments) or None, suite or settings.suite,
                      accel, tree, base, tarball, progress=Progress("all"))
-    print(f"host tools: installed {', '.join(result.installed)}" if result.installed
-          else "host tools: all present")
-    print(f"tree {result.tree.id}: {result.tree.src} at {result.tree.base_label}")
-    print(f"kernel {result.kernel.release} ({result.kernel.key}); run {result.run_dir.name}")
     print(result.report)

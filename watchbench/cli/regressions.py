@@ -8,27 +8,15 @@ from pathlib import Path
 from typing import Any
 
 from watchbench.cli import command, settings_of
-from watchbench.errors import InputError, WatchbenchError
+from watchbench.errors import WatchbenchError
 from watchbench.flows.bisect import run_bisect
-from watchbench.flows.ci import EXIT_INFRA, CiOptions, run_ci, verdict_line
+from watchbench.flows.ci import EXIT_INFRA, CiOptions, parse_rounds, run_ci, verdict_line
 from watchbench.host.progress import Progress
 from watchbench.report import compare_table, noise_table
 from watchbench.report.text import attribute
 from watchbench.settings import Settings
 
 WIDTH = 79
-
-
-def parse_rounds(text: str | None) -> int | None | str:
-    """``--rounds``: None (not given), "auto", or a number of rounds."""
-    if text is None:
-        return None
-    text = str(text)
-    if text == "auto":
-        return "auto"
-    if not text.isdigit():
-        raise InputError(f"--rounds {text!r}: give a number of rounds or auto")
-    return int(text)
 
 
 def gate(settings: Settings, options: CiOptions, **seams: Any) -> int:
@@ -63,25 +51,22 @@ def ci(c: Any, series: str, rounds: str | None, accel: str | None, suite: str | 
        per_patch: bool, threshold: str | None, alpha: str | None, accept_undecided: bool,
        record: bool, out: str | None, tree: str | None, base: str | None) -> int:
     settings = settings_of(c)
-    chosen = parse_rounds(rounds)
     options = CiOptions.from_settings(
         settings, series, accel=accel, suite=suite, per_patch=per_patch,
         threshold=float(threshold) if threshold is not None else None,
         alpha=float(alpha) if alpha is not None else None,
         accept_undecided=accept_undecided, record=record,
         out=Path(out) if out else None, tree=tree, base=base)
-    if chosen == "auto":
-        options.rounds = None
-    elif chosen is not None:
-        options.rounds = chosen
+    if rounds is not None:
+        options.rounds = parse_rounds(rounds, "--rounds")
     return gate(settings, options)
 
 
 @command
 def bisect(c: Any, good: str, bad: str, benchmark: str, metric: str | None, params: str,
-           rounds: str | None, accel: str | None, suite: str | None) -> None:
+           rounds: int, accel: str | None, suite: str | None) -> None:
     first, steps = run_bisect(settings_of(c), good, bad, benchmark, metric, params, suite,
-                              accel, int(rounds) if rounds else None,
+                              accel, rounds or None,
                               progress=Progress("bisect"))
     print("\n".join(step.describe() for step in steps))
     print(f"first bad commit: {first}")

@@ -26,7 +26,8 @@ def report(c: Any, runs: str | None, baseline: str | None, candidate: str | None
     judged = settings.decision
     print(write_report(df, Path(out) if out else settings.reports_dir,
                        baseline=a if both else None, candidate=b if both else None,
-                       threshold=judged.threshold, alpha=judged.alpha))
+                       threshold=judged.threshold, alpha=judged.alpha,
+                       noise_floor=judged.noise_floor))
 
 
 @command

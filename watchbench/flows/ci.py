@@ -25,8 +25,8 @@ from watchbench.host.progress import Progress, Silent
 from watchbench.host.runner import Runner, default_runner
 from watchbench.kernel import trees
 from watchbench.kernel.build import Kernel
-from watchbench.kernel.series import Series, load_many
-from watchbench.kernel.variant import Composer, stack
+from watchbench.kernel.series import Series
+from watchbench.kernel.variant import Composer, own_series, stack
 from watchbench.report import compare_markdown, write_report
 from watchbench.report.junit import write_junit
 from watchbench.results import history
@@ -52,6 +52,16 @@ class KernelSource(Protocol):
     def kernel(self, series: Series | None) -> Kernel: ...
 
     def restore(self) -> object: ...
+
+
+def parse_rounds(text: object, where: str) -> int | None:
+    """Rounds as a user gives them: ``auto`` (None: until decided) or a number."""
+    text = str(text).strip()
+    if text == "auto":
+        return None
+    if not text.isdigit():
+        raise InputError(f"{where} {text!r}: give a number of rounds or auto")
+    return int(text)
 
 
 @dataclass
@@ -85,7 +95,8 @@ class CiOptions:
         """The configured defaults (``settings.ci``, ``settings.decision``), then what was
         given (None: not given)."""
         ci, judged = settings.ci, settings.decision
-        options = cls(series=series, rounds=ci.rounds or None, min_rounds=ci.min_rounds,
+        options = cls(series=series, rounds=parse_rounds(ci.rounds, "setting watchbench.ci.rounds"),
+                      min_rounds=ci.min_rounds,
                       round_step=ci.round_step, max_rounds=ci.max_rounds, budget_s=ci.budget_s,
                       accel=ci.accel, suite=ci.suite, threshold=judged.threshold,
                       alpha=judged.alpha, noise_floor=judged.noise_floor,
@@ -132,11 +143,11 @@ def variants(settings: Settings, series_names: str, per_patch: bool) -> list[Var
     """Baseline, [each prefix of the series,] candidate, each on the bench series
     (``kernel.variant.stack``). No series: an A/A run, where the candidate is the
     baseline kernel itself (measures the false-alarm rate)."""
-    if not series_names.strip():
+    series = own_series(settings, series_names)
+    if series is None:
         bench = stack(settings)
         return [Variant(Role.BASELINE, 0, "", bench),
                 Variant(Role.CANDIDATE, 0, "A/A: same kernel", bench)]
-    series = load_many(settings.patches_dir, series_names)
     count = len(series.patches)
     out = [Variant(Role.BASELINE, 0, "", stack(settings, series_names, 0))]
     if per_patch:
@@ -258,6 +269,7 @@ def run_ci(settings: Settings, options: CiOptions, runner: Runner = default_runn
     if kernels is None:
         tree = trees.select(settings, options.tree, options.base, options.tarball, runner,
                             progress)
+        progress.step(f"tree {tree.id}: {tree.src} at {tree.base_label} ({tree.base[:12]})")
         kernels = Composer(settings, tree, runner, progress)
     try:
         for variant in measured:
@@ -293,7 +305,8 @@ def _conclude(settings: Settings, options: CiOptions, m: Measurement, comparison
         hist = history.load_history(settings.runs_dir / "history.jsonl", settings.runs_dir,
                                     skip_bad=True)
     report = write_report(df, out, baseline=baseline.run_ids, candidate=candidate.run_ids,
-                          threshold=options.threshold, alpha=options.alpha, history=hist,
+                          threshold=options.threshold, alpha=options.alpha,
+                          noise_floor=options.noise_floor, history=hist,
                           comparisons=comparisons)
     junit_path = write_junit(comparisons, out / "junit.xml", suite_name=f"watchbench {m.ci_id}",
                              accept_undecided=options.accept_undecided)

@@ -38,8 +38,11 @@ def run_all(settings: Settings, series: str | None, fragments: list[str] | None,
     """The whole pipeline on the bench series + ``series``; returns what it made."""
     progress = progress or Silent()
     installed = deps.ensure(deps.PIPELINE, runner)
+    progress.step(f"host tools: installed {', '.join(installed)}" if installed
+                  else "host tools: all present")
     selected = trees.select(settings, tree, base, tarball, runner, progress)
-    progress.step(f"tree {selected.id}: {selected.src} at {selected.base_label}")
+    progress.step(f"tree {selected.id}: {selected.src} at {selected.base_label} "
+                  f"({selected.base[:12]})")
     variant = stack(settings, series or "")
     if variant is not None:
         progress.step(f"applying {variant.name} ({len(variant.patches)} patches) "
@@ -48,5 +51,8 @@ def run_all(settings: Settings, series: str | None, fragments: list[str] | None,
     run_dir = run_bench(settings, suite, accel, label="all", kernel=kernel, runner=runner,
                         progress=progress)
     df = load_runs(settings.runs_dir, run_ids=[run_dir.name])
-    report = write_report(df, settings.project_root / "reports", baseline=None, candidate=None)
+    judged = settings.decision
+    report = write_report(df, settings.project_root / settings.reports_dir, baseline=None,
+                          candidate=None, threshold=judged.threshold, alpha=judged.alpha,
+                          noise_floor=judged.noise_floor)
     return PipelineResult(selected, installed, kernel, run_dir, report)

@@ -23,15 +23,21 @@ from watchbench.kernel.trees import Tree
 from watchbench.settings import Settings
 
 
+def own_series(settings: Settings, series_names: str) -> Series | None:
+    """The named series (comma-separated names joined), without our bench series, which
+    ``stack`` puts first anyway; None when no other series is named."""
+    names = [n.strip() for n in series_names.split(",")
+             if n.strip() and n.strip() != settings.bench_series]
+    return load_many(settings.patches_dir, ",".join(dict.fromkeys(names))) if names else None
+
+
 def stack(settings: Settings, series_names: str = "", count: int | None = None) -> Series | None:
     """The bench series, then the first ``count`` (default: all) patches of the named
-    series (comma-separated names are joined); None when nothing is to be applied."""
+    series (``own_series``); None when nothing is to be applied."""
     bench = load_many(settings.patches_dir, settings.bench_series) if settings.bench_series else None
-    names = [n.strip() for n in series_names.split(",")
-             if n.strip() and n.strip() != settings.bench_series]  # it goes first anyway
-    if not names:
+    series = own_series(settings, series_names)
+    if series is None:
         return bench
-    series = load_many(settings.patches_dir, ",".join(dict.fromkeys(names)))
     count = len(series.patches) if count is None else count
     name = "+".join(n for n in (bench.name if bench else "", series.name if count else "") if n)
     if count and count < len(series.patches):
@@ -61,6 +67,8 @@ class Composer:
         tree = patching.reset(self.tree, self.runner)
         if series is not None:
             tree = patching.apply(tree, series, self.runner)
+            self.progress.step(f"applied {series.name} ({len(series.patches)} patches): "
+                               f"HEAD {tree.applied_head[:12]}")
         return self._configured_build(tree, fragments, force)
 
     def at_commit(self, commit: str) -> Kernel:
@@ -86,5 +94,8 @@ class Composer:
         return patching.reset(self.tree, self.runner)
 
     def _configured_build(self, tree: Tree, fragments: list[str] | None, force: bool) -> Kernel:
-        configure(tree, self.settings, fragments_for(self.settings, tree, fragments), self.runner)
+        names = fragments_for(self.settings, tree, fragments)
+        done = configure(tree, self.settings, names, self.runner)
+        self.progress.step(f"config {done.hash} (allnoconfig + {', '.join(names)}): "
+                           f"{len(done.requested)} requested options all survived")
         return build(self.settings, tree, self.runner, self.progress, force=force)

@@ -32,14 +32,14 @@ PLOT_COLUMNS = ["benchmark", "metric", "unit", "direction", "kernel", "accel", "
                 "run_id", "timestamp", "series_name", "patch_index", "patch_subject", "value"]
 
 
-def _benchmarks(df: pd.DataFrame, summary: pd.DataFrame, *, threshold: float, alpha: float
-                ) -> list[dict[str, Any]]:
+def _benchmarks(df: pd.DataFrame, summary: pd.DataFrame, *, threshold: float, alpha: float,
+                noise_floor: float) -> list[dict[str, Any]]:
     """Per benchmark: its summary table and, per metric, distribution/history/patch plots
     (the per-patch steps decided at ``threshold`` and family-wise ``alpha``)."""
     ok = df.loc[(df["status"] == "ok") & df["value"].notna(), PLOT_COLUMNS]
     steps = None
     if ok["patch_index"].nunique() >= 2:
-        steps = per_patch_steps(df, threshold=threshold, alpha=alpha)
+        steps = per_patch_steps(df, threshold=threshold, alpha=alpha, noise_floor=noise_floor)
         steps = {key: part for key, part in steps.groupby(["benchmark", "metric"])}
     many_accels = df["accel"].nunique() > 1
     values = ok["value"].to_numpy(float)
@@ -144,6 +144,7 @@ def write_report(
     candidate: list[str] | None,
     threshold: float = JUDGEMENT.threshold,
     alpha: float = JUDGEMENT.alpha,
+    noise_floor: float = JUDGEMENT.noise_floor,
     history: pd.DataFrame | None = None,
     comparisons: pd.DataFrame | None = None,
 ) -> Path:
@@ -173,7 +174,7 @@ def write_report(
     if baseline is not None and candidate is not None:
         if comparisons is None:
             comparisons = compare_frames(df, baseline, candidate, threshold=threshold,
-                                         alpha=alpha)
+                                         alpha=alpha, noise_floor=noise_floor)
         ab = ab_section(comparisons, df, baseline=baseline, candidate=candidate,
                         threshold=threshold, alpha=alpha)
     trend = None
@@ -190,7 +191,8 @@ def write_report(
         "common": common,
         "ab": ab,
         "history": trend,
-        "benchmarks": _benchmarks(df, summary, threshold=threshold, alpha=alpha),
+        "benchmarks": _benchmarks(df, summary, threshold=threshold, alpha=alpha,
+                                  noise_floor=noise_floor),
         "threshold": ab["threshold"] if ab else threshold,
         "alpha": ab["alpha"] if ab else alpha,
         "problems": sections.problems(df),
