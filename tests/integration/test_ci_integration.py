@@ -3,6 +3,7 @@ its patch, a benchmark that breaks on the candidate fails the gate, A/A is quiet
 
 from __future__ import annotations
 
+import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -10,6 +11,8 @@ import pytest
 
 from watchbench.flows.ci import EXIT_OK, EXIT_REGRESSED, CiOptions, run_ci
 from watchbench.host.progress import Silent
+from watchbench.kernel import patching
+from watchbench.kernel.series import load_series
 from watchbench.report.text import attribute
 
 pytestmark = pytest.mark.kernel
@@ -49,9 +52,18 @@ def test_a_benchmark_broken_on_the_candidate_fails_the_gate(test_settings, tmp_p
     assert any(f.get("type") == "benchmark-broken" for f in failures)
 
 
-def test_aa_same_kernel_is_not_a_regression(test_settings, tmp_path):
+def test_aa_same_kernel_is_not_a_regression(test_settings, debian_tree, tmp_path):
     options = CiOptions(series="", accel="icount", out=tmp_path / "reports")
-    result = run_ci(test_settings, options, progress=Silent())
+    # the user's tree carries a series of their own: ci must leave it exactly so
+    mine = patching.apply(patching.reset(debian_tree, force=True),
+                          load_series(DATA, "two-patch"))
+    before = (mine.git().head(), json.loads((mine.root / "tree.json").read_text()))
+    try:
+        result = run_ci(test_settings, options, progress=Silent())
+        after = (mine.git().head(), json.loads((mine.root / "tree.json").read_text()))
+    finally:
+        patching.reset(debian_tree, force=True)
+    assert after == before and before[1]["series"] == "two-patch"
     assert result.exit_code == EXIT_OK, (result.regressed, result.stop_reason)
     gated = result.comparisons[result.comparisons["gated"]]
     assert set(gated["verdict"]) == {"unchanged"}

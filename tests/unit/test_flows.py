@@ -243,3 +243,25 @@ def test_bisect_refuses_ends_that_do_not_differ(settings, tmp_path, history_tree
     with pytest.raises(InputError, match="not distinguishable"):
         run_bisect(settings, commits[0], commits[-1], "kernel-post", metric="ns_per_record",
                kernels=FakeKernels(tmp_path), bench=FakeBench(seed=5))
+
+
+def test_the_composer_puts_the_tree_back_as_it_found_it(settings, history_tree):
+    """ci and bisect restore the commit, the applied series and the configuration (the
+    real Composer, on a real git repository; nothing is built)."""
+    from watchbench.kernel.variant import Composer
+
+    tree, commits = history_tree
+    tree.git()("checkout", "-q", "--detach", commits[3])
+    tree.series, tree.applied_head, tree.config_hash = "mine", commits[3], "c0ffee"
+    tree.config_fragments = ["kconfig/base.config"]
+    tree.save()
+    composer = Composer(settings, tree)
+    tree.git()("checkout", "-q", "--detach", commits[6])  # what composing a variant does
+    tree.series, tree.applied_head, tree.config_hash, tree.config_fragments = "", "", "x", []
+    tree.save()
+    composer.restore()
+    again = Tree.load(tree.root)
+    assert tree.git().head() == commits[3]
+    assert (again.series, again.applied_head, again.config_hash, again.config_fragments) == (
+        "mine", commits[3], "c0ffee", ["kconfig/base.config"])
+

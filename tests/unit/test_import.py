@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -76,5 +77,16 @@ def test_import_directory_validates_before_writing(tmp_path):
     assert len(import_directory(source, tmp_path / "ok")) == 2
     (source / "0003-broken.patch").write_text("not a patch\n")
     with pytest.raises(InputError, match="0003-broken.patch"):
+        import_directory(source, tmp_path / "bad")
+    assert not (tmp_path / "bad").exists()
+
+
+def test_import_directory_refuses_a_cut_off_patch_naming_it(tmp_path):
+    source = tmp_path / "src"
+    shutil.copytree(TWO, source)
+    victim = sorted(source.glob("*.patch"))[-1]
+    text = victim.read_text()
+    victim.write_text(text[:text.index("@@")] + text[text.index("@@"):][:120])  # mid-hunk
+    with pytest.raises(InputError, match=f"{victim}:\\d+: the patch is cut off or corrupt"):
         import_directory(source, tmp_path / "bad")
     assert not (tmp_path / "bad").exists()

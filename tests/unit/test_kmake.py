@@ -29,3 +29,35 @@ def test_first_errors_names_file_line_and_message():
            "ld: vmlinux.o: undefined reference to `foo'\n")
     assert first_errors(log) == ["/src/kernel/watch_queue.c:42: 'x' undeclared",
                                  "ld: vmlinux.o: undefined reference to `foo'"]
+
+
+def test_only_a_cold_build_after_a_counted_cold_build_gets_a_total(tmp_path):
+    """ETA honesty: an incremental build (vmlinux present) never gets the cold count."""
+    from watchbench.kernel.build import expected_steps
+
+    out, stamp = tmp_path / "build", tmp_path / "steps"
+    out.mkdir()
+    assert expected_steps(out, stamp) == 0  # the first cold build: no total at all
+    stamp.write_text("2950")
+    assert expected_steps(out, stamp) == 2950
+    (out / "vmlinux").write_bytes(b"")
+    assert expected_steps(out, stamp) == 0  # incremental: unknown, so nothing promised
+
+
+def test_the_build_progress_promises_nothing_without_a_total():
+    from watchbench.host.progress import Progress
+    from watchbench.kernel.build import _BuildProgress
+
+    seen: list[str] = []
+
+    class Lines(Progress):
+        def __init__(self):
+            super().__init__("build")
+
+        def update(self, message):
+            seen.append(message)
+
+    counter = _BuildProgress(Lines(), expected=0)
+    for i in range(40):
+        counter(f"  CC      kernel/f{i}.o")
+    assert seen and not any("left" in line or "/" in line.split()[0] for line in seen)

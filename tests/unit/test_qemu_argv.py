@@ -22,8 +22,9 @@ def test_golden_tcg_with_shares():
         "-serial", "mon:stdio", "-serial", "file:/w/channel.log",
         "-kernel", "/k/bzImage", "-initrd", "/w/initrd.cpio.gz",
         "-append", "console=ttyS0 panic=-1 oops=panic",
-        "-virtfs", "local,path=/,mount_tag=hostroot,security_model=none,id=hostroot,readonly=on",
-        "-virtfs", "local,path=/r,mount_tag=results,security_model=none,id=results",
+        "-virtfs", "local,path=/,mount_tag=hostroot,security_model=none,multidevs=remap,id=hostroot,"
+                   "readonly=on",
+        "-virtfs", "local,path=/r,mount_tag=results,security_model=none,multidevs=remap,id=results",
     ]
 
 

@@ -24,12 +24,17 @@ index 1111111..2222222 100644
 +++ b/kernel/watch_queue.c
 @@ -10,6 +10,7 @@ first
  a
+ a2
+ a3
 +b
  c
+ c2
+ c3
 @@ -40,3 +41,4 @@ second
  x
 +y
  z
+ z2
 --
 2.39.5
 """
@@ -97,3 +102,22 @@ def test_new_file_patch_indexes_new_path(tmp_path):
             "+++ b/n.c\n@@ -0,0 +1,2 @@\n+a\n+b\n")
     (tmp_path / "p.patch").write_text(text)
     assert list(parse_patch(tmp_path / "p.patch").files) == ["n.c"]
+
+
+def test_a_truncated_patch_is_named_as_cut_off_not_as_a_conflict(tmp_path):
+    whole = PATCH.format(n=1)
+    cut = tmp_path / "cut.patch"
+    cut.write_text(whole[:whole.index(" c2")])
+    with pytest.raises(InputError) as err:
+        parse_patch(cut)
+    text = str(err.value)
+    assert f"{cut}:18: the patch is cut off or corrupt: hunk 1 of kernel/watch_queue.c" in text
+    assert "the file ends at line 23; 2 old and 2 new lines missing" in text and "rebas" in err.value.hint
+    assert "will not help" in err.value.hint
+
+
+def test_a_hunk_longer_than_its_header_is_corrupt(tmp_path):
+    bad = tmp_path / "long.patch"
+    bad.write_text(PATCH.format(n=1).replace(" z2\n", " z2\n+extra\n"))
+    with pytest.raises(InputError, match="follows it but its header counted no more"):
+        parse_patch(bad)

@@ -37,6 +37,8 @@ class CommitKernels(Protocol):
 
     def at_commit(self, commit: str) -> Kernel: ...
 
+    def restore(self) -> object: ...  # the tree as it was before the first at_commit()
+
 FIRST_BAD = re.compile(r"^([0-9a-f]{7,40}) is the first bad commit", re.M)
 
 
@@ -176,3 +178,4 @@ def run_bisect(settings: Settings, good: str, bad: str, benchmark: str, metric: 
     finally:
         git("bisect", "reset", check=False)
         git("checkout", "-q", "--detach", prior, check=False)
+        kernels.restore()  # and the state file: series and configuration as they were

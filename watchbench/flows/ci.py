@@ -51,7 +51,7 @@ class KernelSource(Protocol):
 
     def kernel(self, series: Series | None) -> Kernel: ...
 
-    def restore(self) -> object: ...
+    def restore(self) -> object: ...  # the tree as it was before the first kernel()
 
 
 def parse_rounds(text: object, where: str) -> int | None:
@@ -258,7 +258,8 @@ def run_ci(settings: Settings, options: CiOptions, runner: Runner = default_runn
 
     ``kernels`` composes the variants (default: a ``Composer`` on the tree the options
     select) and ``bench`` boots one (default ``run_bench``): the seams a fast test fakes.
-    The tree is put back to its bare base whatever happens.
+    The tree is put back as it was (commit, series, configuration) and the active tree
+    stays the active one, whatever happens.
     """
     progress = progress or Silent()
     if options.rounds is not None and options.rounds < 2:
@@ -266,18 +267,24 @@ def run_ci(settings: Settings, options: CiOptions, runner: Runner = default_runn
                          hint="use --rounds auto, or 4 or more rounds")
     ci_id = f"ci-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{secrets.token_hex(2)}"
     measured = variants(settings, options.series, options.per_patch)
-    if kernels is None:
-        tree = trees.select(settings, options.tree, options.base, options.tarball, runner,
-                            progress)
-        progress.step(f"tree {tree.id}: {tree.src} at {tree.base_label} ({tree.base[:12]})")
-        kernels = Composer(settings, tree, runner, progress)
+    previous = trees.active_id(settings)
     try:
-        for variant in measured:
-            label = variant.series.name if variant.series else "base"
-            progress.step(f"{variant.role} {variant.patch_index}: {label}")
-            variant.kernel = kernels.kernel(variant.series)
+        if kernels is None:
+            tree = trees.select(settings, options.tree, options.base, options.tarball, runner,
+                                progress)
+            progress.step(f"tree {tree.id}: {tree.src} at {tree.base_label} "
+                          f"({tree.base[:12]})")
+            kernels = Composer(settings, tree, runner, progress)
+        try:
+            for variant in measured:
+                label = variant.series.name if variant.series else "base"
+                progress.step(f"{variant.role} {variant.patch_index}: {label}")
+                variant.kernel = kernels.kernel(variant.series)
+        finally:
+            kernels.restore()
     finally:
-        kernels.restore()
+        if previous is not None:
+            trees.set_active(settings, previous)  # --tree/--tarball must not move the user's
     m = Measurement(settings, options, measured, runner, progress, ci_id, bench=bench)
     comparisons, df, stop = measure_until_decided(m)
     progress.step(f"measured {len(measured)} kernels x {m.rounds} boots in "

@@ -80,8 +80,27 @@ def _dirty_hash(tree: Tree, runner: Runner) -> str:
     return hashlib.sha256(diff.encode()).hexdigest()[:16] if diff else ""
 
 
+def cold_steps_file(settings: Settings, config_hash: str) -> Path:
+    """Where the step count of the last cold build of a configuration is kept."""
+    return settings.cache_dir / "build-steps" / f"{config_hash}.steps"
+
+
+def expected_steps(out: Path, stamp: Path) -> int:
+    """The steps make will print, when that is known: only for a cold build (an empty
+    build directory) after a cold build of the same configuration was counted. What an
+    incremental build will redo is not known before make runs, so it gets no total and
+    no estimate (a cold count made a 17 s rebuild say ~771 s left)."""
+    cold = not (out / "vmlinux").exists()
+    if not cold or not stamp.is_file():
+        return 0
+    try:
+        return int(stamp.read_text())
+    except ValueError:
+        return 0
+
+
 class _BuildProgress:
-    """Counts make's step lines; estimates the total from the last build in this dir."""
+    """Counts make's step lines; with an expected total, estimates the time left."""
 
     def __init__(self, progress: Progress, expected: int):
         self.progress = progress
@@ -128,8 +147,9 @@ def build(settings: Settings, tree: Tree, runner: Runner = default_runner,
     make = KernelMake(tree.src, out, jobs=settings.job_count, runner=runner,
                       ccache_dir=settings.cache_dir / "ccache" if settings.ccache else None,
                       ccache_basedir=settings.cache_dir)
-    stamp = out / "watchbench-steps"
-    expected = int(stamp.read_text()) if stamp.exists() else 0
+    stamp = cold_steps_file(settings, tree.config_hash)
+    expected = expected_steps(out, stamp)
+    cold = not (out / "vmlinux").exists()
     logs = settings.cache_dir / "logs"
     log = logs / f"build-{key}-{time.strftime('%Y%m%d-%H%M%S')}.log"
     progress.step(f"building {tree.base_label}{' + ' + tree.series if tree.series else ''} "
@@ -141,7 +161,8 @@ def build(settings: Settings, tree: Tree, runner: Runner = default_runner,
     image = out / "arch" / "x86" / "boot" / "bzImage"
     if not image.exists():
         raise BuildError(f"make succeeded but left no {image}", log=log)
-    if counter.steps > 100:  # a no-op rebuild would teach a useless estimate
+    if cold and counter.steps > 100:  # only a cold build teaches a cold build's count
+        stamp.parent.mkdir(parents=True, exist_ok=True)
         stamp.write_text(str(counter.steps))
 
     staging = artifact.with_name(key + ".partial")

@@ -66,6 +66,54 @@ class Series:
         return Series(f"{self.name}@{count}", self.directory, self.patches[:count])
 
 
+@dataclass
+class _HunkBody:
+    """Counts a hunk's lines against its header, so a truncated or mangled patch is named
+    as such (file, hunk, line) instead of failing later inside git as a conflict."""
+
+    path: Path
+    file: str
+    number: int
+    header_line: int
+    old_left: int
+    new_left: int
+
+    @property
+    def open(self) -> bool:
+        return self.old_left > 0 or self.new_left > 0
+
+    def take(self, line: str, number: int) -> None:
+        kind = line[:1]
+        if kind in (" ", ""):  # context (mailers may strip a context line's lone space)
+            self.old_left, self.new_left = self.old_left - 1, self.new_left - 1
+        elif kind == "-":
+            self.old_left -= 1
+        elif kind == "+":
+            self.new_left -= 1
+        elif kind == "\\":  # "\ No newline at end of file"
+            return
+        else:
+            self.cut_off(number - 1, f"line {number} ({line[:40]!r}) is not part of a hunk")
+        if self.old_left < 0 or self.new_left < 0:
+            self.cut_off(number, "it has more lines than its header says")
+
+    def cut_off(self, last: int, why: str = "") -> None:
+        why = why or f"the file ends at line {last}"
+        raise InputError(
+            f"{self.path}:{self.header_line}: the patch is cut off or corrupt: hunk "
+            f"{self.number} of {self.file} ({why}; {max(self.old_left, 0)} old and "
+            f"{max(self.new_left, 0)} new lines missing)",
+            hint="the patch file itself is broken, so rebasing will not help: export it "
+                 "again (git format-patch) or save the whole mail again")
+
+
+def _hunk_line(line: str) -> bool:
+    """A line that only a hunk can hold (not a header, not the mail signature ``-- ``)."""
+    if line.startswith(("+++ ", "--- ")) or line in ("--", "-- "):
+        return False
+    return line[:1] in ("+", "-") or (line[:1] == " " and bool(line.strip()))
+
+
 def parse_patch(path: Path) -> PatchFile:
     """Check that ``path`` is a mail-form patch (Subject + a diff) and index its hunks."""
     try:
@@ -92,7 +140,11 @@ def parse_patch(path: Path) -> PatchFile:
     files: dict[str, list[Hunk]] = {}
     current: str | None = None
     saw_diff = False
+    body: _HunkBody | None = None  # the hunk whose lines are being read
     for number, line in enumerate(lines, 1):
+        if body is not None and body.open:
+            body.take(line, number)
+            continue
         if line.startswith("diff --git "):
             saw_diff = True
             current = None
@@ -108,6 +160,12 @@ def parse_patch(path: Path) -> PatchFile:
                 raise InputError(f"{path}:{number}: malformed hunk header: {line[:60]!r}")
             hunks = files.setdefault(current, [])
             hunks.append(Hunk(len(hunks) + 1, int(match[1]), int(match[2] or 1)))
+            body = _HunkBody(path, current, len(hunks), number, int(match[2] or 1),
+                             int(match[4] or 1))
+        elif body is not None and current is not None and _hunk_line(line):
+            body.cut_off(number, f"line {number} follows it but its header counted no more")
+    if body is not None and body.open:
+        body.cut_off(len(lines))
     if not saw_diff or not files:
         raise InputError(f"{path}: patch has no diff (no 'diff --git' with hunks)",
                          hint="a series may only list patches that change files")

@@ -88,9 +88,16 @@ def trees_dir(settings: Settings) -> Path:
     return settings.cache_dir / "trees"
 
 
-def set_active(settings: Settings, tree: Tree) -> None:
+def set_active(settings: Settings, tree: Tree | str) -> None:
     settings.cache_dir.mkdir(parents=True, exist_ok=True)
-    (settings.cache_dir / "active-tree").write_text(tree.id + "\n")
+    tree_id = tree if isinstance(tree, str) else tree.id
+    (settings.cache_dir / "active-tree").write_text(tree_id + "\n")
+
+
+def active_id(settings: Settings) -> str | None:
+    """The active tree's id, or None before the first ``kernel.fetch``."""
+    marker = settings.cache_dir / "active-tree"
+    return marker.read_text().strip() if marker.exists() else None
 
 
 def active(settings: Settings) -> Tree:

@@ -10,6 +10,7 @@ hash, and switching between variants rebuilds only what changed.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,10 +49,16 @@ def stack(settings: Settings, series_names: str = "", count: int | None = None) 
                   (*(bench.patches if bench else ()), *series.patches[:count]))
 
 
+# What a tree's state file says about what is on it (kernel.trees.Tree).
+STATE_FIELDS = ("series", "series_hash", "series_patches", "applied_head", "config_hash",
+                "config_head", "config_fragments")
+
+
 @dataclass
 class Composer:
     """Puts one variant at a time on ``tree`` and builds it. ``restore`` puts the tree back
-    to its bare base; callers do that in a ``finally`` so a failure never strands a series."""
+    as the composer found it (commit, applied series, configuration); callers do that in a
+    ``finally`` so a failure or Ctrl-C never strands a variant on the user's tree."""
 
     settings: Settings
     tree: Tree
@@ -60,6 +67,8 @@ class Composer:
 
     def __post_init__(self) -> None:
         self.progress = self.progress or Silent()
+        self._head = self.tree.git(self.runner).head()
+        self._state = {name: copy.deepcopy(getattr(self.tree, name)) for name in STATE_FIELDS}
 
     def kernel(self, series: Series | None, fragments: list[str] | None = None,
                force: bool = False) -> Kernel:
@@ -91,7 +100,15 @@ class Composer:
         return build(self.settings, self.tree, self.runner, self.progress, force=force)
 
     def restore(self) -> Tree:
-        return patching.reset(self.tree, self.runner)
+        """The commit and the state file as they were when the composer took the tree."""
+        git = self.tree.git(self.runner)
+        git("am", "--abort", check=False)
+        git("reset", "-q", "--hard")
+        git("checkout", "-q", "--detach", self._head)
+        for name, value in self._state.items():
+            setattr(self.tree, name, copy.deepcopy(value))
+        self.tree.save()
+        return self.tree
 
     def _configured_build(self, tree: Tree, fragments: list[str] | None, force: bool) -> Kernel:
         names = fragments_for(self.settings, tree, fragments)

@@ -83,6 +83,11 @@ def qemu_argv(spec: VmSpec) -> list[str]:
         "-append", " ".join(append),
     ]
     for share in spec.shares:
-        opts = f"local,path={share.path},mount_tag={share.tag},security_model=none,id={share.tag}"
+        # multidevs=remap: a share spanning several host filesystems (the host root: /proc
+        # and /sys both have inode 1) gets inode numbers unique across them; without it the
+        # guest's 9p client merges such inodes, and sysfs mounted on /host/sys lands on
+        # /host/proc too.
+        opts = (f"local,path={share.path},mount_tag={share.tag},security_model=none,"
+                f"multidevs=remap,id={share.tag}")
         argv += ["-virtfs", opts + (",readonly=on" if share.readonly else "")]
     return argv
