@@ -153,12 +153,14 @@ def compare(c, a, b, markdown=None, skip_bad=False, all=False):  # noqa: A002
             "accept_undecided": "exit 0 instead of 3 when a gated metric stays undecided",
             "record": "append to the history",
             "out": "report directory (default: settings reports_dir)",
-            "tree": "your kernel checkout", "base": "with --tree: base ref"})
+            "tree": "your kernel checkout", "base": "with --tree: base ref",
+            "no_wait": "fail at once (exit 2) if another command is changing the kernel tree"})
 def ci(c, series="", rounds=None, accel=None, suite=None, per_patch=False, threshold=None,
-       alpha=None, accept_undecided=False, record=False, out=None, tree=None, base=None):
+       alpha=None, accept_undecided=False, record=False, out=None, tree=None, base=None,
+       no_wait=False):
     """Gate a series: exit 0 ok, 1 regressed or broken, 2 infrastructure, 3 undecided."""
-    regressions.ci(c, series, rounds, accel, suite, per_patch, threshold, alpha, accept_undecided,
-              record, out, tree, base)
+    regressions.ci(c, series, rounds, accel, suite, per_patch, threshold, alpha,
+                   accept_undecided, record, out, tree, base, no_wait)
 
 
 @task(help={"good": "a commit where the benchmark was fine", "bad": "a commit where it is slow",
@@ -167,10 +169,12 @@ def ci(c, series="", rounds=None, accel=None, suite=None, per_patch=False, thres
             "params": "the parameter set, as `inv compare` prints it, when there are several",
             "rounds": "boots per commit (0: settings bisect.rounds, 3)",
             "accel": "icount | tcg | kvm (default: settings bisect.accel)",
-            "suite": "benchmark suite (default: settings bisect.suite)"})
-def bisect(c, good, bad, benchmark, metric=None, params="", rounds=0, accel=None, suite=None):
+            "suite": "benchmark suite (default: settings bisect.suite)",
+            "no_wait": "fail at once (exit 2) if another command is changing the kernel tree"})
+def bisect(c, good, bad, benchmark, metric=None, params="", rounds=0, accel=None, suite=None,
+           no_wait=False):
     """Find the commit (in the active tree, e.g. from `kernel.fetch --tree`) that slowed a benchmark."""
-    regressions.bisect(c, good, bad, benchmark, metric, params, rounds, accel, suite)
+    regressions.bisect(c, good, bad, benchmark, metric, params, rounds, accel, suite, no_wait)
 
 
 @task(help={"k": "pytest -k expression", "fast": "skip tests that need the real kernel tree",

@@ -17,6 +17,7 @@ boot is not real, its figures are drawn from a noise model.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import secrets
@@ -143,6 +144,9 @@ class FakeKernels:
 
     def restore(self) -> None:
         self.restored += 1
+
+    def hold(self) -> contextlib.nullcontext:
+        return contextlib.nullcontext()  # the real lock is tested in unit/test_lock.py
 
 
 # The cases FakeBench reports, each with its primary metric (as the real programs do).

@@ -69,3 +69,40 @@ def test_aa_same_kernel_is_not_a_regression(test_settings, debian_tree, tmp_path
     assert set(gated["verdict"]) == {"unchanged"}
     # icount boots are near-deterministic: decided within the first looks
     assert result.rounds <= 6 and "every gated metric decided" in result.stop_reason
+
+
+def test_two_gates_at_once_on_one_cache_both_answer_right(test_settings, debian_tree, tmp_path):
+    """Two `inv ci` processes on one cache (two CI jobs on one runner): the second waits
+    for the tree while the first composes, then both measure; each gets its own verdict
+    and the active tree is left as it was."""
+    import sys
+    import threading
+
+    from watchbench.host.runner import default_runner
+
+    root = Path(__file__).resolve().parents[2]
+    env = {"INVOKE_WATCHBENCH_CACHE_DIR": str(test_settings.cache_dir),
+           "INVOKE_WATCHBENCH_RUNS_DIR": str(test_settings.runs_dir)}
+    patching.reset(debian_tree, force=True)
+    before = (debian_tree.git().head(), (debian_tree.root / "tree.json").read_text())
+    jobs = {"aa": [], "slow": ["--series", str(DATA / "slow-post")]}
+    done: dict[str, object] = {}
+
+    def gate(name: str) -> None:
+        argv = [sys.executable, "-m", "invoke", "-r", str(root), "ci", *jobs[name],
+                "--out", str(tmp_path / name)]
+        done[name] = default_runner.run(argv, cwd=root, env=env, check=False, timeout=1800)
+
+    threads = [threading.Thread(target=gate, args=(name,)) for name in jobs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    aa, slow = done["aa"], done["slow"]
+    assert aa.returncode == 0, aa.stdout[-2000:] + aa.stderr[-2000:]
+    assert slow.returncode == 1, slow.stdout[-2000:] + slow.stderr[-2000:]
+    assert "watchbench ci: OK (exit 0)" in aa.stdout
+    assert "watchbench ci: REGRESSED (exit 1)" in slow.stdout
+    assert "kernel-post" in slow.stdout and "case=free" in slow.stdout
+    after = (debian_tree.git().head(), (debian_tree.root / "tree.json").read_text())
+    assert after == before

@@ -256,10 +256,11 @@ def test_the_composer_puts_the_tree_back_as_it_found_it(settings, history_tree):
     tree.config_fragments = ["kconfig/base.config"]
     tree.save()
     composer = Composer(settings, tree)
-    tree.git()("checkout", "-q", "--detach", commits[6])  # what composing a variant does
-    tree.series, tree.applied_head, tree.config_hash, tree.config_fragments = "", "", "x", []
-    tree.save()
-    composer.restore()
+    with composer.hold():  # as ci holds it: the state is taken here, under the lock
+        tree.git()("checkout", "-q", "--detach", commits[6])  # what composing a variant does
+        tree.series, tree.applied_head, tree.config_hash, tree.config_fragments = "", "", "x", []
+        tree.save()
+        composer.restore()
     again = Tree.load(tree.root)
     assert tree.git().head() == commits[3]
     assert (again.series, again.applied_head, again.config_hash, again.config_fragments) == (

@@ -54,8 +54,10 @@ def config(c: Any, fragments: str | None) -> None:
     settings = settings_of(c)
     tree = trees.active(settings)
     names = fragments_for(settings, tree, split_list(fragments) or None)
-    Progress("config").step(f"allnoconfig + {', '.join(names)}")
-    result = configure(tree, settings, names)
+    progress = Progress("config")
+    progress.step(f"allnoconfig + {', '.join(names)}")
+    with trees.lock(tree, progress=progress):
+        result = configure(tree, settings, names)
     print(f"config {result.hash}: {len(result.requested)} requested options all survived "
           f"({result.dotconfig})")
 

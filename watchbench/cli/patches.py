@@ -48,15 +48,18 @@ def apply(c: Any, series: str) -> None:
     settings = settings_of(c)
     tree = trees.active(settings)
     chosen = load_many(settings.patches_dir, series)
-    Progress("patches").step(f"applying {chosen.name} ({len(chosen.patches)} patches) "
-                             f"to {tree.base_label}")
-    tree = patching.apply(tree, chosen)
+    progress = Progress("patches")
+    progress.step(f"applying {chosen.name} ({len(chosen.patches)} patches) to {tree.base_label}")
+    with trees.lock(tree, progress=progress):
+        tree = patching.apply(tree, chosen)
     print(f"applied {chosen.name}: HEAD {tree.applied_head[:12]}")
 
 
 @command
 def reset(c: Any, force: bool) -> None:
-    patching.reset(trees.active(settings_of(c)), force=force)
+    tree = trees.active(settings_of(c))
+    with trees.lock(tree, progress=Progress("patches")):
+        patching.reset(tree, force=force)
     print("tree reset to its base")
 
 

@@ -49,13 +49,14 @@ def gate(settings: Settings, options: CiOptions, **seams: Any) -> int:
 @command
 def ci(c: Any, series: str, rounds: str | None, accel: str | None, suite: str | None,
        per_patch: bool, threshold: str | None, alpha: str | None, accept_undecided: bool,
-       record: bool, out: str | None, tree: str | None, base: str | None) -> int:
+       record: bool, out: str | None, tree: str | None, base: str | None,
+       no_wait: bool = False) -> int:
     settings = settings_of(c)
     options = CiOptions.from_settings(
         settings, series, accel=accel, suite=suite, per_patch=per_patch,
         threshold=float(threshold) if threshold is not None else None,
         alpha=float(alpha) if alpha is not None else None,
-        accept_undecided=accept_undecided, record=record,
+        accept_undecided=accept_undecided, record=record, wait=not no_wait,
         out=Path(out) if out else None, tree=tree, base=base)
     if rounds is not None:
         options.rounds = parse_rounds(rounds, "--rounds")
@@ -64,9 +65,9 @@ def ci(c: Any, series: str, rounds: str | None, accel: str | None, suite: str | 
 
 @command
 def bisect(c: Any, good: str, bad: str, benchmark: str, metric: str | None, params: str,
-           rounds: int, accel: str | None, suite: str | None) -> None:
+           rounds: int, accel: str | None, suite: str | None, no_wait: bool = False) -> None:
     first, steps = run_bisect(settings_of(c), good, bad, benchmark, metric, params, suite,
                               accel, rounds or None,
-                              progress=Progress("bisect"))
+                              progress=Progress("bisect"), wait=not no_wait)
     print("\n".join(step.describe() for step in steps))
     print(f"first bad commit: {first}")

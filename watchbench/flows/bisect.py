@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -22,6 +23,7 @@ from watchbench.host.progress import Progress, Silent
 from watchbench.host.runner import Runner, default_runner
 from watchbench.kernel import trees
 from watchbench.kernel.build import Kernel
+from watchbench.kernel.trees import Tree
 from watchbench.kernel.variant import Composer
 from watchbench.results.store import load_runs
 from watchbench.settings import JUDGEMENT, Settings
@@ -38,6 +40,8 @@ class CommitKernels(Protocol):
     def at_commit(self, commit: str) -> Kernel: ...
 
     def restore(self) -> object: ...  # the tree as it was before the first at_commit()
+
+    def hold(self) -> AbstractContextManager[object]: ...  # the tree's lock, reentrant
 
 FIRST_BAD = re.compile(r"^([0-9a-f]{7,40}) is the first bad commit", re.M)
 
@@ -125,7 +129,7 @@ def run_bisect(settings: Settings, good: str, bad: str, benchmark: str, metric: 
            params: str = "", suite: str | None = None, accel: str | None = None,
            rounds: int | None = None, runner: Runner = default_runner,
            progress: Progress | None = None, kernels: CommitKernels | None = None,
-           bench: BenchFn = run_bench) -> tuple[str, list[Step]]:
+           bench: BenchFn = run_bench, wait: bool = True) -> tuple[str, list[Step]]:
     """Return (first bad commit, the steps taken). The tree is put back where it was.
 
     None takes the configured default (``settings.bisect``); ``kernels`` builds a commit
@@ -133,10 +137,21 @@ def run_bisect(settings: Settings, good: str, bad: str, benchmark: str, metric: 
     test fakes.
     """
     progress = progress or Silent()
-    defaults, judged = settings.bisect, settings.decision
+    defaults = settings.bisect
     metric, suite = metric or defaults.metric, suite or defaults.suite
     accel, rounds = accel or defaults.accel, rounds or defaults.rounds
     tree = trees.active(settings)
+    kernels = kernels or Composer(settings, tree, runner, progress, wait=wait)
+    with kernels.hold():  # git bisect moves the tree for the whole run
+        return _bisect(settings, tree, good, bad, benchmark, metric, params, suite, accel,
+                       rounds, runner, progress, kernels, bench)
+
+
+def _bisect(settings: Settings, tree: Tree, good: str, bad: str, benchmark: str, metric: str,
+            params: str, suite: str, accel: str, rounds: int, runner: Runner,
+            progress: Progress, kernels: CommitKernels, bench: BenchFn
+            ) -> tuple[str, list[Step]]:
+    judged = settings.decision
     git = tree.git(runner)
     if git.dirty():
         raise TreeError(f"{tree.src} has uncommitted changes", hint="commit or discard them first")
@@ -144,7 +159,6 @@ def run_bisect(settings: Settings, good: str, bad: str, benchmark: str, metric: 
     if not good_id or not bad_id:
         raise InputError(f"--good {good!r} or --bad {bad!r} is not a commit in {tree.src}")
     prior = git.head()
-    kernels = kernels or Composer(settings, tree, runner, progress)
     measure = Measure(settings, benchmark, metric, params, suite, accel, rounds, runner, progress,
                       kernels, bench)
     steps: list[Step] = []

@@ -14,6 +14,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -53,6 +54,8 @@ class KernelSource(Protocol):
 
     def restore(self) -> object: ...  # the tree as it was before the first kernel()
 
+    def hold(self) -> AbstractContextManager[object]: ...  # the tree's lock, reentrant
+
 
 def parse_rounds(text: object, where: str) -> int | None:
     """Rounds as a user gives them: ``auto`` (None: until decided) or a number."""
@@ -84,6 +87,7 @@ class CiOptions:
     alpha: float = Judgement.alpha
     noise_floor: float = Judgement.noise_floor
     accept_undecided: bool = False
+    wait: bool = True  # for a kernel tree another command is changing (False: fail at once)
     record: bool = False
     out: Path = Path("reports")
     tree: str | None = None
@@ -274,14 +278,15 @@ def run_ci(settings: Settings, options: CiOptions, runner: Runner = default_runn
                                 progress)
             progress.step(f"tree {tree.id}: {tree.src} at {tree.base_label} "
                           f"({tree.base[:12]})")
-            kernels = Composer(settings, tree, runner, progress)
-        try:
-            for variant in measured:
-                label = variant.series.name if variant.series else "base"
-                progress.step(f"{variant.role} {variant.patch_index}: {label}")
-                variant.kernel = kernels.kernel(variant.series)
-        finally:
-            kernels.restore()
+            kernels = Composer(settings, tree, runner, progress, wait=options.wait)
+        with kernels.hold():  # another ci waits here, then builds while this one boots
+            try:
+                for variant in measured:
+                    label = variant.series.name if variant.series else "base"
+                    progress.step(f"{variant.role} {variant.patch_index}: {label}")
+                    variant.kernel = kernels.kernel(variant.series)
+            finally:
+                kernels.restore()
     finally:
         if previous is not None:
             trees.set_active(settings, previous)  # --tree/--tarball must not move the user's

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from watchbench.errors import CommandError, InputError, TreeError
 from watchbench.host.git import FIXED_DATE, Git
+from watchbench.host.lock import Lock
 from watchbench.host.progress import Progress, Silent
 from watchbench.host.runner import Process, Runner, default_runner
 from watchbench.settings import Settings
@@ -92,6 +93,12 @@ def set_active(settings: Settings, tree: Tree | str) -> None:
     settings.cache_dir.mkdir(parents=True, exist_ok=True)
     tree_id = tree if isinstance(tree, str) else tree.id
     (settings.cache_dir / "active-tree").write_text(tree_id + "\n")
+
+
+def lock(tree: Tree, *, wait: bool = True, progress: Progress | None = None) -> Lock:
+    """The lock every command that changes ``tree`` (its commit, series, configuration,
+    build directory) holds while it does."""
+    return Lock(tree.root / "lock", f"kernel tree {tree.id}", wait=wait, progress=progress)
 
 
 def active_id(settings: Settings) -> str | None:
@@ -258,6 +265,19 @@ def fetch_debian(settings: Settings, runner: Runner = default_runner,
     root = trees_dir(settings) / tree_id
     if (root / META).exists():
         return Tree.load(root)
+    with _creating(settings, tree_id, progress):  # two first fetches: one extracts
+        if (root / META).exists():
+            return Tree.load(root)
+        return _fetch_debian(settings, root, tree_id, runner, progress)
+
+
+def _creating(settings: Settings, tree_id: str, progress: Progress) -> Lock:
+    return Lock(trees_dir(settings) / f"{tree_id}.lock", f"the creation of tree {tree_id}",
+                progress=progress)
+
+
+def _fetch_debian(settings: Settings, root: Path, tree_id: str, runner: Runner,
+                  progress: Progress) -> Tree:
     progress.step(f"downloading {settings.kernel.package}={settings.kernel.version}")
     deb = download_debian_source(settings, runner)
     unpack = root.with_name(root.name + ".deb")
@@ -287,10 +307,12 @@ def fetch_tarball(settings: Settings, tarball: Path, runner: Runner = default_ru
     stem = re.sub(r"\.tar(\.\w+)?$|\.t\w z$", "", tarball.name)
     tree_id = f"tarball-{_safe(stem)}-{digest.hexdigest()[:10]}"
     root = trees_dir(settings) / tree_id
-    if (root / META).exists():
-        return Tree.load(root)
-    return _extract(tarball, root, TreeKind.TARBALL, str(tarball), tarball.name, tree_id, runner,
-                    progress or Silent())
+    progress = progress or Silent()
+    with _creating(settings, tree_id, progress):
+        if (root / META).exists():
+            return Tree.load(root)
+        return _extract(tarball, root, TreeKind.TARBALL, str(tarball), tarball.name, tree_id,
+                        runner, progress)
 
 
 def fetch_user(settings: Settings, repo: Path, base: str, runner: Runner = default_runner) -> Tree:

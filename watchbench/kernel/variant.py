@@ -10,13 +10,15 @@ hash, and switching between variants rebuilds only what changed.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from watchbench.host.progress import Progress, Silent
 from watchbench.host.runner import Runner, default_runner
-from watchbench.kernel import patching
+from watchbench.kernel import patching, trees
 from watchbench.kernel.build import Kernel, build
 from watchbench.kernel.configure import configure, fragments_for
 from watchbench.kernel.series import Series, load_many
@@ -64,15 +66,35 @@ class Composer:
     tree: Tree
     runner: Runner = default_runner
     progress: Progress | None = None
+    wait: bool = True  # for the tree's lock, when another command holds it
 
     def __post_init__(self) -> None:
         self.progress = self.progress or Silent()
-        self._head = self.tree.git(self.runner).head()
-        self._state = {name: copy.deepcopy(getattr(self.tree, name)) for name in STATE_FIELDS}
+        self._head: str | None = None  # taken when the lock is first held
+        self._state: dict[str, object] = {}
+
+    @contextlib.contextmanager
+    def hold(self) -> Iterator[None]:
+        """The tree's lock: a flow holds it from its first variant to ``restore``, so no
+        other command changes the tree in between (re-entered by the calls below). The
+        state to restore is taken the first time, under the lock, from the tree on disk."""
+        with trees.lock(self.tree, wait=self.wait, progress=self.progress):
+            if self._head is None:
+                disk = trees.Tree.load(self.tree.root)
+                for name in STATE_FIELDS:
+                    setattr(self.tree, name, getattr(disk, name))
+                self._head = self.tree.git(self.runner).head()
+                self._state = {n: copy.deepcopy(getattr(self.tree, n)) for n in STATE_FIELDS}
+            yield
 
     def kernel(self, series: Series | None, fragments: list[str] | None = None,
                force: bool = False) -> Kernel:
         """Apply ``series`` on the base (nothing: the bare base), configure, build."""
+        with self.hold():
+            return self._kernel(series, fragments, force)
+
+    def _kernel(self, series: Series | None, fragments: list[str] | None,
+                force: bool) -> Kernel:
         tree = patching.reset(self.tree, self.runner)
         if series is not None:
             tree = patching.apply(tree, series, self.runner)
@@ -82,13 +104,18 @@ class Composer:
 
     def at_commit(self, commit: str) -> Kernel:
         """The tree checked out at ``commit`` (bisect: the commit carries its own changes)."""
-        self.tree.git(self.runner)("checkout", "-q", "--detach", commit)
-        return self._configured_build(self.tree, None, False)
+        with self.hold():
+            self.tree.git(self.runner)("checkout", "-q", "--detach", commit)
+            return self._configured_build(self.tree, None, False)
 
     def current(self, force: bool = False) -> Kernel:
         """The tree as it stands, whatever is applied (``inv build``, ``inv vm.run``):
         reconfigured first when it has no configuration or one made on another commit,
         with the fragments it had (the bench fragment follows the bench series)."""
+        with self.hold():
+            return self._current(force)
+
+    def _current(self, force: bool) -> Kernel:
         head = self.tree.git(self.runner).head()
         if not self.tree.config_hash or self.tree.config_head != head:
             kept = [f for f in self.tree.config_fragments
@@ -101,6 +128,11 @@ class Composer:
 
     def restore(self) -> Tree:
         """The commit and the state file as they were when the composer took the tree."""
+        with self.hold():
+            return self._restore()
+
+    def _restore(self) -> Tree:
+        assert self._head is not None  # hold() took it
         git = self.tree.git(self.runner)
         git("am", "--abort", check=False)
         git("reset", "-q", "--hard")

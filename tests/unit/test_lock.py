@@ -1,0 +1,86 @@
+"""Locks between real processes: who holds it is named, a killed holder leaves no stale
+lock, a waiter gets it when the holder is done, and a process re-enters its own lock."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from watchbench.host.lock import Lock, LockBusy
+from watchbench.host.progress import Progress
+
+CTX = multiprocessing.get_context("fork")
+
+
+def _hold(path: str, ready, seconds: float) -> None:
+    with Lock(Path(path), "the test tree"):
+        ready.set()
+        time.sleep(seconds)
+
+
+def _holder(tmp_path: Path, seconds: float):
+    ready = CTX.Event()
+    child = CTX.Process(target=_hold, args=(str(tmp_path / "lock"), ready, seconds))
+    child.start()
+    assert ready.wait(10), "the child never took the lock"
+    return child
+
+
+def test_no_wait_names_the_holder_and_a_killed_holder_leaves_no_stale_lock(tmp_path):
+    child = _holder(tmp_path, 60)
+    try:
+        with pytest.raises(LockBusy) as err:
+            with Lock(tmp_path / "lock", "the test tree", wait=False):
+                pass
+        assert f"the test tree is in use by pid {child.pid} (" in err.value.message
+        assert "since" in err.value.message and "--no-wait" in err.value.hint
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.join()
+    with Lock(tmp_path / "lock", "the test tree", wait=False):  # recovered at once
+        assert f'"pid": {os.getpid()}' in (tmp_path / "lock").read_text()
+
+
+class _Lines(Progress):
+    def __init__(self):
+        super().__init__("test")
+        self.lines: list[str] = []
+
+    def step(self, message):
+        self.lines.append(message)
+
+
+def test_a_waiter_says_whom_it_waits_for_and_gets_the_lock_after(tmp_path):
+    child = _holder(tmp_path, 1.0)
+    progress, start = _Lines(), time.monotonic()
+    with Lock(tmp_path / "lock", "the test tree", progress=progress):
+        waited = time.monotonic() - start
+    child.join()
+    assert 0.3 < waited < 30
+    assert progress.lines == [f"waiting for the test tree: in use by pid {child.pid} "
+                              + progress.lines[0].split(f"pid {child.pid} ", 1)[1]]
+
+
+def test_a_process_re_enters_its_own_lock(tmp_path):
+    with Lock(tmp_path / "lock", "t", wait=False):
+        with Lock(tmp_path / "lock", "t", wait=False):
+            pass
+        child_saw = CTX.Queue()
+        probe = CTX.Process(target=_try, args=(str(tmp_path / "lock"), child_saw))
+        probe.start()
+        probe.join()
+        assert child_saw.get(timeout=5) == "busy"  # still held after the inner exit
+    assert (tmp_path / "lock").read_text() == ""  # released, holder note cleared
+
+
+def _try(path: str, out) -> None:
+    try:
+        with Lock(Path(path), "t", wait=False):
+            out.put("free")
+    except LockBusy:
+        out.put("busy")

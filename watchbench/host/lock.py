@@ -1,0 +1,92 @@
+"""Exclusive locks between watchbench processes sharing one cache.
+
+A lock is ``flock`` on a file: the kernel drops it when its holder exits or is killed,
+so a stale lock is never left behind and nothing has to be cleaned up. The holder writes
+its pid, command and start time into the file, so a command that waits, or one told not
+to wait, says who holds the lock. Locks are reentrant within a process (a flow that
+holds a tree's lock may call code that takes it again).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import IO
+
+from watchbench.errors import WatchbenchError
+from watchbench.host.progress import Progress, Silent
+
+_HELD: dict[Path, tuple[IO[str], int]] = {}  # path -> (open file, depth), this process
+os.register_at_fork(after_in_child=_HELD.clear)  # a forked child holds none of them
+
+
+class LockBusy(WatchbenchError):
+    """Another watchbench command holds a lock this one was told not to wait for."""
+
+
+def holder(path: Path) -> str:
+    """Who holds ``path``, as its holder wrote it (or a plain note when unreadable)."""
+    try:
+        data = json.loads(Path(path).read_text() or "{}")
+    except (OSError, ValueError):
+        data = {}
+    if not data:
+        return "another process (it has not said which yet)"
+    since = time.strftime("%H:%M:%S", time.localtime(data.get("since", 0)))
+    return f"pid {data.get('pid')} ({data.get('command', '?')}) since {since}"
+
+
+class Lock:
+    """``with Lock(path, "the kernel tree X"):`` waits for the lock (or, with
+    ``wait=False``, raises ``LockBusy`` naming the holder at once)."""
+
+    def __init__(self, path: Path, what: str, *, wait: bool = True,
+                 progress: Progress | None = None):
+        self.path, self.what, self.wait = Path(path), what, wait
+        self.progress = progress or Silent()
+
+    def __enter__(self) -> Lock:
+        key = Path(os.path.abspath(self.path))
+        if key in _HELD:
+            handle, depth = _HELD[key]
+            _HELD[key] = (handle, depth + 1)
+            self._key = key
+            return self
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(self.path, "a+")  # noqa: SIM115 - held until __exit__
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            who = holder(self.path)
+            if not self.wait:
+                handle.close()
+                raise LockBusy(f"{self.what} is in use by {who}",
+                               log=self.path,
+                               hint="wait for it to finish, or run again without --no-wait "
+                                    "to wait for it") from None
+            self.progress.step(f"waiting for {self.what}: in use by {who}")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        handle.seek(0)
+        handle.truncate()
+        handle.write(json.dumps({"pid": os.getpid(), "command": " ".join(sys.argv)[:200],
+                                 "since": time.time()}))
+        handle.flush()
+        _HELD[key] = (handle, 1)
+        self._key = key
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        handle, depth = _HELD[self._key]
+        if depth > 1:
+            _HELD[self._key] = (handle, depth - 1)
+            return
+        del _HELD[self._key]
+        handle.seek(0)
+        handle.truncate()
+        handle.flush()
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
