@@ -328,22 +328,36 @@ def fetch_user(settings: Settings, repo: Path, base: str, runner: Runner = defau
     if not (repo / "Kconfig").exists():
         raise InputError(f"{repo} does not look like a kernel tree (no top-level Kconfig)")
     tree_id = f"user-{_safe(repo.name)}-{hashlib.sha1(str(repo).encode()).hexdigest()[:8]}"
+    with _creating(settings, tree_id, Silent()):  # two commands adding the worktree at once
+        return _fetch_user(settings, repo, user, base, commit, tree_id, runner)
+
+
+def _fetch_user(settings: Settings, repo: Path, user: Git, base: str, commit: str,
+                tree_id: str, runner: Runner) -> Tree:
     root = trees_dir(settings) / tree_id
     src = root / "src"
     if (root / META).exists() and src.exists():
         tree = Tree.load(root)
         if tree.base == commit:
             return tree
-        dirty = tree.git(runner).dirty()
-        if dirty:
-            raise TreeError(f"worktree {src} has uncommitted changes: {', '.join(dirty[:5])}",
-                            hint="commit or discard them there (or `inv patches.reset --force`) first")
-        tree.git(runner)("checkout", "-q", "--detach", commit)
+        with lock(tree):  # a command working on it finishes first
+            dirty = tree.git(runner).dirty()
+            if dirty:
+                raise TreeError(f"worktree {src} has uncommitted changes: {', '.join(dirty[:5])}",
+                                hint="commit or discard them there (or `inv patches.reset "
+                                     "--force`) first")
+            tree.git(runner)("checkout", "-q", "--detach", commit)
+            return _rebased(tree, commit, base)
     else:
         root.mkdir(parents=True, exist_ok=True)
         user("worktree", "prune")
         user("worktree", "add", "-q", "--detach", str(src), commit, timeout=1800)
         tree = Tree(tree_id, root, TreeKind.USER, str(repo), commit, base)
+    return _rebased(tree, commit, base)
+
+
+def _rebased(tree: Tree, commit: str, base: str) -> Tree:
+    """The tree's state once it sits on ``commit``: that is its base, no series applied."""
     tree.base, tree.base_label = commit, base
     tree.series, tree.series_hash, tree.series_patches, tree.applied_head = "", "", [], ""
     tree.save()
