@@ -57,3 +57,56 @@ def test_kernel_without_bench_option_yields_skipped_rows(default_kernel, test_se
     assert kernel_rows["reason"].astype(str).str.contains("WATCH_QUEUE_BENCH|watch_queue_bench").all()
     others = df[df["benchmark"].astype(str) == "keyctl-post"]
     assert set(others["status"].astype(str)) == {"ok"}
+
+
+def test_ctrl_c_in_a_boot_kills_the_guest_and_the_next_bench_succeeds(default_kernel, debian_tree,
+                                                                      test_settings):
+    """A real `inv bench` gets SIGINT while its guest runs: it exits 130 saying so, no QEMU
+    outlives it, the half run is not taken as a result, and the same command then works."""
+    import os
+    import signal
+    import sys
+    import time
+    from pathlib import Path
+
+    from watchbench.host.runner import default_runner
+    from watchbench.kernel import patching
+    from watchbench.kernel.configure import configure
+
+    patching.reset(debian_tree, force=True)
+    configure(debian_tree, test_settings, list(test_settings.fragments))  # default_kernel's
+    root = Path(__file__).resolve().parents[2]
+    env = {"INVOKE_WATCHBENCH_CACHE_DIR": str(test_settings.cache_dir),
+           "INVOKE_WATCHBENCH_RUNS_DIR": str(test_settings.runs_dir)}
+    argv = [sys.executable, "-m", "invoke", "-r", str(root), "bench", "--suite", "ci",
+            "--accel", "icount", "--label", "interrupted"]
+    seen, run_dir = [], None
+    with default_runner.spawn(argv, cwd=root, env=env) as proc:
+        for line in proc.lines():
+            if line is None:
+                assert time.monotonic() - proc.started_at < 300, seen[-20:]
+                continue
+            seen.append(line)
+            if line.startswith("[bench] suite ci ") and " -> " in line:
+                run_dir = Path(line.rsplit(" -> ", 1)[1])
+                time.sleep(3)  # the guest is booting or running the suite
+                os.kill(proc.pid, signal.SIGINT)
+                break
+        rc = proc.wait(timeout=120)
+        seen += [line for line in proc.lines(poll=0.1) if line is not None][:50]
+    assert rc == 130 and "interrupted" in seen, seen[-20:]
+    assert run_dir is not None and not (run_dir / "results.parquet").exists()
+    qemus = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"qemu-system" in cmdline and str(test_settings.cache_dir).encode() in cmdline:
+            qemus.append(pid)
+    assert qemus == [], "QEMU outlived the interrupted bench"
+    again = default_runner.run(argv[:-1] + ["again"], cwd=root, env=env, check=False,
+                               timeout=900)
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
+    fresh = Path(again.stdout.strip().splitlines()[-1])
+    assert (fresh / "results.parquet").exists() and fresh != run_dir
