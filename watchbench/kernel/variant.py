@@ -42,13 +42,11 @@ def stack(settings: Settings, series_names: str = "", count: int | None = None) 
     if series is None:
         return bench
     count = len(series.patches) if count is None else count
-    name = "+".join(n for n in (bench.name if bench else "", series.name if count else "") if n)
-    if count and count < len(series.patches):
-        name += f"@{count}"
+    mine = series if count == len(series.patches) else series.prefix(count)
+    name = "+".join(n for n in (bench.name if bench else "", mine.name if count else "") if n)
     if not name:
         return None
-    return Series(name, series.directory,
-                  (*(bench.patches if bench else ()), *series.patches[:count]))
+    return Series(name, series.directory, (*(bench.patches if bench else ()), *mine.patches))
 
 
 # What a tree's state file says about what is on it (kernel.trees.Tree).
@@ -120,10 +118,8 @@ class Composer:
         if not self.tree.config_hash or self.tree.config_head != head:
             kept = [f for f in self.tree.config_fragments
                     if Path(f).stem != self.settings.bench_series]
-            fragments = fragments_for(self.settings, self.tree, kept or None)
-            self.progress.step("configuring for the current commit: "
-                               + ", ".join(Path(f).stem for f in fragments))
-            configure(self.tree, self.settings, fragments, self.runner)
+            self.progress.step("configuring for the current commit")
+            return self._configured_build(self.tree, kept or None, force)
         return build(self.settings, self.tree, self.runner, self.progress, force=force)
 
     def restore(self) -> Tree:

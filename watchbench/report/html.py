@@ -16,6 +16,7 @@ from watchbench.report import plots, sections
 from watchbench.report.ab import ab_section
 from watchbench.report.tables import as_text
 from watchbench.report.text import compare_markdown, fmt_value, markdown_table
+from watchbench.results.schema import KERNEL_IDENTITY, SERIES_KEYS
 from watchbench.settings import JUDGEMENT
 from watchbench.stats.compare import compare_frames, summarize
 from watchbench.stats.perpatch import per_patch_steps
@@ -81,8 +82,7 @@ def _benchmarks(df: pd.DataFrame, summary: pd.DataFrame, *, threshold: float, al
 
 
 def _summary_csv(summary: pd.DataFrame, path: Path) -> None:
-    columns = ["benchmark", "params", "metric", "unit", "direction", "accel", "kernel",
-               "tree_base", "series_hash", "config_hash", "n", "median", "ci_low", "ci_high",
+    columns = [*SERIES_KEYS, "kernel", *KERNEL_IDENTITY, "n", "median", "ci_low", "ci_high",
                "mean", "stddev", "cv"]
     summary[columns].to_csv(path, index=False)
 
@@ -167,7 +167,7 @@ def write_report(
     kernels = sections.kernel_labels(df)
     df = df.assign(kernel=kernels)
     summary = summarize(df)
-    identity = ["tree_base", "series_hash", "config_hash"]
+    identity = list(KERNEL_IDENTITY)
     names = df.groupby(identity, observed=True)["kernel"].first().reset_index()
     summary = summary.merge(names, on=identity, how="left")
     ab = None
