@@ -74,3 +74,30 @@ def test_spawn_context_kills_on_exception(tmp_path):
             raise RuntimeError("caller failed")
     time.sleep(0.2)
     assert not _alive(pid)
+
+
+@pytest.mark.parametrize("how", ["spawn", "run"])
+def test_children_die_with_a_sigkilled_parent(tmp_path, how):
+    """A real parent (as `inv` would be) starts a child through the Runner and is SIGKILLed:
+    the child, in a session of its own, still gets SIGTERM and is gone within seconds."""
+    import signal
+    import subprocess
+
+    pidfile = tmp_path / "child.pid"
+    child = f"import os,time; open({str(pidfile)!r},'w').write(str(os.getpid())); time.sleep(120)"
+    start = ("with Runner().spawn([sys.executable,'-c',CHILD]) as p: p.wait()" if how == "spawn"
+             else "Runner().run([sys.executable,'-c',CHILD], timeout=300)")
+    parent = subprocess.Popen([PY, "-c", "import sys\nfrom watchbench.host.runner import Runner\n"
+                               f"CHILD={child!r}\n{start}\n"])
+    deadline = time.monotonic() + 20
+    while not pidfile.exists() or not pidfile.read_text():
+        assert time.monotonic() < deadline and parent.poll() is None, "the child never started"
+        time.sleep(0.05)
+    pid = int(pidfile.read_text())
+    assert _alive(pid)
+    parent.send_signal(signal.SIGKILL)
+    parent.wait(timeout=10)
+    deadline = time.monotonic() + 5
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(pid), "the child outlived its SIGKILLed parent"

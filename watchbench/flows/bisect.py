@@ -141,7 +141,7 @@ def run_bisect(settings: Settings, good: str, bad: str, benchmark: str, metric: 
     metric, suite = metric or defaults.metric, suite or defaults.suite
     accel, rounds = accel or defaults.accel, rounds or defaults.rounds
     tree = trees.active(settings)
-    kernels = kernels or Composer(settings, tree, runner, progress, wait=wait)
+    kernels = kernels or Composer(settings, tree, runner, progress, wait=wait, purpose="bisect")
     with kernels.hold():  # git bisect moves the tree for the whole run
         return _bisect(settings, tree, good, bad, benchmark, metric, params, suite, accel,
                        rounds, runner, progress, kernels, bench)

@@ -278,7 +278,8 @@ def run_ci(settings: Settings, options: CiOptions, runner: Runner = default_runn
                                 progress)
             progress.step(f"tree {tree.id}: {tree.src} at {tree.base_label} "
                           f"({tree.base[:12]})")
-            kernels = Composer(settings, tree, runner, progress, wait=options.wait)
+            kernels = Composer(settings, tree, runner, progress, wait=options.wait,
+                               purpose="ci")
         with kernels.hold():  # another ci waits here, then builds while this one boots
             try:
                 for variant in measured:

@@ -56,7 +56,7 @@ class Git:
     def dirty(self) -> list[str]:
         """Tracked files with uncommitted changes (untracked files are ignored on purpose:
         Debian's tarball ignores everything, and builds happen out of tree)."""
-        text = self.out("status", "--porcelain", "--untracked-files=no")
+        text = self("status", "--porcelain", "--untracked-files=no").stdout  # " M x": keep the blank
         return [line[3:] for line in text.splitlines() if line.strip()]
 
     def is_repo(self) -> bool:

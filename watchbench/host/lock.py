@@ -54,7 +54,7 @@ class Lock:
         if key in _HELD:
             handle, depth = _HELD[key]
             _HELD[key] = (handle, depth + 1)
-            self._key = key
+            self._key, self.first = key, False
             return self
         self.path.parent.mkdir(parents=True, exist_ok=True)
         handle = open(self.path, "a+")  # noqa: SIM115 - held until __exit__
@@ -76,7 +76,7 @@ class Lock:
                                  "since": time.time()}))
         handle.flush()
         _HELD[key] = (handle, 1)
-        self._key = key
+        self._key, self.first = key, True  # taken now, not re-entered
         return self
 
     def __exit__(self, *exc: object) -> None:

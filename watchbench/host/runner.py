@@ -8,6 +8,7 @@ output optionally teed to a log file.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import queue
 import signal
@@ -31,6 +32,28 @@ class Completed:
     stdout: str
     stderr: str
     seconds: float
+
+
+_PR_SET_PDEATHSIG = 1
+_prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up here, not in the forked child
+
+
+def _die_with_parent(parent: int) -> Callable[[], None]:
+    """A preexec_fn: the child gets SIGTERM when the thread that started it dies.
+
+    Children run in sessions of their own (so Ctrl-C and timeouts kill whole groups), which
+    also means nothing kills them when ``inv`` itself is SIGKILLed: a guest would run on and
+    a build would keep writing objects. SIGTERM, not SIGKILL, so that make deletes the
+    targets it was writing and passes the signal on to its compilers. Raising it at once
+    when the parent is already gone closes the race between fork and prctl.
+    """
+
+    def preexec() -> None:
+        _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != parent:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return preexec
 
 
 def _merged_env(env: Mapping[str, str] | None) -> dict[str, str] | None:
@@ -163,6 +186,7 @@ class Runner:
                 stderr=subprocess.PIPE,
                 text=text,
                 start_new_session=True,
+                preexec_fn=_die_with_parent(os.getpid()),
             )
         except OSError as exc:
             raise CommandError(args, None, str(exc), log=log) from exc
@@ -211,6 +235,7 @@ class Runner:
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=_die_with_parent(os.getpid()),
             )
         except OSError as exc:
             if logf:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from watchbench.errors import ConfigError
+from watchbench.host.files import write_atomically
 from watchbench.host.runner import Runner, default_runner
 from watchbench.kernel.kconfig import (
     Fragment,
@@ -82,7 +82,7 @@ def configure(tree: Tree, settings: Settings, fragments: list[str] | tuple[str, 
     configs = tree.root / "configs"
     configs.mkdir(exist_ok=True)
     dest = configs / f"{digest}.config"
-    shutil.copyfile(stage / ".config", dest)
+    write_atomically(dest, (stage / ".config").read_bytes())  # a build trusts it by name
     tree.config_hash = digest
     tree.config_fragments = [str(p) for p in paths]
     tree.config_head = tree.git(runner).head()

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from watchbench.errors import CommandError, InputError, PatchError, TreeError
 from watchbench.host.runner import Runner, default_runner
+from watchbench.kernel import journal
 from watchbench.kernel.series import SERIES_FILE, PatchFile, Series, parse_patch
 from watchbench.kernel.trees import Tree
 
@@ -117,26 +118,27 @@ def apply(tree: Tree, series: Series, runner: Runner = default_runner,
         failed = _first_failure(check(tree, series, runner))
         if failed:
             raise _failure_error(series, failed, tree, "the tree was not touched")
-    git("checkout", "-q", "--detach", tree.base)
-    am = git("am", "-q", "--3way", "--committer-date-is-author-date",
-             *[str(p.path) for p in series.patches], check=False, timeout=1800)
-    if am.returncode != 0:
-        output = am.stdout + am.stderr
-        git("am", "--abort", check=False)
-        git("reset", "-q", "--hard", prior)
-        git("checkout", "-q", "--detach", prior)
-        if git.head() != prior or git.dirty():
-            raise TreeError(f"could not restore {tree.src} to {prior[:12]} after a failed git am",
-                            hint=f"inspect it with `git -C {tree.src} status`")
-        number = re.search(r"Patch failed at (\d+)", output)
-        patch = series.patches[int(number[1]) - 1] if number else series.patches[0]
-        raise _failure_error(series, _locate(patch, output), tree,
-                             f"git am failed; the tree is back at {prior[:12]}, clean")
-    tree.series = series.name
-    tree.series_hash = series.hash
-    tree.series_patches = [p.name for p in series.patches]
-    tree.applied_head = git.head()
-    tree.save()
+    with journal.journaled(tree.root, git, f"apply of series {series.name}"):
+        git("checkout", "-q", "--detach", tree.base)
+        am = git("am", "-q", "--3way", "--committer-date-is-author-date",
+                 *[str(p.path) for p in series.patches], check=False, timeout=1800)
+        if am.returncode != 0:
+            output = am.stdout + am.stderr
+            git("am", "--abort", check=False)
+            git("reset", "-q", "--hard", prior)
+            git("checkout", "-q", "--detach", prior)
+            if git.head() != prior or git.dirty():
+                raise TreeError(f"could not restore {tree.src} to {prior[:12]} after a failed git am",
+                                hint=f"inspect it with `git -C {tree.src} status`")
+            number = re.search(r"Patch failed at (\d+)", output)
+            patch = series.patches[int(number[1]) - 1] if number else series.patches[0]
+            raise _failure_error(series, _locate(patch, output), tree,
+                                 f"git am failed; the tree is back at {prior[:12]}, clean")
+        tree.series = series.name
+        tree.series_hash = series.hash
+        tree.series_patches = [p.name for p in series.patches]
+        tree.applied_head = git.head()
+        tree.save()
     return tree
 
 
@@ -147,11 +149,12 @@ def reset(tree: Tree, runner: Runner = default_runner, force: bool = False) -> T
     if dirty and not force:
         raise TreeError(f"{tree.src} has uncommitted changes: {', '.join(dirty[:5])}",
                         hint="pass --force to discard them")
-    git("am", "--abort", check=False)
-    git("reset", "-q", "--hard")
-    git("checkout", "-q", "--detach", tree.base)
-    tree.series, tree.series_hash, tree.series_patches, tree.applied_head = "", "", [], ""
-    tree.save()
+    with journal.journaled(tree.root, git, "reset to the bare base"):
+        git("am", "--abort", check=False)
+        git("reset", "-q", "--hard")
+        git("checkout", "-q", "--detach", tree.base)
+        tree.series, tree.series_hash, tree.series_patches, tree.applied_head = "", "", [], ""
+        tree.save()
     return tree
 
 

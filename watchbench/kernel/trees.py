@@ -7,6 +7,7 @@ tagged baseline commit, so patch series can be applied and undone with git.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -14,18 +15,21 @@ import re
 import shutil
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
 from watchbench.errors import CommandError, InputError, TreeError
+from watchbench.host.files import write_atomically
 from watchbench.host.git import FIXED_DATE, Git
 from watchbench.host.lock import Lock
 from watchbench.host.progress import Progress, Silent
 from watchbench.host.runner import Process, Runner, default_runner
+from watchbench.kernel import journal
 from watchbench.settings import Settings
 
-META = "tree.json"
+META = journal.STATE
 BASE_TAG = "watchbench/base"
 
 
@@ -66,9 +70,14 @@ class Tree:
     def save(self) -> None:
         data = asdict(self)
         data["root"] = str(self.root)
-        tmp = self.root / (META + ".tmp")
-        tmp.write_text(json.dumps(data, indent=2) + "\n")
-        tmp.replace(self.root / META)
+        write_atomically(self.root / META, json.dumps(data, indent=2) + "\n")
+
+    def refresh(self) -> None:
+        """Take the state file's fields again (after another command changed it)."""
+        disk = Tree.load(self.root)
+        for name in asdict(self):
+            if name != "root":
+                setattr(self, name, getattr(disk, name))
 
     @classmethod
     def load(cls, root: Path) -> Tree:
@@ -92,13 +101,25 @@ def trees_dir(settings: Settings) -> Path:
 def set_active(settings: Settings, tree: Tree | str) -> None:
     settings.cache_dir.mkdir(parents=True, exist_ok=True)
     tree_id = tree if isinstance(tree, str) else tree.id
-    (settings.cache_dir / "active-tree").write_text(tree_id + "\n")
+    write_atomically(settings.cache_dir / "active-tree", tree_id + "\n")
 
 
-def lock(tree: Tree, *, wait: bool = True, progress: Progress | None = None) -> Lock:
+@contextlib.contextmanager
+def lock(tree: Tree, *, wait: bool = True, progress: Progress | None = None,
+         runner: Runner = default_runner) -> Iterator[None]:
     """The lock every command that changes ``tree`` (its commit, series, configuration,
-    build directory) holds while it does."""
-    return Lock(tree.root / "lock", f"kernel tree {tree.id}", wait=wait, progress=progress)
+    build directory) holds while it does. Taking it first puts the tree back from the
+    journal of a command that was killed while it held it (``kernel.journal``)."""
+    progress = progress or Silent()
+    with Lock(tree.root / "lock", f"kernel tree {tree.id}", wait=wait,
+              progress=progress) as held:
+        if held.first:
+            undone = journal.recover(tree.root, tree.git(runner))
+            if undone is not None:
+                progress.step(f"tree {tree.id} put back as it was before the interrupted "
+                              f"{undone.describe()}")
+                tree.refresh()
+        yield
 
 
 def active_id(settings: Settings) -> str | None:
@@ -130,13 +151,36 @@ def download_debian_source(settings: Settings, runner: Runner = default_runner) 
     deb = downloads / f"{pkg}_{ver.replace(':', '%3a')}_all.deb"
     if deb.exists():
         return deb
+    # Into a directory of its own first: a download cut off by a kill is never taken as the .deb.
+    for stale in downloads.glob(".partial-*"):  # left by a download that was killed
+        if not _alive(stale.name.rsplit("-", 1)[1]):
+            shutil.rmtree(stale, ignore_errors=True)
+    partial = downloads / f".partial-{os.getpid()}"
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir()
+    try:
+        _apt_download(pkg, ver, partial, runner)
+        found = sorted(partial.glob(f"{pkg}_*.deb"))
+        if not found:
+            raise TreeError(f"apt-get download left no {pkg} .deb in {partial}")
+        found[-1].rename(deb)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    return deb
+
+
+def _alive(pid: str) -> bool:
+    return pid.isdigit() and Path(f"/proc/{pid}").exists()
+
+
+def _apt_download(pkg: str, ver: str, into: Path, runner: Runner) -> None:
     argv = ["apt-get", "download", f"{pkg}={ver}"]
     try:
-        runner.run(argv, cwd=downloads, timeout=1800)
+        runner.run(argv, cwd=into, timeout=1800)
     except CommandError:
         runner.run(["apt-get", "update"], timeout=900, check=False)
         try:
-            runner.run(argv, cwd=downloads, timeout=1800)
+            runner.run(argv, cwd=into, timeout=1800)
         except CommandError as exc:
             policy = runner.run(["apt-cache", "policy", pkg], check=False).stdout
             raise TreeError(
@@ -144,12 +188,6 @@ def download_debian_source(settings: Settings, runner: Runner = default_runner) 
                 hint="pick an available version and set watchbench.kernel.version "
                      "(invoke.yaml or ~/.invoke.yaml)",
             ) from exc
-    if not deb.exists():
-        found = sorted(downloads.glob(f"{pkg}_*.deb"))
-        if not found:
-            raise TreeError(f"apt-get download left no {pkg} .deb in {downloads}")
-        found[-1].rename(deb)
-    return deb
 
 
 def _tar_argv(tarball: Path, dest: Path) -> list[str]:

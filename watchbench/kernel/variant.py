@@ -18,7 +18,7 @@ from pathlib import Path
 
 from watchbench.host.progress import Progress, Silent
 from watchbench.host.runner import Runner, default_runner
-from watchbench.kernel import patching, trees
+from watchbench.kernel import journal, patching, trees
 from watchbench.kernel.build import Kernel, build
 from watchbench.kernel.configure import configure, fragments_for
 from watchbench.kernel.series import Series, load_many
@@ -65,6 +65,7 @@ class Composer:
     runner: Runner = default_runner
     progress: Progress | None = None
     wait: bool = True  # for the tree's lock, when another command holds it
+    purpose: str = "build"  # named in the journal (kernel.journal) while the tree is held
 
     def __post_init__(self) -> None:
         self.progress = self.progress or Silent()
@@ -76,14 +77,16 @@ class Composer:
         """The tree's lock: a flow holds it from its first variant to ``restore``, so no
         other command changes the tree in between (re-entered by the calls below). The
         state to restore is taken the first time, under the lock, from the tree on disk."""
-        with trees.lock(self.tree, wait=self.wait, progress=self.progress):
+        with trees.lock(self.tree, wait=self.wait, progress=self.progress, runner=self.runner):
             if self._head is None:
                 disk = trees.Tree.load(self.tree.root)
                 for name in STATE_FIELDS:
                     setattr(self.tree, name, getattr(disk, name))
                 self._head = self.tree.git(self.runner).head()
                 self._state = {n: copy.deepcopy(getattr(self.tree, n)) for n in STATE_FIELDS}
-            yield
+            with journal.journaled(self.tree.root, self.tree.git(self.runner),
+                                   self.purpose):
+                yield
 
     def kernel(self, series: Series | None, fragments: list[str] | None = None,
                force: bool = False) -> Kernel:

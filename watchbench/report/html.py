@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from watchbench.errors import ResultsError
+from watchbench.host.files import write_atomically
 from watchbench.report import plots, sections
 from watchbench.report.ab import ab_section
 from watchbench.report.tables import as_text
@@ -84,7 +85,7 @@ def _benchmarks(df: pd.DataFrame, summary: pd.DataFrame, *, threshold: float, al
 def _summary_csv(summary: pd.DataFrame, path: Path) -> None:
     columns = [*SERIES_KEYS, "kernel", *KERNEL_IDENTITY, "n", "median", "ci_low", "ci_high",
                "mean", "stddev", "cv"]
-    summary[columns].to_csv(path, index=False)
+    write_atomically(path, summary[columns].to_csv(index=False))
 
 
 def _changes_md(history: dict[str, Any]) -> list[str]:
@@ -201,9 +202,8 @@ def write_report(
         "isfinite": math.isfinite,
     }
     html = _ENV.get_template("report.html.j2").render(**context)
-    path = out_dir / "index.html"
-    path.write_text(html, encoding="utf-8")
-    (out_dir / "summary.md").write_text(_summary_md(df, summary, comparisons, generated, trend),
-                                        encoding="utf-8")
+    # The page last: a report killed while written keeps its old page, or has none.
+    write_atomically(out_dir / "summary.md",
+                     _summary_md(df, summary, comparisons, generated, trend))
     _summary_csv(summary, out_dir / "results.csv")
-    return path
+    return write_atomically(out_dir / "index.html", html)

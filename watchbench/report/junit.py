@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from watchbench.host.files import write_atomically
 from watchbench.report.text import fmt_change, fmt_ci, fmt_mde, fmt_p, fmt_value, ordered
 
 # XML 1.0 cannot carry most control characters, not even escaped; a reason string from a
@@ -128,5 +129,4 @@ def write_junit(comparisons: pd.DataFrame, path: Path, suite_name: str = "watchb
     """Write ``junit_xml`` to ``path`` (parents created); return the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(junit_xml(comparisons, suite_name, accept_undecided), encoding="utf-8")
-    return path
+    return write_atomically(path, junit_xml(comparisons, suite_name, accept_undecided))

@@ -9,12 +9,12 @@ Writers (``suite.run``) and readers (``results.store``) take every name from her
 from __future__ import annotations
 
 import json
-import os
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
 from watchbench.errors import ResultsError
+from watchbench.host.files import write_atomically
 from watchbench.results.schema import (
     ACCELS,
     CI_ROLES,
@@ -54,10 +54,8 @@ def raw_dir(run_dir: Path) -> Path:
 def write_manifest(run_dir: Path, provenance: dict[str, Any]) -> Path:
     """Write ``manifest.json`` (atomically) stamped with this code's manifest schema."""
     path = Path(run_dir) / MANIFEST_FILE
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps({"schema_version": MANIFEST_SCHEMA, **provenance}, indent=2) + "\n")
-    os.replace(tmp, path)
-    return path
+    return write_atomically(path, json.dumps({"schema_version": MANIFEST_SCHEMA, **provenance},
+                                             indent=2) + "\n")
 # Per-patch keys are optional (only per-patch CI runs have them); the other provenance
 # columns must be there, plus what is kept in the manifest only.
 PER_PATCH_KEYS = ("patch_index", "patch_subject")

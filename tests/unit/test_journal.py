@@ -1,0 +1,274 @@
+"""A command killed while it changes a tree leaves a journal; the next holder of the tree's
+lock puts the tree back (kernel.journal). Real processes, real git, killed at real points:
+git am is held inside a hook (through git's own GIT_CONFIG_* environment) while the
+process that runs it is sent SIGKILL or SIGINT."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from watchbench.host.git import Git
+from watchbench.host.progress import Silent
+from watchbench.kernel import journal, patching, trees
+from watchbench.kernel.series import SERIES_FILE, load_many
+from watchbench.kernel.trees import BASE_TAG, Tree, fetch_tarball
+from watchbench.settings import Settings
+
+HOOK = """#!/bin/sh
+# applypatch-msg: lets the first patch through, holds git am inside the second one
+if [ -e "$WB_TEST_MARK/first" ]; then
+    echo $$ > "$WB_TEST_MARK/held.tmp" && mv "$WB_TEST_MARK/held.tmp" "$WB_TEST_MARK/held"
+    exec sleep 60
+fi
+touch "$WB_TEST_MARK/first"
+"""
+
+
+class Steps(Silent):
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def step(self, message: str) -> None:
+        self.lines.append(message)
+
+
+def _tarball(path: Path) -> Path:
+    files = {"Makefile": "all:\n", "Kconfig": "mainmenu \"mini\"\n",
+             "kernel/watch_queue.c": "".join(f"int line{i};\n" for i in range(60))}
+    with tarfile.open(path, "w:gz") as tar:
+        for name, text in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(f"mini/{name}")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+@pytest.fixture
+def mini(tmp_path) -> tuple[Settings, Tree, Path]:
+    """A tree made from a tarball by watchbench itself, and a three-patch series for it."""
+    settings = replace(Settings(), cache_dir=tmp_path / "cache", runs_dir=tmp_path / "runs")
+    tree = fetch_tarball(settings, _tarball(tmp_path / "mini.tar.gz"))
+    git = tree.git()
+    source = tree.src / "kernel" / "watch_queue.c"
+    for i in range(3):
+        source.write_text(source.read_text().replace(f"int line{i * 20};", f"long line{i * 20};"))
+        git("commit", "-q", "-am", f"watch_queue: patch {i + 1}")
+    patches = tmp_path / "patches" / "three"
+    git("format-patch", "-q", "-o", str(patches), f"{BASE_TAG}..HEAD")
+    (patches / SERIES_FILE).write_text("".join(p.name + "\n" for p in sorted(patches.glob("*.patch"))))
+    git("reset", "-q", "--hard", BASE_TAG)
+    return settings, tree, patches.parent
+
+
+def _held_in_git_am(tmp_path: Path, script: str, *args: str) -> tuple[subprocess.Popen, int]:
+    """Start ``script`` in a Python of its own, with git am held in patch 2; return the
+    process and the pid of the hook that holds it."""
+    hooks, mark = tmp_path / "hooks", tmp_path / "mark"
+    hooks.mkdir()
+    mark.mkdir()
+    (hooks / "applypatch-msg").write_text(HOOK)
+    (hooks / "applypatch-msg").chmod(0o755)
+    env = {**os.environ, "WB_TEST_MARK": str(mark), "GIT_CONFIG_COUNT": "1",
+           "GIT_CONFIG_KEY_0": "core.hooksPath", "GIT_CONFIG_VALUE_0": str(hooks)}
+    proc = subprocess.Popen([sys.executable, "-c", script, *args], env=env,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not (mark / "held").exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"git am was never held: {proc.stderr.read() if proc.stderr else ''}")
+        time.sleep(0.05)
+    return proc, int((mark / "held").read_text())
+
+
+def _state(tree: Tree) -> tuple[str, str]:
+    return tree.git().head(), (tree.root / "tree.json").read_text()
+
+
+APPLY = """
+import sys
+from pathlib import Path
+from watchbench.kernel import patching, trees
+from watchbench.kernel.series import load_many
+from watchbench.kernel.trees import Tree
+tree = Tree.load(Path(sys.argv[1]))
+with trees.lock(tree):
+    patching.apply(tree, load_many(Path(sys.argv[2]), "three"))
+"""
+
+
+def _rebase_apply(tree: Tree) -> Path:
+    return tree.src / ".git" / "rebase-apply"
+
+
+def test_sigkill_mid_git_am_is_put_back_by_the_next_holder(mini, tmp_path):
+    settings, tree, patches = mini
+    before = _state(tree)
+    proc, hook = _held_in_git_am(tmp_path, APPLY, str(tree.root), str(patches))
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    os.kill(hook, signal.SIGKILL)  # the hook's sleep is git's child, not ours
+    assert _rebase_apply(tree).is_dir(), "the kill did not land mid git am"
+    assert journal.pending(tree.root) is not None
+    assert tree.git().head() != before[0]  # patch 1 is committed: the tree is mid-series
+
+    steps = Steps()
+    with trees.lock(tree, progress=steps):
+        assert _state(tree) == before
+        assert not _rebase_apply(tree).exists() and journal.pending(tree.root) is None
+    assert any("put back as it was before the interrupted apply of series three" in line
+               for line in steps.lines), steps.lines
+
+    with trees.lock(tree):  # and the same command then works
+        patching.apply(tree, load_many(patches, "three"))
+    assert Tree.load(tree.root).series == "three" and tree.git().dirty() == []
+
+
+def test_sigint_mid_git_am_puts_the_tree_back_before_exiting(mini, tmp_path):
+    settings, tree, patches = mini
+    before = _state(tree)
+    proc, _ = _held_in_git_am(tmp_path, APPLY, str(tree.root), str(patches))
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode != 0 and "KeyboardInterrupt" in err
+    assert _state(tree) == before
+    assert not _rebase_apply(tree).exists() and journal.pending(tree.root) is None
+
+
+COMPOSER = """
+import sys, time
+from pathlib import Path
+from dataclasses import replace
+from watchbench.kernel import patching
+from watchbench.kernel.series import load_many
+from watchbench.kernel.trees import Tree
+from watchbench.kernel.variant import Composer
+from watchbench.settings import Settings
+tree = Tree.load(Path(sys.argv[1]))
+composer = Composer(replace(Settings(), cache_dir=Path(sys.argv[3])), tree, purpose="ci")
+with composer.hold():
+    patching.reset(tree)
+    patching.apply(tree, load_many(Path(sys.argv[2]), "three"))
+    open(sys.argv[4], "w").close()
+    time.sleep(60)  # building and booting: the kill lands here
+    composer.restore()
+"""
+
+
+def test_a_killed_flow_leaves_the_tree_as_the_flow_found_it(mini, tmp_path):
+    """SIGKILL after a ci-like flow applied a variant and before it restored: the next
+    holder puts back the user's own series, not the flow's variant."""
+    settings, tree, patches = mini
+    first = load_many(patches, "three").prefix(1)
+    patching.apply(tree, first)
+    before = _state(tree)
+    ready = tmp_path / "ready"
+    proc = subprocess.Popen([sys.executable, "-c", COMPOSER, str(tree.root), str(patches),
+                             str(settings.cache_dir), str(ready)])
+    deadline = time.monotonic() + 60
+    while not ready.exists():
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    assert Tree.load(tree.root).series == "three"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    with trees.lock(tree):
+        assert _state(tree) == before
+    assert tree.series == first.name  # the caller's Tree object is refreshed too
+
+
+def test_without_a_journal_the_lock_changes_nothing(mini):
+    settings, tree, _ = mini
+    (tree.src / "kernel" / "watch_queue.c").write_text("int edited;\n")  # the user's edit
+    before = _state(tree)
+    with trees.lock(tree):
+        pass
+    assert _state(tree) == before and Git(tree.src).dirty() == ["kernel/watch_queue.c"]
+
+
+BISECT = """
+import sys, time
+from pathlib import Path
+from dataclasses import replace
+from watchbench.kernel.trees import Tree
+from watchbench.kernel.variant import Composer
+from watchbench.settings import Settings
+tree = Tree.load(Path(sys.argv[1]))
+composer = Composer(replace(Settings(), cache_dir=Path(sys.argv[2])), tree, purpose="bisect")
+with composer.hold():
+    tree.git()("bisect", "start", tree.applied_head, tree.base)
+    open(sys.argv[3], "w").close()
+    time.sleep(60)  # measuring the midpoint: the kill lands here
+"""
+
+
+def test_a_killed_bisect_is_reset_by_the_next_holder(mini, tmp_path):
+    settings, tree, patches = mini
+    patching.apply(tree, load_many(patches, "three"))
+    before = _state(tree)
+    ready = tmp_path / "ready"
+    proc = subprocess.Popen([sys.executable, "-c", BISECT, str(tree.root),
+                             str(settings.cache_dir), str(ready)])
+    deadline = time.monotonic() + 60
+    while not ready.exists():
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    assert (tree.src / ".git" / "BISECT_LOG").exists() and tree.git().head() != before[0]
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    with trees.lock(tree):
+        assert _state(tree) == before
+    assert not (tree.src / ".git" / "BISECT_LOG").exists()
+
+
+DOWNLOAD = """
+import sys
+from dataclasses import replace
+from pathlib import Path
+from watchbench.kernel.trees import download_debian_source
+from watchbench.settings import Settings
+print(download_debian_source(replace(Settings(), cache_dir=Path(sys.argv[1]))))
+"""
+APT_GET = """#!/bin/sh
+# apt-get download PKG=VER, as slow as a real one: half the file, then the rest
+name=$(echo "$2" | sed 's/=/_/; s/:/%3a/')_all.deb
+printf 'half a deb' > "$name"
+[ -e "$WB_TEST_MARK/slow" ] && { touch "$WB_TEST_MARK/started"; exec sleep 60; }
+printf ' and the rest' >> "$name"
+"""
+
+
+def test_a_download_cut_off_by_sigkill_is_never_taken_as_the_deb(tmp_path):
+    bin_dir, mark, cache = tmp_path / "bin", tmp_path / "mark", tmp_path / "cache"
+    bin_dir.mkdir()
+    mark.mkdir()
+    (bin_dir / "apt-get").write_text(APT_GET)
+    (bin_dir / "apt-get").chmod(0o755)
+    (mark / "slow").touch()
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "WB_TEST_MARK": str(mark)}
+    proc = subprocess.Popen([sys.executable, "-c", DOWNLOAD, str(cache)], env=env,
+                            stdout=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while not (mark / "started").exists():
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    assert not list((cache / "downloads").glob("*.deb"))  # only the .partial-PID directory
+    (mark / "slow").unlink()
+    again = subprocess.run([sys.executable, "-c", DOWNLOAD, str(cache)], env=env,
+                           capture_output=True, text=True, timeout=60, check=True)
+    deb = Path(again.stdout.strip())
+    assert deb.parent == cache / "downloads" and deb.read_text() == "half a deb and the rest"
+    assert [p.name for p in (cache / "downloads").iterdir()] == [deb.name]  # partials cleared
