@@ -98,19 +98,27 @@ def test_host_python_runs_in_guest_and_writes_result(guest, tmp_path):
     assert release.startswith("6.12") and prefix.endswith(".venv") and seen == "seen"
 
 
-def test_host_side_has_procfs_and_sysfs_of_its_own(guest):
+def test_host_side_has_procfs_and_sysfs_of_its_own(guest, tmp_path):
     """The host root is one 9p share over several host filesystems: /proc and /sys must
-    stay apart (multidevs=remap), so real tools run there find procfs at /proc."""
-    script = ("import os; print(open('/proc/meminfo').readline().split()[0]); "
+    stay apart (multidevs=remap), so real tools run there find procfs at /proc. /tmp is the
+    host's, and writable: what is written there stays in the guest."""
+    seen = tmp_path / "from-the-host"
+    seen.write_text("host file\n")
+    script = ("import os, sys, tempfile; print(open('/proc/meminfo').readline().split()[0]); "
               "print(*sorted({l.split()[1] + '=' + l.split()[2] for l in open('/proc/self/mounts')"
               " if l.split()[1] in ('/proc', '/sys')}), sep='\\n'); "
-              "print('cpu' if os.path.isdir('/sys/devices/system/cpu') else 'no cpu dir')")
-    result = guest.run([GuestCommand(("python", "-c", script), "host")], timeout=240)
+              "print('cpu' if os.path.isdir('/sys/devices/system/cpu') else 'no cpu dir'); "
+              "print(open(sys.argv[1]).read().strip()); "
+              "open(sys.argv[1] + '.guest', 'w').write('x'); "
+              "print('tmp', tempfile.gettempdir(), os.access('/tmp', os.W_OK))")
+    result = guest.run([GuestCommand(("python", "-c", script, str(seen)), "host")], timeout=240)
     out = result.commands[0].output
     assert result.commands[0].returncode == 0, out
     assert out[0] == "MemTotal:"
     assert "/proc=proc" in out and "/sys=sysfs" in out
-    assert out[-1] == "cpu"
+    assert "cpu" in out and "host file" in out
+    assert out[-1] == "tmp /tmp True"
+    assert not seen.with_name(seen.name + ".guest").exists()  # the host's /tmp is untouched
 
 
 @pytest.fixture(scope="session")

@@ -5,33 +5,23 @@ process that runs it is sent SIGKILL or SIGINT."""
 
 from __future__ import annotations
 
-import io
 import os
 import signal
 import subprocess
 import sys
-import tarfile
 import time
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from tests.interrupting import GitHold, git_hold, mini_series, mini_tarball
 from watchbench.host.git import Git
 from watchbench.host.progress import Silent
 from watchbench.kernel import journal, patching, trees
-from watchbench.kernel.series import SERIES_FILE, load_many
-from watchbench.kernel.trees import BASE_TAG, Tree, fetch_tarball
+from watchbench.kernel.series import load_many
+from watchbench.kernel.trees import Tree, fetch_tarball
 from watchbench.settings import Settings
-
-HOOK = """#!/bin/sh
-# applypatch-msg: lets the first patch through, holds git am inside the second one
-if [ -e "$WB_TEST_MARK/first" ]; then
-    echo $$ > "$WB_TEST_MARK/held.tmp" && mv "$WB_TEST_MARK/held.tmp" "$WB_TEST_MARK/held"
-    exec sleep 60
-fi
-touch "$WB_TEST_MARK/first"
-"""
 
 
 class Steps(Silent):
@@ -42,54 +32,27 @@ class Steps(Silent):
         self.lines.append(message)
 
 
-def _tarball(path: Path) -> Path:
-    files = {"Makefile": "all:\n", "Kconfig": "mainmenu \"mini\"\n",
-             "kernel/watch_queue.c": "".join(f"int line{i};\n" for i in range(60))}
-    with tarfile.open(path, "w:gz") as tar:
-        for name, text in files.items():
-            data = text.encode()
-            info = tarfile.TarInfo(f"mini/{name}")
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return path
-
-
 @pytest.fixture
 def mini(tmp_path) -> tuple[Settings, Tree, Path]:
     """A tree made from a tarball by watchbench itself, and a three-patch series for it."""
     settings = replace(Settings(), cache_dir=tmp_path / "cache", runs_dir=tmp_path / "runs")
-    tree = fetch_tarball(settings, _tarball(tmp_path / "mini.tar.gz"))
-    git = tree.git()
-    source = tree.src / "kernel" / "watch_queue.c"
-    for i in range(3):
-        source.write_text(source.read_text().replace(f"int line{i * 20};", f"long line{i * 20};"))
-        git("commit", "-q", "-am", f"watch_queue: patch {i + 1}")
-    patches = tmp_path / "patches" / "three"
-    git("format-patch", "-q", "-o", str(patches), f"{BASE_TAG}..HEAD")
-    (patches / SERIES_FILE).write_text("".join(p.name + "\n" for p in sorted(patches.glob("*.patch"))))
-    git("reset", "-q", "--hard", BASE_TAG)
+    tree = fetch_tarball(settings, mini_tarball(tmp_path / "mini.tar.gz"))
+    patches = mini_series(tree.src, tmp_path / "patches" / "three")
     return settings, tree, patches.parent
 
 
-def _held_in_git_am(tmp_path: Path, script: str, *args: str) -> tuple[subprocess.Popen, int]:
-    """Start ``script`` in a Python of its own, with git am held in patch 2; return the
-    process and the pid of the hook that holds it."""
-    hooks, mark = tmp_path / "hooks", tmp_path / "mark"
-    hooks.mkdir()
-    mark.mkdir()
-    (hooks / "applypatch-msg").write_text(HOOK)
-    (hooks / "applypatch-msg").chmod(0o755)
-    env = {**os.environ, "WB_TEST_MARK": str(mark), "GIT_CONFIG_COUNT": "1",
-           "GIT_CONFIG_KEY_0": "core.hooksPath", "GIT_CONFIG_VALUE_0": str(hooks)}
-    proc = subprocess.Popen([sys.executable, "-c", script, *args], env=env,
+def _held_in_git_am(tmp_path: Path, script: str, *args: str) -> tuple[subprocess.Popen, GitHold]:
+    """Start ``script`` in a Python of its own, with git am held in patch 2."""
+    hold = git_hold(tmp_path, "applypatch-msg")
+    proc = subprocess.Popen([sys.executable, "-c", script, *args], env={**os.environ, **hold.env},
                             stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
-    while not (mark / "held").exists():
+    while not hold.held:
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
             pytest.fail(f"git am was never held: {proc.stderr.read() if proc.stderr else ''}")
         time.sleep(0.05)
-    return proc, int((mark / "held").read_text())
+    return proc, hold
 
 
 def _state(tree: Tree) -> tuple[str, str]:
@@ -115,10 +78,10 @@ def _rebase_apply(tree: Tree) -> Path:
 def test_sigkill_mid_git_am_is_put_back_by_the_next_holder(mini, tmp_path):
     settings, tree, patches = mini
     before = _state(tree)
-    proc, hook = _held_in_git_am(tmp_path, APPLY, str(tree.root), str(patches))
+    proc, hold = _held_in_git_am(tmp_path, APPLY, str(tree.root), str(patches))
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)
-    os.kill(hook, signal.SIGKILL)  # the hook's sleep is git's child, not ours
+    hold.release()  # the hook's sleep is git's child, not ours
     assert _rebase_apply(tree).is_dir(), "the kill did not land mid git am"
     assert journal.pending(tree.root) is not None
     assert tree.git().head() != before[0]  # patch 1 is committed: the tree is mid-series
@@ -272,3 +235,15 @@ def test_a_download_cut_off_by_sigkill_is_never_taken_as_the_deb(tmp_path):
     deb = Path(again.stdout.strip())
     assert deb.parent == cache / "downloads" and deb.read_text() == "half a deb and the rest"
     assert [p.name for p in (cache / "downloads").iterdir()] == [deb.name]  # partials cleared
+
+
+def test_a_failed_build_of_edited_sources_keeps_the_edits(mini):
+    """The journal puts back the commit and the state, never a user's uncommitted work."""
+    from watchbench.kernel.variant import Composer
+
+    settings, tree, _ = mini
+    source = tree.src / "kernel" / "watch_queue.c"
+    source.write_text("int edited;\n")
+    with pytest.raises(RuntimeError), Composer(settings, tree).hold():
+        raise RuntimeError("the build failed")
+    assert source.read_text() == "int edited;\n" and journal.pending(tree.root) is None

@@ -8,7 +8,7 @@ from typing import Any
 from watchbench.cli import command, settings_of, split_list
 from watchbench.host.progress import Progress
 from watchbench.host.runner import Runner, default_runner
-from watchbench.kernel import trees
+from watchbench.kernel import journal, trees
 from watchbench.kernel.configure import configure, fragments_for
 from watchbench.kernel.trees import Tree
 from watchbench.kernel.variant import Composer
@@ -41,6 +41,10 @@ def status_lines(tree: Tree, runner: Runner = default_runner) -> list[str]:
         names = ", ".join(Path(f).stem for f in tree.config_fragments)
         lines.append(f"config:  {tree.config_hash} from {names}{stale}")
     lines.append("state:   " + (f"DIRTY ({len(dirty)} files: {', '.join(dirty[:4])})" if dirty else "clean"))
+    interrupted = journal.pending(tree.root)
+    if interrupted:
+        lines.append(f"pending: {interrupted.what} (pid {interrupted.pid}) was interrupted;")
+        lines.append("         the next command that takes the tree puts it back")
     return lines
 
 

@@ -35,10 +35,17 @@ mount_host() {
 	mount -t sysfs sys /host/sys
 	mount -t debugfs debugfs /host/sys/kernel/debug 2>/dev/null
 	mount -o bind /dev /host/dev
-	# Scratch space on /run, not /tmp: the project (or a CI checkout) may live under /tmp.
 	mount -t tmpfs run /host/run
-	mkdir -p /host/run/wb-results /host/run/wb-tmp
+	mkdir -p /host/run/wb-results /host/run/wb-tmp /host/run/wb-tmp-upper /host/run/wb-tmp-work
 	[ -d /results ] && mount -o bind /results /host/run/wb-results
+	# /tmp stays the host's (the project, or a CI checkout, may live there) and is writable:
+	# an overlay whose writes go to tmpfs and vanish with the guest.
+	WB_TMPDIR=/tmp
+	if ! mount -t overlay overlay -o lowerdir=/host/tmp,upperdir=/host/run/wb-tmp-upper,workdir=/host/run/wb-tmp-work /host/tmp; then
+		say "WB-ERROR no overlay on the host side's /tmp (CONFIG_OVERLAY_FS): it is read-only, TMPDIR is /run/wb-tmp"
+		WB_TMPDIR=/run/wb-tmp
+	fi
+	chmod 1777 /host/run/wb-tmp
 }
 
 # wb_run INDEX SIDE ARGV...: SIDE is "guest" (busybox) or "host" (chroot into the host root).
@@ -48,7 +55,7 @@ wb_run() {
 	say "WB-BEGIN $idx $(uptime_s)"
 	if [ "$side" = host ]; then
 		set -- chroot /host /usr/bin/env -i PATH="$WB_HOST_PATH" HOME=/root LANG=C.UTF-8 \
-			WB_RESULTS=/run/wb-results TMPDIR=/run/wb-tmp WB_GUEST=1 \
+			WB_RESULTS=/run/wb-results TMPDIR="$WB_TMPDIR" WB_GUEST=1 \
 			/bin/sh -c 'cd "$0" && exec "$@"' "$WB_HOST_CWD" "$@"
 	fi
 	rm -f /tmp/wb-rc

@@ -1,0 +1,115 @@
+"""Ctrl-C and SIGKILL of a real `inv` while it configures, builds and boots the real kernel
+tree, then the same command again: it succeeds, no lock is left held, nothing half-written
+is taken as good, no make or QEMU outlives it, and a killed guest keeps its console log.
+(Fetch, apply and report: tests/unit/test_interrupt_cli.py.)"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.interrupting import INV, gone, interrupt, killed_as, processes, run
+from watchbench.kernel import patching, trees
+from watchbench.kernel.configure import configure
+
+pytestmark = pytest.mark.kernel
+
+SIGNALS = [pytest.param(signal.SIGINT, id="sigint"), pytest.param(signal.SIGKILL, id="sigkill")]
+
+
+@pytest.fixture
+def configured(debian_tree, test_settings, default_kernel):
+    """The test cache's Debian tree, active, bare and configured as default_kernel was."""
+    patching.reset(debian_tree, force=True)
+    configure(debian_tree, test_settings, list(test_settings.fragments))
+    trees.set_active(test_settings, debian_tree)
+    env = {"INVOKE_WATCHBENCH_CACHE_DIR": str(test_settings.cache_dir),
+           "INVOKE_WATCHBENCH_RUNS_DIR": str(test_settings.runs_dir)}
+    return debian_tree, env
+
+
+@pytest.mark.parametrize("sig", SIGNALS)
+def test_config_interrupted_while_make_runs(configured, sig):
+    tree, env = configured
+    before = (tree.root / "tree.json").read_text()
+    make = f"O={tree.root / 'kconfig-stage'}"
+    outcome = interrupt([*INV, "config"], env, lambda _: bool(processes(make)), sig)
+    assert killed_as(outcome, sig), outcome.tail()
+    assert gone(make), "make outlived the interrupted inv config"
+    assert (tree.root / "tree.json").read_text() == before  # the old configuration stands
+
+    again = run([*INV, "config"], env)
+    assert again.returncode == 0, again.tail()
+    digest = re.search(r"^config ([0-9a-f]+):", "\n".join(again.lines), re.M)
+    assert digest, again.tail()
+    assert json.loads((tree.root / "tree.json").read_text())["config_hash"] == digest[1]
+    assert (tree.root / "configs" / f"{digest[1]}.config").stat().st_size > 1000
+
+
+def _linking(lines: list[str]) -> bool:
+    """True once make links vmlinux.o: the build is past its compiles, mid-link."""
+    logs = [m[1] for m in (re.search(r"\(log (\S+)\)$", ln) for ln in lines) if m]
+    if not logs or not Path(logs[-1]).exists():
+        return False
+    return bool(re.search(r"^\s+LD\s+vmlinux\.o$", Path(logs[-1]).read_text(), re.M))
+
+
+@pytest.mark.parametrize("sig", SIGNALS)
+def test_build_interrupted_mid_link_then_builds_and_boots(configured, default_kernel, sig):
+    tree, env = configured
+    os.utime(tree.src / "kernel" / "watch_queue.c")  # make has work to do; the key is the same
+    make = f"O={tree.root / 'build' / tree.config_hash}"
+    outcome = interrupt([*INV, "build", "--force"], env, _linking, sig)
+    assert killed_as(outcome, sig), outcome.tail()
+    assert gone(make, within=20), "make outlived the interrupted inv build"
+    assert not list(default_kernel.dir.parent.glob(f"{default_kernel.key}.partial/bzImage"))
+
+    again = run([*INV, "build", "--force"], env)
+    assert again.returncode == 0, again.tail()
+    log = next(m[1] for m in (re.search(r"\(log (\S+)\)$", ln) for ln in again.lines) if m)
+    assert re.search(r"^\s+LD\s+vmlinux\.o$", Path(log).read_text(), re.M)  # relinked, not trusted
+    boot = run([*INV, "vm.run", "--", "true"], env)
+    assert boot.returncode == 0, boot.tail()
+
+
+def _qemus(cache: Path) -> list[int]:
+    return [pid for pid in processes("qemu-system") if str(cache).encode()
+            in Path(f"/proc/{pid}/cmdline").read_bytes()]
+
+
+@pytest.mark.parametrize("sig", SIGNALS)
+def test_bench_interrupted_mid_boot_kills_the_guest(configured, test_settings, sig):
+    """A real `inv bench` is interrupted while its guest runs: no QEMU outlives it, the
+    console log so far is kept, the half run is not taken as a result, and the same
+    command then works."""
+    _, env = configured
+    argv = [*INV, "bench", "--suite", "ci", "--accel", "icount", "--label", "interrupted"]
+    started: list[float] = []
+
+    def booting(lines: list[str]) -> bool:  # three seconds into the boot
+        if not started and any(ln.startswith("[bench] suite ci ") and " -> " in ln for ln in lines):
+            started.append(time.monotonic())
+        return bool(started) and time.monotonic() - started[0] > 3
+
+    outcome = interrupt(argv, env, booting, sig)
+    assert killed_as(outcome, sig), outcome.tail()
+    run_dir = Path(next(ln for ln in outcome.lines if ln.startswith("[bench] suite ci "))
+                   .rsplit(" -> ", 1)[1])
+    assert not (run_dir / "results.parquet").exists()
+    deadline = time.monotonic() + 10
+    while _qemus(test_settings.cache_dir) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _qemus(test_settings.cache_dir) == [], "QEMU outlived the interrupted bench"
+    boots = sorted((test_settings.cache_dir / "boots").iterdir(), key=lambda p: p.stat().st_mtime)
+    assert "Linux version" in (boots[-1] / "console.log").read_text(errors="replace")
+
+    again = run([*argv[:-1], "again"], env)
+    assert again.returncode == 0, again.tail()
+    fresh = Path(again.lines[-1].strip()) if again.lines else None
+    assert fresh and (fresh / "results.parquet").exists() and fresh != run_dir
