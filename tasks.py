@@ -154,13 +154,16 @@ def compare(c, a, b, markdown=None, skip_bad=False, all=False):  # noqa: A002
             "record": "append to the history",
             "out": "report directory (default: settings reports_dir)",
             "tree": "your kernel checkout", "base": "with --tree: base ref",
-            "no_wait": "fail at once (exit 2) if another command is changing the kernel tree"})
+            "no_wait": "fail at once (exit 2) if another command is changing the kernel tree",
+            "jobs": "boots at once (default: settings ci.jobs, 0 = the core count under "
+                    "icount; always 1 under tcg/kvm)"})
 def ci(c, series="", rounds=None, accel=None, suite=None, per_patch=False, threshold=None,
        alpha=None, accept_undecided=False, record=False, out=None, tree=None, base=None,
-       no_wait=False):
+       no_wait=False, jobs=None):
     """Gate a series: exit 0 ok, 1 regressed or broken, 2 infrastructure, 3 undecided."""
     regressions.ci(c, series, rounds, accel, suite, per_patch, threshold, alpha,
-                   accept_undecided, record, out, tree, base, no_wait)
+                   accept_undecided, record, out, tree, base, no_wait,
+                   int(jobs) if jobs is not None else None)
 
 
 @task(help={"good": "a commit where the benchmark was fine", "bad": "a commit where it is slow",

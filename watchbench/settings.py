@@ -65,6 +65,9 @@ class CiSettings:
     budget_s: float = 1200.0
     accel: str = "icount"  # vm.qemu.Accel; icount: near-deterministic timings
     suite: str = "ci"
+    # Boots at once (0: the core count under icount, where figures count instructions and
+    # not host time; always 1 under tcg and kvm, whose timings move with host load).
+    jobs: int = 0
 
 
 @dataclass
@@ -90,6 +93,9 @@ class Settings:
     kernel: KernelSettings = field(default_factory=KernelSettings)
     jobs: int = 0  # parallel make jobs (0 = number of CPUs)
     ccache: bool = True
+    # ccache's remote_storage behind the local cache, shared by a team or CI ("" = none):
+    # e.g. "redis://cache.example.org:6379" (kernel.ccache; INVOKE_WATCHBENCH_CCACHE_REMOTE).
+    ccache_remote: str = ""
     # Kconfig fragments merged onto allnoconfig, in order (names under kconfig/).
     fragments: tuple[str, ...] = ("base", "watch_queue", "guest-9p")
     # Our in-kernel benchmark series: `all`, `ci` and the tests apply it under every series

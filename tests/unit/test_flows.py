@@ -5,6 +5,7 @@ kernels run in tests/integration/test_ci_integration.py and test_bisect_integrat
 from __future__ import annotations
 
 import json
+import os
 import xml.etree.ElementTree as ET
 from dataclasses import replace
 from pathlib import Path
@@ -43,7 +44,8 @@ def settings(tmp_path: Path) -> Settings:
 
 
 def _options(tmp_path: Path, series: str = "", **kw) -> CiOptions:
-    return CiOptions(series=series, out=tmp_path / "reports", **kw)
+    """One boot at a time unless a test says otherwise, so the fakes are drawn in order."""
+    return CiOptions(series=series, out=tmp_path / "reports", **{"jobs": 1, **kw})
 
 
 def _slower(where: str, factor: float = 1.2):
@@ -266,3 +268,55 @@ def test_the_composer_puts_the_tree_back_as_it_found_it(settings, history_tree):
     assert (again.series, again.applied_head, again.config_hash, again.config_fragments) == (
         "mine", commits[3], "c0ffee", ["kconfig/base.config"])
 
+
+
+# --- boots at once ------------------------------------------------------------------------
+
+
+class _Concurrent(FakeBench):
+    """FakeBench that notes how many boots ran at once."""
+
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
+        import threading
+
+        self.lock, self.now, self.most = threading.Lock(), 0, 0
+
+    def __call__(self, *args, **kw):
+        import time
+
+        with self.lock:
+            self.now += 1
+            self.most = max(self.most, self.now)
+        time.sleep(0.05)
+        try:
+            with self.lock:  # FakeBench draws from one generator: one draw at a time
+                return super().__call__(*args, **kw)
+        finally:
+            with self.lock:
+                self.now -= 1
+
+
+@pytest.mark.parametrize("series,level,code", [("", None, EXIT_OK),
+                                                (SLOW, _slower("slow-post"), EXIT_REGRESSED)])
+def test_two_boots_at_once_give_the_verdicts_of_one_at_a_time(settings, tmp_path, series, level,
+                                                              code):
+    one = run_ci(settings, _options(tmp_path / "one", series), kernels=FakeKernels(tmp_path),
+                 bench=FakeBench(level, seed=7))
+    bench = _Concurrent(level, seed=7)
+    two = run_ci(settings, _options(tmp_path / "two", series, jobs=2),
+                 kernels=FakeKernels(tmp_path), bench=bench)
+    assert one.exit_code == two.exit_code == code and one.answer == two.answer
+    assert bench.most == 2
+    positions = [(b["ci_round"], b["ci_position"], b["ci_role"]) for b in bench.boots]
+    assert sorted(positions)[:4] == [(0, 0, "baseline"), (0, 1, "candidate"),
+                                     (1, 0, "candidate"), (1, 1, "baseline")]
+
+
+def test_boots_at_once_only_under_icount():
+    from watchbench.flows.ci import boot_jobs
+
+    assert boot_jobs(0, "icount", 2) == min(os.cpu_count() or 1, 2)
+    assert boot_jobs(4, "icount", 3) == 3 and boot_jobs(0, "tcg", 2) == 1
+    with pytest.raises(InputError, match="--jobs 2 with --accel kvm"):
+        boot_jobs(2, "kvm", 2)

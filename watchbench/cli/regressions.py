@@ -50,14 +50,14 @@ def gate(settings: Settings, options: CiOptions, **seams: Any) -> int:
 def ci(c: Any, series: str, rounds: str | None, accel: str | None, suite: str | None,
        per_patch: bool, threshold: str | None, alpha: str | None, accept_undecided: bool,
        record: bool, out: str | None, tree: str | None, base: str | None,
-       no_wait: bool = False) -> int:
+       no_wait: bool = False, jobs: int | None = None) -> int:
     settings = settings_of(c)
     options = CiOptions.from_settings(
         settings, series, accel=accel, suite=suite, per_patch=per_patch,
         threshold=float(threshold) if threshold is not None else None,
         alpha=float(alpha) if alpha is not None else None,
         accept_undecided=accept_undecided, record=record, wait=not no_wait,
-        out=Path(out) if out else None, tree=tree, base=base)
+        out=Path(out) if out else None, tree=tree, base=base, jobs=jobs)
     if rounds is not None:
         options.rounds = parse_rounds(rounds, "--rounds")
     return gate(settings, options)

@@ -11,9 +11,11 @@ so drift and first-boot effects fall on both sides alike.
 
 from __future__ import annotations
 
+import os
 import secrets
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,6 +84,7 @@ class CiOptions:
     budget_s: float = CiSettings.budget_s
     accel: str = CiSettings.accel
     suite: str = CiSettings.suite
+    jobs: int = CiSettings.jobs
     per_patch: bool = False
     threshold: float = Judgement.threshold
     alpha: float = Judgement.alpha
@@ -102,7 +105,7 @@ class CiOptions:
         options = cls(series=series, rounds=parse_rounds(ci.rounds, "setting watchbench.ci.rounds"),
                       min_rounds=ci.min_rounds,
                       round_step=ci.round_step, max_rounds=ci.max_rounds, budget_s=ci.budget_s,
-                      accel=ci.accel, suite=ci.suite, threshold=judged.threshold,
+                      accel=ci.accel, suite=ci.suite, jobs=ci.jobs, threshold=judged.threshold,
                       alpha=judged.alpha, noise_floor=judged.noise_floor,
                       out=settings.reports_dir)
         for name, value in given.items():
@@ -162,6 +165,21 @@ def variants(settings: Settings, series_names: str, per_patch: bool) -> list[Var
     return out
 
 
+def boot_jobs(requested: int, accel: str, per_round: int) -> int:
+    """How many boots of a round run at once. Under icount a guest's figures count its
+    instructions, not host time (measured: bench/scripts/icount_load.py, README), so boots
+    may share the host; under tcg and kvm they may not, since each slows the other."""
+    if requested < 0:
+        raise InputError(f"--jobs {requested}: give 0 (automatic) or a number of boots")
+    if accel != "icount":
+        if requested > 1:
+            raise InputError(f"--jobs {requested} with --accel {accel}: boots at once would "
+                             "slow each other and move the figures",
+                             hint="use --accel icount, or --jobs 1")
+        return 1
+    return max(1, min(requested or os.cpu_count() or 1, per_round))
+
+
 def round_order(variants: list[Variant], round_index: int) -> list[Variant]:
     """Balanced order: forwards in even rounds, backwards in odd ones (A B, B A, ...)."""
     return list(variants) if round_index % 2 == 0 else list(reversed(variants))
@@ -198,18 +216,35 @@ class Measurement:
     rounds: int = 0
     boot_seconds: float = 0.0
     bench: BenchFn = run_bench
+    jobs: int = 1  # boots of a round at once (boot_jobs)
+
+    def _boot(self, position: int, variant: Variant, total: str) -> Path:
+        self.progress.step(f"round {self.rounds + 1}/{total}: {variant.role}"
+                           + (f" {variant.patch_index}" if variant.role is Role.PATCH else ""))
+        extra = {"ci_id": self.ci_id, "ci_role": variant.role, "ci_round": self.rounds,
+                 "ci_position": position, "patch_index": variant.patch_index,
+                 "patch_subject": variant.patch_subject}
+        return self.bench(self.settings, self.options.suite, self.options.accel,
+                          label=variant.role, kernel=variant.kernel, runner=self.runner,
+                          progress=self.progress, extra=extra)
 
     def run_round(self, total: str) -> None:
+        """One boot of every variant, in the round's balanced order; with ``jobs`` > 1 they
+        run side by side (the order still decides ``ci_position``)."""
         start = time.monotonic()
-        for position, variant in enumerate(round_order(self.variants, self.rounds)):
-            self.progress.step(f"round {self.rounds + 1}/{total}: {variant.role}"
-                               + (f" {variant.patch_index}" if variant.role is Role.PATCH else ""))
-            extra = {"ci_id": self.ci_id, "ci_role": variant.role, "ci_round": self.rounds,
-                     "ci_position": position, "patch_index": variant.patch_index,
-                     "patch_subject": variant.patch_subject}
-            run_dir = self.bench(self.settings, self.options.suite, self.options.accel,
-                                label=variant.role, kernel=variant.kernel, runner=self.runner,
-                                progress=self.progress, extra=extra)
+        order = list(enumerate(round_order(self.variants, self.rounds)))
+        if self.jobs <= 1:
+            run_dirs = [self._boot(position, variant, total) for position, variant in order]
+        else:
+            with ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="boot") as pool:
+                futures = [pool.submit(self._boot, position, variant, total)
+                           for position, variant in order]
+                try:
+                    run_dirs = [future.result() for future in futures]
+                except BaseException:  # Ctrl-C or a failed boot: stop the other guests too
+                    self.runner.kill_all()
+                    raise
+        for (_, variant), run_dir in zip(order, run_dirs, strict=True):
             variant.run_ids.append(run_dir.name)
         self.rounds += 1
         self.boot_seconds += time.monotonic() - start
@@ -271,6 +306,7 @@ def run_ci(settings: Settings, options: CiOptions, runner: Runner = default_runn
                          hint="use --rounds auto, or 4 or more rounds")
     ci_id = f"ci-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{secrets.token_hex(2)}"
     measured = variants(settings, options.series, options.per_patch)
+    jobs = boot_jobs(options.jobs, options.accel, len(measured))  # refused before any build
     previous = trees.active_id(settings)
     try:
         if kernels is None:
@@ -291,7 +327,10 @@ def run_ci(settings: Settings, options: CiOptions, runner: Runner = default_runn
     finally:
         if previous is not None:
             trees.set_active(settings, previous)  # --tree/--tarball must not move the user's
-    m = Measurement(settings, options, measured, runner, progress, ci_id, bench=bench)
+    if jobs > 1:
+        progress.step(f"{jobs} boots at once (icount: figures count guest instructions)")
+    m = Measurement(settings, options, measured, runner, progress, ci_id, bench=bench,
+                    jobs=jobs)
     comparisons, df, stop = measure_until_decided(m)
     progress.step(f"measured {len(measured)} kernels x {m.rounds} boots in "
                   f"{m.boot_seconds:.0f} s ({stop})")

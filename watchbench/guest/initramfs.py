@@ -8,7 +8,9 @@ so changing the commands never rebuilds the base.
 from __future__ import annotations
 
 import hashlib
+import os
 import shlex
+import threading
 import tomllib
 from dataclasses import dataclass
 from importlib import resources
@@ -16,6 +18,7 @@ from pathlib import Path
 
 from watchbench.errors import BuildError, CommandError, InputError
 from watchbench.guest import cpio
+from watchbench.host.files import write_atomically
 from watchbench.host.runner import Runner, default_runner
 from watchbench.kernel.build import compiler_version
 from watchbench.settings import Settings
@@ -67,7 +70,7 @@ def compile_programs(settings: Settings, runner: Runner = default_runner) -> dic
     programs = discover_programs(userspace) if userspace.is_dir() else []
     session_src = settings.cache_dir / "guest-src" / "wb-session.c"
     session_src.parent.mkdir(parents=True, exist_ok=True)
-    session_src.write_bytes(_guest_file("wb-session.c"))
+    write_atomically(session_src, _guest_file("wb-session.c"))  # another command may compile it
     programs.append(Program("wb-session", (session_src,)))
     compiler = compiler_version(runner).encode()
     inputs = sorted({s for p in programs for s in p.sources} | set(userspace.glob("*.h")))
@@ -79,14 +82,14 @@ def compile_programs(settings: Settings, runner: Runner = default_runner) -> dic
         return binaries
     out.mkdir(parents=True, exist_ok=True)
     for program in programs:
-        argv = ["gcc", *CFLAGS, f"-I{userspace}", "-o", str(out / f"{program.name}.tmp"),
-                *map(str, program.sources)]
+        partial = out / f".{program.name}.tmp-{os.getpid()}-{threading.get_ident()}"
+        argv = ["gcc", *CFLAGS, f"-I{userspace}", "-o", str(partial), *map(str, program.sources)]
         try:
             runner.run(argv, timeout=300)
         except CommandError as exc:
             raise BuildError(f"guest program {program.name} does not compile:\n{exc.output.strip()}",
                              hint="fix the source; guest programs build with " + " ".join(CFLAGS)) from exc
-        (out / f"{program.name}.tmp").rename(out / program.name)
+        partial.rename(out / program.name)
     return binaries
 
 
@@ -110,10 +113,7 @@ def base_initramfs(settings: Settings, runner: Runner = default_runner) -> Path:
     ]
     entries += [cpio.host_file(f"bin/{name}", binary) for name, binary in sorted(binaries.items())]
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(cpio.gzipped(entries))
-    tmp.replace(path)
-    return path
+    return write_atomically(path, cpio.gzipped(entries))
 
 
 @dataclass(frozen=True)

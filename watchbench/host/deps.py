@@ -38,8 +38,9 @@ PIPELINE: tuple[Need, ...] = (
     Need("perl", "perl"),
 )
 
-# Only the test suite needs these (headless report check).
-TESTS: tuple[Need, ...] = (Need("chromium", "chromium"),)
+# Only the test suite needs these (headless report check, remote ccache).
+TESTS: tuple[Need, ...] = (Need("chromium", "chromium"),
+                           Need("redis-server", "redis-server"))  # a remote ccache to build against
 
 
 def _present(need: Need) -> bool:

@@ -84,6 +84,10 @@ def _kill_group(proc: subprocess.Popen, grace: float = 2.0) -> None:
             continue
 
 
+_LIVE: set[Process] = set()  # spawned and not yet killed, in this process
+_LIVE_LOCK = threading.Lock()
+
+
 class Process:
     """A running child whose merged stdout/stderr is read line by line.
 
@@ -100,6 +104,8 @@ class Process:
         self.last_line = ""
         self.last_line_at = time.monotonic()
         self.started_at = time.monotonic()
+        with _LIVE_LOCK:
+            _LIVE.add(self)
 
     def _read(self) -> None:
         assert self.popen.stdout is not None
@@ -148,6 +154,8 @@ class Process:
     def kill(self) -> None:
         _kill_group(self.popen)
         self._reader.join(timeout=5)
+        with _LIVE_LOCK:
+            _LIVE.discard(self)
 
     def __enter__(self) -> Process:
         return self
@@ -269,6 +277,14 @@ class Runner:
         if rc != 0:
             raise CommandError([os.fspath(a) for a in argv], rc, out, log=log)
         return Completed([os.fspath(a) for a in argv], rc, out, "", time.monotonic() - start)
+
+    def kill_all(self) -> None:
+        """Kill every child still running that ``spawn`` started, in any thread: a Ctrl-C
+        seen by the main thread stops the boots that worker threads wait for."""
+        with _LIVE_LOCK:
+            live = list(_LIVE)
+        for proc in live:
+            proc.kill()
 
     def interactive(
         self, argv: Sequence[str | os.PathLike], *, cwd: Path | str | None = None

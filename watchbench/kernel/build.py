@@ -12,12 +12,13 @@ import hashlib
 import json
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from watchbench.errors import BuildError, ConfigError
 from watchbench.host.progress import Progress, Silent
 from watchbench.host.runner import Runner, default_runner
+from watchbench.kernel import ccache
 from watchbench.kernel.kmake import MAKE_STEP, KernelMake
 from watchbench.kernel.trees import Tree
 from watchbench.settings import Settings
@@ -41,6 +42,7 @@ class Kernel:
     compiler: str
     build_seconds: float
     steps: int
+    ccache: dict = field(default_factory=dict)  # kernel.ccache.Stats.provenance of the build
 
     @property
     def bzimage(self) -> Path:
@@ -122,6 +124,22 @@ class _BuildProgress:
         self.progress.update(f"{self.steps}{of} {match[1]} {match[2]} ({elapsed:.0f} s{eta})")
 
 
+def _usable_remotes(settings: Settings, progress: Progress) -> tuple[ccache.Remote, ...]:
+    """The configured remote caches that answer now. One that does not is a warning and a
+    local build, never a failed one: the remote only saves time."""
+    if not settings.ccache or not settings.ccache_remote.strip():
+        return ()
+    usable = []
+    for remote in ccache.parse_remote(settings.ccache_remote):
+        why = ccache.unreachable(remote)
+        if why:
+            progress.step(f"warning: remote ccache {remote.shown} unreachable ({why}); "
+                          "building with the local cache only")
+        else:
+            usable.append(remote)
+    return tuple(usable)
+
+
 def build(settings: Settings, tree: Tree, runner: Runner = default_runner,
           progress: Progress | None = None, force: bool = False) -> Kernel:
     """Build the configured tree's bzImage; reuse the one cached under the same key."""
@@ -141,12 +159,16 @@ def build(settings: Settings, tree: Tree, runner: Runner = default_runner,
         progress.step(f"kernel {key} already built ({artifact})")
         return Kernel.load(artifact)
 
+    remotes = _usable_remotes(settings, progress)  # a bad setting fails before make starts
     out = tree.root / "build" / tree.config_hash
     out.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(tree.root / "configs" / f"{tree.config_hash}.config", out / ".config")
+    cache_dir = settings.cache_dir / "ccache"
     make = KernelMake(tree.src, out, jobs=settings.job_count, runner=runner,
-                      ccache_dir=settings.cache_dir / "ccache" if settings.ccache else None,
-                      ccache_basedir=settings.cache_dir)
+                      ccache_dir=cache_dir if settings.ccache else None,
+                      ccache_basedir=settings.cache_dir,
+                      ccache_remote=" ".join(r.entry for r in remotes))
+    before = ccache.read_stats(cache_dir, runner) if settings.ccache else None
     stamp = cold_steps_file(settings, tree.config_hash)
     expected = expected_steps(out, stamp)
     cold = not (out / "vmlinux").exists()
@@ -158,6 +180,9 @@ def build(settings: Settings, tree: Tree, runner: Runner = default_runner,
     start = time.monotonic()
     make.build("bzImage", log, on_line=counter)
     seconds = time.monotonic() - start
+    cached = ccache.read_stats(cache_dir, runner) - before if before is not None else None
+    if cached is not None:
+        progress.step(cached.describe())
     image = out / "arch" / "x86" / "boot" / "bzImage"
     if not image.exists():
         raise BuildError(f"make succeeded but left no {image}", log=log)
@@ -175,7 +200,8 @@ def build(settings: Settings, tree: Tree, runner: Runner = default_runner,
         shutil.copyfile(out / "System.map", staging / "System.map")
     kernel = Kernel(key, staging, make.kernelrelease(), tree.id, tree.base, tree.base_label, head,
                     tree.series, tree.series_hash, dirty, tree.config_hash, compiler,
-                    round(seconds, 1), counter.steps)
+                    round(seconds, 1), counter.steps,
+                    cached.provenance(remotes) if cached is not None else {})
     kernel.save()
     shutil.rmtree(artifact, ignore_errors=True)
     staging.rename(artifact)

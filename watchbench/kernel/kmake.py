@@ -40,13 +40,16 @@ class KernelMake:
     """make -C <src> O=<out> for x86_64, with ccache and reproducible build ids."""
 
     def __init__(self, src: Path, out: Path, *, jobs: int = 1, ccache_dir: Path | None = None,
-                 ccache_basedir: Path | None = None, runner: Runner = default_runner):
+                 ccache_basedir: Path | None = None, ccache_remote: str = "",
+                 ccache_reshare: bool = False, runner: Runner = default_runner):
         self.src = Path(src)
         self.out = Path(out)
         self.jobs = jobs
         self.ccache_dir = ccache_dir
         # Paths below the base dir are hashed relative, so two trees share cache hits.
         self.ccache_basedir = ccache_basedir or self.src.parent
+        self.ccache_remote = ccache_remote  # ccache remote_storage entries (kernel.ccache)
+        self.ccache_reshare = ccache_reshare  # local hits are written to the remote too (fill it)
         self.runner = runner
 
     def argv(self, *targets: str) -> list[str]:
@@ -69,6 +72,10 @@ class KernelMake:
                 # warm hits are unchanged (all direct).
                 "CCACHE_DEPEND": "1",
             })
+            if self.ccache_remote:
+                env["CCACHE_REMOTE_STORAGE"] = self.ccache_remote
+                # ccache refuses "0" for a boolean: the negative has a variable of its own.
+                env["CCACHE_RESHARE" if self.ccache_reshare else "CCACHE_NORESHARE"] = "1"
         env.update(extra)
         return env
 
