@@ -100,7 +100,8 @@ def test_an_unreachable_remote_is_a_warning_and_a_local_build(configured, test_s
     assert kernel.bzimage.is_file()
     warning = next(line for line in steps.lines if line.startswith("warning: remote ccache"))
     assert "unreachable" in warning and "local cache only" in warning
-    assert any(line.startswith("ccache hits: local ") for line in steps.lines), steps.lines
+    assert any(line.startswith("ccache: ") and "from the local cache" in line
+               for line in steps.lines), steps.lines
     assert kernel.ccache["remote"] == [] and kernel.ccache["local_rate"] is not None
 
 

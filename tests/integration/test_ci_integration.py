@@ -106,3 +106,21 @@ def test_two_gates_at_once_on_one_cache_both_answer_right(test_settings, debian_
     assert "kernel-post" in slow.stdout and "case=free" in slow.stdout
     after = (debian_tree.git().head(), (debian_tree.root / "tree.json").read_text())
     assert after == before
+
+
+@pytest.mark.parametrize("series", ["", "slow-post"], ids=["a-a", "slow-post"])
+def test_two_boots_at_once_give_the_verdicts_of_one_at_a_time(test_settings, tmp_path, series):
+    """--jobs 2 under icount (two guests side by side) against --jobs 1: the same exit code
+    and the same regressed metrics, on fixed rounds; both wall times are printed."""
+    import time
+
+    outcome = {}
+    for jobs in (1, 2):
+        options = CiOptions(series=str(DATA / series) if series else "", accel="icount",
+                            rounds=4, jobs=jobs, out=tmp_path / f"reports-{jobs}")
+        start = time.monotonic()
+        result = run_ci(test_settings, options, progress=Silent())
+        outcome[jobs] = (result.exit_code, sorted(result.regressed), time.monotonic() - start)
+    print(f"\n{series or 'A/A'}: --jobs 1 {outcome[1][2]:.0f} s, --jobs 2 {outcome[2][2]:.0f} s")
+    assert outcome[1][:2] == outcome[2][:2]
+    assert outcome[1][0] == (EXIT_REGRESSED if series else EXIT_OK)

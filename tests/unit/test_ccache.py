@@ -57,15 +57,17 @@ def test_reachability_is_a_real_connection(tmp_path):
 def test_hit_rates_from_recorded_counters():
     stats = ccache.parse_stats((DATA / "print-stats.txt").read_text())
     assert stats.get("local_storage_hit") > 0 and stats.get("cache_miss") > 0
-    before = ccache.Stats({"local_storage_hit": 10, "local_storage_miss": 5})
+    before = ccache.Stats({"local_storage_hit": 10, "direct_cache_hit": 10, "cache_miss": 5})
     after = ccache.Stats({"local_storage_hit": 100, "local_storage_miss": 15,
+                          "direct_cache_hit": 109, "cache_miss": 6,
                           "remote_storage_hit": 9, "remote_storage_miss": 1,
                           "remote_storage_timeout": 2})
     build = after - before
+    assert build.cacheable == 100  # 99 found + 1 compiled
     assert build.local_rate == pytest.approx(0.9) and build.remote_rate == pytest.approx(0.9)
-    assert build.describe() == ("ccache hits: local 90% of 100, remote 90% of 10 "
-                                "(2 remote errors or timeouts)")
-    assert ccache.Stats({}).describe() == "ccache hits: local -"
+    assert build.describe() == ("ccache: 100 compiles, 90% from the local cache, 9% from the "
+                                "remote (hit 90% of 10 lookups), 2 remote errors or timeouts")
+    assert ccache.Stats({}).describe() == "ccache: no cacheable compiles"
     kept = build.provenance(ccache.parse_remote("redis://u:p@h"))
     assert kept["remote"] == ["redis://h:6379"] and kept["remote_rate"] == pytest.approx(0.9)
 

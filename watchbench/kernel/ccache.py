@@ -102,9 +102,16 @@ class Stats:
         return hits / (hits + misses) if hits + misses else None
 
     @property
+    def cacheable(self) -> int:
+        """Compiles ccache could cache: found (direct or preprocessed) or run (a miss). In
+        depend mode a cold miss is never looked up, so storage misses undercount them."""
+        return (self.get("direct_cache_hit") + self.get("preprocessed_cache_hit")
+                + self.get("cache_miss"))
+
+    @property
     def local_rate(self) -> float | None:
-        """Local hits over local lookups (one per cacheable compile)."""
-        return self._rate(self.get("local_storage_hit"), self.get("local_storage_miss"))
+        """Share of the cacheable compiles the local cache answered."""
+        return self.get("local_storage_hit") / self.cacheable if self.cacheable else None
 
     @property
     def remote_rate(self) -> float | None:
@@ -112,19 +119,17 @@ class Stats:
         return self._rate(self.get("remote_storage_hit"), self.get("remote_storage_miss"))
 
     def describe(self) -> str:
-        def part(name: str, rate: float | None, hits: str, misses: str) -> str:
-            looked = self.get(hits) + self.get(misses)
-            return f"{name} {rate:.0%} of {looked:,}" if rate is not None else f"{name} -"
-
-        text = "ccache hits: " + part("local", self.local_rate, "local_storage_hit",
-                                      "local_storage_miss")
-        if self.get("remote_storage_hit") + self.get("remote_storage_miss") + \
-                self.get("remote_storage_error") + self.get("remote_storage_timeout"):
-            text += ", " + part("remote", self.remote_rate, "remote_storage_hit",
-                                "remote_storage_miss")
-            errors = self.get("remote_storage_error") + self.get("remote_storage_timeout")
-            if errors:
-                text += f" ({errors:,} remote errors or timeouts)"
+        if not self.cacheable:
+            return "ccache: no cacheable compiles"
+        text = (f"ccache: {self.cacheable:,} compiles, {self.local_rate:.0%} from the local "
+                "cache")
+        looked = self.get("remote_storage_hit") + self.get("remote_storage_miss")
+        if looked:
+            text += (f", {self.get('remote_storage_hit') / self.cacheable:.0%} from the remote "
+                     f"(hit {self.remote_rate:.0%} of {looked:,} lookups)")
+        errors = self.get("remote_storage_error") + self.get("remote_storage_timeout")
+        if errors:
+            text += f", {errors:,} remote errors or timeouts"
         return text
 
     def provenance(self, remotes: tuple[Remote, ...] = ()) -> dict[str, object]:
