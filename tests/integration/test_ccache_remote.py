@@ -45,10 +45,13 @@ def redis(tmp_path):
     argv = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
             "--appendonly", "no", "--dir", str(tmp_path)]
     with default_runner.spawn(argv, log=tmp_path / "redis.log") as proc:
+        ready = False
         for line in proc.lines():
             if line and "Ready to accept connections" in line:
+                ready = True
                 break
             assert time.monotonic() - proc.started_at < 30, "redis-server did not start"
+        assert ready, (tmp_path / "redis.log").read_text()
         yield f"redis://127.0.0.1:{port}"
 
 

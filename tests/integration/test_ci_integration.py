@@ -108,19 +108,31 @@ def test_two_gates_at_once_on_one_cache_both_answer_right(test_settings, debian_
     assert after == before
 
 
+class _Steps(Silent):
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def step(self, message: str) -> None:
+        self.lines.append(message)
+
+
 @pytest.mark.parametrize("series", ["", "slow-post"], ids=["a-a", "slow-post"])
 def test_two_boots_at_once_give_the_verdicts_of_one_at_a_time(test_settings, tmp_path, series):
     """--jobs 2 under icount (two guests side by side) against --jobs 1: the same exit code
-    and the same regressed metrics, on fixed rounds; both wall times are printed."""
+    and the same regressed benchmarks, on fixed rounds; both wall times are printed."""
     import time
 
     outcome = {}
     for jobs in (1, 2):
         options = CiOptions(series=str(DATA / series) if series else "", accel="icount",
                             rounds=4, jobs=jobs, out=tmp_path / f"reports-{jobs}")
-        start = time.monotonic()
-        result = run_ci(test_settings, options, progress=Silent())
-        outcome[jobs] = (result.exit_code, sorted(result.regressed), time.monotonic() - start)
+        steps, start = _Steps(), time.monotonic()
+        result = run_ci(test_settings, options, progress=steps)
+        side_by_side = any(line.startswith("2 boots at once") for line in steps.lines)
+        assert side_by_side == (jobs == 2), steps.lines[:5]
+        outcome[jobs] = (result.exit_code, sorted({r.split()[0] for r in result.regressed}),
+                         time.monotonic() - start)
     print(f"\n{series or 'A/A'}: --jobs 1 {outcome[1][2]:.0f} s, --jobs 2 {outcome[2][2]:.0f} s")
     assert outcome[1][:2] == outcome[2][:2]
     assert outcome[1][0] == (EXIT_REGRESSED if series else EXIT_OK)
+    assert ("kernel-post" in outcome[1][1]) == bool(series)

@@ -68,7 +68,6 @@ def test_build_interrupted_mid_link_then_builds_and_boots(configured, default_ke
     outcome = interrupt([*INV, "build", "--force"], env, _linking, sig)
     assert killed_as(outcome, sig), outcome.tail()
     assert gone(make, within=20), "make outlived the interrupted inv build"
-    assert not list(default_kernel.dir.parent.glob(f"{default_kernel.key}.partial/bzImage"))
 
     again = run([*INV, "build", "--force"], env)
     assert again.returncode == 0, again.tail()

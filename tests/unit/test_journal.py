@@ -5,12 +5,13 @@ process that runs it is sent SIGKILL or SIGINT."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import pytest
@@ -247,3 +248,26 @@ def test_a_failed_build_of_edited_sources_keeps_the_edits(mini):
     with pytest.raises(RuntimeError), Composer(settings, tree).hold():
         raise RuntimeError("the build failed")
     assert source.read_text() == "int edited;\n" and journal.pending(tree.root) is None
+
+
+def test_edits_made_while_a_build_runs_survive_its_ctrl_c(mini):
+    """A build never moves the commit: what the user edited meanwhile is theirs and stays."""
+    from watchbench.kernel.variant import Composer
+
+    settings, tree, _ = mini
+    source = tree.src / "kernel" / "watch_queue.c"
+    with pytest.raises(KeyboardInterrupt), Composer(settings, tree).hold():
+        source.write_text("int edited_during_the_build;\n")  # clean when the build began
+        raise KeyboardInterrupt
+    assert source.read_text() == "int edited_during_the_build;\n"
+
+
+def test_a_stale_journal_of_a_dead_process_is_replayed_not_adopted(mini):
+    settings, tree, patches = mini
+    before = _state(tree)
+    entry = journal.Entry("apply of series x", 2 ** 22 + 12345, "inv x", 0.0, before[0], True,
+                          json.loads(before[1]))
+    (tree.root / journal.JOURNAL).write_text(json.dumps(asdict(entry)))
+    tree.git()("checkout", "-q", "--detach", "HEAD")  # nothing moved: a no-op to put back
+    patching.apply(tree, load_many(patches, "three"))  # without the lock: replays, then owns
+    assert journal.pending(tree.root) is None and Tree.load(tree.root).series == "three"

@@ -84,3 +84,36 @@ def _try(path: str, out) -> None:
             out.put("free")
     except LockBusy:
         out.put("busy")
+
+
+def _hold_and_start_a_straggler(path: str, pidfile: str) -> None:
+    """Holds the lock and starts, through the Runner, a child that ignores the SIGTERM its
+    parent's death sends (as a compiler under a killed make's shell would run on)."""
+    from watchbench.host.runner import Runner
+
+    with Lock(Path(path), "the test tree"):
+        script = ("import os, signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+                  f"open({pidfile!r}, 'w').write(str(os.getpid())); time.sleep(3)")
+        with Runner().spawn(["python3", "-c", script]) as proc:
+            proc.wait()
+
+
+def test_the_lock_lasts_until_the_last_process_under_it_is_gone(tmp_path):
+    pidfile = tmp_path / "straggler.pid"
+    child = CTX.Process(target=_hold_and_start_a_straggler,
+                        args=(str(tmp_path / "lock"), str(pidfile)))
+    child.start()
+    deadline = time.monotonic() + 20
+    while not (pidfile.exists() and pidfile.read_text()):
+        assert time.monotonic() < deadline, "the straggler never started"
+        time.sleep(0.05)
+    os.kill(child.pid, signal.SIGKILL)  # the holder dies; its straggler runs on
+    child.join(10)
+    with pytest.raises(LockBusy):
+        with Lock(tmp_path / "lock", "the test tree", wait=False):
+            pass
+    start = time.monotonic()
+    with Lock(tmp_path / "lock", "the test tree"):  # free once the straggler has finished
+        assert time.monotonic() - start < 10
+    assert not Path(f"/proc/{pidfile.read_text()}").exists() or \
+        Path(f"/proc/{pidfile.read_text()}/stat").read_text().split(")")[1].split()[0] == "Z"

@@ -43,8 +43,11 @@ def status_lines(tree: Tree, runner: Runner = default_runner) -> list[str]:
     lines.append("state:   " + (f"DIRTY ({len(dirty)} files: {', '.join(dirty[:4])})" if dirty else "clean"))
     interrupted = journal.pending(tree.root)
     if interrupted:
-        lines.append(f"pending: {interrupted.what} (pid {interrupted.pid}) was interrupted;")
-        lines.append("         the next command that takes the tree puts it back")
+        if Path(f"/proc/{interrupted.pid}").exists():
+            lines.append(f"busy:    {interrupted.what} (pid {interrupted.pid}) is under way")
+        else:
+            lines.append(f"pending: {interrupted.what} (pid {interrupted.pid}) was interrupted;")
+            lines.append("         the next command that takes the tree puts it back")
     return lines
 
 

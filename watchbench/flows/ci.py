@@ -15,7 +15,7 @@ import os
 import secrets
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -240,8 +240,11 @@ class Measurement:
                 futures = [pool.submit(self._boot, position, variant, total)
                            for position, variant in order]
                 try:
+                    wait(futures, return_when=FIRST_EXCEPTION)
                     run_dirs = [future.result() for future in futures]
                 except BaseException:  # Ctrl-C or a failed boot: stop the other guests too
+                    for future in futures:
+                        future.cancel()  # those not started yet never start
                     self.runner.kill_all()
                     raise
         for (_, variant), run_dir in zip(order, run_dirs, strict=True):

@@ -37,6 +37,7 @@ mount_host() {
 	mount -o bind /dev /host/dev
 	mount -t tmpfs run /host/run
 	mkdir -p /host/run/wb-results /host/run/wb-tmp /host/run/wb-tmp-upper /host/run/wb-tmp-work
+	chmod 1777 /host/run/wb-tmp /host/run/wb-tmp-upper  # the overlay's root takes the upper's mode
 	[ -d /results ] && mount -o bind /results /host/run/wb-results
 	# /tmp stays the host's (the project, or a CI checkout, may live there) and is writable:
 	# an overlay whose writes go to tmpfs and vanish with the guest.
@@ -45,7 +46,6 @@ mount_host() {
 		say "WB-ERROR no overlay on the host side's /tmp (CONFIG_OVERLAY_FS): it is read-only, TMPDIR is /run/wb-tmp"
 		WB_TMPDIR=/run/wb-tmp
 	fi
-	chmod 1777 /host/run/wb-tmp
 }
 
 # wb_run INDEX SIDE ARGV...: SIDE is "guest" (busybox) or "host" (chroot into the host root).

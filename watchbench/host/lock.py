@@ -21,7 +21,24 @@ from watchbench.errors import WatchbenchError
 from watchbench.host.progress import Progress, Silent
 
 _HELD: dict[Path, tuple[IO[str], int]] = {}  # path -> (open file, depth), this process
-os.register_at_fork(after_in_child=_HELD.clear)  # a forked child holds none of them
+_INHERITED: list[IO[str]] = []  # a forked child's copies: kept open, not held
+
+
+def _forget_in_child() -> None:
+    """A forked child holds none of the locks. Its copies of the files stay open: closing
+    them here would also close what subprocess is about to hand to the program it execs."""
+    _INHERITED.extend(handle for handle, _ in _HELD.values())
+    _HELD.clear()
+
+
+os.register_at_fork(after_in_child=_forget_in_child)
+
+
+def held_fds() -> tuple[int, ...]:
+    """The descriptors of the locks this process holds. Children get them (``host.runner``),
+    so a lock lasts until the last process working under it is gone: a compiler orphaned by
+    a killed ``inv`` keeps the tree locked until it has finished writing."""
+    return tuple(handle.fileno() for handle, _ in _HELD.values())
 
 
 class LockBusy(WatchbenchError):

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import IO
 
 from watchbench.errors import CommandError, CommandTimeout
+from watchbench.host.lock import held_fds
 
 
 @dataclass
@@ -195,6 +196,7 @@ class Runner:
                 text=text,
                 start_new_session=True,
                 preexec_fn=_die_with_parent(os.getpid()),
+                pass_fds=held_fds(),
             )
         except OSError as exc:
             raise CommandError(args, None, str(exc), log=log) from exc
@@ -244,6 +246,7 @@ class Runner:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
                 preexec_fn=_die_with_parent(os.getpid()),
+                pass_fds=held_fds(),
             )
         except OSError as exc:
             if logf:
@@ -290,7 +293,8 @@ class Runner:
         self, argv: Sequence[str | os.PathLike], *, cwd: Path | str | None = None
     ) -> int:
         """Run attached to the user's terminal (vm.shell); return the exit code."""
-        return subprocess.call([os.fspath(a) for a in argv], cwd=cwd)
+        return subprocess.call([os.fspath(a) for a in argv], cwd=cwd,
+                               preexec_fn=_die_with_parent(os.getpid()))
 
 
 default_runner = Runner()

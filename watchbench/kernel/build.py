@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from watchbench.errors import BuildError, ConfigError
+from watchbench.host.files import write_atomically
 from watchbench.host.progress import Progress, Silent
 from watchbench.host.runner import Runner, default_runner
 from watchbench.kernel import ccache
@@ -55,7 +56,7 @@ class Kernel:
     def save(self) -> None:
         data = asdict(self)
         data["dir"] = str(self.dir)
-        (self.dir / "kernel.json").write_text(json.dumps(data, indent=2) + "\n")
+        write_atomically(self.dir / "kernel.json", json.dumps(data, indent=2) + "\n")
 
     @classmethod
     def load(cls, directory: Path) -> Kernel:

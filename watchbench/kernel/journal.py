@@ -41,7 +41,7 @@ class Entry:
     command: str
     since: float
     head: str
-    clean: bool  # the work tree had no changes, so a hard reset loses nothing
+    clean: bool  # the work tree had no changes then (see recover)
     state: dict
 
     def describe(self) -> str:
@@ -73,9 +73,15 @@ def journaled(root: Path, git: Git, what: str) -> Iterator[None]:
     Call it with the tree's lock held (``kernel.trees.lock``).
     """
     path = Path(root) / JOURNAL
-    if path.exists():  # an outer operation of this process owns it
+    outer = pending(root)
+    if outer is not None and outer.pid == os.getpid():  # an outer operation of ours owns it
         yield
         return
+    if outer is not None:  # another process's: stale, unless that process is still running
+        if Path(f"/proc/{outer.pid}").exists():
+            raise TreeError(f"{git.path} is being changed by {outer.describe()}",
+                            hint="take the tree's lock first (kernel.trees.lock)")
+        recover(root, git)
     entry = Entry(what, os.getpid(), " ".join(sys.argv)[:200], time.time(), git.head(),
                   not git.dirty(), json.loads((Path(root) / STATE).read_text()))
     _write_json(path, asdict(entry))
@@ -93,7 +99,9 @@ def recover(root: Path, git: Git) -> Entry | None:
 
     Any ``git am`` or ``git bisect`` in progress is abandoned, a stale ``index.lock`` (its
     git was killed; we hold the tree's lock) is removed, the commit is checked out again
-    (hard, when the work tree was clean before) and the state file is written back.
+    and the state file is written back. The work tree is reset hard only when the operation
+    had moved it (another commit, or git am/bisect under way) and it was clean before: what
+    a build (which never moves the commit) finds edited is the user's, and stays.
     """
     entry = pending(root)
     if entry is None:
@@ -104,16 +112,19 @@ def recover(root: Path, git: Git) -> Entry | None:
 
     for name in ("index.lock", "HEAD.lock"):
         git_path(name).unlink(missing_ok=True)
+    moved = git.head() != entry.head
     if git_path("rebase-apply").exists():
+        moved = True
         git("am", "--abort", check=False)
     if git_path("BISECT_LOG").exists():
+        moved = True
         git("bisect", "reset", check=False)
-    if entry.clean:
+    if moved and entry.clean:
         git("reset", "-q", "--hard", entry.head)
-    moved = git("checkout", "-q", "--detach", entry.head, check=False)
-    if moved.returncode != 0 or git.head() != entry.head:
+    back = git("checkout", "-q", "--detach", entry.head, check=False)
+    if back.returncode != 0 or git.head() != entry.head:
         raise TreeError(f"could not put {git.path} back at {entry.head[:12]} after the "
-                        f"interrupted {entry.describe()}: {moved.stderr.strip()}",
+                        f"interrupted {entry.describe()}: {back.stderr.strip()}",
                         log=Path(root) / JOURNAL,
                         hint=f"look at `git -C {git.path} status`; delete the journal "
                              "when the tree is as you want it")

@@ -117,7 +117,7 @@ def run_bench(settings: Settings, suite_name: str = "quick", accel: str | None =
     suite = load_suite(settings.project_root, suite_name)
     prepared = prepare(settings, accel, kernel, runner, progress)
     guest, kernel = prepared.guest, prepared.kernel
-    run_id = f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{kernel.key[:8]}-{secrets.token_hex(2)}"
+    run_id = f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{kernel.key[:8]}-{secrets.token_hex(4)}"
     run_dir = settings.runs_dir / run_id
     raw = rundir.raw_dir(run_dir)
     raw.mkdir(parents=True)

@@ -111,7 +111,13 @@ def host_path() -> str:
 
 def _prune(boots: Path, keep: int = 40) -> None:
     """Keep the newest ``keep`` boot directories (console logs, channel, results)."""
-    old = sorted((p for p in boots.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime)
+    def age(path: Path) -> float:
+        try:
+            return path.stat().st_mtime
+        except FileNotFoundError:  # pruned meanwhile by a boot beside this one
+            return 0.0
+
+    old = sorted((p for p in boots.iterdir() if p.is_dir()), key=age)
     for path in old[:-keep] if keep else old:
         shutil.rmtree(path, ignore_errors=True)
 
