@@ -7,7 +7,7 @@ from typing import Any
 
 from watchbench.cli import command, settings_of, split_list
 from watchbench.host.progress import Progress
-from watchbench.host.runner import Runner, default_runner
+from watchbench.host.runner import Runner, alive, default_runner
 from watchbench.kernel import journal, trees
 from watchbench.kernel.configure import configure, fragments_for
 from watchbench.kernel.trees import Tree
@@ -43,7 +43,7 @@ def status_lines(tree: Tree, runner: Runner = default_runner) -> list[str]:
     lines.append("state:   " + (f"DIRTY ({len(dirty)} files: {', '.join(dirty[:4])})" if dirty else "clean"))
     interrupted = journal.pending(tree.root)
     if interrupted:
-        if Path(f"/proc/{interrupted.pid}").exists():
+        if alive(interrupted.pid):
             lines.append(f"busy:    {interrupted.what} (pid {interrupted.pid}) is under way")
         else:
             lines.append(f"pending: {interrupted.what} (pid {interrupted.pid}) was interrupted;")

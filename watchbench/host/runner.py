@@ -57,6 +57,11 @@ def _die_with_parent(parent: int) -> Callable[[], None]:
     return preexec
 
 
+def alive(pid: int | str) -> bool:
+    """Whether a process of that id exists (a journal's or a partial download's owner)."""
+    return str(pid).isdigit() and os.path.exists(f"/proc/{pid}")
+
+
 def _merged_env(env: Mapping[str, str] | None) -> dict[str, str] | None:
     if env is None:
         return None

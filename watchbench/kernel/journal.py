@@ -27,6 +27,7 @@ from pathlib import Path
 from watchbench.errors import TreeError
 from watchbench.host.files import write_atomically
 from watchbench.host.git import Git
+from watchbench.host.runner import alive
 
 JOURNAL = "journal.json"
 STATE = "tree.json"  # the tree's state file (kernel.trees.META)
@@ -78,7 +79,7 @@ def journaled(root: Path, git: Git, what: str) -> Iterator[None]:
         yield
         return
     if outer is not None:  # another process's: stale, unless that process is still running
-        if Path(f"/proc/{outer.pid}").exists():
+        if alive(outer.pid):
             raise TreeError(f"{git.path} is being changed by {outer.describe()}",
                             hint="take the tree's lock first (kernel.trees.lock)")
         recover(root, git)

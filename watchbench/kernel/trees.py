@@ -25,7 +25,7 @@ from watchbench.host.files import write_atomically
 from watchbench.host.git import FIXED_DATE, Git
 from watchbench.host.lock import Lock
 from watchbench.host.progress import Progress, Silent
-from watchbench.host.runner import Process, Runner, default_runner
+from watchbench.host.runner import Process, Runner, alive, default_runner
 from watchbench.kernel import journal
 from watchbench.settings import Settings
 
@@ -153,7 +153,7 @@ def download_debian_source(settings: Settings, runner: Runner = default_runner) 
         return deb
     # Into a directory of its own first: a download cut off by a kill is never taken as the .deb.
     for stale in downloads.glob(".partial-*"):  # left by a download that was killed
-        if not _alive(stale.name.rsplit("-", 1)[1]):
+        if not alive(stale.name.rsplit("-", 1)[1]):
             shutil.rmtree(stale, ignore_errors=True)
     partial = downloads / f".partial-{os.getpid()}"
     shutil.rmtree(partial, ignore_errors=True)
@@ -167,10 +167,6 @@ def download_debian_source(settings: Settings, runner: Runner = default_runner) 
     finally:
         shutil.rmtree(partial, ignore_errors=True)
     return deb
-
-
-def _alive(pid: str) -> bool:
-    return pid.isdigit() and Path(f"/proc/{pid}").exists()
 
 
 def _apt_download(pkg: str, ver: str, into: Path, runner: Runner) -> None:
