@@ -114,3 +114,24 @@ def test_bench_interrupted_mid_boot_kills_the_guest(configured, test_settings, s
     assert again.returncode == 0, again.tail()
     fresh = next(Path(ln) for ln in reversed(again.lines) if ln.startswith("/"))  # stdout's path
     assert (fresh / "results.parquet").exists() and fresh != run_dir
+
+
+@pytest.mark.parametrize("sig", SIGNALS)
+def test_ci_interrupted_with_two_guests_running_leaves_none(configured, test_settings, sig):
+    """`inv ci --jobs 2`: both guests of a round are running when the gate is interrupted.
+    Neither outlives it (Ctrl-C: killed from the main thread; SIGKILL: each dies with the
+    thread that started it), and the same gate then answers."""
+    tree, env = configured
+    before = (tree.root / "tree.json").read_text()
+    argv = [*INV, "ci", "--rounds", "4", "--jobs", "2", "--out",
+            str(test_settings.cache_dir / "reports-interrupted")]
+    outcome = interrupt(argv, env, lambda _: len(_qemus(test_settings.cache_dir)) == 2, sig)
+    assert killed_as(outcome, sig), outcome.tail()
+    deadline = time.monotonic() + 10
+    while _qemus(test_settings.cache_dir) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _qemus(test_settings.cache_dir) == [], "a guest outlived the interrupted ci"
+    assert (tree.root / "tree.json").read_text() == before
+
+    again = run(argv, env)
+    assert again.returncode == 0, again.tail()

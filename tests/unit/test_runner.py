@@ -101,3 +101,30 @@ def test_children_die_with_a_sigkilled_parent(tmp_path, how):
     while _alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not _alive(pid), "the child outlived its SIGKILLed parent"
+
+
+def test_kill_all_stops_children_of_every_thread_and_what_they_would_start(tmp_path):
+    import threading
+
+    runner, errors = Runner(), []
+
+    def boot():
+        try:
+            with runner.spawn([PY, "-c", "import time; time.sleep(60)"]) as proc:
+                proc.wait()
+            time.sleep(0.3)  # then it would start the next one
+            runner.spawn([PY, "-c", "pass"])
+        except CommandError as exc:
+            errors.append(exc.message)
+
+    worker = threading.Thread(target=boot)
+    worker.start()
+    time.sleep(0.5)
+    start = time.monotonic()
+    runner.kill_all()
+    worker.join(10)
+    runner.resume()
+    assert not worker.is_alive() and time.monotonic() - start < 10
+    assert errors and "this command is stopping" in errors[0]
+    with runner.spawn([PY, "-c", "print('again')"]) as proc:  # resumed: children start again
+        assert proc.wait() == 0

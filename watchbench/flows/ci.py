@@ -236,17 +236,20 @@ class Measurement:
         if self.jobs <= 1:
             run_dirs = [self._boot(position, variant, total) for position, variant in order]
         else:
-            with ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="boot") as pool:
-                futures = [pool.submit(self._boot, position, variant, total)
-                           for position, variant in order]
-                try:
-                    wait(futures, return_when=FIRST_EXCEPTION)
-                    run_dirs = [future.result() for future in futures]
-                except BaseException:  # Ctrl-C or a failed boot: stop the other guests too
-                    for future in futures:
-                        future.cancel()  # those not started yet never start
-                    self.runner.kill_all()
-                    raise
+            try:
+                with ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="boot") as pool:
+                    futures = [pool.submit(self._boot, position, variant, total)
+                               for position, variant in order]
+                    try:
+                        wait(futures, return_when=FIRST_EXCEPTION)
+                        run_dirs = [future.result() for future in futures]
+                    except BaseException:  # Ctrl-C or a failed boot: stop the other guests
+                        for future in futures:
+                            future.cancel()  # those not started yet never start
+                        self.runner.kill_all()
+                        raise
+            finally:
+                self.runner.resume()
         for (_, variant), run_dir in zip(order, run_dirs, strict=True):
             variant.run_ids.append(run_dir.name)
         self.rounds += 1

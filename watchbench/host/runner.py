@@ -92,6 +92,7 @@ def _kill_group(proc: subprocess.Popen, grace: float = 2.0) -> None:
 
 _LIVE: set[Process] = set()  # spawned and not yet killed, in this process
 _LIVE_LOCK = threading.Lock()
+_STOPPING = threading.Event()  # kill_all: nothing new may start until resume
 
 
 class Process:
@@ -237,6 +238,8 @@ class Runner:
     ) -> Process:
         """Start a long-running child (build, QEMU) whose output is read line by line."""
         args = [os.fspath(a) for a in argv]
+        if _STOPPING.is_set():
+            raise CommandError(args, None, "not started: this command is stopping", log=log)
         logf = None
         if log:
             log.parent.mkdir(parents=True, exist_ok=True)
@@ -287,12 +290,18 @@ class Runner:
         return Completed([os.fspath(a) for a in argv], rc, out, "", time.monotonic() - start)
 
     def kill_all(self) -> None:
-        """Kill every child still running that ``spawn`` started, in any thread: a Ctrl-C
-        seen by the main thread stops the boots that worker threads wait for."""
+        """Kill every child still running that ``spawn`` started, in any thread, and start
+        no new one until ``resume``: a Ctrl-C seen by the main thread stops the boots that
+        worker threads wait for, and the ones they were about to start."""
+        _STOPPING.set()
         with _LIVE_LOCK:
             live = list(_LIVE)
         for proc in live:
             proc.kill()
+
+    def resume(self) -> None:
+        """Children may be started again (after ``kill_all``)."""
+        _STOPPING.clear()
 
     def interactive(
         self, argv: Sequence[str | os.PathLike], *, cwd: Path | str | None = None
