@@ -119,13 +119,14 @@ class _Steps(Silent):
 @pytest.mark.parametrize("series", ["", "slow-post"], ids=["a-a", "slow-post"])
 def test_two_boots_at_once_give_the_verdicts_of_one_at_a_time(test_settings, tmp_path, series):
     """--jobs 2 under icount (two guests side by side) against --jobs 1: the same exit code
-    and the same regressed benchmarks, on fixed rounds; both wall times are printed."""
+    and the same regressed benchmarks (--rounds auto: a fixed 4 can leave a noisier A/A
+    metric undecided either way); both wall times are printed."""
     import time
 
     outcome = {}
     for jobs in (1, 2):
         options = CiOptions(series=str(DATA / series) if series else "", accel="icount",
-                            rounds=4, jobs=jobs, out=tmp_path / f"reports-{jobs}")
+                            jobs=jobs, out=tmp_path / f"reports-{jobs}")
         steps, start = _Steps(), time.monotonic()
         result = run_ci(test_settings, options, progress=steps)
         side_by_side = any(line.startswith("2 boots at once") for line in steps.lines)
