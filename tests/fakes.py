@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from watchbench.errors import WatchbenchError
+from watchbench.host.progress import Silent
 from watchbench.host.runner import Completed, Runner
 from watchbench.kernel.build import Kernel
 from watchbench.kernel.series import Series
@@ -202,3 +203,13 @@ class FakeBench:
         ingest_run(run_dir)
         self.boots.append({"run_id": run_id, "series": kernel.series, **(extra or {})})
         return run_dir
+
+
+class Steps(Silent):
+    """A progress that keeps its step lines, for tests that check what a command said."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def step(self, message: str) -> None:
+        self.lines.append(message)

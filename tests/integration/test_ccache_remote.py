@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.fakes import Steps
 from watchbench.errors import ConfigError
 from watchbench.host.progress import Silent
 from watchbench.host.runner import default_runner
@@ -23,13 +24,6 @@ from watchbench.kernel.kmake import KernelMake
 
 pytestmark = pytest.mark.kernel
 
-
-class Steps(Silent):
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def step(self, message: str) -> None:
-        self.lines.append(message)
 
 
 def _free_port() -> int:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.fakes import Steps
 from watchbench.flows.ci import EXIT_OK, EXIT_REGRESSED, CiOptions, run_ci
 from watchbench.host.progress import Silent
 from watchbench.kernel import patching
@@ -108,13 +109,6 @@ def test_two_gates_at_once_on_one_cache_both_answer_right(test_settings, debian_
     assert after == before
 
 
-class _Steps(Silent):
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def step(self, message: str) -> None:
-        self.lines.append(message)
-
 
 @pytest.mark.parametrize("series", ["", "slow-post"], ids=["a-a", "slow-post"])
 def test_two_boots_at_once_give_the_verdicts_of_one_at_a_time(test_settings, tmp_path, series):
@@ -127,7 +121,7 @@ def test_two_boots_at_once_give_the_verdicts_of_one_at_a_time(test_settings, tmp
     for jobs in (1, 2):
         options = CiOptions(series=str(DATA / series) if series else "", accel="icount",
                             jobs=jobs, out=tmp_path / f"reports-{jobs}")
-        steps, start = _Steps(), time.monotonic()
+        steps, start = Steps(), time.monotonic()
         result = run_ci(test_settings, options, progress=steps)
         side_by_side = any(line.startswith("2 boots at once") for line in steps.lines)
         assert side_by_side == (jobs == 2), steps.lines[:5]

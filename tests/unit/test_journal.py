@@ -16,21 +16,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.fakes import Steps
 from tests.interrupting import GitHold, git_hold, mini_series, mini_tarball
 from watchbench.host.git import Git
-from watchbench.host.progress import Silent
 from watchbench.kernel import journal, patching, trees
 from watchbench.kernel.series import load_many
 from watchbench.kernel.trees import Tree, fetch_tarball
 from watchbench.settings import Settings
-
-
-class Steps(Silent):
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def step(self, message: str) -> None:
-        self.lines.append(message)
 
 
 @pytest.fixture
