@@ -156,14 +156,20 @@ def compare(c, a, b, markdown=None, skip_bad=False, all=False):  # noqa: A002
             "tree": "your kernel checkout", "base": "with --tree: base ref",
             "no_wait": "fail at once (exit 2) if another command is changing the kernel tree",
             "jobs": "boots at once (default: settings ci.jobs, 0 = the core count under "
-                    "icount; always 1 under tcg/kvm)"})
+                    "icount; always 1 under tcg/kvm)",
+            "shard": "I/N: boot only this shard's rounds into OUT/shard-I-of-N (no verdict)",
+            "merge": "shard directories (or a directory holding them), comma-separated or "
+                     "repeated: the verdict of the merged shards"},
+      iterable=["merge"])
 def ci(c, series="", rounds=None, accel=None, suite=None, per_patch=False, threshold=None,
        alpha=None, accept_undecided=False, record=False, out=None, tree=None, base=None,
-       no_wait=False, jobs=None):
+       no_wait=False, jobs=None, shard=None, merge=None):
     """Gate a series: exit 0 ok, 1 regressed or broken, 2 infrastructure, 3 undecided."""
-    regressions.ci(c, series, rounds, accel, suite, per_patch, threshold, alpha,
-                   accept_undecided, record, out, tree, base, no_wait,
-                   int(jobs) if jobs is not None else None)
+    regressions.ci(c, series=series, rounds=rounds, accel=accel, suite=suite,
+                   per_patch=per_patch, threshold=threshold, alpha=alpha,
+                   accept_undecided=accept_undecided, record=record, out=out, tree=tree,
+                   base=base, no_wait=no_wait, jobs=int(jobs) if jobs is not None else None,
+                   shard=shard, merge=merge)
 
 
 @task(help={"good": "a commit where the benchmark was fine", "bad": "a commit where it is slow",

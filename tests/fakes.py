@@ -36,7 +36,7 @@ from watchbench.kernel.build import Kernel
 from watchbench.kernel.series import Series
 from watchbench.results import rundir
 from watchbench.results.store import ingest_run
-from watchbench.suite.definition import RunKind, Suite, SuiteRun
+from watchbench.suite.definition import RunKind, Suite, SuiteRun, suite_digest
 from watchbench.suite.run import manifest
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -161,7 +161,9 @@ class FakeBench:
     ``CASES`` times ``level(kernel, benchmark)`` with a between-boot and a within-boot CV."""
 
     def __init__(self, level: Level | None = None, boot_cv: float = 0.002,
-                 within_cv: float = 0.001, repeats: int = 5, seed: int = 0):
+                 within_cv: float = 0.001, repeats: int = 5, seed: int = 0,
+                 qemu: str = "QEMU emulator version 7.2.19 (Debian 1:7.2+dfsg-7+deb12u18)"):
+        self.qemu = qemu
         self.level = level or (lambda kernel, benchmark: 1.0)
         self.boot_cv, self.within_cv, self.repeats = boot_cv, within_cv, repeats
         self.rng = np.random.default_rng(seed)
@@ -178,8 +180,9 @@ class FakeBench:
         raw.mkdir(parents=True)
         suite = Suite(suite_name, "fake", 60.0, (SuiteRun("bench", RunKind.C, "wq-fake"),))
         argv = ["qemu-system-x86_64", "-accel", str(accel or "icount")]
-        rundir.write_manifest(run_dir, manifest(run_id, suite, kernel, accel or "icount", argv,
-                                                label, extra))
+        rundir.write_manifest(run_dir, manifest(
+            run_id, suite, kernel, accel or "icount", argv, label, extra, qemu=self.qemu,
+            initramfs="base-fake.cpio.gz", suite_hash=suite_digest(Path("."), suite)))
         lines = []
         for benchmark, params, metric, base in CASES:
             factor = self.level(kernel, benchmark)

@@ -1,16 +1,19 @@
 """ci and bisect: is a series slower (exit 0 ok, 1 regressed or broken, 2 infrastructure,
-3 undecided), and which commit made a benchmark slower."""
+3 undecided), on one machine or sharded and merged, and which commit made a benchmark
+slower."""
 
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from watchbench.cli import command, settings_of
-from watchbench.errors import WatchbenchError
+from watchbench.cli import command, settings_of, split_list
+from watchbench.errors import InputError, WatchbenchError
 from watchbench.flows.bisect import run_bisect
-from watchbench.flows.ci import EXIT_INFRA, CiOptions, parse_rounds, run_ci, verdict_line
+from watchbench.flows.ci import EXIT_INFRA, EXIT_OK, CiOptions, CiResult, parse_rounds, run_ci
+from watchbench.flows.shard import run_merge, run_shard
 from watchbench.host.progress import Progress
 from watchbench.report import compare_table, noise_table
 from watchbench.report.text import attribute
@@ -20,11 +23,16 @@ WIDTH = 79
 
 
 def gate(settings: Settings, options: CiOptions, **seams: Any) -> int:
-    """run_ci, printed: the tables, where the files are, the verdict; every failure of the
-    pipeline itself is exit 2 with its reason."""
+    """run_ci, printed (``report_gate``)."""
+    return report_gate(lambda progress: run_ci(settings, options, progress=progress, **seams),
+                       seams.pop("progress", None))
+
+
+def report_gate(flow: Callable[[Progress], CiResult], progress: Progress | None = None) -> int:
+    """A gate's result printed: the tables, where the files are, the verdict; every failure
+    of the pipeline itself (a merge refused too) is exit 2 with its reason."""
     try:
-        result = run_ci(settings, options, progress=seams.pop("progress", Progress("ci")),
-                        **seams)
+        result = flow(progress or Progress("ci"))
     except WatchbenchError as exc:
         print(f"watchbench ci: INFRASTRUCTURE FAILURE (exit {EXIT_INFRA}): {exc}")
         return EXIT_INFRA
@@ -37,21 +45,58 @@ def gate(settings: Settings, options: CiOptions, **seams: Any) -> int:
                                            subsequent_indent="      ")))
     print(f"\nreport: {result.report}\njunit:  {result.junit}\nsummary: {result.summary}")
     print(f"stopped: {result.stop_reason}")
-    line = "watchbench ci: " + verdict_line(result.answer, result.comparisons, options,
-                                            result.rounds, result.exit_code)
-    print("\n".join(textwrap.wrap(line, WIDTH, subsequent_indent="  ")))
+    print("\n".join(textwrap.wrap("watchbench ci: " + result.line, WIDTH,
+                                   subsequent_indent="  ")))
     for failing in result.regressed:
         print("\n".join(textwrap.wrap(failing, WIDTH, initial_indent="  ",
                                        subsequent_indent="    ")))
     return result.exit_code
 
 
+def shard_gate(settings: Settings, options: CiOptions, shard: str, **seams: Any) -> int:
+    """One shard's boots: where they went, and how to merge. No verdict from a part."""
+    try:
+        done = run_shard(settings, options, shard, progress=seams.pop("progress", None)
+                         or Progress("ci"), **seams)
+    except WatchbenchError as exc:
+        print(f"watchbench ci: INFRASTRUCTURE FAILURE (exit {EXIT_INFRA}): {exc}")
+        return EXIT_INFRA
+    shown = ", ".join(str(r + 1) for r in done.rounds)
+    print("\n".join(textwrap.wrap(
+        f"watchbench ci: shard {done.index}/{done.count} booted rounds {shown} of the "
+        f"design in {done.boot_seconds:.0f} s ({done.stop_reason})", WIDTH,
+        subsequent_indent="  ")))
+    print(f"shard:  {done.directory}")
+    print("no verdict from one shard: merge them all with `inv ci --merge DIR,DIR...`")
+    return EXIT_OK
+
+
+# With --merge the shards say what was measured and how it is judged.
+NOT_WITH_MERGE = ("series", "rounds", "accel", "suite", "per_patch", "threshold", "alpha",
+                  "tree", "base", "jobs", "shard")
+
+
 @command
-def ci(c: Any, series: str, rounds: str | None, accel: str | None, suite: str | None,
-       per_patch: bool, threshold: str | None, alpha: str | None, accept_undecided: bool,
-       record: bool, out: str | None, tree: str | None, base: str | None,
-       no_wait: bool = False, jobs: int | None = None) -> int:
+def ci(c: Any, series: str = "", rounds: str | None = None, accel: str | None = None,
+       suite: str | None = None, per_patch: bool = False, threshold: str | None = None,
+       alpha: str | None = None, accept_undecided: bool = False, record: bool = False,
+       out: str | None = None, tree: str | None = None, base: str | None = None,
+       no_wait: bool = False, jobs: int | None = None, shard: str | None = None,
+       merge: list[str] | None = None) -> int:
     settings = settings_of(c)
+    dirs = [Path(d) for item in merge or [] for d in split_list(item)]
+    if dirs:
+        given = {"series": series, "rounds": rounds, "accel": accel, "suite": suite,
+                 "per_patch": per_patch, "threshold": threshold, "alpha": alpha,
+                 "tree": tree, "base": base, "jobs": jobs, "shard": shard}
+        extra = [f"--{n.replace('_', '-')}" for n in NOT_WITH_MERGE if given[n]]
+        if extra:
+            raise InputError(f"--merge takes what was measured and how it is judged from the "
+                             f"shards; {', '.join(extra)} cannot be given with it",
+                             hint="give them to every `inv ci --shard I/N` instead")
+        return report_gate(lambda progress: run_merge(
+            settings, dirs, Path(out) if out else settings.reports_dir, record=record,
+            accept_undecided=accept_undecided, progress=progress))
     options = CiOptions.from_settings(
         settings, series, accel=accel, suite=suite, per_patch=per_patch,
         threshold=float(threshold) if threshold is not None else None,
@@ -60,6 +105,8 @@ def ci(c: Any, series: str, rounds: str | None, accel: str | None, suite: str | 
         out=Path(out) if out else None, tree=tree, base=base, jobs=jobs)
     if rounds is not None:
         options.rounds = parse_rounds(rounds, "--rounds")
+    if shard is not None:
+        return shard_gate(settings, options, shard)
     return gate(settings, options)
 
 

@@ -144,6 +144,7 @@ class CiResult:
     summary: Path
     per_patch: pd.DataFrame | None
     ci_id: str
+    line: str  # verdict_line: the answer in one sentence
 
 
 def variants(settings: Settings, series_names: str, per_patch: bool) -> list[Variant]:
@@ -217,11 +218,19 @@ class Measurement:
     boot_seconds: float = 0.0
     bench: BenchFn = run_bench
     jobs: int = 1  # boots of a round at once (boot_jobs)
+    # The rounds' indices in the whole design (a shard runs some of them; None: 0, 1, ...):
+    # the index decides a round's order (round_order) and its pairing key (ci_round).
+    plan: list[int] | None = None
+    limit: int | None = None  # rounds there can be (recorded shards); None: as many as asked
+
+    @property
+    def round_index(self) -> int:
+        return self.plan[self.rounds] if self.plan is not None else self.rounds
 
     def _boot(self, position: int, variant: Variant, total: str) -> Path:
         self.progress.step(f"round {self.rounds + 1}/{total}: {variant.role}"
                            + (f" {variant.patch_index}" if variant.role is Role.PATCH else ""))
-        extra = {"ci_id": self.ci_id, "ci_role": variant.role, "ci_round": self.rounds,
+        extra = {"ci_id": self.ci_id, "ci_role": variant.role, "ci_round": self.round_index,
                  "ci_position": position, "patch_index": variant.patch_index,
                  "patch_subject": variant.patch_subject}
         return self.bench(self.settings, self.options.suite, self.options.accel,
@@ -232,7 +241,7 @@ class Measurement:
         """One boot of every variant, in the round's balanced order; with ``jobs`` > 1 they
         run side by side (the order still decides ``ci_position``)."""
         start = time.monotonic()
-        order = list(enumerate(round_order(self.variants, self.rounds)))
+        order = list(enumerate(round_order(self.variants, self.round_index)))
         if self.jobs <= 1:
             run_dirs = [self._boot(position, variant, total) for position, variant in order]
         else:
@@ -287,6 +296,9 @@ def measure_until_decided(m: Measurement) -> tuple[pd.DataFrame, pd.DataFrame, s
             return decisions, df, f"every gated metric decided after {m.rounds} rounds"
         if answer in (Verdict.FAILED, Verdict.REGRESSED):
             return decisions, df, f"{answer} after {m.rounds} rounds: the answer is final"
+        if k + 1 < len(looks.rounds) and m.limit is not None and looks.rounds[k + 1] > m.limit:
+            return decisions, df, (f"the shards hold {m.limit} complete rounds; the next look "
+                                   f"needs {looks.rounds[k + 1]}")
         if k + 1 < len(looks.rounds):
             per_round = m.boot_seconds / max(m.rounds, 1)
             need = per_round * (looks.rounds[k + 1] - m.rounds)
@@ -296,21 +308,13 @@ def measure_until_decided(m: Measurement) -> tuple[pd.DataFrame, pd.DataFrame, s
     return decisions, df, f"last look ({m.rounds} rounds)"
 
 
-def run_ci(settings: Settings, options: CiOptions, runner: Runner = default_runner,
-           progress: Progress | None = None, kernels: KernelSource | None = None,
-           bench: BenchFn = run_bench) -> CiResult:
-    """Build every variant, measure them in paired rounds until decided, gate.
+def compose(settings: Settings, options: CiOptions, runner: Runner, progress: Progress,
+            kernels: KernelSource | None) -> tuple[list[Variant], int]:
+    """The variants, each with its built kernel, and the boots a round runs at once.
 
-    ``kernels`` composes the variants (default: a ``Composer`` on the tree the options
-    select) and ``bench`` boots one (default ``run_bench``): the seams a fast test fakes.
     The tree is put back as it was (commit, series, configuration) and the active tree
     stays the active one, whatever happens.
     """
-    progress = progress or Silent()
-    if options.rounds is not None and options.rounds < 2:
-        raise InputError(f"--rounds {options.rounds}: at least 2 boots per kernel are needed",
-                         hint="use --rounds auto, or 4 or more rounds")
-    ci_id = f"ci-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{secrets.token_hex(2)}"
     measured = variants(settings, options.series, options.per_patch)
     jobs = boot_jobs(options.jobs, options.accel, len(measured))  # refused before any build
     previous = trees.active_id(settings)
@@ -335,15 +339,39 @@ def run_ci(settings: Settings, options: CiOptions, runner: Runner = default_runn
             trees.set_active(settings, previous)  # --tree/--tarball must not move the user's
     if jobs > 1:
         progress.step(f"{jobs} boots at once (icount: figures count guest instructions)")
-    m = Measurement(settings, options, measured, runner, progress, ci_id, bench=bench,
+    return measured, jobs
+
+
+def check_rounds(options: CiOptions) -> None:
+    if options.rounds is not None and options.rounds < 2:
+        raise InputError(f"--rounds {options.rounds}: at least 2 boots per kernel are needed",
+                         hint="use --rounds auto, or 4 or more rounds")
+
+
+def new_ci_id() -> str:
+    return f"ci-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{secrets.token_hex(2)}"
+
+
+def run_ci(settings: Settings, options: CiOptions, runner: Runner = default_runner,
+           progress: Progress | None = None, kernels: KernelSource | None = None,
+           bench: BenchFn = run_bench) -> CiResult:
+    """Build every variant, measure them in paired rounds until decided, gate.
+
+    ``kernels`` composes the variants (default: a ``Composer`` on the tree the options
+    select) and ``bench`` boots one (default ``run_bench``): the seams a fast test fakes.
+    """
+    progress = progress or Silent()
+    check_rounds(options)
+    measured, jobs = compose(settings, options, runner, progress, kernels)
+    m = Measurement(settings, options, measured, runner, progress, new_ci_id(), bench=bench,
                     jobs=jobs)
     comparisons, df, stop = measure_until_decided(m)
     progress.step(f"measured {len(measured)} kernels x {m.rounds} boots in "
                   f"{m.boot_seconds:.0f} s ({stop})")
-    return _conclude(settings, options, m, comparisons, df, stop)
+    return conclude(settings, options, m, comparisons, df, stop)
 
 
-def _conclude(settings: Settings, options: CiOptions, m: Measurement, comparisons: pd.DataFrame,
+def conclude(settings: Settings, options: CiOptions, m: Measurement, comparisons: pd.DataFrame,
               df: pd.DataFrame, stop: str) -> CiResult:
     """The answer, the per-patch steps, the history entry and the files CI keeps."""
     baseline, candidate = m.variants[0], m.variants[-1]
@@ -376,7 +404,7 @@ def _conclude(settings: Settings, options: CiOptions, m: Measurement, comparison
     line = verdict_line(answer, comparisons, options, m.rounds, code)
     summary.write_text(f"## watchbench: {line}\n\n{body}")
     return CiResult(code, answer, comparisons, regressed, m.rounds, stop, report, junit_path,
-                    summary, per_patch, m.ci_id)
+                    summary, per_patch, m.ci_id, line)
 
 
 def verdict_line(answer: Verdict, comparisons: pd.DataFrame, options: CiOptions, rounds: int,

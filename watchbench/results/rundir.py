@@ -104,6 +104,13 @@ def read_manifest(run_dir: Path) -> dict[str, Any]:
     return columns
 
 
+def read_whole_manifest(run_dir: Path) -> dict[str, Any]:
+    """The whole manifest, the keys kept in the manifest only included (QEMU version and
+    argv, initramfs, suite hash...), after the checks of ``read_manifest``."""
+    read_manifest(run_dir)
+    return json.loads((Path(run_dir) / MANIFEST_FILE).read_text(encoding="utf-8"))
+
+
 def _optional(data: dict[str, Any], path: Path, hint: str) -> dict[str, Any]:
     """Known optional keys (kernel identity details, CI bookkeeping), checked when present.
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 import tomllib
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -59,6 +61,20 @@ class Suite:
     @property
     def benchmarks(self) -> list[SuiteRun]:
         return [r for r in self.runs if r.kind is not RunKind.CONFORMANCE]
+
+
+def suite_digest(project_root: Path, suite: Suite) -> str:
+    """What a suite runs, hashed: its definition and the Python benchmark files it names
+    (the C programs are in the initramfs, which has its own content hash)."""
+    digest = hashlib.sha256(repr(suite).encode())
+    for run in suite.runs:
+        if run.kind is RunKind.PYTHON:
+            where = project_root / run.path
+            files = sorted(where.rglob("*.py")) if where.is_dir() else [where]
+            for path in (f for f in files if f.is_file()):
+                digest.update(os.path.relpath(path, project_root).encode())
+                digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def suites_dir(project_root: Path) -> Path:

@@ -21,10 +21,10 @@ from watchbench.kernel.build import Kernel
 from watchbench.results import rundir
 from watchbench.results.store import ingest_run
 from watchbench.settings import Settings
-from watchbench.suite.definition import Suite, SuiteRun, load_suite
+from watchbench.suite.definition import Suite, SuiteRun, load_suite, suite_digest
 from watchbench.vm.boot import prepare
 from watchbench.vm.qemu import Accel, Share, VmSpec, qemu_argv
-from watchbench.vm.session import BootResult
+from watchbench.vm.session import BootResult, qemu_version
 
 # How much longer a suite takes than on TCG (icount serialises the vCPUs).
 SLOWDOWN = {Accel.KVM: 1.0, Accel.TCG: 1.0, Accel.ICOUNT: 3.0}
@@ -53,7 +53,10 @@ def normalized_argv(spec: VmSpec) -> list[str]:
 
 
 def manifest(run_id: str, suite: Suite, kernel: Kernel, accel: str, argv: list[str],
-             label: str, extra: dict | None = None) -> dict:
+             label: str, extra: dict | None = None, *, qemu: str, initramfs: str,
+             suite_hash: str) -> dict:
+    """A run's provenance: what was booted, how, where (``qemu``: the QEMU version line,
+    ``initramfs``: the base archive's content-keyed name, ``suite_hash``: suite_digest)."""
     return {
         "run_id": run_id,
         "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -61,6 +64,7 @@ def manifest(run_id: str, suite: Suite, kernel: Kernel, accel: str, argv: list[s
         "cpu_model": cpu_model(),
         "arch": platform.machine(),
         "accel": accel,
+        "qemu_version": qemu,
         "qemu_argv": argv,
         "qemu_argv_hash": hashlib.sha256("\0".join(argv).encode()).hexdigest()[:16],
         "kernel_version": kernel.release,
@@ -73,6 +77,8 @@ def manifest(run_id: str, suite: Suite, kernel: Kernel, accel: str, argv: list[s
         "config_hash": kernel.config_hash,
         "compiler": kernel.compiler,
         "suite": suite.name,
+        "suite_hash": suite_hash,
+        "initramfs": initramfs,
         "label": label,
         **(extra or {}),
     }
@@ -125,7 +131,9 @@ def run_bench(settings: Settings, suite_name: str = "quick", accel: str | None =
     commands = [replace(r.command(), required=r.kind == "conformance") for r in runs]
     spec = guest.spec(raw, raw, any(c.side == "host" for c in commands))
     argv = normalized_argv(spec)
-    meta = manifest(run_id, suite, kernel, guest.accel, argv, label, extra)
+    meta = manifest(run_id, suite, kernel, guest.accel, argv, label, extra,
+                    qemu=qemu_version(runner), initramfs=guest.base_initrd.name,
+                    suite_hash=suite_digest(settings.project_root, suite))
     rundir.write_manifest(run_dir, meta)
     counts = [0] * len(commands)
 

@@ -20,7 +20,9 @@ from watchbench.guest.initramfs import GuestCommand, job_initramfs, job_script
 from watchbench.host.runner import Runner, default_runner
 from watchbench.vm import console
 from watchbench.vm.errors import GuestCrash, GuestError, GuestHang
-from watchbench.vm.qemu import Share, VmSpec, qemu_argv
+from watchbench.vm.qemu import ARCHS, Share, VmSpec, qemu_argv
+
+_VERSIONS: dict[str, str] = {}
 
 
 @dataclass
@@ -102,6 +104,15 @@ class JobState:
             self.done_at = float(rest)
         elif head == "WB-ERROR":
             self.errors.append(rest)
+
+
+def qemu_version(runner: Runner = default_runner, arch: str = "x86_64") -> str:
+    """The first line of ``qemu-system-* --version``, once per process: part of every
+    run's provenance, and of the fingerprint that decides which shards may be merged."""
+    binary = ARCHS[arch].binary
+    if binary not in _VERSIONS:
+        _VERSIONS[binary] = runner.run([binary, "--version"]).stdout.splitlines()[0].strip()
+    return _VERSIONS[binary]
 
 
 def host_path() -> str:
