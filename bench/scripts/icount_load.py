@@ -1,11 +1,15 @@
 #!/usr/bin/env python3
-"""Do icount figures move with host load? The evidence behind `inv ci --jobs`.
+"""Do icount figures move with host load or CPU pinning? (`inv ci --jobs`, `--merge`)
+
+The evidence behind booting icount guests side by side and merging icount shards taken in
+other QEMU processes under other host conditions.
 
 The bench kernel booted with the ci suite under icount, --boots times in each condition:
 
   alone    one guest at a time, nothing else running
   pair     two guests at once (what `inv ci --jobs 2` does); both boots are counted
   hog      one guest beside a busy loop on every host core
+  pinned   one guest at a time, QEMU pinned to one host core (each core in turn)
 
 For every metric of an ok case: the median per condition, the boot-to-boot spread when
 alone ((max - min) / median), and each condition's shift from alone (|median - median
@@ -58,7 +62,7 @@ def main() -> None:
     def boot(label: str) -> str:
         return run_bench(settings, "ci", "icount", label=label, kernel=kernel).name
 
-    ids: dict[str, list[str]] = {"alone": [], "pair": [], "hog": []}
+    ids: dict[str, list[str]] = {"alone": [], "pair": [], "hog": [], "pinned": []}
     walls: dict[str, float] = {}
     start = time.monotonic()
     for i in range(args.boots):
@@ -82,6 +86,17 @@ def main() -> None:
     finally:
         for proc in hog:
             proc.kill()
+    cores = sorted(os.sched_getaffinity(0))
+    start = time.monotonic()
+    for i in range(args.boots):
+        core = cores[i % len(cores)]
+        progress.step(f"pinned {i + 1}/{args.boots} (core {core})")
+        os.sched_setaffinity(0, {core})  # QEMU inherits it
+        try:
+            ids["pinned"].append(boot("pinned"))
+        finally:
+            os.sched_setaffinity(0, cores)
+    walls["pinned"] = time.monotonic() - start
 
     df = load_runs(runs)
     df = df[df["status"].astype(str) == "ok"]
@@ -95,7 +110,8 @@ def main() -> None:
     spread = (alone.max() - alone.min()) / alone.median()
     table = pd.DataFrame({"spread_alone": spread,
                           "shift_pair": (med["pair"] - med["alone"]).abs() / med["alone"],
-                          "shift_hog": (med["hog"] - med["alone"]).abs() / med["alone"]})
+                          "shift_hog": (med["hog"] - med["alone"]).abs() / med["alone"],
+                          "shift_pinned": (med["pinned"] - med["alone"]).abs() / med["alone"]})
     print(f"\n{len(table)} metrics, {args.boots} boots per condition; wall: "
           + ", ".join(f"{k} {v:.0f} s" for k, v in walls.items()))
     print(f"{'':<22}{'median':>9}{'max':>9}")

@@ -11,6 +11,7 @@ import pytest
 
 from tests.fakes import Steps
 from watchbench.flows.ci import EXIT_OK, EXIT_REGRESSED, CiOptions, run_ci
+from watchbench.flows.shard import run_merge
 from watchbench.host.progress import Silent
 from watchbench.kernel import patching
 from watchbench.kernel.series import load_series
@@ -110,24 +111,90 @@ def test_two_gates_at_once_on_one_cache_both_answer_right(test_settings, debian_
 
 
 
+_SHARDS: dict[str, Path] = {}  # series -> the shard directories of that case
+
+
+def _inv(args: list[str], settings, env: dict | None = None, timeout: float = 1800):
+    """`inv ARGS` as its own process on the test cache (a CI job, a shard of a matrix)."""
+    import sys
+
+    from watchbench.host.runner import default_runner
+
+    root = Path(__file__).resolve().parents[2]
+    env = {"INVOKE_WATCHBENCH_CACHE_DIR": str(settings.cache_dir),
+           "INVOKE_WATCHBENCH_RUNS_DIR": str(settings.runs_dir), **(env or {})}
+    return default_runner.run([sys.executable, "-m", "invoke", "-r", str(root), *args],
+                              cwd=root, env=env, check=False, timeout=timeout)
+
+
 @pytest.mark.parametrize("series", ["", "slow-post"], ids=["a-a", "slow-post"])
-def test_two_boots_at_once_give_the_verdicts_of_one_at_a_time(test_settings, tmp_path, series):
-    """--jobs 2 under icount (two guests side by side) against --jobs 1: the same exit code
-    and the same regressed benchmarks (--rounds auto: a fixed 4 can leave a noisier A/A
-    metric undecided either way); both wall times are printed."""
+def test_side_by_side_and_sharded_give_the_verdicts_of_one_at_a_time(test_settings, tmp_path,
+                                                                      series):
+    """The same gate three ways: one boot at a time, --jobs 2 under icount (two guests
+    side by side), and two `inv ci --shard I/2` processes (run at once, as two matrix jobs
+    would) merged by `inv ci --merge`. The same exit code and the same regressed
+    benchmarks; the wall times are printed. Then the real shards are mixed with a shard of
+    another gate and of another accelerator, and the merge refuses each by name.
+    (--rounds auto up to 8 rounds: a fixed 4 can leave a noisier A/A metric undecided.)"""
+    import threading
     import time
 
+    given = ["--series", str(DATA / series)] if series else []
     outcome = {}
     for jobs in (1, 2):
         options = CiOptions(series=str(DATA / series) if series else "", accel="icount",
-                            jobs=jobs, out=tmp_path / f"reports-{jobs}")
+                            jobs=jobs, max_rounds=8, out=tmp_path / f"reports-{jobs}")
         steps, start = Steps(), time.monotonic()
         result = run_ci(test_settings, options, progress=steps)
         side_by_side = any(line.startswith("2 boots at once") for line in steps.lines)
         assert side_by_side == (jobs == 2), steps.lines[:5]
         outcome[jobs] = (result.exit_code, sorted({r.split()[0] for r in result.regressed}),
                          time.monotonic() - start)
-    print(f"\n{series or 'A/A'}: --jobs 1 {outcome[1][2]:.0f} s, --jobs 2 {outcome[2][2]:.0f} s")
-    assert outcome[1][:2] == outcome[2][:2]
+    eight = {"INVOKE_WATCHBENCH_CI_MAX_ROUNDS": "8"}
+    shards: dict[int, object] = {}
+
+    def shard(index: int) -> None:
+        shards[index] = _inv(["ci", *given, "--shard", f"{index}/2", "--jobs", "1",
+                              "--out", str(tmp_path / "artifacts")], test_settings, eight)
+
+    start = time.monotonic()
+    threads = [threading.Thread(target=shard, args=(i,)) for i in (1, 2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for index, done in shards.items():
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+        assert f"shard {index}/2 booted rounds" in done.stdout and "no verdict" in done.stdout
+    merged = _inv(["ci", "--merge", str(tmp_path / "artifacts"), "--out",
+                   str(tmp_path / "merged")], test_settings)
+    out = merged.stdout
+    seconds = time.monotonic() - start
+    again = run_merge(test_settings, [tmp_path / "artifacts"], tmp_path / "merged-again")
+    assert again.exit_code == merged.returncode, out[-3000:]
+    outcome["shards"] = (merged.returncode, sorted({r.split()[0] for r in again.regressed}),
+                         seconds)
+    print(f"\n{series or 'A/A'}: --jobs 1 {outcome[1][2]:.0f} s, --jobs 2 "
+          f"{outcome[2][2]:.0f} s, 2 shards at once + merge {outcome['shards'][2]:.0f} s")
+    assert outcome[1][:2] == outcome[2][:2] == outcome["shards"][:2], (outcome, out[-3000:])
     assert outcome[1][0] == (EXIT_REGRESSED if series else EXIT_OK)
     assert ("kernel-post" in outcome[1][1]) == bool(series)
+    assert (tmp_path / "merged" / "index.html").exists()
+    assert (tmp_path / "merged" / "summary.md").read_text().startswith(
+        "## watchbench: " + ("REGRESSED" if series else "OK"))
+    _SHARDS[series] = tmp_path / "artifacts"
+    if series and "" in _SHARDS:  # the A/A shards (the other case of this test): another gate
+        other = _SHARDS[""]
+        if other.exists():
+            mixed = _inv(["ci", "--merge", f"{other / 'shard-1-of-2'},"
+                          f"{tmp_path / 'artifacts' / 'shard-2-of-2'}"], test_settings)
+            assert mixed.returncode == 2 and "measured other kernels" in mixed.stdout, \
+                mixed.stdout[-2000:]
+    record = tmp_path / "artifacts" / "shard-2-of-2" / "shard.json"
+    data = json.loads(record.read_text())
+    data["design"]["accel"] = data["fingerprint"]["accel"] = "tcg"
+    record.write_text(json.dumps(data))
+    refused = _inv(["ci", "--merge", str(tmp_path / "artifacts"), "--out",
+                    str(tmp_path / "refused")], test_settings)
+    assert refused.returncode == 2, refused.stdout[-2000:]
+    assert "design.accel 'tcg', not 'icount'" in refused.stdout.replace("\n  ", " ")

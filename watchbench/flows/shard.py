@@ -237,6 +237,13 @@ def check_shards(shards: list[Shard]) -> None:
     first = shards[0]
     count = first.record["count"]
     for shard in shards[1:]:
+        kernels = [", ".join(f"{v['role']}/{v['patch_index']}" for v in s.record["variants"])
+                   for s in (first, shard)]
+        if kernels[0] != kernels[1]:
+            raise InputError(f"{shard.name} measured other kernels than {first.name}: "
+                             f"{kernels[1]}, not {kernels[0]} (another series, or "
+                             "--per-patch on one only)",
+                             hint="merge the shards of one `inv ci` matrix")
         for section in ("design", "variants"):
             for name, a, b in _differences(first.record[section], shard.record[section],
                                            f"{section}."):
@@ -297,7 +304,12 @@ def import_runs(settings: Settings, shards: list[Shard]) -> None:
         staging = settings.runs_dir / f".{run_id}.partial-{os.getpid()}"
         shutil.rmtree(staging, ignore_errors=True)
         shutil.copytree(source, staging)
-        staging.rename(target)
+        try:
+            staging.rename(target)
+        except OSError:  # another merge of the same shards took it in meanwhile
+            shutil.rmtree(staging, ignore_errors=True)
+            if not target.exists():
+                raise
 
 
 @dataclass
