@@ -82,7 +82,10 @@ def shard_rounds(total: int, index: int, count: int) -> list[int]:
     return [r for number, pair in enumerate(pairs) if number % count == index - 1 for r in pair]
 
 
-def variant_key(variant: Variant) -> str:
+def variant_key(variant: Variant | dict[str, Any]) -> str:
+    """``role/patch_index``: how a shard record names a variant (a Variant or its record)."""
+    if isinstance(variant, dict):
+        return f"{variant['role']}/{variant['patch_index']}"
     return f"{variant.role}/{variant.patch_index}"
 
 
@@ -237,8 +240,7 @@ def check_shards(shards: list[Shard]) -> None:
     first = shards[0]
     count = first.record["count"]
     for shard in shards[1:]:
-        kernels = [", ".join(f"{v['role']}/{v['patch_index']}" for v in s.record["variants"])
-                   for s in (first, shard)]
+        kernels = [", ".join(map(variant_key, s.record["variants"])) for s in (first, shard)]
         if kernels[0] != kernels[1]:
             raise InputError(f"{shard.name} measured other kernels than {first.name}: "
                              f"{kernels[1]}, not {kernels[0]} (another series, or "
