@@ -142,6 +142,19 @@ def compare(c, a, b, markdown=None, skip_bad=False, all=False):  # noqa: A002
     results.compare(c, a, b, markdown, skip_bad, all)
 
 
+@task(help={"format": "bmf (Bencher: bencher run --adapter json) | github-smaller | github-bigger "
+                      "(github-action-benchmark customSmallerIsBetter / customBiggerIsBetter) "
+                      "| csv | parquet (the tidy summary table)",
+            "runs": "comma-separated run ids to export (default: all; the JSON formats take "
+                    "one kernel's runs)",
+            "out": "output file (default: export.<format>.json, export.csv or export.parquet "
+                   "under settings reports_dir)",
+            "skip_bad": "load the rest when a result file is bad"})
+def export(c, format=None, runs=None, out=None, skip_bad=False):  # noqa: A002
+    """The stored runs' figures (per series, boots as the unit) for Bencher, CI charts, pandas."""
+    results.export(c, format, runs, out, skip_bad)
+
+
 @task(help={"series": "series to gate, comma-separated (empty: an A/A run of the baseline)",
             "rounds": "paired rounds per kernel: auto (until decided) or a number "
                       "(default: settings ci.rounds, 0 = auto)",
@@ -206,7 +219,7 @@ def all_(c, series=None, fragments=None, suite=None, accel=None, tree=None, base
 kernel_ns = Collection("kernel", fetch, status)
 patches_ns = Collection("patches", list_, check, apply, reset, import_, lint)
 vm_ns = Collection("vm", run, shell, probe)
-ns = Collection(deps, config, build, initramfs, bench, report, compare, ci, bisect, test,
+ns = Collection(deps, config, build, initramfs, bench, report, compare, export, ci, bisect, test,
                 kernel_ns, patches_ns, vm_ns)
 ns.add_task(all_, name="all")
 # The defaults, from the one place they are written; invoke.yaml and the user's config

@@ -1,8 +1,10 @@
 """How long does a report over 1,000,000 samples take? Prints rows and seconds.
 
-Writes synthetic runs (results.parquet files shaped like ingested ones: five benchmarks,
-26 params/metric groups, ten kernels, a per-patch series, a baseline and a candidate) to a
-temporary directory, then times ``load_runs`` and ``write_report`` over all of them.
+Writes synthetic runs shaped like a real one to a temporary directory: the recorded quick
+suite run in tests/data/results/quick-icount (every benchmark, its real params and
+metrics, so the headline, sweeps and case tables all have work), each sample repeated
+with lognormal noise until the runs hold ``--rows`` in all, over ten kernels, a per-patch
+series and a baseline/candidate pair. Then times ``load_runs`` and ``write_report``.
 
     ./.venv/bin/python bench/scripts/report_speed.py [--rows 1000000] [--runs 50] [--keep DIR]
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -19,61 +22,49 @@ import numpy as np
 import pandas as pd
 
 from watchbench.report import write_report
-from watchbench.results import load_runs
+from watchbench.results import ingest_run, load_runs
 from watchbench.results.rundir import RESULTS_FILE
-from watchbench.results.schema import COLUMNS, SCHEMA_VERSION, coerce_types
 from watchbench.results.store import write_results
 
-# (benchmark, source, params, metric, unit, direction, typical value)
-GROUPS = [
-    *[("keyctl-post", "c", f"case={c}, filter={f}, queues={q}", m, u, d, v * (1.1 if
-      c == "watched" else 1.0) * (1 + 0.05 * (q > 1)))
-      for c in ("unwatched", "watched") for f in ("none", "type") for q in (1, 4)
-      for m, u, d, v in (("ns_per_op", "ns", "lower", 1450.0),
-                         ("ops_per_s", "op/s", "higher", 690_000.0))],
-    *[("pipe-read", "c", f"batch={b}, buffer={s}", "ns_per_record", "ns", "lower", 350.0 / b)
-      for b in (1, 16) for s in (16, 256)],
-    *[("overflow", "c", f"queue_size={s}", "lost_ratio", "ratio", "lower", 16 / s)
-      for s in (16, 256)],
-    *[("kernel-post", "kernel", f"watchers={w}", "ns_per_op", "ns", "lower", 118.0 * w)
-      for w in (1, 8)],
-    *[("py-pipe-read", "python", f"size={s}", "ns_per_op", "ns", "lower", 1200.0 + s / 20)
-      for s in (64, 4096)],
-]
+RECORDED = Path(__file__).resolve().parents[2] / "tests" / "data" / "results" / "quick-icount"
 
 
-def synthetic_run(index: int, rows: int, rng: np.random.Generator) -> pd.DataFrame:
-    """One run's table: every group gets an equal share of the rows, with lognormal noise."""
-    sizes = [rows // len(GROUPS) + (i < rows % len(GROUPS)) for i in range(len(GROUPS))]
+def recorded_run(tmp: Path) -> pd.DataFrame:
+    """One boot of the recorded quick suite, ingested from its raw records."""
+    runs = tmp / "recorded"
+    shutil.copytree(RECORDED, runs)
+    for run in sorted(runs.iterdir()):
+        ingest_run(run)
+    df = load_runs(runs)
+    first = sorted(df["run_id"].unique())[0]
+    return df[df["run_id"] == first].reset_index(drop=True)
+
+
+def synthetic_run(template: pd.DataFrame, index: int, rows: int,
+                  rng: np.random.Generator) -> pd.DataFrame:
+    """``template``'s samples repeated to about ``rows`` rows, each with lognormal noise
+    and a boot effect; kernels, patches and labels assigned by ``index``."""
+    repeat = max(1, rows // len(template))
+    df = template.loc[template.index.repeat(repeat)].reset_index(drop=True)
+    df["iteration"] = np.tile(np.arange(repeat), len(template)) if len(template) else []
     kernel = index % 10
-    patch = index % 5 if index < 10 else None
+    patch = index % 5 if index < 10 else pd.NA
     label = "baseline" if index >= 40 and index % 2 == 0 else "candidate" if index >= 40 else ""
-    frames = []
     slow = 1.03 if label == "candidate" else 1.0
-    for size, (bench, source, params, metric, unit, direction, typical) in zip(
-        sizes, GROUPS, strict=True
-    ):
-        scale = typical * (slow if direction == "lower" else 1 / slow) * (1 + 0.01 * kernel)
-        frames.append(pd.DataFrame({
-            "benchmark": bench, "source": source, "params": params, "metric": metric,
-            "unit": unit, "direction": direction,
-            "value": scale * rng.lognormal(0.0, 0.04, size),
-            "iteration": np.arange(size),
-        }))
-    df = pd.concat(frames, ignore_index=True)
+    lower = (df["direction"].astype(str) == "lower").to_numpy()
+    scale = np.where(lower, slow, 1 / slow) * (1 + 0.01 * kernel) * rng.lognormal(0, 0.01)
+    ok = (df["status"].astype(str) == "ok").to_numpy()
+    noise = np.where(ok, rng.lognormal(0.0, 0.02, len(df)), 1.0)
+    df["value"] = df["value"].to_numpy(float) * scale * noise
     df = df.assign(
-        schema_version=SCHEMA_VERSION, run_id=f"run-{index:03d}",
-        timestamp=pd.Timestamp("2025-06-01", tz="UTC") + pd.Timedelta(hours=index),
-        host="bench-host", cpu_model="AMD EPYC 7B13", arch="x86_64", accel="tcg",
-        qemu_argv_hash="3f2a9c1e0b7d4a55", kernel_version="6.12.117",
-        tree_base="9b1e4c2d7a3f", base_label="debian-6.12.117-1~deb12u1",
-        series_name="wq-rework" if kernel else "",
-        series_hash=hashlib.sha1(bytes([kernel])).hexdigest()[:12] if kernel else "",
-        config_hash="c0ffee12ab34", suite="full", label=label, patch_index=patch,
-        patch_subject=f"watch_queue: step {patch}" if patch is not None else "",
-        loops=100000, status="ok", reason="", raw_file="c-bench.jsonl",
+        run_id=f"run-{index:03d}",
+        timestamp=pd.Timestamp("2026-06-01", tz="UTC") + pd.Timedelta(hours=index),
+        series_name="wq-rework" if kernel else "watch_queue-bench",
+        series_hash=hashlib.sha1(bytes([kernel])).hexdigest()[:16],
+        label=label, patch_index=patch,
+        patch_subject=f"watch_queue: step {patch}" if patch is not pd.NA else "",
     )
-    return coerce_types(df[list(COLUMNS)])
+    return df
 
 
 def main() -> None:
@@ -86,10 +77,12 @@ def main() -> None:
         root = args.keep or Path(tmp)
         runs_dir = root / "runs"
         rng = np.random.default_rng(7)
+        template = recorded_run(root)
         for i in range(args.runs):
             run = runs_dir / f"run-{i:03d}"
             run.mkdir(parents=True, exist_ok=True)
-            write_results(synthetic_run(i, args.rows // args.runs, rng), run / RESULTS_FILE)
+            write_results(synthetic_run(template, i, args.rows // args.runs, rng),
+                          run / RESULTS_FILE)
         start = time.perf_counter()
         df = load_runs(runs_dir)
         loaded = time.perf_counter()

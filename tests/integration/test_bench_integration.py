@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
+from pathlib import Path
 
 import pytest
 
 from watchbench.host.progress import Silent
-from watchbench.results import load_runs
+from watchbench.report import write_report
+from watchbench.report.headline import focus_text, headline_lines
+from watchbench.report.questions import HEADLINES, SWEEPS, fmt_figure, focus, headlines, sweeps
+from watchbench.results import ingest_run, load_runs
 from watchbench.suite.definition import load_suite
 from watchbench.suite.run import run_bench
 
 pytestmark = pytest.mark.kernel
 
+RECORDED = Path(__file__).resolve().parents[1] / "data" / "results" / "quick-icount"
 UNITS = {"ns_per_op": "ns", "ns_per_record": "ns", "ops_per_s": "op/s",
          "records_per_s": "record/s", "bytes_per_s": "B/s", "delivered_per_s": "record/s"}
 
@@ -57,3 +63,29 @@ def test_kernel_without_bench_option_yields_skipped_rows(default_kernel, test_se
     assert kernel_rows["reason"].astype(str).str.contains("WATCH_QUEUE_BENCH|watch_queue_bench").all()
     others = df[df["benchmark"].astype(str) == "keyctl-post"]
     assert set(others["status"].astype(str)) == {"ok"}
+
+
+def test_the_report_of_a_live_quick_run_answers_the_headline(quick_run, test_settings,
+                                                             tmp_path):
+    """The question-first report on a real boot, and the recorded run the unit tests replay
+    (tests/data/results/quick-icount) still has the shape a live quick run has."""
+    df = load_runs(test_settings.runs_dir, run_ids=[quick_run.name])
+    ok = focus(df)
+    assert {a.headline.key for a in headlines(ok)} == {h.key for h in HEADLINES}
+    assert {s.sweep.key for s in sweeps(ok)} == {s.key for s in SWEEPS}
+    lines = headline_lines(headlines(ok), focus_text(ok, brief=True), "REPORT")
+    assert len(lines) <= 15 and all(len(line) <= 80 for line in lines)
+    html = write_report(df, tmp_path, baseline=None, candidate=None).read_text()
+    post = next(a for a in headlines(ok) if a.headline.key == "post")
+    assert f'<div class="fig">{fmt_figure(post.figure)}</div>' in html
+    assert "one boot: no interval" in html  # one tcg boot: no interval is claimed
+    recorded = tmp_path / "recorded"
+    shutil.copytree(RECORDED, recorded)
+    for run in recorded.iterdir():
+        ingest_run(run)
+    shape = ["benchmark", "params", "metric", "unit", "direction"]
+    live = df.loc[df["status"] == "ok", shape].astype(str).drop_duplicates()
+    old = load_runs(recorded)
+    old = old.loc[old["status"] == "ok", shape].astype(str).drop_duplicates()
+    key = lambda f: set(f.itertuples(index=False, name=None))  # noqa: E731
+    assert key(live) == key(old), key(live) ^ key(old)

@@ -7,9 +7,11 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats as sps
 
 from watchbench.stats import compare
 from watchbench.stats.compare import ComparisonError
+from watchbench.stats.summary import summarize
 
 
 def _frame(values_by_group: dict[tuple[str, str], np.ndarray], **fixed: str) -> pd.DataFrame:
@@ -24,53 +26,90 @@ def _frame(values_by_group: dict[tuple[str, str], np.ndarray], **fixed: str) -> 
     return df.assign(**{**base, **fixed})
 
 
-# --- bootstrap CI of the median ------------------------------------------------------
+# --- the summary of one side: the boot is the unit ------------------------------------
 
 
-@pytest.mark.parametrize("n", [4, 5, 8, 9, 20, 31])
-def test_exact_median_ci_matches_a_resampling_bootstrap(n):
-    rng = np.random.default_rng(n)
-    x = rng.lognormal(0.0, 0.3, n)
-    lo, hi = compare.median_ci(x)
-    resamples = np.median(x[rng.integers(0, n, (40000, n))], axis=1)
-    mc_lo, mc_hi = np.quantile(resamples, [0.025, 0.975])
-    assert lo == pytest.approx(mc_lo, rel=0.005)
-    assert hi == pytest.approx(mc_hi, rel=0.005)
+def _boots(medians: list[float], repeats: int = 5, spread: float = 0.01,
+           seed: int = 0, params: str = "case=stream", accel: str = "icount") -> pd.DataFrame:
+    """Boots whose repeats sit around the given medians (the median of each boot's
+    repeats is exactly its given value: the repeats are symmetric around it)."""
+    rng = np.random.default_rng(seed)
+    parts = []
+    for i, median in enumerate(medians):
+        half = np.abs(rng.normal(0, spread, repeats // 2)) * median
+        values = np.concatenate([median - half, [median] * (repeats % 2), median + half])
+        parts.append(_frame({(params, accel): values}, run_id=f"boot-{i}"))
+    return pd.concat(parts, ignore_index=True)
 
 
-def test_median_ci_of_one_to_nine_is_the_second_to_eighth_value():
-    # The resampled median is <= x(i) when at least 5 of 9 draws are: Bin(9, i/9) >= 5.
-    # P(i=1) = 0.0014 < 0.025 <= P(i=2) = 0.030: the lower end is x(2);
-    # P(i=7) = 0.9696 < 0.975 <= P(i=8) = 0.9986: the upper end is x(8).
-    assert compare.median_ci(np.arange(1.0, 10.0)) == (2.0, 8.0)
-    assert all(math.isnan(v) for v in compare.median_ci(np.array([5.0])))
+def test_one_boot_gives_its_median_and_no_interval():
+    summary = summarize(_boots([100.0], repeats=9))
+    row = summary.iloc[0]
+    assert row["boots"] == 1 and row["n"] == 9 and row["median"] == pytest.approx(100.0)
+    assert math.isnan(row["ci_low"]) and math.isnan(row["ci_high"])
+
+
+def test_the_interval_is_a_t_interval_on_the_logs_of_the_boot_medians():
+    medians = [100.0, 104.0, 98.0, 101.0]
+    row = summarize(_boots(medians)).iloc[0]
+    logs = np.log(medians)
+    half = sps.t.ppf(0.975, 3) * np.std(logs, ddof=1) / 2
+    assert row["boots"] == 4 and row["n"] == 20
+    assert row["median"] == pytest.approx(math.exp(logs.mean()))
+    assert row["ci_low"] == pytest.approx(math.exp(logs.mean() - half))
+    assert row["ci_high"] == pytest.approx(math.exp(logs.mean() + half))
+    assert row["between_cv"] == pytest.approx(np.std(medians, ddof=1) / np.mean(medians))
+
+
+def test_more_repeats_per_boot_do_not_narrow_the_interval():
+    """The old per-sample interval shrank with repeats as if they were independent; the
+    boots are the evidence, so 50 repeats per boot say no more than 3 did."""
+    medians = [100.0, 103.0, 99.0]
+    few = summarize(_boots(medians, repeats=3)).iloc[0]
+    many = summarize(_boots(medians, repeats=51)).iloc[0]
+    assert (few["ci_low"], few["ci_high"]) == pytest.approx((many["ci_low"], many["ci_high"]))
+    assert many["n"] == 153 and few["n"] == 9
+
+
+def test_a_series_with_a_zero_is_summarised_in_linear_units():
+    row = summarize(_boots([0.0, 2.0, 4.0], repeats=1)).iloc[0]
+    half = sps.t.ppf(0.975, 2) * 2.0 / math.sqrt(3)
+    assert row["median"] == pytest.approx(2.0)
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx((2.0 - half, 2.0 + half))
 
 
 def test_summarize_groups_by_params_and_accel_and_ignores_non_ok_rows():
-    df = _frame({("case=watched", "tcg"): np.arange(1.0, 10.0),
-                 ("case=watched", "kvm"): np.array([10.0, 20.0, 30.0]),
-                 ("case=unwatched", "tcg"): np.array([4.0, 4.0, 8.0, 8.0])})
+    df = pd.concat([_boots([10.0, 11.0], params="case=stream", accel="icount"),
+                    _boots([20.0], params="case=stream", accel="tcg"),
+                    _boots([5.0, 5.0, 5.0], params="case=baseline", accel="icount")],
+                   ignore_index=True)
     df.loc[len(df)] = {**df.iloc[0].to_dict(), "value": np.nan, "status": "skipped",
-                       "reason": "ENOPKG"}
-    summary = compare.summarize(df).set_index(["params", "accel"])
-    nine = summary.loc[("case=watched", "tcg")]
-    assert nine["n"] == 9 and nine["median"] == 5.0 and nine["mean"] == 5.0
-    assert nine["stddev"] == pytest.approx(np.std(np.arange(1, 10), ddof=1))
-    assert nine["cv"] == pytest.approx(nine["stddev"] / 5.0)
-    assert (nine["ci_low"], nine["ci_high"]) == (2.0, 8.0)
-    assert summary.loc[("case=watched", "kvm"), "median"] == 20.0
-    assert summary.loc[("case=unwatched", "tcg"), "median"] == 6.0
+                       "reason": "ENOPKG", "run_id": "boot-9"}
+    summary = summarize(df).set_index(["params", "accel"])
     assert len(summary) == 3
+    assert summary.loc[("case=stream", "icount"), "boots"] == 2
+    assert summary.loc[("case=stream", "tcg"), "median"] == pytest.approx(20.0)
+    assert summary.loc[("case=baseline", "icount"), "ci_low"] == pytest.approx(5.0)
 
 
-def test_grouped_and_single_median_ci_agree():
-    rng = np.random.default_rng(3)
-    groups = {(f"p={n}", "tcg"): rng.lognormal(0, 0.2, n) for n in (2, 3, 6, 7, 50, 1001)}
-    summary = compare.summarize(_frame(groups)).set_index("params")
-    for (params, _), values in groups.items():
-        lo, hi = compare.median_ci(values)
-        assert summary.loc[params, "ci_low"] == pytest.approx(lo)
-        assert summary.loc[params, "ci_high"] == pytest.approx(hi)
+def test_the_interval_across_boots_covers_the_truth_at_its_level():
+    """Boots with a boot effect (3 %) far above the repeat noise (0.3 %): 5 boots of 10
+    repeats, 2,000 times. The interval across boots must cover the true value about 95 %
+    of the time; one over all 50 samples as if independent would cover far less."""
+    rng = np.random.default_rng(11)
+    truth, covered = 1000.0, 0
+    frames = []
+    for trial in range(2000):
+        boot = truth * np.exp(rng.normal(0, 0.03, 5))
+        values = boot[:, None] * np.exp(rng.normal(0, 0.003, (5, 10)))
+        frames.append(pd.DataFrame({"value": values.ravel(), "params": f"t={trial}",
+                                    "run_id": np.repeat([f"b{i}" for i in range(5)], 10)}))
+    base = _frame({("x", "icount"): np.array([1.0])}).iloc[0]
+    fixed = base.drop(["value", "params", "run_id"]).to_dict()
+    df = pd.concat(frames, ignore_index=True).assign(**fixed)
+    summary = summarize(df)
+    covered = ((summary["ci_low"] <= truth) & (truth <= summary["ci_high"])).mean()
+    assert 0.93 <= covered <= 0.97, covered
 
 
 # --- the minimum detectable effect ----------------------------------------------------

@@ -2,18 +2,34 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
 from typing import Any
 
 from watchbench.cli import command, settings_of, split_list
 from watchbench.flows.pipeline import run_all
 from watchbench.host.progress import Progress
+from watchbench.report.headline import focus_text, headline_lines
+from watchbench.report.questions import focus, headlines
+from watchbench.results.store import load_runs
+from watchbench.settings import Settings
 from watchbench.suite.run import run_bench
+
+
+def print_headline(settings: Settings, run_dir: Path, where: Path) -> None:
+    """The run's headline figures (at most 15 lines) and where the details are."""
+    ok = focus(load_runs(settings.runs_dir, run_ids=[run_dir.name]))
+    width = min(shutil.get_terminal_size().columns, 100)
+    for line in headline_lines(headlines(ok), focus_text(ok, brief=True), str(where), width):
+        print(line)
 
 
 @command
 def bench(c: Any, suite: str | None, accel: str | None, label: str) -> None:
     settings = settings_of(c)
-    print(run_bench(settings, suite or settings.suite, accel, label, progress=Progress("bench")))
+    run_dir = run_bench(settings, suite or settings.suite, accel, label,
+                        progress=Progress("bench"))
+    print_headline(settings, run_dir, run_dir)
 
 
 @command
@@ -22,4 +38,4 @@ def all_(c: Any, series: str | None, fragments: str | None, suite: str | None,
     settings = settings_of(c)
     result = run_all(settings, series, split_list(fragments) or None, suite or settings.suite,
                      accel, tree, base, tarball, progress=Progress("all"))
-    print(result.report)
+    print_headline(settings, result.run_dir, result.report)

@@ -1,4 +1,5 @@
-"""report and compare: the stored runs as an HTML report or an A/B table."""
+"""report, compare and export: the stored runs as an HTML report, an A/B table or files
+other tools read."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from watchbench.cli import command, settings_of, split_list
+from watchbench.errors import InputError
 from watchbench.host.progress import Progress
 from watchbench.report import compare_markdown, compare_table, write_report
+from watchbench.report.export import Format, export_table, write_export
 from watchbench.results.store import load_runs
 from watchbench.stats.compare import compare_frames
 
@@ -47,3 +50,30 @@ def compare(c: Any, a: str, b: str, markdown: str | None, skip_bad: bool,
     if markdown:
         Path(markdown).write_text(compare_markdown(table))
     print(compare_table(table, color=sys.stdout.isatty(), show_unchanged=show_unchanged))
+
+
+@command
+def export(c: Any, fmt: str | None, runs: str | None, out: str | None, skip_bad: bool) -> None:
+    settings = settings_of(c)
+    known = " | ".join(Format)
+    if not fmt:
+        raise InputError("export needs --format", hint=f"one of {known}")
+    try:
+        format_ = Format(fmt)
+    except ValueError:
+        raise InputError(f"unknown export format {fmt!r}", hint=f"one of {known}") from None
+    wanted = list(dict.fromkeys(split_list(runs))) or None
+    progress = Progress("export")
+    progress.step(f"loading {len(wanted) if wanted else 'all'} runs from {settings.runs_dir}")
+    df = load_runs(settings.runs_dir, run_ids=wanted, skip_bad=skip_bad)
+    for path, why in df.attrs.get("bad_files", []):
+        print(f"skipped bad result file: {path}: {why}", file=sys.stderr)
+    table = export_table(df)
+    if format_.direction:
+        figures = int((table["direction"] == format_.direction).sum())
+    else:
+        figures = len(table)
+    path = write_export(table, format_, Path(out) if out else settings.reports_dir / format_.filename)
+    n_runs = df["run_id"].nunique()
+    print(f"{figures} figures of {n_runs} run{'' if n_runs == 1 else 's'} as {format_.value}")
+    print(path)

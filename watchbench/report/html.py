@@ -15,14 +15,17 @@ from watchbench.errors import ResultsError
 from watchbench.host.files import write_atomically
 from watchbench.report import plots, sections
 from watchbench.report.ab import ab_section
-from watchbench.report.tables import as_text
-from watchbench.report.text import compare_markdown, fmt_value, markdown_table
+from watchbench.report.cases import case_tables
+from watchbench.report.headline import focus_text, headline_cards, headline_markdown
+from watchbench.report.questions import Answer, focus, headlines
+from watchbench.report.tables import styled
+from watchbench.report.text import compare_markdown, fmt_value, markdown_table, short_params
 from watchbench.results.schema import KERNEL_IDENTITY, SERIES_KEYS
 from watchbench.settings import JUDGEMENT
-from watchbench.stats.compare import compare_frames, summarize
+from watchbench.stats.compare import compare_frames, primary_flags
 from watchbench.stats.perpatch import per_patch_steps
+from watchbench.stats.summary import summarize
 
-MAX_MARKDOWN_ROWS = 200
 _ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("watchbench.report", "templates"),
     autoescape=jinja2.select_autoescape(["html", "j2"]),
@@ -30,40 +33,78 @@ _ENV = jinja2.Environment(
 )
 
 
+# What the per-patch decisions read (a narrow copy of the rows is much cheaper to filter).
+_STEP_COLUMNS = {"benchmark", "params", "metric", "unit", "direction", "accel", "value",
+                 "status", "reason", "run_id", "primary", "ci_id", "ci_round", "patch_index",
+                 "patch_subject"}
 PLOT_COLUMNS = ["benchmark", "metric", "unit", "direction", "kernel", "accel", "params",
                 "run_id", "timestamp", "series_name", "patch_index", "patch_subject", "value"]
 
 
-def _benchmarks(df: pd.DataFrame, summary: pd.DataFrame, *, threshold: float, alpha: float,
-                noise_floor: float) -> list[dict[str, Any]]:
-    """Per benchmark: its summary table and, per metric, distribution/history/patch plots
+def _case_labels(df: pd.DataFrame, short: dict[tuple, str]) -> pd.Series:
+    """Per row: only the params that vary within its benchmark, with the kernel's short
+    name and the accelerator when the report holds several (the box plots' labels).
+    Computed once per distinct case and mapped onto the rows."""
+    keys = ["benchmark", "params", *KERNEL_IDENTITY, "accel"]
+    codes = df.groupby(keys, observed=True, sort=False, dropna=False).ngroup().to_numpy()
+    cases = df[keys].iloc[np.unique(codes, return_index=True)[1]].astype("string").fillna("")
+    texts, _ = short_params(cases[["benchmark", "params"]].drop_duplicates())
+    label = dict(zip(zip(*(cases[["benchmark", "params"]].drop_duplicates()[k]
+                          for k in ("benchmark", "params")), strict=True), texts, strict=True))
+    out = [label[(b, p)] for b, p in zip(cases["benchmark"], cases["params"], strict=True)]
+    if len(short) > 1:
+        out = [f"{o} · {short.get(tuple(k), '?')}" for o, k in zip(
+            out, cases[list(KERNEL_IDENTITY)].itertuples(index=False, name=None), strict=True)]
+    if df["accel"].nunique() > 1:
+        out = [f"{o} · {a}" for o, a in zip(out, cases["accel"], strict=True)]
+    return pd.Series(np.asarray(out, dtype=object)[codes], index=df.index, dtype="string")
+
+
+def _benchmarks(df: pd.DataFrame, summary: pd.DataFrame, short: dict[tuple, str], *,
+                threshold: float, alpha: float, noise_floor: float) -> list[dict[str, Any]]:
+    """Per benchmark: its case table and, per metric, distribution/history/patch plots
     (the per-patch steps decided at ``threshold`` and family-wise ``alpha``)."""
-    ok = df.loc[(df["status"] == "ok") & df["value"].notna(), PLOT_COLUMNS]
+    # Figures for the primary (gated) metrics only: a derived metric (ops_per_s from
+    # ns_per_op) would draw the same boots again; its figures are in the case tables.
+    usable = (df["status"] == "ok") & df["value"].notna() & primary_flags(df)
+    ok = df.loc[usable, [*PLOT_COLUMNS, *KERNEL_IDENTITY]]
+    ok = ok.assign(case=_case_labels(ok, short))
     steps = None
     if ok["patch_index"].nunique() >= 2:
-        steps = per_patch_steps(df, threshold=threshold, alpha=alpha, noise_floor=noise_floor)
+        primaries = set(ok["metric"].astype(str))
+        patched = df.loc[df["patch_index"].notna(), [c for c in df.columns
+                                                     if c in _STEP_COLUMNS]]
+        steps = per_patch_steps(patched, primaries, threshold=threshold, alpha=alpha,
+                                noise_floor=noise_floor)
         steps = {key: part for key, part in steps.groupby(["benchmark", "metric"])}
     many_accels = df["accel"].nunique() > 1
     values = ok["value"].to_numpy(float)
-    boxes: dict[tuple, dict[tuple, np.ndarray]] = {}
-    keys = ["benchmark", "metric", "kernel", "accel", "params"]
-    for key, index in ok.groupby(keys, observed=True, sort=False).indices.items():
-        boxes.setdefault(key[:2], {})[key[2:]] = values[index]
+    boxes: dict[tuple, list[tuple[str, np.ndarray]]] = {}
+    for (name, metric, case), index in ok.groupby(["benchmark", "metric", "case"],
+                                                  observed=True, sort=True).indices.items():
+        boxes.setdefault((name, metric), []).append((case, values[index]))
     figures: dict[str, list[dict[str, str]]] = {}
     for (name, metric), part in ok.groupby(["benchmark", "metric"], observed=True, sort=True):
         unit = f"{metric} ({part['unit'].iloc[0]}, {part['direction'].iloc[0]} is better)"
         svg, note = sections.distribution_figure(boxes[(name, metric)], unit)
-        found = [{"title": f"{metric}: distribution", "svg": svg, "note": note}]
-        history = sections.history_figure(part, unit, many_accels)
+        found = [{"title": f"{metric}: every sample", "svg": svg, "note": note}]
+        # Runs over time, unless they are the steps of a patch series: the per-patch
+        # figures below show those runs in their order.
+        history = None if steps else sections.history_figure(part, unit, many_accels)
         if history:
             found.append({"title": f"{metric}: median per run over time", "svg": history,
                           "note": ""})
         patch = sections.patch_figure(part, unit)
         if patch:
-            found.append({"title": f"{metric}: median and 95 % CI per patch", "svg": patch,
-                          "note": ""})
+            found.append({"title": f"{metric}: across boots, after each patch", "svg": patch,
+                          "note": "geometric mean of the boot medians with its 95 % "
+                                  "interval across boots"})
         part_steps = steps.get((name, metric)) if steps else None
-        waterfall = sections.waterfall_figure(part_steps) if part_steps is not None else None
+        # A waterfall attributes a change to patches: drawn when a step moved the metric
+        # (the per-patch figure above shows the steps that did not).
+        moved = part_steps is not None and part_steps["step_verdict"].isin(
+            ["regressed", "improved"]).any()
+        waterfall = sections.waterfall_figure(part_steps) if moved else None
         if waterfall:
             found.append({"title": f"{metric}: change vs baseline after each patch (waterfall)",
                           "svg": waterfall,
@@ -72,19 +113,20 @@ def _benchmarks(df: pd.DataFrame, summary: pd.DataFrame, *, threshold: float, al
                                   "boots per patch to be decided); figures in %"})
         figures.setdefault(name, []).extend(found)
     sources = df.groupby("benchmark", observed=True)["source"].unique()
+    tables = case_tables(summary, df, short)
     out = []
     for i, name in enumerate(sorted(map(str, df["benchmark"].unique()))):
-        rows = summary[summary["benchmark"] == name]
-        table = sections.benchmark_table(rows, f"sum{i}") if len(rows) else None
+        table, constant = tables.get(name, (None, []))
         out.append({"name": name, "source": ", ".join(sorted(map(str, sources[name]))),
-                    "table": table,
-                    "figures": figures.get(name, [])})
+                    "table": None if table is None else styled(table, f"case{i}",
+                                                               table_class="data cases"),
+                    "constant": constant, "figures": figures.get(name, [])})
     return out
 
 
 def _summary_csv(summary: pd.DataFrame, path: Path) -> None:
-    columns = [*SERIES_KEYS, "kernel", *KERNEL_IDENTITY, "n", "median", "ci_low", "ci_high",
-               "mean", "stddev", "cv"]
+    columns = [*SERIES_KEYS, "kernel", *KERNEL_IDENTITY, "n", "boots", "median", "ci_low",
+               "ci_high", "between_cv", "mean", "stddev", "cv"]
     write_atomically(path, summary[columns].to_csv(index=False))
 
 
@@ -108,32 +150,26 @@ def _changes_md(history: dict[str, Any]) -> list[str]:
                     markdown_table(table), ""]
 
 
-def _summary_md(df: pd.DataFrame, summary: pd.DataFrame, comparisons: pd.DataFrame | None,
-                generated: str, history: dict[str, Any] | None = None) -> str:
+def _summary_md(df: pd.DataFrame, answers: list[Answer], focus_line: str,
+                comparisons: pd.DataFrame | None, generated: str,
+                history: dict[str, Any] | None = None) -> str:
+    """The headline, then (with two or more runs) the comparison and the history; the full
+    tables are in results.csv and the HTML."""
     parts = ["# watchbench report", "",
              f"{df['run_id'].nunique()} run(s), {len(df):,} samples; generated {generated}.", ""]
     if comparisons is not None:
         parts.append(compare_markdown(comparisons))
     if history is not None:
         parts += _changes_md(history)
-    table = pd.DataFrame({
-        "benchmark": summary["benchmark"], "params": summary["params"].replace("", "–"),
-        "metric": summary["metric"], "kernel": summary["kernel"], "accel": summary["accel"],
-        "n": summary["n"], "median": summary["median"].map(fmt_value),
-        "95% CI": [f"{fmt_value(a)} … {fmt_value(b)}"
-                   for a, b in zip(summary["ci_low"], summary["ci_high"], strict=True)],
-        "unit": summary["unit"],
-    })
-    parts += ["## Medians", ""]
-    if len(table) > MAX_MARKDOWN_ROWS:
-        parts += [f"First {MAX_MARKDOWN_ROWS} of {len(table)} rows; all are in results.csv.", ""]
-    parts += [markdown_table(table.head(MAX_MARKDOWN_ROWS)), ""]
+    parts += headline_markdown(answers, focus_line)
     bad = df[df["status"] != "ok"]
     if not bad.empty:
-        listing = bad.groupby(["benchmark", "params", "status", "reason"], observed=True,
-                              dropna=False).size().reset_index(name="records")
-        listing = as_text(listing)
-        parts += ["## Skipped or failed", "", markdown_table(listing), ""]
+        listing = bad.groupby(["benchmark", "status"], observed=True).size()
+        parts += ["", "Skipped or failed: " + ", ".join(
+            f"{b} {s} ×{n}" for (b, s), n in listing.items() if n) + " (the HTML report "
+            "lists the reasons)."]
+    parts += ["", "Every case and metric, with its interval across boots: `results.csv` and "
+              "`index.html` beside this file.", ""]
     return "\n".join(parts)
 
 
@@ -167,6 +203,7 @@ def write_report(
     generated = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     kernels = sections.kernel_labels(df)
     df = df.assign(kernel=kernels)
+    short = sections.short_kernel_names(df)
     summary = summarize(df)
     identity = list(KERNEL_IDENTITY)
     names = df.groupby(identity, observed=True)["kernel"].first().reset_index()
@@ -182,17 +219,25 @@ def write_report(
     if history is not None and not history.empty:
         trend = sections.history_section(history)
     bad_files = [why for _, why in df.attrs.get("bad_files", [])]
-    provenance, common = sections.provenance(df, kernels)
+    provenance, common = sections.provenance(df, short)
+    focused = focus(df)
+    answers = headlines(focused)
+    focus_line = focus_text(focused, short)
     context = {
         "generated": generated,
         "n_runs": df["run_id"].nunique(),
         "n_rows": f"{len(df):,}",
         "accels": ", ".join(sorted(df["accel"].unique())),
+        "measures": sections.measures(df),
+        "headline": headline_cards(answers),
+        "focus": focus_line,
+        "sweeps": sections.sweep_figures(focused),
+        "kernel_list": sections.kernel_list(df, short),
         "provenance": provenance,
         "common": common,
         "ab": ab,
         "history": trend,
-        "benchmarks": _benchmarks(df, summary, threshold=threshold, alpha=alpha,
+        "benchmarks": _benchmarks(df, summary, short, threshold=threshold, alpha=alpha,
                                   noise_floor=noise_floor),
         "threshold": ab["threshold"] if ab else threshold,
         "alpha": ab["alpha"] if ab else alpha,
@@ -204,6 +249,6 @@ def write_report(
     html = _ENV.get_template("report.html.j2").render(**context)
     # The page last: a report killed while written keeps its old page, or has none.
     write_atomically(out_dir / "summary.md",
-                     _summary_md(df, summary, comparisons, generated, trend))
+                     _summary_md(df, answers, focus_line, comparisons, generated, trend))
     _summary_csv(summary, out_dir / "results.csv")
     return write_atomically(out_dir / "index.html", html)

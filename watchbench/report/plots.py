@@ -302,3 +302,35 @@ def waterfall_svg(panels: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, li
             ax.grid(axis="y", alpha=0.3)
         axes[-1].set_xticks(list(ticks), tick_labels, rotation=30, ha="right")
         return _to_svg(fig)
+
+
+def sweep_svg(lines: Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarray, np.ndarray]], *,
+              xlabel: str, ylabel: str) -> str:
+    """One metric against one parameter: a line per (label, x, value, low, high), its 95 %
+    interval across boots as a band (no band where a point has one boot). The x axis is
+    logarithmic (base 2) when the values span more than 8x, as buffer and record sizes do."""
+    xs = np.concatenate([x for _, x, *_ in lines])
+    positive = xs[xs > 0]
+    log_x = len(positive) == len(xs) and positive.max() / positive.min() > 8
+    right = 0.3 + _label_inches([_shorten(k, 30) for k, *_ in lines])
+    with rc_context(_RC):
+        fig = _figure(5.6 + right, 2.6, left=0.85, bottom=0.5, right=right)
+        ax = fig.add_subplot()
+        for label, x, value, low, high in lines:
+            (line,) = ax.plot(x, value, "o-", ms=3.5, lw=1.3, label=_shorten(label, 30))
+            band = np.isfinite(low) & np.isfinite(high)
+            if band.any():
+                ax.fill_between(x, np.where(band, low, value), np.where(band, high, value),
+                                color=line.get_color(), alpha=0.18, lw=0)
+        if log_x:
+            ax.set_xscale("log", base=2)
+        ticks = np.unique(xs)
+        if len(ticks) <= 12:
+            ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+            ax.minorticks_off()
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.set_ylim(bottom=0)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1, 1))
+        return _to_svg(fig)

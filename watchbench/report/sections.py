@@ -6,20 +6,19 @@ context: HTML tables rendered by pandas' Styler and SVG figures from ``plots``.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from watchbench.report import plots
+from watchbench.report.questions import sweeps
 from watchbench.report.tables import as_text, styled, wrapping
-from watchbench.report.text import (
-    fmt_value,
-)
+from watchbench.report.text import fmt_value
 from watchbench.results.schema import KERNEL_IDENTITY
 from watchbench.stats.changepoints import history_changes, trend
-from watchbench.stats.compare import median_ci
+from watchbench.stats.summary import across_boots, boot_medians
+from watchbench.vm.qemu import MEASURES, Accel
 
 MAX_BOXES = 30
 MAX_LINES = 8
@@ -41,25 +40,64 @@ def kernel_labels(df: pd.DataFrame) -> pd.Series:
     return pd.Series(labels, index=df.index, name="kernel")
 
 
-def provenance(df: pd.DataFrame, kernels: pd.Series) -> tuple[str, list[str]]:
-    """One row per run: where, when, how and on which kernel its samples were taken.
+def short_kernel_names(df: pd.DataFrame) -> dict[tuple, str]:
+    """K1, K2, ... per kernel identity, in the order the kernels were first measured: the
+    one name tables use, the full identity being listed once (``kernel_list``)."""
+    keys = list(KERNEL_IDENTITY)
+    first = df.groupby(keys, observed=True, sort=False, dropna=False)["timestamp"].min()
+    first = first.sort_values(kind="stable").reset_index()
+    first = first[keys].astype("string").fillna("")
+    return {tuple(key): f"K{i + 1}" for i, key in
+            enumerate(first.itertuples(index=False, name=None))}
+
+
+def kernel_list(df: pd.DataFrame, short: dict[tuple, str]) -> str:
+    """One row per kernel: its short name and everything that identifies it."""
+    keys = list(KERNEL_IDENTITY)
+    grouped = df.groupby(keys, observed=True, sort=False, dropna=False)
+    first = grouped.agg(name=("kernel", "first"), version=("kernel_version", "first"),
+                        runs=("run_id", "nunique")).reset_index()
+    first = as_text(first).astype({k: "string" for k in keys}).fillna({k: "" for k in keys})
+    table = pd.DataFrame({
+        "kernel": [short.get(tuple(k), "?") for k in
+                   first[keys].itertuples(index=False, name=None)],
+        "base + series": first["name"], "version": first["version"],
+        "tree base": first["tree_base"].str[:12], "series hash": first["series_hash"].str[:12],
+        "config hash": first["config_hash"].str[:12], "runs": first["runs"],
+    }).sort_values("kernel", key=lambda k: k.str[1:].astype(int))
+    return styled(table, "kernels", classes=wrapping(table, ["base + series"]))
+
+
+def measures(df: pd.DataFrame) -> list[str]:
+    """What each accelerator in ``df`` measures, as ``accel: text``."""
+    out = []
+    for accel in sorted(map(str, df["accel"].unique())):
+        try:
+            out.append(f"{accel}: {MEASURES[Accel(accel)]}")
+        except ValueError:
+            out.append(f"{accel}: unknown accelerator")
+    return out
+
+
+def provenance(df: pd.DataFrame, short: dict[tuple, str]) -> tuple[str, list[str]]:
+    """One row per run: where, when, how and on which kernel (its short name) its samples
+    were taken.
 
     Returns the table and, as ``"column value"`` texts, what all runs have in common (left
     out of the table)."""
     counts = pd.crosstab(df["run_id"], df["status"])
-    first = as_text(df.assign(kernel=kernels).groupby("run_id", observed=True).first())
+    columns = ["run_id", "timestamp", "label", "suite", "accel", *KERNEL_IDENTITY,
+               "qemu_argv_hash", "host", "cpu_model", "arch", "patch_index", "patch_subject"]
+    first = as_text(df[columns].groupby("run_id", observed=True).first())
+    identity = first[list(KERNEL_IDENTITY)].astype("string").fillna("")
     runs = pd.DataFrame({
         "run": first.index,
         "when (UTC)": first["timestamp"].dt.strftime("%Y-%m-%d %H:%M").to_numpy(),
         "label": first["label"].to_numpy(),
         "suite": first["suite"].to_numpy(),
         "accel": first["accel"].to_numpy(),
-        "kernel": first["kernel"].to_numpy(),
-        "version": first["kernel_version"].to_numpy(),
-        "tree base": first["tree_base"].str[:12].to_numpy(),
-        "series": (first["series_name"].fillna("") + " " +
-                   first["series_hash"].str[:12].fillna("")).str.strip().to_numpy(),
-        "config": first["config_hash"].str[:12].to_numpy(),
+        "kernel": [short.get(tuple(k), "?") for k in identity.itertuples(index=False,
+                                                                         name=None)],
         "QEMU argv": first["qemu_argv_hash"].str[:12].to_numpy(),
         "host": (first["host"] + " · " + first["cpu_model"] + " · " + first["arch"]).to_numpy(),
         "patch": [f"{i}: {s}" if not pd.isna(i) else "" for i, s in
@@ -78,35 +116,33 @@ def provenance(df: pd.DataFrame, kernels: pd.Series) -> tuple[str, list[str]]:
                 if values.iloc[0]:
                     common.append(f"{column} {values.iloc[0]}")
                 runs = runs.drop(columns=column)
-    table = styled(runs, "runs", classes=wrapping(runs, ["series", "host", "patch"]))
+    table = styled(runs, "runs", classes=wrapping(runs, ["run", "label", "host", "patch"]))
     return table, common
 
 
-def benchmark_table(summary: pd.DataFrame, uuid: str) -> str:
-    """The summary rows of one benchmark: n, median with CI, mean, stddev, CV."""
-    table = pd.DataFrame({
-        "kernel": summary["kernel"], "accel": summary["accel"],
-        "params": summary["params"].replace("", "–"),
-        "metric": summary["metric"] + " (" + summary["unit"] + ", " + summary["direction"]
-        + ")",
-        "n": summary["n"], "median": summary["median"],
-        "95% CI of median": [f"{fmt_value(lo)} … {fmt_value(hi)}" for lo, hi in
-                             zip(summary["ci_low"], summary["ci_high"], strict=True)],
-        "mean": summary["mean"], "stddev": summary["stddev"], "CV": summary["cv"],
-    })
-    formats = {"median": fmt_value, "mean": fmt_value, "stddev": fmt_value,
-               "CV": lambda v: "–" if not math.isfinite(v) else f"{v * 100:.1f} %"}
-    return styled(table, uuid, formats, classes=wrapping(table, ["kernel", "params", "metric"]))
+def sweep_figures(ok: pd.DataFrame) -> list[dict[str, str]]:
+    """The declared sweeps (``questions.SWEEPS``) the rows of one kernel and accelerator
+    (``questions.focus``) cover, drawn with their bands."""
+    out = []
+    for answer in sweeps(ok):
+        sweep = answer.sweep
+        lines = [(line.label, line.x, line.value, line.low, line.high) for line in answer.lines]
+        ylabel = f"{sweep.metric} ({answer.unit}, {answer.direction} is better)"
+        fixed = ", ".join(f"{k}={v}" for k, v in answer.fixed.items())
+        notes = [n for n in (sweep.note, f"at {fixed}" if fixed else "",
+                             "one boot: no interval" if answer.boots < 2 else
+                             f"bands: 95 % interval across {answer.boots}+ boots") if n]
+        out.append({"key": sweep.key, "title": f"{sweep.title} ({sweep.benchmark})",
+                    "svg": plots.sweep_svg(lines, xlabel=sweep.x, ylabel=ylabel),
+                    "note": "; ".join(notes)})
+    return out
 
 
-def distribution_figure(groups: dict[tuple, np.ndarray], unit: str) -> tuple[str, str]:
-    """Box plots of (kernel, accel, params) groups of one metric; caption notes any cap."""
-    keys = sorted(groups, key=lambda k: (k[2], k[0], k[1]))
-    note = f" (first {MAX_BOXES} of {len(keys)} groups)" if len(keys) > MAX_BOXES else ""
-    keys = keys[:MAX_BOXES]
-    labelled = [(f"{params or '–'} · {kernel} · {accel}", groups[(kernel, accel, params)])
-                for kernel, accel, params in keys]
-    return plots.distribution_svg(labelled, xlabel=unit), note
+def distribution_figure(groups: list[tuple[str, np.ndarray]], unit: str) -> tuple[str, str]:
+    """Box plots of one metric's cases (labelled by their varying params); the caption
+    notes any cap."""
+    note = f" (first {MAX_BOXES} of {len(groups)} cases)" if len(groups) > MAX_BOXES else ""
+    return plots.distribution_svg(groups[:MAX_BOXES], xlabel=unit), note
 
 
 def history_figure(rows: pd.DataFrame, unit: str, many_accels: bool) -> str | None:
@@ -128,29 +164,31 @@ def history_figure(rows: pd.DataFrame, unit: str, many_accels: bool) -> str | No
 
 
 def patch_figure(rows: pd.DataFrame, unit: str) -> str | None:
-    """Median and CI after each patch, when runs of at least two patch indices exist."""
+    """Per patch index: the geometric mean of its boot medians and the interval across
+    those boots (``stats.summary``), when runs of at least two patch indices exist."""
     rows = rows[rows["patch_index"].notna()]
     if rows["patch_index"].nunique() < 2:
         return None
-    rows = as_text(rows[["series_name", "params", "patch_index", "patch_subject", "value"]])
+    # Each boot reduced first (a few rows per patch), then the baseline shared out.
+    rows = as_text(boot_medians(rows.assign(series_name=rows["series_name"].astype(
+        "string").fillna("")), ["series_name", "params", "patch_index", "patch_subject"]))
     # A baseline (patch 0) is usually built without the series, so its series_name is
     # empty: it belongs to every series measured on top of it.
-    names = rows.loc[rows["patch_index"] > 0, "series_name"].fillna("").unique()
+    names = rows.loc[rows["patch_index"] > 0, "series_name"].unique()
     base = rows["patch_index"] == 0
     if base.any() and len(names):
         rows = pd.concat([rows[~base]] + [rows[base].assign(series_name=n) for n in names],
                          ignore_index=True)
     ticks = {int(i): f"{int(i)}: {s}" if s else str(int(i)) for i, s in
              rows.groupby("patch_index")["patch_subject"].first().fillna("").items()}
+    keys = ["series_name", "params", "patch_index"]
+    stats = across_boots(rows, keys)
     lines = {}
-    for (series, params), part in rows.groupby(["series_name", "params"], observed=True):
+    for (series, params), part in stats.groupby(["series_name", "params"], observed=True):
         if len(lines) >= MAX_LINES:
             break
-        stats = []
-        for index, values in part.groupby("patch_index")["value"]:
-            lo, hi = median_ci(values.to_numpy())
-            stats.append((int(index), float(values.median()), lo, hi))
-        x, med, lo, hi = (np.array(c, dtype=float) for c in zip(*stats, strict=True))
+        x, med = part["patch_index"].to_numpy(float), part["value"].to_numpy(float)
+        lo, hi = part["ci_low"].to_numpy(float), part["ci_high"].to_numpy(float)
         label = f"{series} · {params or '–'}" if series else (params or "–")
         lines[label] = (x, med, np.where(np.isnan(lo), med, lo), np.where(np.isnan(hi), med, hi))
     return plots.patch_svg(lines, ticks, ylabel=unit)

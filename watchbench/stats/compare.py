@@ -1,16 +1,9 @@
-"""Statistics over the results table: summaries, and A/B comparisons boot by boot.
+"""A/B comparisons of the results table, boot by boot.
 
-Pure functions over arrays and DataFrames, nothing else. ``summarize`` describes one
-side (medians with exact bootstrap intervals); ``compare_frames`` turns two sets of runs
+Pure functions over DataFrames, nothing else. ``compare_frames`` turns two sets of runs
 into one boot per row (``boot_table``) and hands each metric to the one decision
 function, ``stats.decision.decide`` (its docstring says why the boot is the unit).
-
-The bootstrap of a median needs no resampling loop: the k-th order statistic of a
-resample is <= x_(i) exactly when at least k of the n draws are <= x_(i), a
-Binomial(n, i/n) event. That gives the bootstrap distribution exactly (as if B were
-infinite) in O(n), which keeps a million-row report fast and the intervals deterministic.
-For even n the resampled median is the mean of two adjacent order statistics; we pair
-their quantiles (exact for n = 2, and indistinguishable from resampling in the tests).
+``stats.summary`` describes one side the same way.
 """
 
 from __future__ import annotations
@@ -20,96 +13,15 @@ from dataclasses import asdict
 
 import numpy as np
 import pandas as pd
-from scipy import stats as sps
 
 from watchbench.errors import ResultsError
-from watchbench.results.schema import KERNEL_IDENTITY, LEGACY_PRIMARY, MATCH_KEYS, SERIES_KEYS
+from watchbench.results.schema import LEGACY_PRIMARY, MATCH_KEYS
 from watchbench.settings import JUDGEMENT
 from watchbench.stats.decision import Verdict, decide, noise_figures
-
-# One summary row per measured series of one kernel.
-SUMMARY_KEYS = [*SERIES_KEYS, *KERNEL_IDENTITY]
 
 
 class ComparisonError(ResultsError):
     """Two sets of samples are not comparable (different accelerator, params, metric...)."""
-
-
-def _order_stat_cdfs(n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Bootstrap CDFs of the lower and upper middle order statistics over x_(1..n)."""
-    ecdf = np.arange(1, n + 1) / n
-    lower = sps.binom.sf((n + 1) // 2 - 1, n, ecdf)
-    upper = lower if n % 2 else sps.binom.sf(n // 2, n, ecdf)
-    return lower, upper
-
-
-def median_ppf(sorted_values: np.ndarray, q: np.ndarray | float) -> np.ndarray:
-    """Quantiles ``q`` of the exact bootstrap distribution of the median of sorted values."""
-    q = np.asarray(q, dtype=float)
-    n = len(sorted_values)
-    lower, upper = _order_stat_cdfs(n)
-    lo = sorted_values[np.minimum(np.searchsorted(lower, q, side="left"), n - 1)]
-    hi = sorted_values[np.minimum(np.searchsorted(upper, q, side="left"), n - 1)]
-    return (lo + hi) / 2
-
-
-def median_ci(values: np.ndarray, confidence: float = 0.95) -> tuple[float, float]:
-    """Bootstrap percentile interval of the median; NaN for fewer than two samples."""
-    x = np.sort(np.asarray(values, dtype=float))
-    if len(x) < 2:
-        return math.nan, math.nan
-    tail = (1 - confidence) / 2
-    lo, hi = median_ppf(x, np.array([tail, 1 - tail]))
-    return float(lo), float(hi)
-
-
-def _grouped_median_ci(
-    values: np.ndarray, group: np.ndarray, sizes: np.ndarray, confidence: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """``median_ci`` for many groups at once; rows sorted by (group, value)."""
-    starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
-    n = sizes[group]
-    ecdf = (np.arange(len(values)) - starts[group] + 1) / n
-    tail = (1 - confidence) / 2
-    # Beyond 4 standard deviations of the middle order statistic the CDF is 0 or 1 for
-    # any interval we ask for; evaluating the binomial only near the middle saves time.
-    rank = ecdf * n - n / 2
-    near = np.abs(rank) <= 2 * np.sqrt(n) + 2
-    ends = []
-    for k in ((n + 1) // 2, n // 2 + 1):
-        cdf = (rank > 0).astype(float)
-        cdf[near] = sps.binom.sf(k[near] - 1, n[near], ecdf[near])
-        key = group * 2.0 + cdf  # increasing: groups are 2 apart, cdf is in [0, 1]
-        gids = np.arange(len(sizes)) * 2.0
-        lo = np.minimum(np.searchsorted(key, gids + tail), starts + sizes - 1)
-        hi = np.minimum(np.searchsorted(key, gids + 1 - tail), starts + sizes - 1)
-        ends.append((values[lo], values[hi]))
-    low = (ends[0][0] + ends[1][0]) / 2
-    high = (ends[0][1] + ends[1][1]) / 2
-    few = sizes < 2
-    low[few] = high[few] = np.nan
-    return low, high
-
-
-def summarize(df: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
-    """n, median, mean, stddev, CV and median CI per benchmark/params/metric/accel/kernel.
-
-    Only ``ok`` samples count; skipped and failed records are reported elsewhere.
-    """
-    ok = df.loc[(df["status"] == "ok") & df["value"].notna(), [*SUMMARY_KEYS, "value"]]
-    if ok.empty:
-        cols = [*SUMMARY_KEYS, "n", "median", "mean", "stddev", "cv", "ci_low", "ci_high"]
-        return pd.DataFrame(columns=cols)
-    grouped = ok.groupby(SUMMARY_KEYS, sort=True, observed=True, dropna=False)["value"]
-    out = grouped.agg(n="size", median="median", mean="mean", stddev="std").reset_index()
-    out[SUMMARY_KEYS] = out[SUMMARY_KEYS].astype("string")
-    out["cv"] = out["stddev"] / out["mean"].abs()
-    group = grouped.ngroup().to_numpy()
-    values = ok["value"].to_numpy(dtype=float)
-    order = np.lexsort((values, group))
-    low, high = _grouped_median_ci(values[order], group[order], out["n"].to_numpy(), confidence)
-    out["ci_low"], out["ci_high"] = low, high
-    return out
 
 
 def _check_runs(df: pd.DataFrame, baseline: list[str], candidate: list[str]) -> None:
@@ -134,7 +46,6 @@ def _check_runs(df: pd.DataFrame, baseline: list[str], candidate: list[str]) -> 
         )
 
 
-
 COMPARISON_COLUMNS = [
     *MATCH_KEYS, "unit", "direction", "accel", "primary", "gated", "n_a", "n_b", "rounds",
     "paired", "median_a", "median_b", "change", "ci_low", "ci_high", "p_value", "p_adjusted",
@@ -152,40 +63,58 @@ def primary_flags(df: pd.DataFrame) -> pd.Series:
     return df["metric"].astype("string").isin(LEGACY_PRIMARY).fillna(False).astype(bool)
 
 
-def boot_table(df: pd.DataFrame, sides: dict[str, list[str]]) -> pd.DataFrame:
+_BOOT_COLUMNS = [*_BOOT_KEYS, "log_median", "log_sd", "repeats", "unit", "direction", "accel",
+                 "primary", "pair"]
+
+
+def boot_table(df: pd.DataFrame, sides: dict[str, list[str]], *,
+               boots: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per boot (run) and metric: median and SD of log values over its repeats.
 
     Columns: side, run_id, benchmark, params, metric, log_median, log_sd, repeats, unit,
     direction, accel, primary, pair (the run's ``ci_id``/``ci_round``, or NA). Metrics
     with a non-positive value in a boot have no log: their ``log_median`` is NaN.
+    ``boots``: these rows already made (``boot_table(df, {"all": ids})`` over a superset
+    of the runs), so many comparisons of one frame reduce its samples once.
     """
     side_of = {r: s for s, ids in sides.items() for r in ids}
+    if boots is not None:
+        mine = boots[boots["run_id"].isin(list(side_of))]
+        mine = mine.assign(side=mine["run_id"].map(side_of))
+        return mine.sort_values(_BOOT_KEYS, kind="stable").reset_index(drop=True)[
+            _BOOT_COLUMNS]
     ok = df[(df["status"] == "ok") & df["value"].notna() & df["run_id"].isin(list(side_of))]
-    cols = [*_BOOT_KEYS, "log_median", "log_sd", "repeats", "unit", "direction", "accel",
-            "primary", "pair"]
+    cols = _BOOT_COLUMNS
     if ok.empty:
         return pd.DataFrame(columns=cols)
     values = ok["value"].to_numpy(float)
     with np.errstate(divide="ignore", invalid="ignore"):
         logs = np.where(values > 0, np.log(np.where(values > 0, values, 1.0)), np.nan)
-    rounds = ok["ci_round"] if "ci_round" in ok.columns else pd.Series(pd.NA, index=ok.index)
-    ci_ids = ok["ci_id"] if "ci_id" in ok.columns else pd.Series(pd.NA, index=ok.index)
-    pair = [f"{c}#{int(r)}" if pd.notna(r) else pd.NA
-            for c, r in zip(ci_ids.astype("string").fillna(""), rounds, strict=True)]
-    frame = pd.DataFrame({
-        "side": ok["run_id"].astype(str).map(side_of).to_numpy(),
-        "run_id": ok["run_id"].astype(str).to_numpy(),
-        **{k: ok[k].astype(str).to_numpy() for k in MATCH_KEYS},
-        "log": logs, "unit": ok["unit"].astype(str).to_numpy(),
-        "direction": ok["direction"].astype(str).to_numpy(),
-        "accel": ok["accel"].astype(str).to_numpy(),
-        "primary": primary_flags(ok).to_numpy(), "pair": pair,
-    })
-    grouped = frame.groupby(_BOOT_KEYS, sort=True, dropna=False)
-    out = grouped.agg(log_median=("log", lambda x: x.median(skipna=False)),
-                      log_sd=("log", "std"), repeats=("log", "size"), unit=("unit", "first"),
-                      direction=("direction", "first"), accel=("accel", "first"),
-                      primary=("primary", "max"), pair=("pair", "first")).reset_index()
+    if "ci_round" in ok.columns:
+        rounds = pd.to_numeric(ok["ci_round"], errors="coerce").astype("Int64")
+        ci_ids = (ok["ci_id"].astype("string").fillna("") if "ci_id" in ok.columns
+                  else pd.Series("", index=ok.index, dtype="string"))
+        pair = (ci_ids + "#" + rounds.astype("string")).where(rounds.notna()).to_numpy()
+    else:
+        pair = pd.Series(pd.NA, index=ok.index, dtype="string").to_numpy()
+    # Group on integer codes and turn only one row per boot and metric into text: a
+    # million-row report calls this for every look and patch step.
+    codes = ok.groupby(["run_id", *MATCH_KEYS], observed=True, sort=False,
+                       dropna=False).ngroup().to_numpy()
+    heads = ok.iloc[np.unique(codes, return_index=True)[1]]
+    frame = pd.DataFrame({"code": codes, "log": logs, "_nan": np.isnan(logs),
+                          "primary": primary_flags(ok).to_numpy(), "pair": pair})
+    grouped = frame.groupby("code", sort=True)
+    agg = grouped.agg(log_median=("log", "median"), _nan=("_nan", "any"),
+                      log_sd=("log", "std"), repeats=("log", "size"),
+                      primary=("primary", "max"), pair=("pair", "first"))
+    text = {k: heads[k].astype(str).to_numpy() for k in
+            ("run_id", *MATCH_KEYS, "unit", "direction", "accel")}
+    out = pd.DataFrame({"side": pd.Series(text["run_id"]).map(side_of).to_numpy(), **text,
+                        **{c: agg[c].to_numpy() for c in agg.columns}})
+    # A boot with a log-less value (<= 0) has no log median: NaN marks it, not skipped.
+    out.loc[out["_nan"].astype(bool), "log_median"] = np.nan
+    out = out.sort_values(_BOOT_KEYS, kind="stable").reset_index(drop=True)
     return out[cols]
 
 
@@ -245,6 +174,7 @@ def compare_frames(
     alpha: float = JUDGEMENT.alpha,
     spend: float | None = None,
     noise_floor: float = JUDGEMENT.noise_floor,
+    boots: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """One decision row per benchmark/params/metric between two sets of boots.
 
@@ -255,10 +185,11 @@ def compare_frames(
     family-wise false-alarm rate over the gated metrics stays at most ``alpha``. A
     benchmark that broke or went missing on the candidate only is FAILED. Raises
     ComparisonError when the runs are unknown, overlap, or used different accelerators.
+    ``boots``: the boot rows already made (``boot_table``), as for many comparisons.
     """
     _check_runs(df, baseline_run_ids, candidate_run_ids)
     runs = {"baseline": list(baseline_run_ids), "candidate": list(candidate_run_ids)}
-    boots = boot_table(df, runs)
+    boots = boot_table(df, runs, boots=boots)
     problems = {s: _problems(df, ids) for s, ids in runs.items()}
     by_key: dict[tuple, dict[str, pd.DataFrame]] = {}
     for (side, *key), part in boots.groupby(["side", *MATCH_KEYS], sort=True):

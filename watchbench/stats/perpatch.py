@@ -42,9 +42,10 @@ def _keep(metrics: pd.Series, metric_filter: MetricFilter) -> pd.Series:
 
 
 def _versus(df: pd.DataFrame, a: list[str], b: list[str], spend: float,
-            **options: float) -> dict[tuple, dict]:
+            boots: pd.DataFrame, **options: float) -> dict[tuple, dict]:
     """Per benchmark/params/metric: the decision row of runs ``b`` against runs ``a``."""
-    out = compare_frames(df, a, b, spend=spend, **options)  # type: ignore[arg-type]
+    out = compare_frames(df, a, b, spend=spend, boots=boots,  # type: ignore[arg-type]
+                         **options)
     return {tuple(r[k] for k in ("benchmark", "params", "metric")): r
             for r in out.to_dict("records")}
 
@@ -76,16 +77,19 @@ def per_patch_steps(
     indices = sorted(runs)
     steps = max(len(indices) - 1, 1)
     options = {"threshold": threshold, "alpha": alpha, "noise_floor": noise_floor}
+    every = boot_table(df, {"all": sorted({r for ids in runs.values() for r in ids})})
     rows = []
     for pos, index in enumerate(indices):
         prev = indices[pos - 1] if pos else None
         spend = alpha / steps
-        step = _versus(df, runs[prev], runs[index], spend, **options) if prev is not None else {}
+        step = _versus(df, runs[prev], runs[index], spend, every, **options) \
+            if prev is not None else {}
         if prev == 0:
             base = step  # the first patch's step is its change against the baseline
         else:
-            base = _versus(df, runs[0], runs[index], spend, **options) if 0 in runs and index else {}
-        boots = boot_table(df, {"own": runs[index]})
+            base = _versus(df, runs[0], runs[index], spend, every, **options) \
+                if 0 in runs and index else {}
+        boots = boot_table(df, {"own": runs[index]}, boots=every)
         for key, part in boots.groupby(SERIES_KEYS, sort=True):
             row = {**dict(zip(SERIES_KEYS, key, strict=True)), "patch_index": index,
                    "patch_subject": subjects.get(index, ""), "n": len(part),

@@ -18,6 +18,15 @@ class Accel(StrEnum):
 
 
 ACCELERATORS = tuple(Accel)
+# What a figure taken under each accelerator measures: said beside every headline figure
+# and in the report's method section, because the three are not the same quantity.
+MEASURES: dict[Accel, str] = {
+    Accel.KVM: "real time on the host CPU",
+    Accel.TCG: "emulation time: QEMU's translated code on the host CPU (parallel, noisy)",
+    Accel.ICOUNT: "guest instructions (1 virtual ns = 1 instruction): blind to cache "
+                  "misses, memory bandwidth, lock contention and true parallelism; guest "
+                  "SMP is simulated round-robin",
+}
 # Not an accelerator but a request: vm.accel picks KVM only after a real boot under it.
 AUTO = "auto"
 

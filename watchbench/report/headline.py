@@ -1,0 +1,109 @@
+"""The headline answers as HTML cards, Markdown and terminal lines.
+
+One source (``questions.headlines``) and three renderings, so the report, summary.md and
+the end of ``inv bench``/``inv all`` never disagree. Each figure names its interval
+across boots and the accelerator it was taken under, with what that accelerator measures.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+
+from watchbench.report.questions import (
+    Answer,
+    Figure,
+    fmt_figure,
+    fmt_interval,
+    params_text,
+    relation_text,
+)
+from watchbench.report.text import fmt_short
+from watchbench.results.schema import KERNEL_IDENTITY
+from watchbench.vm.qemu import MEASURES, Accel
+
+MAX_TERMINAL_LINES = 15
+
+
+def focus_text(ok: pd.DataFrame, short: dict[tuple, str] | None = None, *,
+               brief: bool = False) -> str:
+    """Which kernel and accelerator the headline figures (``focus`` rows) come from, and
+    what it measures (``brief``: in a few words, for the terminal)."""
+    if ok.empty:
+        return ""
+    row = ok.iloc[0]
+    series = "" if pd.isna(row["series_name"]) else str(row["series_name"])
+    accel = str(row["accel"])
+    try:
+        measures = MEASURES[Accel(accel)]
+    except ValueError:
+        measures = "unknown"
+    boots = ok["run_id"].nunique()
+    counted = f"{boots} boot{'s' if boots != 1 else ''}"
+    if brief:
+        measures = measures.split(":")[0].split(" (")[0]
+        return (f"{series or 'no series'} on {row['kernel_version']}, {accel} "
+                f"({measures}), {counted}")
+    identity = tuple("" if pd.isna(row[k]) else str(row[k]) for k in KERNEL_IDENTITY)
+    long = str(row["kernel"]) if "kernel" in ok and pd.notna(row["kernel"]) else \
+        f"{row['base_label']}{' + ' + series if series else ''}"
+    name = f"{short[identity]} ({long})" if short and identity in short else long
+    return f"{name} under {accel}, {counted}; {accel} measures {measures}"
+
+
+def headline_cards(answers: list[Answer]) -> list[dict[str, Any]]:
+    """Template context: one card per answered question."""
+    return [{"key": a.headline.key, "question": a.headline.question,
+             "figure": fmt_figure(a.figure), "interval": fmt_interval(a.figure),
+             "relation": relation_text(a),
+             "relation_interval": fmt_interval(a.relation) if a.relation else "",
+             "what": a.headline.what, "params": params_text(a.params),
+             "better": f"{a.direction} is better"} for a in answers]
+
+
+def headline_markdown(answers: list[Answer], focus_line: str) -> list[str]:
+    """The headline as Markdown lines (summary.md)."""
+    if not answers:
+        return ["## Headline", "", "No headline question could be answered from these runs "
+                "(their benchmarks or params do not cover any).", ""]
+    lines = ["## Headline", "", f"From {focus_line}.", "",
+             "| question | figure | 95 % CI across boots | relation |", "| --- | --- | --- | --- |"]
+    for a in answers:
+        interval = fmt_interval(a.figure).removeprefix("95 % CI ")
+        relation = relation_text(a)
+        if a.relation is not None:
+            relation += f" ({fmt_interval(a.relation).removeprefix('95 % CI ')})"
+        lines.append(f"| {a.headline.question} | {fmt_figure(a.figure)} | {interval} | "
+                     f"{relation or '–'} |")
+    return [*lines, ""]
+
+
+def _plus_minus(figure: Figure) -> str:
+    """The interval as ± its half-width in % of the value, or why there is none."""
+    if figure.boots < 2 or not math.isfinite(figure.low) or not figure.value:
+        return "1 boot"
+    half = (figure.high - figure.low) / 2 / abs(figure.value)
+    return f"±{half * 100:.1f}%"
+
+
+def headline_lines(answers: list[Answer], focus_line: str, where: str,
+                   width: int = 80) -> list[str]:
+    """At most ``MAX_TERMINAL_LINES`` lines, each within ``width`` (but the report's
+    path, which is never cut): the figures, what they come from and where the report is."""
+    head = f"headline: {focus_line}"
+    out = [head if len(head) <= width else head[:width - 1] + "…"]
+    for a in answers[:MAX_TERMINAL_LINES - 3]:
+        figure = f"{fmt_short(a.figure.value)} {a.figure.unit}"
+        text = f"  {a.headline.short:<17}{figure:>16} {_plus_minus(a.figure):>7}"
+        relation = relation_text(a, brief=True)
+        if relation:
+            room = width - len(text) - 3
+            text += "   " + (relation if len(relation) <= room else relation[:room - 1] + "…")
+        out.append(text)
+    if not answers:
+        out.append("  (no headline question is answered by this suite's benchmarks)")
+    out.append("  ± is the 95 % interval across boots; details: the report")
+    out.append(f"report: {where}")
+    return out

@@ -1,0 +1,434 @@
+"""The questions the benchmarks exist for, declared as data and answered from the results.
+
+A headline is one figure with its interval across boots, and optionally its relation to a
+second figure of the same boots (a ratio or a difference, taken boot by boot, so the two
+figures' shared boot effect cancels). A sweep is one metric drawn against one parameter,
+one line per value of another. Both are declared here (``HEADLINES``, ``SWEEPS``) and
+answered by pure functions; the HTML report, summary.md and the terminal show the
+answers. A question whose benchmark or params the runs lack is left out, never guessed.
+
+All figures come from one kernel under one accelerator (``focus``: the newest run's), so
+no answer mixes kernels or accelerators.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import StrEnum
+
+import numpy as np
+import pandas as pd
+from scipy import stats as sps
+
+from watchbench.report.text import fmt_value
+from watchbench.results.schema import KERNEL_IDENTITY, PARAM_PREFIX
+from watchbench.stats.summary import across_boots, boot_medians
+
+
+class Relation(StrEnum):
+    """How a headline's figure is set against its reference figure."""
+
+    RATIO = "ratio"  # value / reference, per boot, geometric mean across boots
+    DIFFERENCE = "difference"  # value - reference, per boot, mean across boots
+
+
+@dataclass(frozen=True)
+class Pick:
+    """One series: a benchmark's metric where the params ``where`` hold; among the rows
+    left, the smallest value of each ``smallest`` param and the largest of each
+    ``largest`` param; any other param that still varies takes its smallest value."""
+
+    benchmark: str
+    metric: str
+    where: tuple[tuple[str, str], ...] = ()
+    smallest: tuple[str, ...] = ()
+    largest: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Headline:
+    """A question and the figure that answers it; ``reference`` (with the params in
+    ``match`` taken from the figure's own row) gives the relation shown beside it."""
+
+    key: str
+    short: str  # the terminal's label
+    question: str
+    what: str
+    pick: Pick
+    reference: Pick | None = None
+    relation: Relation = Relation.RATIO
+    match: tuple[str, ...] = ()
+    reference_text: str = ""
+    versus: str = ""  # the reference in two words, for the terminal
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """One metric of a benchmark against the param ``x``, a line per value of ``line``."""
+
+    key: str
+    title: str
+    benchmark: str
+    metric: str
+    x: str
+    line: str
+    where: tuple[tuple[str, str], ...] = ()
+    note: str = ""
+
+
+_FREE = (("case", "free"),)
+HEADLINES: tuple[Headline, ...] = (
+    Headline("post", "delivered post", "What does one delivered post cost?",
+             "keyctl(KEYCTL_SETPERM) on a watched keyring while a reader drains the queue "
+             "(keyctl-post stream), per call",
+             Pick("keyctl-post", "ns_per_op", (("case", "stream"),), smallest=("queues",)),
+             Pick("keyctl-post", "ns_per_op", (("case", "baseline"),)),
+             Relation.DIFFERENCE, reference_text="over the same call unwatched",
+             versus="unwatched"),
+    Headline("kernel-post", "in-kernel post", "What does post_watch_notification cost in the kernel?",
+             "the in-kernel benchmark, per record queued (kernel-post free)",
+             Pick("kernel-post", "ns_per_record", _FREE, smallest=("queues", "len"))),
+    Headline("watchers", "most watchers", "How does a post grow with watchers?",
+             "in-kernel post to the most queues measured (kernel-post free)",
+             Pick("kernel-post", "ns_per_op", _FREE, smallest=("len",), largest=("queues",)),
+             Pick("kernel-post", "ns_per_op", _FREE, smallest=("queues", "len")),
+             match=("len",)),
+    Headline("length", "longest record", "How does a post grow with record length?",
+             "in-kernel post of the longest record measured (kernel-post free)",
+             Pick("kernel-post", "ns_per_op", _FREE, smallest=("queues",), largest=("len",)),
+             Pick("kernel-post", "ns_per_op", _FREE, smallest=("queues", "len")),
+             match=("queues",)),
+    Headline("filter", "filtered post", "What does filtering save?",
+             "in-kernel post that every queue's filter rejects (kernel-post filtered)",
+             Pick("kernel-post", "ns_per_op", (("case", "filtered"),),
+                  smallest=("queues", "len")),
+             Pick("kernel-post", "ns_per_op", _FREE), match=("queues", "len"),
+             reference_text="the same post unfiltered", versus="unfiltered"),
+    Headline("drain", "drain rate", "How fast can a reader drain?",
+             "read() from a full notification pipe, largest buffer measured (pipe-read)",
+             Pick("pipe-read", "records_per_s", (("pipe", "notification"),),
+                  largest=("read_size",)),
+             Pick("pipe-read", "records_per_s", (("pipe", "plain"),)),
+             match=("read_size", "record_size", "queue_size"),
+             reference_text="a plain pipe holding the same records", versus="plain pipe"),
+    Headline("full", "post, queue full", "What does a post cost when the queue is full?",
+             "keyctl() post that finds every queue full and takes the loss path (overflow)",
+             Pick("overflow", "ns_per_op", smallest=("queues", "queue_size")),
+             Pick("keyctl-post", "ns_per_op", (("case", "baseline"),)),
+             Relation.DIFFERENCE, reference_text="over the same call unwatched",
+             versus="unwatched"),
+)
+
+SWEEPS: tuple[Sweep, ...] = (
+    Sweep("watchers", "Post cost vs watchers (in kernel)", "kernel-post", "ns_per_op",
+          "queues", "case", note="case none posts to a watch list without watchers"),
+    Sweep("length", "Post cost vs record length (in kernel)", "kernel-post", "ns_per_op",
+          "len", "queues", _FREE),
+    Sweep("keyctl", "Delivered, overflowing and filtered posts vs watchers (keyctl)",
+          "keyctl-post", "ns_per_op", "queues", "case"),
+    Sweep("drain", "Drain throughput vs read buffer: notification vs plain pipe",
+          "pipe-read", "records_per_s", "read_size", "pipe"),
+    Sweep("delivered", "Share of offered records delivered vs watchers", "keyctl-post",
+          "delivered_ratio", "queues", "case",
+          note="stream is credit-based (every record delivered); overflow is open loop: "
+               "the poster outruns the reader and the rest are lost"),
+    Sweep("full", "Cost of a post into full queues vs queue size", "overflow", "ns_per_op",
+          "queue_size", "queues"),
+)
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A value with its interval across ``boots`` (NaN ends with one boot)."""
+
+    value: float
+    low: float
+    high: float
+    boots: int
+    unit: str
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A headline answered: its figure, the row's params, and the relation if any."""
+
+    headline: Headline
+    figure: Figure
+    params: dict[str, str]
+    direction: str
+    relation: Figure | None = None
+    reference_params: dict[str, str] | None = None
+
+
+# What the answers read (the rest of a results row is provenance, in the report's table).
+_FOCUS_COLUMNS = {"benchmark", "params", "metric", "unit", "direction", "value", "status",
+                  "run_id", "timestamp", "accel", "kernel", "kernel_version", "base_label",
+                  "series_name", *KERNEL_IDENTITY}
+
+
+def focus(df: pd.DataFrame) -> pd.DataFrame:
+    """The newest run's kernel and accelerator, one row per series and boot: ``value``
+    the boot's median over its ok samples, ``n`` their number (the frame ``headlines``,
+    ``sweeps`` and ``focus_text`` answer from: make it once)."""
+    columns = [c for c in df.columns if c in _FOCUS_COLUMNS or c.startswith(PARAM_PREFIX)]
+    ok = df.loc[(df["status"] == "ok") & df["value"].notna(), columns]
+    if ok.empty:
+        return ok.assign(n=pd.Series(dtype="int64"))
+    codes = ok.groupby(["accel", *KERNEL_IDENTITY], observed=True, sort=False,
+                       dropna=False).ngroup().to_numpy()
+    newest = codes[int(ok["timestamp"].reset_index(drop=True).argmax())]
+    mine = ok[codes == newest]
+    keys = ["benchmark", "params", "metric", "run_id"]
+    grouped = mine.groupby(keys, observed=True, sort=True, dropna=False)
+    rest = [c for c in columns if c not in (*keys, "value")]
+    boots = grouped[rest].first()
+    boots["value"] = grouped["value"].median()
+    boots["n"] = grouped["value"].size()
+    return boots.reset_index()
+
+
+def param_table(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per (benchmark, params): its parameters as text columns (no prefix)."""
+    columns = [c for c in df.columns if c.startswith(PARAM_PREFIX)]
+    table = df.groupby(["benchmark", "params"], observed=True)[columns].first().reset_index()
+    table = table.rename(columns={c: c[len(PARAM_PREFIX):] for c in columns})
+    return table.astype({c: "string" for c in table.columns})
+
+
+def _order(values: pd.Series) -> pd.Series:
+    """Sort keys of param values: numbers by value, the rest after them by text."""
+    numbers = pd.to_numeric(values, errors="coerce")
+    return numbers.fillna(math.inf)
+
+
+def _choose(rows: pd.DataFrame, params: list[str], pick: Pick,
+            fixed: dict[str, str]) -> pd.Series | None:
+    """The one params row ``pick`` names, or None."""
+    given = {**dict(pick.where), **fixed}
+    for key, value in given.items():
+        if key not in rows:
+            return None
+        rows = rows[rows[key] == value]
+    for key in params:
+        if rows.empty:
+            return None
+        if key in given:
+            continue
+        if key not in pick.smallest + pick.largest and rows[key].nunique(dropna=False) < 2:
+            continue
+        order = _order(rows[key].fillna(""))
+        best = order.max() if key in pick.largest else order.min()
+        rows = rows[order == best]
+    return None if rows.empty else rows.sort_values("params").iloc[0]
+
+
+def _series(ok: pd.DataFrame, benchmark: str, params: str, metric: str) -> pd.DataFrame:
+    part = ok[(ok["benchmark"] == benchmark) & (ok["params"] == params)
+              & (ok["metric"] == metric)]
+    return boot_medians(part, ["benchmark"])
+
+
+def _figure(boots: pd.DataFrame, unit: str) -> Figure:
+    row = across_boots(boots, ["benchmark"]).iloc[0]
+    return Figure(float(row["value"]), float(row["ci_low"]), float(row["ci_high"]),
+                  int(row["boots"]), unit)
+
+
+def _relation(main: pd.DataFrame, other: pd.DataFrame, relation: Relation,
+              unit: str) -> Figure | None:
+    """The per-boot ratio or difference of two series measured in the same boots."""
+    both = main.merge(other, on="run_id", suffixes=("", "_ref"))
+    if both.empty:
+        return None
+    if relation is Relation.RATIO:
+        if not ((both["value"] > 0) & (both["value_ref"] > 0)).all():
+            return None
+        per_boot = both["value"] / both["value_ref"]
+        unit = "×"
+    else:
+        per_boot = both["value"] - both["value_ref"]
+    if relation is Relation.DIFFERENCE:
+        # A difference can be <= 0: always linear units (across_boots would take logs of
+        # differences that all happen to be positive).
+        return Figure(*_linear(per_boot.to_numpy(float)), len(both), unit)
+    boots = pd.DataFrame({"benchmark": "relation", "run_id": both["run_id"],
+                          "value": per_boot, "n": 1})
+    return _figure(boots, unit)
+
+
+def _linear(x: np.ndarray, confidence: float = 0.95) -> tuple[float, float, float]:
+    """Mean and Student t interval of ``x`` (NaN ends for one value)."""
+    mean = float(np.mean(x))
+    if len(x) < 2:
+        return mean, math.nan, math.nan
+    half = float(sps.t.ppf(0.5 + confidence / 2, len(x) - 1) * np.std(x, ddof=1)
+                 / math.sqrt(len(x)))
+    return mean, mean - half, mean + half
+
+
+def answer(ok: pd.DataFrame, headline: Headline, table: pd.DataFrame) -> Answer | None:
+    """``headline`` answered from the ok rows of one kernel and accelerator, or None."""
+    pick = headline.pick
+    rows = ok[(ok["benchmark"] == pick.benchmark) & (ok["metric"] == pick.metric)]
+    mine = table[table["benchmark"] == pick.benchmark]
+    mine = mine[mine["params"].isin(rows["params"].unique())]
+    params = [c for c in mine.columns if c not in ("benchmark", "params")
+              and mine[c].notna().any()]
+    chosen = _choose(mine, params, pick, {})
+    if chosen is None:
+        return None
+    boots = _series(ok, pick.benchmark, chosen["params"], pick.metric)
+    first = rows[rows["params"] == chosen["params"]].iloc[0]
+    unit, direction = str(first["unit"]), str(first["direction"])
+    found = Answer(headline, _figure(boots, unit), _params(chosen, params), direction)
+    ref = headline.reference
+    if ref is None:
+        return found
+    ref_rows = ok[(ok["benchmark"] == ref.benchmark) & (ok["metric"] == ref.metric)]
+    theirs = table[(table["benchmark"] == ref.benchmark)
+                   & table["params"].isin(ref_rows["params"].unique())]
+    ref_params = [c for c in theirs.columns if c not in ("benchmark", "params")
+                  and theirs[c].notna().any()]
+    fixed = {k: str(chosen[k]) for k in headline.match if k in chosen and pd.notna(chosen[k])}
+    other = _choose(theirs, ref_params, ref, fixed)
+    if other is None or (other["benchmark"], other["params"]) == (pick.benchmark,
+                                                                 chosen["params"]):
+        # Without its reference a "how does it grow" headline says nothing.
+        return found if headline.reference_text else None
+    related = _relation(boots, _series(ok, ref.benchmark, other["params"], ref.metric),
+                        headline.relation, unit)
+    if related is None:
+        return found
+    return Answer(headline, found.figure, found.params, direction, related,
+                  _params(other, ref_params))
+
+
+def _params(row: pd.Series, params: list[str]) -> dict[str, str]:
+    return {k: str(row[k]) for k in params if pd.notna(row[k])}
+
+
+def headlines(ok: pd.DataFrame) -> list[Answer]:
+    """Every headline the rows of one kernel and accelerator (``focus``) can answer."""
+    if ok.empty:
+        return []
+    table = param_table(ok)
+    found = (answer(ok, h, table) for h in HEADLINES)
+    return [a for a in found if a is not None]
+
+
+@dataclass(frozen=True)
+class SweepLine:
+    label: str
+    x: np.ndarray
+    value: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+
+
+@dataclass(frozen=True)
+class SweepAnswer:
+    sweep: Sweep
+    lines: list[SweepLine]
+    unit: str
+    direction: str
+    fixed: dict[str, str]
+    boots: int
+
+
+def sweep_points(ok: pd.DataFrame, sweep: Sweep, table: pd.DataFrame) -> SweepAnswer | None:
+    """``sweep`` answered: one line per ``line`` value (the other params that vary within
+    a line fixed at their smallest common value), or None when no line has two or more
+    ``x`` values. A line of one point (case none: no watchers) is drawn as a point."""
+    rows = ok[(ok["benchmark"] == sweep.benchmark) & (ok["metric"] == sweep.metric)]
+    mine = table[(table["benchmark"] == sweep.benchmark)
+                 & table["params"].isin(rows["params"].unique())]
+    if mine.empty or sweep.x not in mine or sweep.line not in mine:
+        return None
+    for key, value in sweep.where:
+        mine = mine[mine[key] == value] if key in mine else mine.iloc[:0]
+    others = [c for c in mine.columns if c not in ("benchmark", "params", sweep.x, sweep.line)
+              and mine[c].notna().any()]
+    fixed: dict[str, str] = dict(sweep.where)
+    for key in others:
+        if key in fixed or mine.empty:
+            continue
+        if (mine.groupby(sweep.line, dropna=False)[key].nunique(dropna=False) <= 1).all():
+            continue  # a property of the line (a case's filter, flow), not a second sweep
+        # The smallest value that every line has, so the lines stay comparable.
+        common = set.intersection(*(set(part[key].dropna()) for _, part in
+                                    mine.groupby(sweep.line, dropna=False)))
+        candidates = mine[key][mine[key].isin(common)] if common else mine[key]
+        best = candidates.iloc[int(np.argmin(_order(candidates).to_numpy()))]
+        if mine[key].nunique() > 1:
+            fixed[key] = str(best)
+        mine = mine[(mine[key] == best) | mine[key].isna()]
+    if mine.empty:
+        return None
+    boots = boot_medians(rows[rows["params"].isin(mine["params"])], ["params"])
+    stats = across_boots(boots, ["params"]).merge(mine, on="params")
+    lines = []
+    for label, part in stats.groupby(sweep.line, sort=False):
+        part = part.assign(_x=pd.to_numeric(part[sweep.x], errors="coerce")).dropna(
+            subset=["_x"]).sort_values("_x")
+        if part.empty:
+            continue
+        lines.append(SweepLine(f"{sweep.line}={label}", part["_x"].to_numpy(float),
+                               part["value"].to_numpy(float), part["ci_low"].to_numpy(float),
+                               part["ci_high"].to_numpy(float)))
+    if not any(len(line.x) >= 2 for line in lines):
+        return None
+    lines.sort(key=lambda line: (_order(pd.Series([line.label.split("=", 1)[1]])).iloc[0],
+                                 line.label))
+    first = rows.iloc[0]
+    return SweepAnswer(sweep, lines, str(first["unit"]), str(first["direction"]),
+                       {k: v for k, v in fixed.items() if (k, v) not in sweep.where},
+                       int(stats["boots"].min()))
+
+
+def sweeps(ok: pd.DataFrame) -> list[SweepAnswer]:
+    """Every sweep the rows of one kernel and accelerator (``focus``) drew."""
+    if ok.empty:
+        return []
+    table = param_table(ok)
+    found = (sweep_points(ok, s, table) for s in SWEEPS)
+    return [s for s in found if s is not None]
+
+
+# --- text -----------------------------------------------------------------------------
+
+def fmt_interval(figure: Figure) -> str:
+    """``a–b`` across boots, or why there is none."""
+    if figure.boots < 2 or not (math.isfinite(figure.low) and math.isfinite(figure.high)):
+        return "one boot: no interval"
+    return f"95 % CI {fmt_value(figure.low)}–{fmt_value(figure.high)}, {figure.boots} boots"
+
+
+def fmt_figure(figure: Figure) -> str:
+    """``1,052 ns`` or ``2.41×``."""
+    if figure.unit == "×":
+        return f"{figure.value:#.3g}".rstrip(".") + "×"
+    return f"{fmt_value(figure.value)} {figure.unit}".strip()
+
+
+def relation_text(a: Answer, *, brief: bool = False) -> str:
+    """``+612 ns over the same call unwatched`` or ``3.9× the same at queues=1``
+    (``brief``: ``+612 ns vs unwatched``, ``3.9× vs queues=1``)."""
+    if a.relation is None:
+        return ""
+    rel = a.relation
+    differs = ", ".join(f"{k}={v}" for k, v in (a.reference_params or {}).items()
+                        if a.params.get(k) != v)
+    if brief:
+        what = f"vs {a.headline.versus or differs}"
+    else:
+        what = a.headline.reference_text or f"the same at {differs}"
+    if a.headline.relation is Relation.DIFFERENCE:
+        value = f"{'+' if rel.value >= 0 else ''}{fmt_value(rel.value)} {rel.unit}"
+    else:
+        value = fmt_figure(rel)
+    return f"{value} {what}"
+
+
+def params_text(params: dict[str, str]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in params.items())
