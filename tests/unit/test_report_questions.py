@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -14,11 +15,13 @@ import pytest
 from matplotlib.image import imread
 
 from tests.chromium import console_problems, needs_chromium, screenshot, too_wide
+from watchbench.cli.measure import print_headline
 from watchbench.report import write_report
 from watchbench.report.headline import MAX_TERMINAL_LINES, focus_text, headline_lines
 from watchbench.report.questions import HEADLINES, SWEEPS, focus, headlines, sweeps
 from watchbench.report.text import fmt_value
 from watchbench.results import ingest_run, load_runs
+from watchbench.settings import Settings
 
 QUICK = Path(__file__).resolve().parents[1] / "data" / "results" / "quick-icount"
 
@@ -158,3 +161,18 @@ def test_the_headline_section_carries_the_runs_figures(quick_report, quick):
     assert f'<div class="fig">{figure} ns</div>' in section
     assert section.count('class="card"') == len(HEADLINES)
     assert "icount measures guest instructions" in section
+
+
+def test_bench_and_all_print_the_headline_and_where_the_report_is(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    shutil.copytree(QUICK, runs)
+    newest = sorted(runs.iterdir())[-1]
+    ingest_run(newest)
+    settings = replace(Settings(), runs_dir=runs)
+    print_headline(settings, newest, tmp_path / "reports" / "index.html")
+    lines = capsys.readouterr().out.splitlines()
+    assert 3 < len(lines) <= MAX_TERMINAL_LINES
+    assert lines[0] == "headline: watch_queue-bench on 6.12.117+, icount (guest instructions)," \
+                       " 1 boot"
+    assert lines[-1] == f"report: {tmp_path / 'reports' / 'index.html'}"
+    assert any("1 boot" in line and "delivered post" in line for line in lines)
