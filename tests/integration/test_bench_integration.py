@@ -51,6 +51,7 @@ def test_quick_suite_has_every_benchmark_with_sane_values(quick_run, test_settin
             assert (rows["value"] > 0).all(), metric
     manifest = json.loads((quick_run / "manifest.json").read_text())
     assert manifest["accel"] == "tcg" and manifest["series_name"] == "watch_queue-bench"
+    assert manifest["measures"].startswith("emulation time")  # what a tcg figure is
     assert manifest["wall_seconds"] < 120
 
 

@@ -126,6 +126,8 @@ def test_the_case_tables_have_params_as_columns_and_the_kernel_once(quick_report
     for header in ("case", "queues", "len", "95 % CI", "boots", "ops_per_s (op/s)"):
         assert f">{header}</th>" in kernel_post, header
     assert "In every row: queue_size=256, subtype=7." in kernel_post
+    keyctl = cases[cases.index('id="b-keyctl-post"'):cases.index('id="b-overflow"')]
+    assert ">other-cpu†</td>" in keyctl and "simulated round-robin" in keyctl
     assert html.count(long_name) <= 3  # the kernel list and the two "from" notes
     csv = pd.read_csv(quick_report.parent / "results.csv")
     assert {"boots", "between_cv"} <= set(csv.columns) and set(csv["boots"]) == {2}
@@ -161,6 +163,8 @@ def test_the_headline_section_carries_the_runs_figures(quick_report, quick):
     assert f'<div class="fig">{figure} ns</div>' in section
     assert section.count('class="card"') == len(HEADLINES)
     assert "icount measures guest instructions" in section
+    assert "reader=other-cpu" in section
+    assert "(under icount the other CPU is simulated round-robin)" in section
 
 
 def test_bench_and_all_print_the_headline_and_where_the_report_is(tmp_path, capsys):

@@ -74,6 +74,14 @@ def case_tables(summary: pd.DataFrame, df: pd.DataFrame, short: dict[tuple, str]
         values = cases[["params"]].merge(mine[["params", *varying]], on="params", how="left")
         for column in varying:
             frame[column] = values[column].astype("string").fillna("–").to_numpy()
+        if "reader" in frame and (cases["accel"].astype(str) == "icount").any():
+            # Under icount the guest's CPUs take turns on one host thread.
+            simulated = (cases["accel"].astype(str) == "icount").to_numpy() & (
+                frame["reader"] == "other-cpu").to_numpy()
+            frame.loc[simulated, "reader"] = "other-cpu†"
+            if simulated.any():
+                constant = [*constant, "† under icount the other CPU is simulated round-robin "
+                            "on one host thread: not real parallelism"]
         one_metric = main["metric"].nunique() == 1
         arrow = cases["direction"].map(_ARROW).fillna("")
         if not one_metric:

@@ -53,13 +53,22 @@ def focus_text(ok: pd.DataFrame, short: dict[tuple, str] | None = None, *,
     return f"{name} under {accel}, {counted}; {accel} measures {measures}"
 
 
-def headline_cards(answers: list[Answer]) -> list[dict[str, Any]]:
-    """Template context: one card per answered question."""
+def _params(a: Answer, accel: str) -> str:
+    """The answer's params; a reader on another CPU under icount said to be simulated."""
+    text = params_text(a.params)
+    if accel == Accel.ICOUNT and a.params.get("reader") == "other-cpu":
+        text += " (under icount the other CPU is simulated round-robin)"
+    return text
+
+
+def headline_cards(answers: list[Answer], accel: str = "") -> list[dict[str, Any]]:
+    """Template context: one card per answered question (``accel``: what the answers'
+    rows were taken under)."""
     return [{"key": a.headline.key, "question": a.headline.question,
              "figure": fmt_figure(a.figure), "interval": fmt_interval(a.figure),
              "relation": relation_text(a),
              "relation_interval": fmt_interval(a.relation) if a.relation else "",
-             "what": a.headline.what, "params": params_text(a.params),
+             "what": a.headline.what, "params": _params(a, accel),
              "better": f"{a.direction} is better"} for a in answers]
 
 

@@ -229,7 +229,8 @@ def write_report(
         "n_rows": f"{len(df):,}",
         "accels": ", ".join(sorted(df["accel"].unique())),
         "measures": sections.measures(df),
-        "headline": headline_cards(answers),
+        "headline": headline_cards(answers, str(focused["accel"].iloc[0])
+                                   if len(focused) else ""),
         "focus": focus_line,
         "sweeps": sections.sweep_figures(focused),
         "kernel_list": sections.kernel_list(df, short),

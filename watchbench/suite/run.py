@@ -23,7 +23,7 @@ from watchbench.results.store import ingest_run
 from watchbench.settings import Settings
 from watchbench.suite.definition import Suite, SuiteRun, load_suite, suite_digest
 from watchbench.vm.boot import prepare
-from watchbench.vm.qemu import Accel, Share, VmSpec, qemu_argv
+from watchbench.vm.qemu import MEASURES, Accel, Share, VmSpec, qemu_argv
 from watchbench.vm.session import BootResult, qemu_version
 
 # How much longer a suite takes than on TCG (icount serialises the vCPUs).
@@ -64,6 +64,7 @@ def manifest(run_id: str, suite: Suite, kernel: Kernel, accel: str, argv: list[s
         "cpu_model": cpu_model(),
         "arch": platform.machine(),
         "accel": accel,
+        "measures": MEASURES.get(accel, "unknown accelerator"),
         "qemu_version": qemu,
         "qemu_argv": argv,
         "qemu_argv_hash": hashlib.sha256("\0".join(argv).encode()).hexdigest()[:16],
