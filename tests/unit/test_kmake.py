@@ -2,7 +2,10 @@
 
 from pathlib import Path
 
-from watchbench.kernel.kmake import KernelMake, first_errors
+import pytest
+
+from watchbench.errors import CommandError, ConfigError
+from watchbench.kernel.kmake import KernelMake, first_errors, missing_tools
 
 
 def test_argv_without_ccache_is_plain_make():
@@ -61,3 +64,31 @@ def test_the_build_progress_promises_nothing_without_a_total():
     for i in range(40):
         counter(f"  CC      kernel/f{i}.o")
     assert seen and not any("left" in line or "/" in line.split()[0] for line in seen)
+
+
+# The end of a real config.log on a machine without flex (before `./wb deps`).
+NO_FLEX = """  HOSTCC  scripts/kconfig/expr.o
+  LEX     scripts/kconfig/lexer.lex.c
+make[1]: Leaving directory '/cache/trees/debian/kconfig-stage'
+/bin/sh: 1: flex: not found
+make[3]: *** [/cache/trees/debian/src/scripts/Makefile.host:9: scripts/kconfig/lexer.lex.c] Error 127
+make[2]: *** [/cache/trees/debian/src/Makefile:707: allnoconfig] Error 2
+"""
+
+
+def test_a_missing_host_tool_is_named_with_the_command_that_installs_it(tmp_path):
+    assert missing_tools(NO_FLEX) == ["flex"]
+    assert missing_tools(NO_FLEX + "/bin/sh: 1: bison: not found\n/bin/sh: 1: flex: not found\n"
+                         "bash: bc: command not found\n") == ["flex", "bison", "bc"]
+    assert missing_tools("CC kernel/fork.o\nerror: 'x' not found in scope\n") == []
+
+    class NoFlex:
+        def run(self, argv, *, log=None, **kw):
+            Path(log).write_text(NO_FLEX)
+            raise CommandError(argv, 2, NO_FLEX)
+
+    make = KernelMake(tmp_path / "src", tmp_path / "out", jobs=2, runner=NoFlex())
+    with pytest.raises(ConfigError) as caught:
+        make.allnoconfig(tmp_path / "all.config")
+    assert "(flex not found)" in caught.value.message
+    assert "./wb deps" in caught.value.hint and caught.value.log == tmp_path / "out/config.log"

@@ -22,6 +22,16 @@ MAKE_STEP = re.compile(r"^\s+(CC|LD|AR|AS|HOSTCC|HOSTLD|GEN|CPP|OBJCOPY|VDSO|REL
                        r"SYNC|MKCAP|HYPERCAP|CC \[M\]|COPY|XZKERN|GZIP|KSYMS|SORTTAB|NM)\s+(\S+)")
 
 
+_NOT_FOUND = re.compile(r"^(?:/bin/sh: \d+: |sh: |bash: |make(?:\[\d+\])?: )?([\w.+-]+): "
+                       r"(?:command )?not found$", re.M)
+
+
+def missing_tools(log: str) -> list[str]:
+    """Host programs a make run could not start (``/bin/sh: 1: flex: not found``), once
+    each in the order they failed: the kernel's build scripts call flex, bison, bc, perl."""
+    return list(dict.fromkeys(_NOT_FOUND.findall(log)))
+
+
 def first_errors(log_text: str, limit: int = 5) -> list[str]:
     """The first compiler/linker errors of a build log, as 'file:line: message'."""
     errors: list[str] = []
@@ -79,6 +89,14 @@ class KernelMake:
         env.update(extra)
         return env
 
+    def _config_error(self, what: str, log: Path, exc: CommandError) -> ConfigError:
+        text = log.read_text(errors="replace") if log.exists() else exc.output
+        tools = missing_tools(text)
+        hint = (f"{', '.join(tools)}: not installed; `./wb deps` installs the host tools"
+                if tools else None)
+        return ConfigError(f"make {what} failed in {self.src}" + (
+            f" ({', '.join(tools)} not found)" if tools else ""), log=log, hint=hint)
+
     def allnoconfig(self, allconfig: Path) -> Completed:
         """allnoconfig with our merged fragment forced in (as tinyconfig does, minus its choices)."""
         self.out.mkdir(parents=True, exist_ok=True)
@@ -87,14 +105,14 @@ class KernelMake:
             return self.runner.run(self.argv("allnoconfig"), env=self.env(KCONFIG_ALLCONFIG=str(allconfig)),
                                    timeout=900, log=log)
         except CommandError as exc:
-            raise ConfigError(f"make allnoconfig failed in {self.src}", log=log) from exc
+            raise self._config_error("allnoconfig", log, exc) from exc
 
     def olddefconfig(self) -> Completed:
         log = self.out / "config.log"
         try:
             return self.runner.run(self.argv("olddefconfig"), env=self.env(), timeout=900, log=log)
         except CommandError as exc:
-            raise ConfigError(f"make olddefconfig failed in {self.out}", log=log) from exc
+            raise self._config_error("olddefconfig", log, exc) from exc
 
     def build(self, target: str, log: Path, on_line: Callable[[str], None] | None = None) -> Completed:
         """Build ``target``; a failure raises BuildError with the first errors and the log."""
@@ -103,10 +121,13 @@ class KernelMake:
         except CommandError as exc:
             text = log.read_text(errors="replace") if log.exists() else exc.output
             errors = first_errors(text) or text.strip().splitlines()[-5:]
+            tools = missing_tools(text)
             raise BuildError(
                 f"kernel build failed ({target}) in {self.out}:\n  " + "\n  ".join(errors),
                 log=log,
-                hint="fix the errors above (the full log has the context), then `inv build` again",
+                hint=(f"{', '.join(tools)}: not installed; `./wb deps` installs the host tools"
+                      if tools else "fix the errors above (the full log has the context), "
+                      "then `inv build` again"),
             ) from exc
 
     def kernelrelease(self) -> str:
