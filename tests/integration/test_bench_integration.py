@@ -11,8 +11,8 @@ import pytest
 
 from watchbench.host.progress import Silent
 from watchbench.report import write_report
-from watchbench.report.headline import focus_text, headline_lines
-from watchbench.report.questions import HEADLINES, SWEEPS, fmt_figure, focus, headlines, sweeps
+from watchbench.report.headline import fmt_figure, focus_text, headline_lines
+from watchbench.report.questions import HEADLINES, SWEEPS, focus, headlines, sweeps
 from watchbench.results import ingest_run, load_runs
 from watchbench.suite.definition import load_suite
 from watchbench.suite.run import run_bench

@@ -143,7 +143,7 @@ def test_the_table_has_one_row_per_series_and_kernel_with_its_provenance(both: p
     assert {*KERNEL_IDENTITY, "accel", "boots", "base_label", "series_name", "run_ids"} <= set(table)
     merged = table.merge(summary, on=SUMMARY_KEYS, suffixes=("", "_summary"))
     assert len(merged) == len(table)
-    np.testing.assert_array_equal(merged["median"], merged["median_summary"])
+    np.testing.assert_array_equal(merged["centre"], merged["centre_summary"])
     assert (table["boots"] == BOOTS).all()
     runs = {"": ",".join(f"base-{b}" for b in range(BOOTS)),
             "wq-rework": ",".join(f"cand-{b}" for b in range(BOOTS))}
@@ -152,7 +152,7 @@ def test_the_table_has_one_row_per_series_and_kernel_with_its_provenance(both: p
     # only ok samples: the candidate's skipped overflow benchmark has no row
     overflow = table[table["benchmark"] == "overflow"]
     assert overflow["series_name"].tolist() == [""]
-    assert table["ci_low"].lt(table["median"]).all() and table["ci_high"].gt(table["median"]).all()
+    assert table["ci_low"].lt(table["centre"]).all() and table["ci_high"].gt(table["centre"]).all()
 
 
 @pytest.mark.parametrize("fmt", TABLE_FORMATS, ids=str)
@@ -182,7 +182,7 @@ def test_bmf_has_the_published_shape_with_the_medians_and_their_intervals(baseli
     assert sum(len(measures) for measures in doc.values()) == len(table)
     for _, row in table.iterrows():
         metric = doc[figure_name(row)][row["metric"]]
-        assert metric == {"value": row["median"], "lower_value": row["ci_low"],
+        assert metric == {"value": row["centre"], "lower_value": row["ci_low"],
                           "upper_value": row["ci_high"]}
         assert metric["lower_value"] < metric["value"] < metric["upper_value"]
 
@@ -218,7 +218,7 @@ def test_github_files_hold_one_direction_with_units_intervals_and_provenance(
     assert len(doc) == len(rows) and set(rows["metric"]) == metrics
     for entry, (_, row) in zip(doc, rows.iterrows(), strict=True):
         assert entry["name"] == f"{figure_name(row)} {row['metric']} ({row['unit']})"
-        assert entry["unit"] == row["unit"] and entry["value"] == row["median"]
+        assert entry["unit"] == row["unit"] and entry["value"] == row["centre"]
         low, high = map(float, re.fullmatch(r"95% CI \[(\S+), (\S+)\]", entry["range"]).groups())
         assert low == pytest.approx(row["ci_low"], rel=1e-5)
         assert high == pytest.approx(row["ci_high"], rel=1e-5)
@@ -281,7 +281,7 @@ def test_accelerators_never_share_a_name(samples: pd.DataFrame, fmt: Format):
     if fmt is Format.BMF:
         kvm = table[(table["accel"] == "kvm") & (table["metric"] == "ns_per_op")]
         for _, row in kvm.iterrows():
-            assert doc[figure_name(row)]["ns_per_op"]["value"] == row["median"]
+            assert doc[figure_name(row)]["ns_per_op"]["value"] == row["centre"]
         assert WATCHED in doc and WATCHED.replace("[tcg]", "[kvm]") in doc
 
 

@@ -99,7 +99,7 @@ def test_report_writes_html_markdown_and_csv(report: Path):
     assert "6 undecided" in ab  # the gated family; the two display-only rows are apart
     assert "inconclusive" not in html
     csv = pd.read_csv(report.parent / "results.csv")
-    assert {"benchmark", "params", "metric", "accel", "kernel", "n", "median", "ci_low",
+    assert {"benchmark", "params", "metric", "accel", "kernel", "n", "centre", "scale", "ci_low",
             "ci_high"} <= set(csv.columns)
     watched = csv[(csv["params"].str.contains("case=watched")) & (csv["metric"] == "ns_per_op")]
     assert sorted(watched["n"]) == [8, 8]

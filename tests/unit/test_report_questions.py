@@ -18,7 +18,15 @@ from tests.chromium import console_problems, needs_chromium, screenshot, too_wid
 from watchbench.cli.measure import print_headline
 from watchbench.report import write_report
 from watchbench.report.headline import MAX_TERMINAL_LINES, focus_text, headline_lines
-from watchbench.report.questions import HEADLINES, SWEEPS, focus, headlines, sweeps
+from watchbench.report.questions import (
+    HEADLINES,
+    SWEEPS,
+    Pick,
+    _choose,
+    focus,
+    headlines,
+    sweeps,
+)
 from watchbench.report.text import fmt_value
 from watchbench.results import ingest_run, load_runs
 from watchbench.settings import Settings
@@ -170,7 +178,7 @@ def test_the_headline_section_carries_the_runs_figures(quick_report, quick):
 def test_bench_and_all_print_the_headline_and_where_the_report_is(tmp_path, capsys):
     runs = tmp_path / "runs"
     shutil.copytree(QUICK, runs)
-    newest = sorted(runs.iterdir())[-1]
+    first, newest = sorted(runs.iterdir())
     ingest_run(newest)
     settings = replace(Settings(), runs_dir=runs)
     print_headline(settings, newest, tmp_path / "reports" / "index.html")
@@ -180,3 +188,45 @@ def test_bench_and_all_print_the_headline_and_where_the_report_is(tmp_path, caps
                        " 1 boot"
     assert lines[-1] == f"report: {tmp_path / 'reports' / 'index.html'}"
     assert any("1 boot" in line and "delivered post" in line for line in lines)
+    assert not any(line.strip().startswith("±") for line in lines)  # no interval to explain
+    # a second boot of the same kernel, the same way: the headline pools both
+    ingest_run(first)
+    print_headline(settings, newest, tmp_path / "reports" / "index.html")
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].endswith(", 2 boots") and any("±" in line for line in lines[1:-1])
+
+
+def test_the_headline_answers_for_the_candidate_and_pools_only_comparable_boots(quick_runs):
+    ids = sorted(quick_runs["run_id"].astype(str).unique())
+    later = quick_runs.assign(run_id=quick_runs["run_id"].astype(str) + "-base",
+                              series_hash="another-kernel",
+                              timestamp=quick_runs["timestamp"] + pd.Timedelta(hours=1))
+    both = pd.concat([quick_runs.astype({"run_id": str}), later], ignore_index=True)
+    # the newest boots are another kernel's: an A/B report still answers for its candidate
+    assert set(focus(both)["series_hash"].astype(str)) == {"another-kernel"}
+    assert set(focus(both, ids)["run_id"].astype(str)) == set(ids)
+    # boots of another suite (other iteration counts) are not pooled with these
+    other_suite = quick_runs.assign(suite="full", run_id=quick_runs["run_id"].astype(str) + "-f",
+                                    timestamp=quick_runs["timestamp"] + pd.Timedelta(hours=1))
+    mixed = pd.concat([quick_runs.astype({"run_id": str}), other_suite], ignore_index=True)
+    assert set(focus(mixed)["run_id"].astype(str)) == {f"{i}-f" for i in ids}
+
+
+def test_a_case_without_the_param_is_not_the_largest():
+    table = pd.DataFrame({"benchmark": "b", "params": ["q=1", "q=2", "other"],
+                          "queues": pd.array(["1", "2", pd.NA], dtype="string")})
+    chosen = _choose(table, ["queues"], Pick("b", "m", largest=("queues",)), {})
+    assert chosen["params"] == "q=2"
+
+
+def test_the_terminal_headline_is_cut_to_a_narrow_terminal(quick):
+    lines = headline_lines(headlines(quick), focus_text(quick, brief=True), "/r/index.html",
+                           width=40)
+    assert all(len(line) <= 40 for line in lines[:-1]) and lines[-1] == "report: /r/index.html"
+
+
+def test_a_kernel_without_a_series_hash_still_gets_its_case_tables(quick_runs, tmp_path):
+    bare = quick_runs.assign(series_hash=pd.NA)
+    html = write_report(bare, tmp_path, baseline=None, candidate=None).read_text()
+    cases = html[html.index('<h2 id="cases"'):html.index('<h2 id="runs"')]
+    assert 'id="b-kernel-post"' in cases and ">boots</th>" in cases

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
+from watchbench.settings import JUDGEMENT
 from watchbench.stats import compare
 from watchbench.stats.compare import ComparisonError
 from watchbench.stats.summary import summarize
@@ -45,7 +46,7 @@ def _boots(medians: list[float], repeats: int = 5, spread: float = 0.01,
 def test_one_boot_gives_its_median_and_no_interval():
     summary = summarize(_boots([100.0], repeats=9))
     row = summary.iloc[0]
-    assert row["boots"] == 1 and row["n"] == 9 and row["median"] == pytest.approx(100.0)
+    assert row["boots"] == 1 and row["n"] == 9 and row["centre"] == pytest.approx(100.0)
     assert math.isnan(row["ci_low"]) and math.isnan(row["ci_high"])
 
 
@@ -55,7 +56,7 @@ def test_the_interval_is_a_t_interval_on_the_logs_of_the_boot_medians():
     logs = np.log(medians)
     half = sps.t.ppf(0.975, 3) * np.std(logs, ddof=1) / 2
     assert row["boots"] == 4 and row["n"] == 20
-    assert row["median"] == pytest.approx(math.exp(logs.mean()))
+    assert row["centre"] == pytest.approx(math.exp(logs.mean()))
     assert row["ci_low"] == pytest.approx(math.exp(logs.mean() - half))
     assert row["ci_high"] == pytest.approx(math.exp(logs.mean() + half))
     assert row["between_cv"] == pytest.approx(np.std(medians, ddof=1) / np.mean(medians))
@@ -74,7 +75,7 @@ def test_more_repeats_per_boot_do_not_narrow_the_interval():
 def test_a_series_with_a_zero_is_summarised_in_linear_units():
     row = summarize(_boots([0.0, 2.0, 4.0], repeats=1)).iloc[0]
     half = sps.t.ppf(0.975, 2) * 2.0 / math.sqrt(3)
-    assert row["median"] == pytest.approx(2.0)
+    assert row["centre"] == pytest.approx(2.0) and row["scale"] == "linear"
     assert (row["ci_low"], row["ci_high"]) == pytest.approx((2.0 - half, 2.0 + half))
 
 
@@ -88,8 +89,21 @@ def test_summarize_groups_by_params_and_accel_and_ignores_non_ok_rows():
     summary = summarize(df).set_index(["params", "accel"])
     assert len(summary) == 3
     assert summary.loc[("case=stream", "icount"), "boots"] == 2
-    assert summary.loc[("case=stream", "tcg"), "median"] == pytest.approx(20.0)
-    assert summary.loc[("case=baseline", "icount"), "ci_low"] == pytest.approx(5.0)
+    assert summary.loc[("case=stream", "tcg"), "centre"] == pytest.approx(20.0)
+    floor = sps.t.ppf(0.975, 2) * JUDGEMENT.noise_floor / math.sqrt(3)
+    assert summary.loc[("case=baseline", "icount"), "ci_low"] == pytest.approx(
+        5.0 * math.exp(-floor))
+
+
+def test_identical_boots_get_the_noise_floor_not_a_zero_width_interval():
+    """Three icount boots alike to the last digit have not shown the machine's spread,
+    only that it is small: the interval is the one of a 0.1 % spread per boot."""
+    row = summarize(_boots([527.0, 527.0, 527.0], spread=0.0)).iloc[0]
+    half = sps.t.ppf(0.975, 2) * JUDGEMENT.noise_floor / math.sqrt(3)
+    assert row["scale"] == "log" and row["centre"] == pytest.approx(527.0)
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx(
+        (527.0 * math.exp(-half), 527.0 * math.exp(half)))
+    assert row["ci_high"] / row["ci_low"] - 1 > 0.004  # about ±0.25 %, never ±0
 
 
 def test_the_interval_across_boots_covers_the_truth_at_its_level():

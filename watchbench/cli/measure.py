@@ -17,9 +17,12 @@ from watchbench.suite.run import run_bench
 
 
 def print_headline(settings: Settings, run_dir: Path, where: Path) -> None:
-    """The run's headline figures (at most 15 lines) and where the details are."""
-    ok = focus(load_runs(settings.runs_dir, run_ids=[run_dir.name]))
-    width = min(shutil.get_terminal_size().columns, 100)
+    """The run's headline figures (at most 15 lines), over every stored boot comparable
+    with it (the same kernel, accelerator, host and suite: ``questions.focus``), and
+    where the details are. A stored run that cannot be read is left out here."""
+    df = load_runs(settings.runs_dir, skip_bad=True)
+    ok = focus(df, [run_dir.name])
+    width = min(shutil.get_terminal_size().columns, 80)
     for line in headline_lines(headlines(ok), focus_text(ok, brief=True), str(where), width):
         print(line)
 

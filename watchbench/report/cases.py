@@ -90,16 +90,17 @@ def case_tables(summary: pd.DataFrame, df: pd.DataFrame, short: dict[tuple, str]
         if one_metric:
             header = f"{main['metric'].iloc[0]} {_ARROW.get(main['direction'].iloc[0], '')}"
         frame[header] = [f"{fmt_value(v)} {u}" if pd.notna(u) else "–"
-                         for v, u in zip(cases["median"], cases["unit"], strict=True)]
+                         for v, u in zip(cases["centre"], cases["unit"], strict=True)]
         frame["95 % CI"] = [_ci(lo, hi) for lo, hi in zip(cases["ci_low"], cases["ci_high"],
                                                           strict=True)]
-        boots = rows.groupby(keys, observed=True, sort=False)["boots"].max()
+        boots = rows.groupby(keys, observed=True, sort=False, dropna=False)["boots"].max()
         frame["boots"] = [str(int(b)) for b in boots.reindex(
             pd.MultiIndex.from_frame(cases[keys])).to_numpy()]
         if derived:
             units = rows.groupby("metric", observed=True)["unit"].first()
             wide = rows[rows["metric"].isin(derived)].pivot_table(
-                index=keys, columns="metric", values="median", aggfunc="first", observed=True)
+                index=keys, columns="metric", values="centre", aggfunc="first", observed=True,
+                dropna=False)
             wide = wide.reindex(pd.MultiIndex.from_frame(cases[keys]))
             for metric in derived:
                 frame[f"{metric} ({units[metric]})"] = [fmt_short(v) for v in wide[metric]]

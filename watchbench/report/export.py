@@ -1,7 +1,7 @@
 """The stored runs in formats other tools read: Bencher, github-action-benchmark, tables.
 
 Each figure is one measured series of one kernel, as ``stats.summary.summarize`` gives it:
-the boot is the unit, ``median`` the geometric mean of the boot medians and
+the boot is the unit, ``centre`` the geometric mean of the boot medians and
 ``ci_low``/``ci_high`` a t interval across boots (NaN with one boot). Only ``ok`` samples
 count. The formats:
 
@@ -151,7 +151,7 @@ def bmf(table: pd.DataFrame) -> dict[str, dict[str, dict[str, float]]]:
         if len(measure) > MEASURE_SLUG_MAX:
             raise ResultsError(f"bmf: metric {measure!r} is longer than a Bencher measure "
                                f"slug may be ({MEASURE_SLUG_MAX} characters)")
-        metric = {"value": float(row["median"])}
+        metric = {"value": float(row["centre"])}
         interval = _interval(row)
         if interval:
             metric["lower_value"], metric["upper_value"] = interval
@@ -188,7 +188,7 @@ def github_benchmarks(table: pd.DataFrame, fmt: Format) -> list[dict[str, Any]]:
     out = []
     for _, row in rows.iterrows():
         entry: dict[str, Any] = {"name": f"{figure_name(row)} {row['metric']} ({row['unit']})",
-                                 "unit": str(row["unit"]), "value": float(row["median"])}
+                                 "unit": str(row["unit"]), "value": float(row["centre"])}
         interval = _interval(row)
         if interval:
             level = f"{float(row['confidence']):.0%}"

@@ -12,19 +12,52 @@ from typing import Any
 
 import pandas as pd
 
-from watchbench.report.questions import (
-    Answer,
-    Figure,
-    fmt_figure,
-    fmt_interval,
-    params_text,
-    relation_text,
-)
-from watchbench.report.text import fmt_short
+from watchbench.report.questions import Answer, Figure, Relation
+from watchbench.report.text import fmt_short, fmt_value
 from watchbench.results.schema import KERNEL_IDENTITY
+from watchbench.stats.summary import CONFIDENCE
 from watchbench.vm.qemu import MEASURES, Accel
 
 MAX_TERMINAL_LINES = 15
+LEVEL = f"{CONFIDENCE:.0%}".replace("%", " %")  # "95 %"
+
+
+def fmt_interval(figure: Figure) -> str:
+    """``95 % CI a–b, k boots`` across boots, or why there is none."""
+    if figure.boots < 2 or not (math.isfinite(figure.low) and math.isfinite(figure.high)):
+        return "one boot: no interval"
+    return f"{LEVEL} CI {fmt_value(figure.low)}–{fmt_value(figure.high)}, {figure.boots} boots"
+
+
+def fmt_figure(figure: Figure) -> str:
+    """``1,052 ns`` or ``2.41×``."""
+    if figure.unit == "×":
+        return f"{figure.value:#.3g}".rstrip(".") + "×"
+    return f"{fmt_value(figure.value)} {figure.unit}".strip()
+
+
+def relation_text(a: Answer, *, brief: bool = False) -> str:
+    """``+612 ns over the same call unwatched`` or ``3.9× the same at queues=1``
+    (``brief``: ``+612 ns vs unwatched``, ``3.9× vs queues=1``)."""
+    if a.relation is None:
+        return ""
+    rel = a.relation
+    differs = ", ".join(f"{k}={v}" for k, v in (a.reference_params or {}).items()
+                        if a.params.get(k) != v)
+    if brief:
+        what = f"vs {a.headline.versus or differs}"
+    else:
+        what = a.headline.reference_text or f"the same at {differs}"
+    if a.headline.relation is Relation.DIFFERENCE:
+        value = f"{'+' if rel.value >= 0 else ''}{fmt_value(rel.value)} {rel.unit}"
+    else:
+        value = fmt_figure(rel)
+    return f"{value} {what}"
+
+
+def params_text(params: dict[str, str]) -> str:
+    """``k=v, k=v`` in the params' own order."""
+    return ", ".join(f"{k}={v}" for k, v in params.items())
 
 
 def focus_text(ok: pd.DataFrame, short: dict[tuple, str] | None = None, *,
@@ -97,22 +130,27 @@ def _plus_minus(figure: Figure) -> str:
     return f"±{half * 100:.1f}%"
 
 
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[:max(width - 1, 0)] + "…"
+
+
 def headline_lines(answers: list[Answer], focus_line: str, where: str,
                    width: int = 80) -> list[str]:
     """At most ``MAX_TERMINAL_LINES`` lines, each within ``width`` (but the report's
     path, which is never cut): the figures, what they come from and where the report is."""
-    head = f"headline: {focus_line}"
-    out = [head if len(head) <= width else head[:width - 1] + "…"]
+    out = [_cut(f"headline: {focus_line}", width)]
     for a in answers[:MAX_TERMINAL_LINES - 3]:
         figure = f"{fmt_short(a.figure.value)} {a.figure.unit}"
         text = f"  {a.headline.short:<17}{figure:>16} {_plus_minus(a.figure):>7}"
         relation = relation_text(a, brief=True)
         if relation:
-            room = width - len(text) - 3
-            text += "   " + (relation if len(relation) <= room else relation[:room - 1] + "…")
-        out.append(text)
+            text += "   " + relation
+        out.append(_cut(text, width))
     if not answers:
-        out.append("  (no headline question is answered by this suite's benchmarks)")
-    out.append("  ± is the 95 % interval across boots; details: the report")
+        out.append(_cut("  (no headline question is answered by this suite's benchmarks)",
+                        width))
+    elif any(a.figure.boots > 1 for a in answers):
+        out.append(_cut(f"  ± is the {LEVEL} interval across boots; details: the report",
+                        width))
     out.append(f"report: {where}")
     return out

@@ -125,7 +125,7 @@ def _benchmarks(df: pd.DataFrame, summary: pd.DataFrame, short: dict[tuple, str]
 
 
 def _summary_csv(summary: pd.DataFrame, path: Path) -> None:
-    columns = [*SERIES_KEYS, "kernel", *KERNEL_IDENTITY, "n", "boots", "median", "ci_low",
+    columns = [*SERIES_KEYS, "kernel", *KERNEL_IDENTITY, "n", "boots", "centre", "scale", "ci_low",
                "ci_high", "between_cv", "mean", "stddev", "cv"]
     write_atomically(path, summary[columns].to_csv(index=False))
 
@@ -220,7 +220,7 @@ def write_report(
         trend = sections.history_section(history)
     bad_files = [why for _, why in df.attrs.get("bad_files", [])]
     provenance, common = sections.provenance(df, short)
-    focused = focus(df)
+    focused = focus(df, candidate)  # an A/B report answers for its candidate
     answers = headlines(focused)
     focus_line = focus_text(focused, short)
     context = {

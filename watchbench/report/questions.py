@@ -19,11 +19,9 @@ from enum import StrEnum
 
 import numpy as np
 import pandas as pd
-from scipy import stats as sps
 
-from watchbench.report.text import fmt_value
 from watchbench.results.schema import KERNEL_IDENTITY, PARAM_PREFIX
-from watchbench.stats.summary import across_boots, boot_medians
+from watchbench.stats.summary import across_boots, boot_medians, t_interval
 
 
 class Relation(StrEnum):
@@ -165,26 +163,35 @@ class Answer:
 _FOCUS_COLUMNS = {"benchmark", "params", "metric", "unit", "direction", "value", "status",
                   "run_id", "timestamp", "accel", "kernel", "kernel_version", "base_label",
                   "series_name", *KERNEL_IDENTITY}
+# Boots are pooled only when all of these match the chosen run's: the same kernel, taken
+# the same way, on the same host, by the same suite (its iteration counts).
+FOCUS_KEYS = ["accel", *KERNEL_IDENTITY, "host", "cpu_model", "qemu_argv_hash", "suite"]
 
 
-def focus(df: pd.DataFrame) -> pd.DataFrame:
-    """The newest run's kernel and accelerator, one row per series and boot: ``value``
-    the boot's median over its ok samples, ``n`` their number (the frame ``headlines``,
-    ``sweeps`` and ``focus_text`` answer from: make it once)."""
-    columns = [c for c in df.columns if c in _FOCUS_COLUMNS or c.startswith(PARAM_PREFIX)]
+def focus(df: pd.DataFrame, runs: list[str] | None = None) -> pd.DataFrame:
+    """The boots comparable with the newest run (of ``runs``, when given: an A/B report
+    answers for its candidate), one row per series and boot, ``value`` the boot's median
+    over its ok samples: the frame ``headlines``, ``sweeps`` and ``focus_text`` answer
+    from (make it once)."""
+    keys = [k for k in FOCUS_KEYS if k in df.columns]
+    columns = [c for c in df.columns if c in _FOCUS_COLUMNS or c in keys
+               or c.startswith(PARAM_PREFIX)]
     ok = df.loc[(df["status"] == "ok") & df["value"].notna(), columns]
     if ok.empty:
-        return ok.assign(n=pd.Series(dtype="int64"))
-    codes = ok.groupby(["accel", *KERNEL_IDENTITY], observed=True, sort=False,
-                       dropna=False).ngroup().to_numpy()
-    newest = codes[int(ok["timestamp"].reset_index(drop=True).argmax())]
+        return ok
+    codes = ok.groupby(keys, observed=True, sort=False, dropna=False).ngroup().to_numpy()
+    times = ok["timestamp"].reset_index(drop=True)
+    if runs:
+        wanted = ok["run_id"].astype(str).isin(runs).to_numpy()
+        if not wanted.any():
+            return ok.iloc[:0]
+        times = times.where(wanted)
+    newest = codes[int(times.argmax())]
     mine = ok[codes == newest]
-    keys = ["benchmark", "params", "metric", "run_id"]
-    grouped = mine.groupby(keys, observed=True, sort=True, dropna=False)
-    rest = [c for c in columns if c not in (*keys, "value")]
-    boots = grouped[rest].first()
+    series = ["benchmark", "params", "metric", "run_id"]
+    grouped = mine.groupby(series, observed=True, sort=True, dropna=False)
+    boots = grouped[[c for c in columns if c not in (*series, "value")]].first()
     boots["value"] = grouped["value"].median()
-    boots["n"] = grouped["value"].size()
     return boots.reset_index()
 
 
@@ -217,6 +224,10 @@ def _choose(rows: pd.DataFrame, params: list[str], pick: Pick,
             continue
         if key not in pick.smallest + pick.largest and rows[key].nunique(dropna=False) < 2:
             continue
+        if key in pick.smallest + pick.largest:
+            rows = rows[rows[key].notna()]  # a row without the param is neither extreme
+            if rows.empty:
+                return None
         order = _order(rows[key].fillna(""))
         best = order.max() if key in pick.largest else order.min()
         rows = rows[order == best]
@@ -224,14 +235,16 @@ def _choose(rows: pd.DataFrame, params: list[str], pick: Pick,
 
 
 def _series(ok: pd.DataFrame, benchmark: str, params: str, metric: str) -> pd.DataFrame:
+    """One series' boots (``boot_medians`` rows) from the ``focus`` rows."""
     part = ok[(ok["benchmark"] == benchmark) & (ok["params"] == params)
               & (ok["metric"] == metric)]
     return boot_medians(part, ["benchmark"])
 
 
 def _figure(boots: pd.DataFrame, unit: str) -> Figure:
+    """The centre and interval across ``boots`` (``stats.summary.across_boots``)."""
     row = across_boots(boots, ["benchmark"]).iloc[0]
-    return Figure(float(row["value"]), float(row["ci_low"]), float(row["ci_high"]),
+    return Figure(float(row["centre"]), float(row["ci_low"]), float(row["ci_high"]),
                   int(row["boots"]), unit)
 
 
@@ -251,20 +264,10 @@ def _relation(main: pd.DataFrame, other: pd.DataFrame, relation: Relation,
     if relation is Relation.DIFFERENCE:
         # A difference can be <= 0: always linear units (across_boots would take logs of
         # differences that all happen to be positive).
-        return Figure(*_linear(per_boot.to_numpy(float)), len(both), unit)
+        return Figure(*t_interval(per_boot.to_numpy(float)), len(both), unit)
     boots = pd.DataFrame({"benchmark": "relation", "run_id": both["run_id"],
                           "value": per_boot, "n": 1})
     return _figure(boots, unit)
-
-
-def _linear(x: np.ndarray, confidence: float = 0.95) -> tuple[float, float, float]:
-    """Mean and Student t interval of ``x`` (NaN ends for one value)."""
-    mean = float(np.mean(x))
-    if len(x) < 2:
-        return mean, math.nan, math.nan
-    half = float(sps.t.ppf(0.5 + confidence / 2, len(x) - 1) * np.std(x, ddof=1)
-                 / math.sqrt(len(x)))
-    return mean, mean - half, mean + half
 
 
 def answer(ok: pd.DataFrame, headline: Headline, table: pd.DataFrame) -> Answer | None:
@@ -319,6 +322,8 @@ def headlines(ok: pd.DataFrame) -> list[Answer]:
 
 @dataclass(frozen=True)
 class SweepLine:
+    """One line of a sweep: its points and their interval across boots (NaN: one boot)."""
+
     label: str
     x: np.ndarray
     value: np.ndarray
@@ -328,12 +333,16 @@ class SweepLine:
 
 @dataclass(frozen=True)
 class SweepAnswer:
+    """A sweep answered: its lines, the params held fixed, the fewest and most boots of
+    a point."""
+
     sweep: Sweep
     lines: list[SweepLine]
     unit: str
     direction: str
     fixed: dict[str, str]
     boots: int
+    most_boots: int
 
 
 def sweep_points(ok: pd.DataFrame, sweep: Sweep, table: pd.DataFrame) -> SweepAnswer | None:
@@ -368,13 +377,13 @@ def sweep_points(ok: pd.DataFrame, sweep: Sweep, table: pd.DataFrame) -> SweepAn
     boots = boot_medians(rows[rows["params"].isin(mine["params"])], ["params"])
     stats = across_boots(boots, ["params"]).merge(mine, on="params")
     lines = []
-    for label, part in stats.groupby(sweep.line, sort=False):
+    for label, part in stats.groupby(sweep.line, sort=False, dropna=False):
         part = part.assign(_x=pd.to_numeric(part[sweep.x], errors="coerce")).dropna(
             subset=["_x"]).sort_values("_x")
         if part.empty:
             continue
         lines.append(SweepLine(f"{sweep.line}={label}", part["_x"].to_numpy(float),
-                               part["value"].to_numpy(float), part["ci_low"].to_numpy(float),
+                               part["centre"].to_numpy(float), part["ci_low"].to_numpy(float),
                                part["ci_high"].to_numpy(float)))
     if not any(len(line.x) >= 2 for line in lines):
         return None
@@ -383,7 +392,7 @@ def sweep_points(ok: pd.DataFrame, sweep: Sweep, table: pd.DataFrame) -> SweepAn
     first = rows.iloc[0]
     return SweepAnswer(sweep, lines, str(first["unit"]), str(first["direction"]),
                        {k: v for k, v in fixed.items() if (k, v) not in sweep.where},
-                       int(stats["boots"].min()))
+                       int(stats["boots"].min()), int(stats["boots"].max()))
 
 
 def sweeps(ok: pd.DataFrame) -> list[SweepAnswer]:
@@ -393,42 +402,3 @@ def sweeps(ok: pd.DataFrame) -> list[SweepAnswer]:
     table = param_table(ok)
     found = (sweep_points(ok, s, table) for s in SWEEPS)
     return [s for s in found if s is not None]
-
-
-# --- text -----------------------------------------------------------------------------
-
-def fmt_interval(figure: Figure) -> str:
-    """``a–b`` across boots, or why there is none."""
-    if figure.boots < 2 or not (math.isfinite(figure.low) and math.isfinite(figure.high)):
-        return "one boot: no interval"
-    return f"95 % CI {fmt_value(figure.low)}–{fmt_value(figure.high)}, {figure.boots} boots"
-
-
-def fmt_figure(figure: Figure) -> str:
-    """``1,052 ns`` or ``2.41×``."""
-    if figure.unit == "×":
-        return f"{figure.value:#.3g}".rstrip(".") + "×"
-    return f"{fmt_value(figure.value)} {figure.unit}".strip()
-
-
-def relation_text(a: Answer, *, brief: bool = False) -> str:
-    """``+612 ns over the same call unwatched`` or ``3.9× the same at queues=1``
-    (``brief``: ``+612 ns vs unwatched``, ``3.9× vs queues=1``)."""
-    if a.relation is None:
-        return ""
-    rel = a.relation
-    differs = ", ".join(f"{k}={v}" for k, v in (a.reference_params or {}).items()
-                        if a.params.get(k) != v)
-    if brief:
-        what = f"vs {a.headline.versus or differs}"
-    else:
-        what = a.headline.reference_text or f"the same at {differs}"
-    if a.headline.relation is Relation.DIFFERENCE:
-        value = f"{'+' if rel.value >= 0 else ''}{fmt_value(rel.value)} {rel.unit}"
-    else:
-        value = fmt_figure(rel)
-    return f"{value} {what}"
-
-
-def params_text(params: dict[str, str]) -> str:
-    return ", ".join(f"{k}={v}" for k, v in params.items())

@@ -129,9 +129,13 @@ def sweep_figures(ok: pd.DataFrame) -> list[dict[str, str]]:
         lines = [(line.label, line.x, line.value, line.low, line.high) for line in answer.lines]
         ylabel = f"{sweep.metric} ({answer.unit}, {answer.direction} is better)"
         fixed = ", ".join(f"{k}={v}" for k, v in answer.fixed.items())
-        notes = [n for n in (sweep.note, f"at {fixed}" if fixed else "",
-                             "one boot: no interval" if answer.boots < 2 else
-                             f"bands: 95 % interval across {answer.boots}+ boots") if n]
+        if answer.most_boots < 2:
+            bands = "one boot per point: no interval"
+        elif answer.boots < 2:
+            bands = "bands where a point has two or more boots"
+        else:
+            bands = f"bands: 95 % interval across {answer.boots}+ boots"
+        notes = [n for n in (sweep.note, f"at {fixed}" if fixed else "", bands) if n]
         out.append({"key": sweep.key, "title": f"{sweep.title} ({sweep.benchmark})",
                     "svg": plots.sweep_svg(lines, xlabel=sweep.x, ylabel=ylabel),
                     "note": "; ".join(notes)})
@@ -187,7 +191,7 @@ def patch_figure(rows: pd.DataFrame, unit: str) -> str | None:
     for (series, params), part in stats.groupby(["series_name", "params"], observed=True):
         if len(lines) >= MAX_LINES:
             break
-        x, med = part["patch_index"].to_numpy(float), part["value"].to_numpy(float)
+        x, med = part["patch_index"].to_numpy(float), part["centre"].to_numpy(float)
         lo, hi = part["ci_low"].to_numpy(float), part["ci_high"].to_numpy(float)
         label = f"{series} · {params or '–'}" if series else (params or "–")
         lines[label] = (x, med, np.where(np.isnan(lo), med, lo), np.where(np.isnan(hi), med, hi))

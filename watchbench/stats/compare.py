@@ -135,7 +135,10 @@ def _pairs(a: pd.DataFrame, b: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, bo
     """The two sides' boot log medians, paired by round when every boot has a unique one."""
     keyed = all(p.notna().all() and p.is_unique for p in (a["pair"], b["pair"]))
     if keyed:
-        common = sorted(set(a["pair"]) & set(b["pair"]))
+        # In round order (the key ends in #round): the same order whether the rounds came
+        # from one machine or from shards with ci ids of their own, so the sums agree.
+        common = sorted(set(a["pair"]) & set(b["pair"]),
+                        key=lambda p: (int(p.rsplit("#", 1)[1]), p))
         if len(common) >= 2:
             xa = a.set_index("pair").loc[common, "log_median"].to_numpy(float)
             xb = b.set_index("pair").loc[common, "log_median"].to_numpy(float)
