@@ -21,6 +21,7 @@ from invoke import Config, Context
 from invoke.exceptions import Exit
 
 import tasks
+from tests.recorded import SAMPLES, ingested
 from watchbench.errors import ResultsError
 from watchbench.report.export import (
     TEXT_COLUMNS,
@@ -31,11 +32,10 @@ from watchbench.report.export import (
     github_benchmarks,
     write_export,
 )
-from watchbench.results import ingest_run, load_runs
+from watchbench.results import ingest_run
 from watchbench.results.schema import KERNEL_IDENTITY
 from watchbench.stats.summary import SUMMARY_KEYS, summarize
 
-DATA = Path(__file__).resolve().parents[1] / "data" / "results"
 BOOTS = 5
 BASE_LABEL = "debian-6.12.117-1~deb12u1"
 JSON_FORMATS = [Format.BMF, Format.GITHUB_SMALLER, Format.GITHUB_BIGGER]
@@ -96,11 +96,7 @@ def check_github(doc: object) -> None:
 
 @pytest.fixture(scope="module")
 def samples(tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
-    runs = tmp_path_factory.mktemp("export") / "runs"
-    shutil.copytree(DATA / "runs", runs)
-    for run in sorted(runs.iterdir()):
-        ingest_run(run)
-    return load_runs(runs)
+    return ingested(SAMPLES, tmp_path_factory.mktemp("export") / "runs")
 
 
 def _booted(samples: pd.DataFrame, source: str, prefix: str, boots: int = BOOTS,
@@ -302,7 +298,7 @@ def _context(runs: Path, reports: Path) -> Context:
 @pytest.fixture
 def stored(tmp_path: Path) -> Path:
     runs = tmp_path / "runs"
-    shutil.copytree(DATA / "runs", runs)
+    shutil.copytree(SAMPLES, runs)
     for run in sorted(runs.iterdir()):
         ingest_run(run)
     return runs

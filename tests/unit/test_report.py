@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -12,22 +11,17 @@ import pytest
 from matplotlib.image import imread
 
 from tests.chromium import _chromium, console_problems, needs_chromium, too_wide
+from tests.recorded import SAMPLES, ingested
 from watchbench.report import compare_markdown, compare_table, write_report
 from watchbench.report.text import MIN_WIDTH
-from watchbench.results import ingest_run, load_runs
 from watchbench.stats.compare import ComparisonError, compare_frames
 
-DATA = Path(__file__).resolve().parents[1] / "data" / "results"
 BASE, CAND = ["sample-baseline"], ["sample-candidate"]
 
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
-    runs = tmp_path_factory.mktemp("report") / "runs"
-    shutil.copytree(DATA / "runs", runs)
-    for run in sorted(runs.iterdir()):
-        ingest_run(run)
-    return load_runs(runs)
+    return ingested(SAMPLES, tmp_path_factory.mktemp("report") / "runs")
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,7 @@ import pytest
 from matplotlib.image import imread
 
 from tests.chromium import console_problems, needs_chromium, screenshot, too_wide
+from tests.recorded import QUICK, ingested
 from watchbench.cli.measure import print_headline
 from watchbench.report import write_report
 from watchbench.report.headline import MAX_TERMINAL_LINES, focus_text, headline_lines
@@ -28,19 +29,13 @@ from watchbench.report.questions import (
     sweeps,
 )
 from watchbench.report.text import fmt_value
-from watchbench.results import ingest_run, load_runs
+from watchbench.results import ingest_run
 from watchbench.settings import Settings
-
-QUICK = Path(__file__).resolve().parents[1] / "data" / "results" / "quick-icount"
 
 
 @pytest.fixture(scope="module")
 def quick_runs(tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
-    runs = tmp_path_factory.mktemp("quick") / "runs"
-    shutil.copytree(QUICK, runs)
-    for run in sorted(runs.iterdir()):
-        ingest_run(run)
-    return load_runs(runs)
+    return ingested(QUICK, tmp_path_factory.mktemp("quick") / "runs")
 
 
 @pytest.fixture(scope="module")

@@ -204,7 +204,7 @@ def param_table(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _order(values: pd.Series) -> pd.Series:
-    """Sort keys of param values: numbers by value, the rest after them by text."""
+    """Sort keys of param values: numbers by value, anything else after them (tied)."""
     numbers = pd.to_numeric(values, errors="coerce")
     return numbers.fillna(math.inf)
 
