@@ -48,9 +48,9 @@ def _case_labels(df: pd.DataFrame, short: dict[tuple, str]) -> pd.Series:
     keys = ["benchmark", "params", *KERNEL_IDENTITY, "accel"]
     codes = df.groupby(keys, observed=True, sort=False, dropna=False).ngroup().to_numpy()
     cases = df[keys].iloc[np.unique(codes, return_index=True)[1]].astype("string").fillna("")
-    texts, _ = short_params(cases[["benchmark", "params"]].drop_duplicates())
-    label = dict(zip(zip(*(cases[["benchmark", "params"]].drop_duplicates()[k]
-                          for k in ("benchmark", "params")), strict=True), texts, strict=True))
+    pairs = cases[["benchmark", "params"]].drop_duplicates()
+    texts, _ = short_params(pairs)
+    label = dict(zip(pairs.itertuples(index=False, name=None), texts, strict=True))
     out = [label[(b, p)] for b, p in zip(cases["benchmark"], cases["params"], strict=True)]
     if len(short) > 1:
         out = [f"{o} · {short.get(tuple(k), '?')}" for o, k in zip(
