@@ -112,7 +112,8 @@ def test_bench_interrupted_mid_boot_kills_the_guest(configured, test_settings, s
 
     again = run([*argv[:-1], "again"], env)
     assert again.returncode == 0, again.tail()
-    fresh = next(Path(ln) for ln in reversed(again.lines) if ln.startswith("/"))  # stdout's path
+    fresh = next(Path(ln.removeprefix("run: ")) for ln in reversed(again.lines)
+                 if ln.startswith("run: /"))  # the run directory, after the headline
     assert (fresh / "results.parquet").exists() and fresh != run_dir
 
 

@@ -176,7 +176,7 @@ def test_bench_and_all_print_the_headline_and_where_the_report_is(tmp_path, caps
     first, newest = sorted(runs.iterdir())
     ingest_run(newest)
     settings = replace(Settings(), runs_dir=runs)
-    print_headline(settings, newest, tmp_path / "reports" / "index.html")
+    print_headline(settings, newest, tmp_path / "reports" / "index.html", "report")
     lines = capsys.readouterr().out.splitlines()
     assert 3 < len(lines) <= MAX_TERMINAL_LINES
     assert lines[0] == "headline: watch_queue-bench on 6.12.117+, icount (guest instructions)," \
@@ -186,7 +186,7 @@ def test_bench_and_all_print_the_headline_and_where_the_report_is(tmp_path, caps
     assert not any(line.strip().startswith("±") for line in lines)  # no interval to explain
     # a second boot of the same kernel, the same way: the headline pools both
     ingest_run(first)
-    print_headline(settings, newest, tmp_path / "reports" / "index.html")
+    print_headline(settings, newest, tmp_path / "reports" / "index.html", "report")
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].endswith(", 2 boots") and any("±" in line for line in lines[1:-1])
 

@@ -16,14 +16,15 @@ from watchbench.settings import Settings
 from watchbench.suite.run import run_bench
 
 
-def print_headline(settings: Settings, run_dir: Path, where: Path) -> None:
+def print_headline(settings: Settings, run_dir: Path, where: Path, label: str) -> None:
     """The run's headline figures (at most 15 lines), over every stored boot comparable
     with it (the same kernel, accelerator, host and suite: ``questions.focus``), and
     where the details are. A stored run that cannot be read is left out here."""
     df = load_runs(settings.runs_dir, skip_bad=True)
     ok = focus(df, [run_dir.name])
     width = min(shutil.get_terminal_size().columns, 80)
-    for line in headline_lines(headlines(ok), focus_text(ok, brief=True), str(where), width):
+    for line in headline_lines(headlines(ok), focus_text(ok, brief=True), str(where), width,
+                               label=label):
         print(line)
 
 
@@ -32,7 +33,7 @@ def bench(c: Any, suite: str | None, accel: str | None, label: str) -> None:
     settings = settings_of(c)
     run_dir = run_bench(settings, suite or settings.suite, accel, label,
                         progress=Progress("bench"))
-    print_headline(settings, run_dir, run_dir)
+    print_headline(settings, run_dir, run_dir, "run")
 
 
 @command
@@ -41,4 +42,4 @@ def all_(c: Any, series: str | None, fragments: str | None, suite: str | None,
     settings = settings_of(c)
     result = run_all(settings, series, split_list(fragments) or None, suite or settings.suite,
                      accel, tree, base, tarball, progress=Progress("all"))
-    print_headline(settings, result.run_dir, result.report)
+    print_headline(settings, result.run_dir, result.report, "report")

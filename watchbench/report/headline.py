@@ -135,9 +135,10 @@ def _cut(text: str, width: int) -> str:
 
 
 def headline_lines(answers: list[Answer], focus_line: str, where: str,
-                   width: int = 80) -> list[str]:
-    """At most ``MAX_TERMINAL_LINES`` lines, each within ``width`` (but the report's
-    path, which is never cut): the figures, what they come from and where the report is."""
+                   width: int = 80, *, label: str = "report") -> list[str]:
+    """At most ``MAX_TERMINAL_LINES`` lines, each within ``width`` (but the last, a path,
+    which is never cut): the figures, what they come from and where the details are
+    (``label: where``: the report, or for ``inv bench`` the run directory)."""
     out = [_cut(f"headline: {focus_line}", width)]
     for a in answers[:MAX_TERMINAL_LINES - 3]:
         figure = f"{fmt_short(a.figure.value)} {a.figure.unit}"
@@ -150,7 +151,7 @@ def headline_lines(answers: list[Answer], focus_line: str, where: str,
         out.append(_cut("  (no headline question is answered by this suite's benchmarks)",
                         width))
     elif any(a.figure.boots > 1 for a in answers):
-        out.append(_cut(f"  ± is the {LEVEL} interval across boots; details: the report",
+        out.append(_cut(f"  ± is the {LEVEL} interval across boots; details: the {label}",
                         width))
-    out.append(f"report: {where}")
+    out.append(f"{label}: {where}")
     return out
