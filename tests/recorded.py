@@ -18,6 +18,7 @@ def ingested(source: Path, runs: Path) -> pd.DataFrame:
     """``source``'s run directories copied to ``runs``, each ingested from its raw
     records (as a boot leaves them), and loaded."""
     shutil.copytree(source, runs)
+    assert any(runs.iterdir()), f"no recorded runs under {source}"
     for run in sorted(runs.iterdir()):
         ingest_run(run)
     return load_runs(runs)
