@@ -270,14 +270,22 @@ def _relation(main: pd.DataFrame, other: pd.DataFrame, relation: Relation,
     return _figure(boots, unit)
 
 
+def _cases(ok: pd.DataFrame, table: pd.DataFrame, benchmark: str, metric: str
+           ) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+    """A benchmark metric's rows, the ``param_table`` rows of the cases that measured it
+    and the names of the params those cases have."""
+    rows = ok[(ok["benchmark"] == benchmark) & (ok["metric"] == metric)]
+    cases = table[(table["benchmark"] == benchmark)
+                  & table["params"].isin(rows["params"].unique())]
+    names = [c for c in cases.columns if c not in ("benchmark", "params")
+             and cases[c].notna().any()]
+    return rows, cases, names
+
+
 def answer(ok: pd.DataFrame, headline: Headline, table: pd.DataFrame) -> Answer | None:
     """``headline`` answered from the ok rows of one kernel and accelerator, or None."""
     pick = headline.pick
-    rows = ok[(ok["benchmark"] == pick.benchmark) & (ok["metric"] == pick.metric)]
-    mine = table[table["benchmark"] == pick.benchmark]
-    mine = mine[mine["params"].isin(rows["params"].unique())]
-    params = [c for c in mine.columns if c not in ("benchmark", "params")
-              and mine[c].notna().any()]
+    rows, mine, params = _cases(ok, table, pick.benchmark, pick.metric)
     chosen = _choose(mine, params, pick, {})
     if chosen is None:
         return None
@@ -288,11 +296,7 @@ def answer(ok: pd.DataFrame, headline: Headline, table: pd.DataFrame) -> Answer 
     ref = headline.reference
     if ref is None:
         return found
-    ref_rows = ok[(ok["benchmark"] == ref.benchmark) & (ok["metric"] == ref.metric)]
-    theirs = table[(table["benchmark"] == ref.benchmark)
-                   & table["params"].isin(ref_rows["params"].unique())]
-    ref_params = [c for c in theirs.columns if c not in ("benchmark", "params")
-                  and theirs[c].notna().any()]
+    _, theirs, ref_params = _cases(ok, table, ref.benchmark, ref.metric)
     fixed = {k: str(chosen[k]) for k in headline.match if k in chosen and pd.notna(chosen[k])}
     other = _choose(theirs, ref_params, ref, fixed)
     if other is None or (other["benchmark"], other["params"]) == (pick.benchmark,
@@ -349,15 +353,12 @@ def sweep_points(ok: pd.DataFrame, sweep: Sweep, table: pd.DataFrame) -> SweepAn
     """``sweep`` answered: one line per ``line`` value (the other params that vary within
     a line fixed at their smallest common value), or None when no line has two or more
     ``x`` values. A line of one point (case none: no watchers) is drawn as a point."""
-    rows = ok[(ok["benchmark"] == sweep.benchmark) & (ok["metric"] == sweep.metric)]
-    mine = table[(table["benchmark"] == sweep.benchmark)
-                 & table["params"].isin(rows["params"].unique())]
+    rows, mine, names = _cases(ok, table, sweep.benchmark, sweep.metric)
     if mine.empty or sweep.x not in mine or sweep.line not in mine:
         return None
     for key, value in sweep.where:
         mine = mine[mine[key] == value] if key in mine else mine.iloc[:0]
-    others = [c for c in mine.columns if c not in ("benchmark", "params", sweep.x, sweep.line)
-              and mine[c].notna().any()]
+    others = [c for c in names if c not in (sweep.x, sweep.line)]
     fixed: dict[str, str] = dict(sweep.where)
     for key in others:
         if key in fixed or mine.empty:
