@@ -203,6 +203,8 @@ static int kernel_run(int dfd, const int *fds, int nq, long iters, int len,
 			 (int)strlen(cmd) - 1, cmd, wq_errname(errno));
 		return -1;
 	}
+	/* The timed loop ran between the in-kernel benchmark's own markers. */
+	wq_roi_closed_elsewhere();
 	n = read(dfd, res, sizeof(res) - 2);
 	if (n <= 0) {
 		snprintf(why, whylen, "read(%s): %s", xopt.path,
@@ -308,6 +310,7 @@ static void measure(const char *cs, int nq, int len, void *arg)
 		    do_posts(dfd, cs, (const int (*)[2])q, nq, opt.warmup, len,
 			     &t, why, sizeof(why)) < 0)
 			goto fail;
+		(void)wq_roi_take();	/* the warm-up's regions */
 		if (do_posts(dfd, cs, (const int (*)[2])q, nq, opt.iterations,
 			     len, &t, why, sizeof(why)) < 0)
 			goto fail;

@@ -341,7 +341,9 @@ static void measure(const char *cs, int nq, int rep)
 	}
 
 	t0 = wq_now_ns();
+	wq_roi_begin();
 	err = post_loop(opt.iterations, stream, &rd, &posted_total);
+	wq_roi_end();
 	t1 = wq_now_ns();
 	if (err)
 		goto post_fail;

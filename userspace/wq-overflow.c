@@ -134,9 +134,13 @@ static void measure(long size, int nq, int rep)
 		if (wq_post_setperm() < 0)
 			goto post_fail;
 	t0 = wq_now_ns();
+	wq_roi_begin();
 	for (i = 0; i < opt.iterations; i++)
 		if (wq_post_setperm() < 0)
-			goto post_fail;
+			break;
+	wq_roi_end();
+	if (i < opt.iterations)
+		goto post_fail;
 	t1 = wq_now_ns();
 
 	for (i = 0; i < nq; i++) {

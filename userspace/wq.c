@@ -602,13 +602,39 @@ void wq_rec_status(struct wq_record *r, const char *status,
 {
 	r->status = status;
 	snprintf(r->reason, sizeof(r->reason), "%s", reason ? reason : "");
+	r->roi.count = 0;
+	(void)wq_roi_take();	/* a failed measurement's regions are nobody's */
 	r->nmetrics = 0;
 	r->ntotals = 0;
 	r->ncounts = 0;
 }
 
+int wq_roi_closed;
+static int roi_taken;
+
+/* Tell the plugin that a program of ours starts: its regions follow. */
+static void __attribute__((constructor)) wq_roi_program(void)
+{
+	WQ_MARK_PROGRAM();
+}
+
+struct wq_roi wq_roi_take(void)
+{
+	struct wq_roi span = { roi_taken, wq_roi_closed - roi_taken };
+
+	roi_taken = wq_roi_closed;
+	return span;
+}
+
+void wq_rec_roi(struct wq_record *r, struct wq_roi span, uint64_t ops)
+{
+	r->roi = span;
+	r->roi_ops = (long long)ops;
+}
+
 void wq_rec_timing(struct wq_record *r, uint64_t ns, uint64_t ops)
 {
+	wq_rec_roi(r, wq_roi_take(), ops);
 	wq_total(r, "ns", (long long)ns);
 	if (!ops || !ns)
 		return;
@@ -710,6 +736,9 @@ void wq_rec_emit(const struct wq_record *r)
 		}
 		fputc('}', f);
 		json_kvs(f, "counts", r->counts, r->ncounts);
+		if (r->roi.count > 0)
+			fprintf(f, ", \"roi\": {\"first\": %d, \"count\": %d, \"ops\": %lld}",
+				r->roi.first, r->roi.count, r->roi_ops);
 	}
 	fputs(", \"status\": ", f);
 	json_str(f, r->status);

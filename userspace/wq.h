@@ -266,6 +266,47 @@ void wq_tally_buf(const unsigned char *buf, size_t len, struct wq_tally *t);
 /* Read the non-blocking @fd until EAGAIN; returns 0 or -errno. */
 int wq_drain(int fd, struct wq_tally *t);
 
+/* ---- regions of interest of the instruction-count plugin ---------------- */
+
+/*
+ * watchbench's TCG plugin (watchbench/vm/wb-insns.c) counts the instructions
+ * executed between a begin and an end marker: a NOP with a memory operand
+ * whose displacement is a magic number (nopl 0x5742000N(%rax)).  It does
+ * nothing on KVM or bare metal, and costs one instruction under -icount.
+ * Each program start runs the program marker (a constructor in wq.c), so the
+ * plugin can tell whose regions are whose.  Put the begin/end pair tightly
+ * around a timed loop, inside its clock reads.
+ */
+#define WQ_MARK(magic)	__asm__ volatile("nopl " #magic "(%%rax)" ::: "memory")
+#define WQ_MARK_PROGRAM()	WQ_MARK(0x57420001)
+#define WQ_MARK_BEGIN()		WQ_MARK(0x57420002)
+#define WQ_MARK_END()		WQ_MARK(0x57420003)
+
+extern int wq_roi_closed;	/* regions this process has closed */
+
+static inline void wq_roi_begin(void)
+{
+	WQ_MARK_BEGIN();
+}
+
+static inline void wq_roi_end(void)
+{
+	WQ_MARK_END();
+	wq_roi_closed++;
+}
+
+/* A region was closed by other code (the in-kernel benchmark's own markers). */
+static inline void wq_roi_closed_elsewhere(void)
+{
+	wq_roi_closed++;
+}
+
+/* The regions closed since the last take: the span a record claims. */
+struct wq_roi {
+	int	first, count;
+};
+struct wq_roi wq_roi_take(void);
+
 /* ---- JSON record (bench/RECORDS.md, schema 1) ---------------------------- */
 
 #define WQ_REC_MAX	16
@@ -304,6 +345,8 @@ struct wq_record {
 	int		ncounts;
 	const char	*status;		/* "ok", "skipped", "failed" */
 	char		reason[256];
+	struct wq_roi	roi;			/* count 0: omitted */
+	long long	roi_ops;
 };
 
 void wq_rec_init(struct wq_record *r, const char *benchmark,
@@ -323,6 +366,11 @@ void wq_metric(struct wq_record *r, const char *key, double value,
  * Nothing changes if @r has no metric @key.
  */
 void wq_primary(struct wq_record *r, const char *key);
+/*
+ * The record measured the regions @span over @ops operations (emitted as
+ * "roi"); wq_rec_timing() does this with wq_roi_take() itself.
+ */
+void wq_rec_roi(struct wq_record *r, struct wq_roi span, uint64_t ops);
 /* Set repeat (unless @rep < 0), iterations and warmup from @o. */
 void wq_rec_run(struct wq_record *r, const struct wq_opts *o, int rep);
 /*

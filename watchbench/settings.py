@@ -38,6 +38,9 @@ class QemuSettings:
     memory_mb: int = 1024
     cpus: int = 2
     boot_timeout: float = 300.0  # seconds a boot may take before the guest is killed
+    # qemu-plugin.h for the instruction-count plugin; empty: /usr/include, else the header of
+    # Debian's qemu source package at the installed QEMU's version (vm.plugin)
+    plugin_header: str = ""
 
 
 @dataclass(frozen=True)

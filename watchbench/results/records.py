@@ -28,6 +28,12 @@ def param_text(value: object) -> str:
     return str(value)
 
 
+def round_robin(params: dict[str, Any]) -> bool:
+    """Does the case's meaning depend on two CPUs running at once? Under icount they
+    take turns (round-robin), so its figures depend on the interleaving."""
+    return params.get("reader") == "other-cpu"
+
+
 def params_key(params: dict[str, Any]) -> str:
     """Canonical ``k=v, k=v`` text of a params dict, keys sorted: the grouping key."""
     return ", ".join(f"{k}={param_text(params[k])}" for k in sorted(params))

@@ -14,14 +14,16 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from watchbench.errors import WatchbenchError
+from watchbench.errors import InputError, WatchbenchError
 from watchbench.host.progress import Progress, Silent
 from watchbench.host.runner import Runner, default_runner
 from watchbench.kernel.build import Kernel
 from watchbench.results import rundir
 from watchbench.results.store import ingest_run
 from watchbench.settings import Settings
+from watchbench.suite import profile as suite_profile
 from watchbench.suite.definition import Suite, SuiteRun, load_suite, suite_digest
+from watchbench.vm import plugin
 from watchbench.vm.boot import prepare
 from watchbench.vm.qemu import MEASURES, Accel, Share, VmSpec, qemu_argv
 from watchbench.vm.session import BootResult, qemu_version
@@ -48,7 +50,11 @@ def normalized_argv(spec: VmSpec) -> list[str]:
     """The QEMU argv with per-boot paths replaced, so equal setups hash equal."""
     generic = replace(spec, kernel=Path("KERNEL"), initrd=Path("INITRD"),
                       channel_file=Path("CHANNEL"),
-                      shares=tuple(Share(s.tag, Path(s.tag.upper()), s.readonly) for s in spec.shares))
+                      shares=tuple(Share(s.tag, Path(s.tag.upper()), s.readonly) for s in spec.shares),
+                      plugin=spec.plugin and Path("PLUGIN"),
+                      plugin_out=spec.plugin_out and Path("PROFILE"),
+                      plugin_symbols=spec.plugin_symbols and (Path("STARTS"), Path("IRQ"),
+                                                              Path("SOFTIRQ")))
     return qemu_argv(generic)
 
 
@@ -118,19 +124,30 @@ COUNTED = {"conformance": "tests", "c": "records", "python": "pytest progress li
 
 def run_bench(settings: Settings, suite_name: str = "quick", accel: str | None = None,
               label: str = "", kernel: Kernel | None = None, runner: Runner = default_runner,
-              progress: Progress | None = None, extra: dict | None = None) -> Path:
-    """One boot: conformance (required), then the suite; returns the run directory."""
+              progress: Progress | None = None, extra: dict | None = None,
+              profile: bool = False) -> Path:
+    """One boot: conformance (required), then the suite; returns the run directory.
+    ``profile``: under the instruction-count plugin (icount only), also profile.parquet."""
     progress = progress or Silent()
     suite = load_suite(settings.project_root, suite_name)
     prepared = prepare(settings, accel, kernel, runner, progress)
     guest, kernel = prepared.guest, prepared.kernel
+    append: tuple[str, ...] = ()
+    if profile:
+        if guest.accel != Accel.ICOUNT:
+            raise InputError(f"a profile counts instructions under icount, not {guest.accel}",
+                             hint="profile with --accel icount (inv profile does)")
+        guest = replace(guest, plugin=plugin.build(settings, runner),
+                        plugin_symbols=suite_profile.plugin_files(kernel))
+        append = suite_profile.APPEND
+        extra = {**(extra or {}), "profiled": True}
     run_id = f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{kernel.key[:8]}-{secrets.token_hex(4)}"
     run_dir = settings.runs_dir / run_id
     raw = rundir.raw_dir(run_dir)
     raw.mkdir(parents=True)
     runs = suite.conformance + suite.benchmarks
     commands = [replace(r.command(), required=r.kind == "conformance") for r in runs]
-    spec = guest.spec(raw, raw, any(c.side == "host" for c in commands))
+    spec = guest.spec(raw, raw, any(c.side == "host" for c in commands), append)
     argv = normalized_argv(spec)
     meta = manifest(run_id, suite, kernel, guest.accel, argv, label, extra,
                     qemu=qemu_version(runner), initramfs=guest.base_initrd.name,
@@ -149,7 +166,7 @@ def run_bench(settings: Settings, suite_name: str = "quick", accel: str | None =
     timeout = settings.qemu.boot_timeout + suite.budget_s * 3 * SLOWDOWN[guest.accel]
     progress.step(f"suite {suite.name} ({len(runs)} runs) on {kernel.release} [{guest.accel}] "
                   f"-> {run_dir}")
-    result = guest.run(commands, timeout=timeout, results=raw, on_output=seen)
+    result = guest.run(commands, timeout=timeout, results=raw, on_output=seen, append=append)
     meta["qemu_argv_full"] = result.argv
     meta["console_log"] = str(result.console_log)
     meta["wall_seconds"] = result.wall_seconds
@@ -170,6 +187,8 @@ def run_bench(settings: Settings, suite_name: str = "quick", accel: str | None =
             log=raw / rundir.RawFile.KTAP.of(failed_conformance[0].name))
     if suite.benchmarks:  # a conformance-only suite has no records to tabulate
         _ingest(run_dir, progress)
+    if profile:
+        progress.step(f"profile: {suite_profile.write(run_dir, runs, result, kernel)}")
     summary = f"run {run_id}: {result.wall_seconds:.0f} s wall"
     progress.done(summary + (f"; problems: {'; '.join(problems)}" if problems else ""))
     return run_dir

@@ -74,6 +74,9 @@ class VmSpec:
     arch: str = "x86_64"
     shares: tuple[Share, ...] = ()
     append: tuple[str, ...] = field(default=())
+    plugin: Path | None = None  # a TCG plugin (vm.plugin), the file it writes, and the
+    plugin_out: Path | None = None  # kernel's function starts and interrupt entries
+    plugin_symbols: tuple[Path, Path, Path] | None = None
 
 
 def qemu_argv(spec: VmSpec) -> list[str]:
@@ -91,6 +94,12 @@ def qemu_argv(spec: VmSpec) -> list[str]:
         "-kernel", str(spec.kernel), "-initrd", str(spec.initrd),
         "-append", " ".join(append),
     ]
+    if spec.plugin is not None:
+        if spec.accel == Accel.KVM:
+            raise ValueError("a TCG plugin needs TCG: it cannot run under kvm")
+        symbols = "".join(f",{name}={path}" for name, path in
+                          zip(("symbols", "irq", "softirq"), spec.plugin_symbols or (), strict=True))
+        argv += ["-plugin", f"file={spec.plugin},out={spec.plugin_out}{symbols}"]
     for share in spec.shares:
         # multidevs=remap: a share spanning several host filesystems (the host root: /proc
         # and /sys both have inode 1) gets inode numbers unique across them; without it the

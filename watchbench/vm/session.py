@@ -20,6 +20,7 @@ from watchbench.guest.initramfs import GuestCommand, job_initramfs, job_script
 from watchbench.host.runner import Runner, default_runner
 from watchbench.vm import console
 from watchbench.vm.errors import GuestCrash, GuestError, GuestHang
+from watchbench.vm.plugin import OUTPUT as PLUGIN_OUTPUT
 from watchbench.vm.qemu import ARCHS, Share, VmSpec, qemu_argv
 
 _VERSIONS: dict[str, str] = {}
@@ -154,6 +155,8 @@ class Guest:
     memory_mb: int = 1024
     project_root: Path = Path.cwd()
     runner: Runner = default_runner
+    plugin: Path | None = None  # the instruction-count plugin (vm.plugin), if profiling,
+    plugin_symbols: tuple[Path, Path, Path] | None = None  # vm.qemu.VmSpec.plugin_symbols
 
     def spec(self, workdir: Path, results: Path | None, host_root: bool,
              append: tuple[str, ...] = ()) -> VmSpec:
@@ -162,8 +165,10 @@ class Guest:
             shares.append(Share("hostroot", Path("/"), readonly=True))
         if results is not None:
             shares.append(Share("results", results))
+        out = (results or workdir) / PLUGIN_OUTPUT if self.plugin else None
         return VmSpec(self.kernel, workdir / "initrd.cpio.gz", workdir / "channel.log",
-                      self.accel, self.cpus, self.memory_mb, shares=tuple(shares), append=append)
+                      self.accel, self.cpus, self.memory_mb, shares=tuple(shares), append=append,
+                      plugin=self.plugin, plugin_out=out, plugin_symbols=self.plugin_symbols)
 
     def run(self, commands: list[GuestCommand], *, timeout: float, results: Path | None = None,
             on_output: Callable[[int, str], None] | None = None,

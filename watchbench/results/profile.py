@@ -1,0 +1,214 @@
+"""Per-symbol instruction counts of a profiled boot: the plugin's file in, a tidy table out.
+
+The plugin (``vm/wb-insns.c``) writes ``raw/insns.txt``: a ``P`` line when a program of
+ours starts (``wq.c`` runs the marker from a constructor), then per region of interest
+its blocks ``vaddr n_insns executions``. Each record of a profiled measurement says which
+of its program's regions it timed and over how many operations (``roi``:
+bench/RECORDS.md). This module pairs the two, maps the blocks to functions and writes
+``profile.parquet`` (its columns and schema version are owned here).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from watchbench.errors import ResultsError
+from watchbench.host.files import write_atomically
+from watchbench.kernel.symbols import SymbolMap
+from watchbench.results.records import params_key, round_robin
+
+INSNS_VERSION = 1  # "# wb-insns 1", the first line the plugin writes
+PROFILE_SCHEMA = 1
+PROFILE_FILE = "profile.parquet"
+# One row per case and symbol: the counts summed over the case's profiled repeats.
+PROFILE_COLUMNS = ("schema", "run_id", "benchmark", "params", "symbol", "instr_per_op",
+                   "spread", "share", "instructions", "ops", "repeats", "case_instr_per_op",
+                   "case_ns_per_op", "interleaved")
+# Everything run inside interrupts, and on the other vCPU of a case without a reader there,
+# in one row: asynchronous to the operation measured.
+# ``case_instr_per_op`` and ``share`` are of the operation's own instructions, without it.
+ASYNC = "[async]"
+
+
+class ProfileError(ResultsError):
+    """The plugin's counts and the records of a profiled boot do not fit together."""
+
+
+@dataclass
+class Region:
+    """The blocks that ran between one begin and one end marker."""
+
+    vaddr: np.ndarray
+    insns: np.ndarray  # n_insns * executions on the region's vCPU, per block
+    other: np.ndarray  # the same on the other vCPUs
+    async_insns: int  # all instructions run inside interrupts
+
+
+@dataclass
+class Program:
+    """What one program start (``P``) saw: its regions, in order."""
+
+    regions: list[Region] = field(default_factory=list)
+
+
+@dataclass
+class Insns:
+    programs: list[Program]
+    unmatched_ends: int
+    exited: bool
+
+
+def read_insns(path: Path) -> Insns:
+    """Parse the plugin's file; a torn last region (QEMU killed mid-write) is dropped."""
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as exc:
+        raise ProfileError(f"{path}: the plugin wrote no counts ({exc.strerror})",
+                           hint="the guest log of this boot says why QEMU stopped") from exc
+    if not lines or lines[0] != f"# wb-insns {INSNS_VERSION}":
+        raise ProfileError(f"{path}: not a wb-insns {INSNS_VERSION} file "
+                           f"(first line {lines[0] if lines else '(empty)'!r})", log=path)
+    programs: list[Program] = []
+    unmatched, exited, i = 0, False, 1
+    while i < len(lines):
+        head = lines[i].split()
+        i += 1
+        if head == ["P"]:
+            programs.append(Program())
+        elif head == ["X"]:
+            unmatched += 1
+        elif head and head[0] == "E":
+            exited = True
+        elif head and head[0] == "R" and len(head) == 5:
+            blocks = int(head[1])
+            body = lines[i:i + blocks]
+            i += blocks
+            if len(body) < blocks or not programs:
+                continue  # torn at the end, or before any program of ours
+            table = np.array([ln.split() for ln in body], dtype=object).reshape(-1, 5)
+            vaddr = np.array([int(v, 16) for v in table[:, 0]], dtype=np.uint64)
+            size = table[:, 1].astype(np.int64)
+            insns, other = size * table[:, 2].astype(np.int64), size * table[:, 3].astype(np.int64)
+            async_insns = int((size * table[:, 4].astype(np.int64)).sum())
+            sums = [int(insns.sum()), int(other.sum()), async_insns]
+            if sums != [int(h) for h in head[2:]]:
+                raise ProfileError(f"{path}: a region of {blocks} blocks sums to {sums}, its "
+                                   f"header says {head[2:]}", log=path)
+            programs[-1].regions.append(Region(vaddr, insns, other, async_insns))
+        else:
+            raise ProfileError(f"{path}: line {i}: unexpected {lines[i - 1][:60]!r}", log=path)
+    return Insns(programs, unmatched, exited)
+
+
+def _record_regions(record: dict, program: Program, where: str) -> list[Region]:
+    roi = record["roi"]
+    first, count = int(roi["first"]), int(roi["count"])
+    if first < 0 or count < 1 or first + count > len(program.regions):
+        raise ProfileError(f"{where}: record {record.get('benchmark')} {record.get('params')} "
+                           f"claims regions {first}..{first + count - 1}, but the plugin saw "
+                           f"{len(program.regions)} in this program")
+    return program.regions[first:first + count]
+
+
+def profile_table(insns: Insns, programs: Sequence[tuple[str, list[dict]]],
+                  symbols: SymbolMap, run_id: str, where: Path) -> pd.DataFrame:
+    """Rows of PROFILE_COLUMNS; ``programs``: (run name, its records) of every program of
+    ours the boot ran, in order (each started once, so each has one ``P``).
+
+    A symbol's ``instr_per_op`` is its instructions over the case's repeats divided by
+    their operations; ``spread`` is how far the repeats' own figures lie apart (0: every
+    repeat ran the same instructions per op). What ran inside interrupts (a timer tick
+    and its softirqs, an IPI), and on the other vCPU unless the case has its reader
+    there, is not the operation's: it is one row, ``[async]``."""
+    if len(insns.programs) != len(programs):
+        raise ProfileError(f"{where}: the plugin saw {len(insns.programs)} program starts, the "
+                           f"boot ran {len(programs)} programs of ours "
+                           f"({', '.join(n for n, _ in programs)})",
+                           hint="was a program killed, or a program without wq.c added?",
+                           log=where)
+    parts = []
+    for (name, records), program in zip(programs, insns.programs, strict=True):
+        for record in records:
+            if record.get("status") != "ok" or "roi" not in record:
+                continue
+            regions = _record_regions(record, program, f"{where} ({name})")
+            # On the other vCPUs the operation runs only where it has a reader there.
+            interleaved = round_robin(record["params"])
+            vaddr = np.concatenate([r.vaddr for r in regions] * (1 + interleaved))
+            insns = [r.insns for r in regions] + ([r.other for r in regions] if interleaved else [])
+            elsewhere = sum(r.async_insns + (0 if interleaved else int(r.other.sum()))
+                            for r in regions)
+            parts.append(pd.DataFrame({
+                "benchmark": record["benchmark"], "params": params_key(record["params"]),
+                "symbol": np.append(symbols.names_of(vaddr), ASYNC),
+                "instructions": np.append(np.concatenate(insns), elsewhere),
+                "record": len(parts), "ops": int(record["roi"]["ops"]),
+                "ns": float((record.get("totals") or {}).get("ns", np.nan)),
+                "interleaved": interleaved}))
+    if not parts:
+        return pd.DataFrame(columns=list(PROFILE_COLUMNS))
+    return _per_case(pd.concat(parts, ignore_index=True), run_id)
+
+
+def _per_case(rows: pd.DataFrame, run_id: str) -> pd.DataFrame:
+    tables = []
+    for (benchmark, params), case in rows.groupby(["benchmark", "params"], sort=True):
+        records = case.groupby("record").agg(ops=("ops", "first"), ns=("ns", "first"))
+        # symbol x record; a symbol a repeat never ran is 0 there, not missing.
+        grid = case.pivot_table(index="symbol", columns="record", values="instructions",
+                                aggfunc="sum", fill_value=0)
+        ops = records["ops"].reindex(grid.columns).to_numpy()
+        per_op = grid / ops
+        table = pd.DataFrame({"instructions": grid.sum(axis=1),
+                              "spread": per_op.max(axis=1) - per_op.min(axis=1),
+                              "instr_per_op": per_op.median(axis=1)})
+        own = table.index != ASYNC
+        op_total = float(table.loc[own, "instr_per_op"].sum())
+        # What the repeats ran beyond the medians is asynchronous too (a preemption).
+        table.loc[ASYNC, "instr_per_op"] = float((grid.sum() / ops).mean()) - op_total
+        table = table.fillna(0.0)
+        tables.append(table.reset_index(names="symbol").assign(
+            benchmark=benchmark, params=params, ops=int(ops.sum()), repeats=len(records),
+            case_instr_per_op=op_total,
+            case_ns_per_op=float(records["ns"].sum() / records["ops"].sum()),
+            interleaved=bool(case["interleaved"].iloc[0])))
+    table = pd.concat(tables, ignore_index=True)
+    table["share"] = table["instr_per_op"] / table["case_instr_per_op"]
+    table["instructions"] = table["instructions"].astype(np.int64)
+    table["schema"] = PROFILE_SCHEMA
+    table["run_id"] = run_id
+    table = table.sort_values(["benchmark", "params", "instr_per_op"],
+                              ascending=[True, True, False])
+    return table[list(PROFILE_COLUMNS)].reset_index(drop=True)
+
+
+def read_records(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    return [json.loads(ln) for ln in path.read_text().splitlines() if ln.startswith("{")]
+
+
+def write_profile(run_dir: Path, table: pd.DataFrame) -> Path:
+    path = Path(run_dir) / PROFILE_FILE
+    return write_atomically(path, table.to_parquet(index=False))
+
+
+def read_profile(run_dir: Path) -> pd.DataFrame:
+    """A run's profile table, checked against this code's schema."""
+    path = Path(run_dir) / PROFILE_FILE
+    try:
+        table = pd.read_parquet(path)
+    except (OSError, ValueError) as exc:
+        raise ProfileError(f"{path}: no readable profile ({exc})",
+                           hint="profile the kernel with `inv profile`") from exc
+    missing = [c for c in PROFILE_COLUMNS if c not in table.columns]
+    if missing or (len(table) and set(table["schema"]) != {PROFILE_SCHEMA}):
+        raise ProfileError(f"{path}: profile schema {sorted(set(table.get('schema', [])))}, "
+                           f"this code reads {PROFILE_SCHEMA} (missing: {missing})", log=path)
+    return table
