@@ -116,10 +116,19 @@ def probe(c, refresh=False):
 
 @task(help={"suite": "suite name under bench/suites/ (quick | full) or a .toml path "
                      "(default: settings suite)",
-            "accel": ACCEL, "label": "free text stored with the run (e.g. baseline)"})
-def bench(c, suite=None, accel=None, label=""):
+            "accel": ACCEL, "label": "free text stored with the run (e.g. baseline)",
+            "profile": "also count each function's instructions per op (icount, TCG plugin)"})
+def bench(c, suite=None, accel=None, label="", profile=False):
     """Boot the built kernel; run conformance, then the suite; store a run with its manifest."""
-    measure.bench(c, suite, accel, label)
+    measure.bench(c, suite, accel, label, profile)
+
+
+@task(help={"suite": "suite to profile (default: settings ci.suite)",
+            "top": "functions shown per case (default 5)",
+            "run": "show a stored profiled run instead of booting"})
+def profile(c, suite=None, top=5, run=None):
+    """Boot once under the instruction-count plugin: each case's top kernel functions."""
+    measure.profile(c, suite, int(top), run)
 
 
 @task(help={"baseline": "comma-separated run ids (A side of the A/B table)",
@@ -161,6 +170,8 @@ def export(c, format=None, runs=None, out=None, skip_bad=False):  # noqa: A002
             "accel": "icount (near-deterministic) | tcg | kvm (default: settings ci.accel)",
             "suite": "benchmark suite (default: settings ci.suite)",
             "per_patch": "also measure after each patch",
+            "profile": "say where moved metrics' instructions went: changed | all | none "
+                       "(default: settings ci.profile)",
             "threshold": "smallest change that counts, as a fraction (default: settings)",
             "alpha": "family-wise significance level (default: settings)",
             "accept_undecided": "exit 0 instead of 3 when a gated metric stays undecided",
@@ -176,13 +187,13 @@ def export(c, format=None, runs=None, out=None, skip_bad=False):  # noqa: A002
       iterable=["merge"])
 def ci(c, series="", rounds=None, accel=None, suite=None, per_patch=False, threshold=None,
        alpha=None, accept_undecided=False, record=False, out=None, tree=None, base=None,
-       no_wait=False, jobs=None, shard=None, merge=None):
+       no_wait=False, jobs=None, shard=None, merge=None, profile=None):
     """Gate a series: exit 0 ok, 1 regressed or broken, 2 infrastructure, 3 undecided."""
     regressions.ci(c, series=series, rounds=rounds, accel=accel, suite=suite,
                    per_patch=per_patch, threshold=threshold, alpha=alpha,
                    accept_undecided=accept_undecided, record=record, out=out, tree=tree,
                    base=base, no_wait=no_wait, jobs=int(jobs) if jobs is not None else None,
-                   shard=shard, merge=merge)
+                   shard=shard, merge=merge, profile=profile)
 
 
 @task(help={"good": "a commit where the benchmark was fine", "bad": "a commit where it is slow",
@@ -219,7 +230,7 @@ def all_(c, series=None, fragments=None, suite=None, accel=None, tree=None, base
 kernel_ns = Collection("kernel", fetch, status)
 patches_ns = Collection("patches", list_, check, apply, reset, import_, lint)
 vm_ns = Collection("vm", run, shell, probe)
-ns = Collection(deps, config, build, initramfs, bench, report, compare, export, ci, bisect, test,
+ns = Collection(deps, config, build, initramfs, bench, profile, report, compare, export, ci, bisect, test,
                 kernel_ns, patches_ns, vm_ns)
 ns.add_task(all_, name="all")
 # The defaults, from the one place they are written; invoke.yaml and the user's config

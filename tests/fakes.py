@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from watchbench.errors import WatchbenchError
 from watchbench.host.progress import Silent
@@ -35,6 +36,8 @@ from watchbench.host.runner import Completed, Runner
 from watchbench.kernel.build import Kernel
 from watchbench.kernel.series import Series
 from watchbench.results import rundir
+from watchbench.results.profile import ASYNC, PROFILE_COLUMNS, PROFILE_SCHEMA, write_profile
+from watchbench.results.records import params_key
 from watchbench.results.store import ingest_run
 from watchbench.suite.definition import RunKind, Suite, SuiteRun, suite_digest
 from watchbench.suite.run import manifest
@@ -168,10 +171,12 @@ class FakeBench:
         self.boot_cv, self.within_cv, self.repeats = boot_cv, within_cv, repeats
         self.rng = np.random.default_rng(seed)
         self.boots: list[dict[str, Any]] = []
+        self.profiles: list[dict[str, Any]] = []
 
     def __call__(self, settings, suite_name: str = "ci", accel: str | None = None,
                  label: str = "", kernel: Kernel | None = None, runner=None, progress=None,
-                 extra: dict | None = None) -> Path:
+                 extra: dict | None = None, profile: bool = False,
+                 only: frozenset[str] | None = None) -> Path:
         assert kernel is not None, "the flows always hand run_bench their kernel"
         run_id = f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{kernel.key[:8]}-" \
                  f"{secrets.token_hex(3)}"
@@ -204,8 +209,33 @@ class FakeBench:
         (raw / rundir.RawFile.RECORDS.of("bench")).write_text(
             "".join(json.dumps(line) + "\n" for line in lines))
         ingest_run(run_dir)
-        self.boots.append({"run_id": run_id, "series": kernel.series, **(extra or {})})
+        boot = {"run_id": run_id, "series": kernel.series, **(extra or {})}
+        if profile:  # the gate's explanation, kept apart from the gate's own boots
+            write_profile(run_dir, self.profile(kernel, run_id, only))
+            self.profiles.append({**boot, "only": only})
+        else:
+            self.boots.append(boot)
         return run_dir
+
+    def profile(self, kernel: Kernel, run_id: str, only: frozenset[str] | None) -> pd.DataFrame:
+        """A profile as results.profile writes it (the real one: tests/integration): the
+        slowed share of each case lands in post_one_notification."""
+        rows = []
+        for benchmark, params, _, base in CASES:
+            factor = self.level(kernel, benchmark)
+            if factor is None or (only is not None and benchmark not in only):
+                continue
+            split = {"post_one_notification": base * 0.4 + base * (factor - 1),
+                     "lookup_user_key": base * 0.6, ASYNC: 2.0}
+            total = base * factor
+            for symbol, per_op in split.items():
+                rows.append({"schema": PROFILE_SCHEMA, "run_id": run_id, "benchmark": benchmark,
+                             "params": params_key(params), "symbol": symbol,
+                             "instr_per_op": per_op, "spread": 0.0, "share": per_op / total,
+                             "instructions": int(per_op * 5000), "ops": 5000, "repeats": 5,
+                             "case_instr_per_op": total, "case_ns_per_op": total,
+                             "interleaved": False})
+        return pd.DataFrame(rows, columns=list(PROFILE_COLUMNS))
 
 
 class Steps(Silent):

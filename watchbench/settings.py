@@ -67,6 +67,7 @@ class CiSettings:
     max_rounds: int = 12
     budget_s: float = 1200.0
     accel: str = "icount"  # vm.qemu.Accel; icount: near-deterministic timings
+    profile: str = "changed"  # flows.explain.Explain: which metrics to say where they moved
     suite: str = "ci"
     # Boots at once (0: the core count under icount, where figures count instructions and
     # not host time; always 1 under tcg and kvm, whose timings move with host load).

@@ -7,13 +7,17 @@ from pathlib import Path
 from typing import Any
 
 from watchbench.cli import command, settings_of, split_list
+from watchbench.errors import InputError
 from watchbench.flows.pipeline import run_all
 from watchbench.host.progress import Progress
 from watchbench.report.headline import focus_text, headline_lines
+from watchbench.report.profile import profile_lines
 from watchbench.report.questions import focus, headlines
+from watchbench.results.profile import PROFILE_FILE, read_profile
 from watchbench.results.store import load_runs
 from watchbench.settings import Settings
 from watchbench.suite.run import run_bench
+from watchbench.vm.qemu import Accel
 
 
 def print_headline(settings: Settings, run_dir: Path, where: Path, label: str) -> None:
@@ -29,11 +33,34 @@ def print_headline(settings: Settings, run_dir: Path, where: Path, label: str) -
 
 
 @command
-def bench(c: Any, suite: str | None, accel: str | None, label: str) -> None:
+def bench(c: Any, suite: str | None, accel: str | None, label: str,
+          profile: bool = False) -> None:
     settings = settings_of(c)
-    run_dir = run_bench(settings, suite or settings.suite, accel, label,
-                        progress=Progress("bench"))
+    if profile and accel not in (None, Accel.ICOUNT):
+        raise InputError(f"--profile counts instructions under icount, not {accel}",
+                         hint="leave --accel out, or give --accel icount")
+    run_dir = run_bench(settings, suite or settings.suite, Accel.ICOUNT if profile else accel,
+                        label, progress=Progress("bench"), profile=profile)
     print_headline(settings, run_dir, run_dir, "run")
+    if profile:
+        print(f"profile: {run_dir / PROFILE_FILE} (top functions: inv profile --run "
+              f"{run_dir.name})")
+
+
+@command
+def profile(c: Any, suite: str | None, top: int, run: str | None) -> None:
+    """One boot under the instruction-count plugin (or a stored profiled run): the top
+    functions of every case, in instructions per operation."""
+    settings = settings_of(c)
+    if run:
+        run_dir = settings.runs_dir / run
+    else:
+        run_dir = run_bench(settings, suite or settings.ci.suite, Accel.ICOUNT, "profile",
+                            progress=Progress("profile"), profile=True)
+    width = min(shutil.get_terminal_size().columns, 80)
+    for line in profile_lines(read_profile(run_dir), n=top, width=width):
+        print(line)
+    print(f"profile: {run_dir / PROFILE_FILE}")
 
 
 @command

@@ -13,9 +13,11 @@ from watchbench.cli import command, settings_of, split_list
 from watchbench.errors import InputError, WatchbenchError
 from watchbench.flows.bisect import run_bisect
 from watchbench.flows.ci import EXIT_INFRA, EXIT_OK, CiOptions, CiResult, parse_rounds, run_ci
+from watchbench.flows.explain import parse_explain
 from watchbench.flows.shard import run_merge, run_shard
 from watchbench.host.progress import Progress
 from watchbench.report import compare_table, noise_table
+from watchbench.report.profile import diff_lines
 from watchbench.report.text import attribute
 from watchbench.settings import Settings
 
@@ -43,6 +45,11 @@ def report_gate(flow: Callable[[Progress], CiResult], progress: Progress | None 
         for line in attribute(result.per_patch, result.regressed):
             print("\n".join(textwrap.wrap(line, WIDTH,
                                            subsequent_indent="      ")))
+    if result.explanation is not None:
+        print("\nwhere the instructions went (instr/op, icount, TCG plugin):")
+        print("\n".join(diff_lines(result.explanation.diff, n=3, width=WIDTH)))
+    elif result.profile_problem:
+        print("\n".join(textwrap.wrap(result.profile_problem, WIDTH)))
     print(f"\nreport: {result.report}\njunit:  {result.junit}\nsummary: {result.summary}")
     print(f"stopped: {result.stop_reason}")
     print("\n".join(textwrap.wrap("watchbench ci: " + result.line, WIDTH,
@@ -73,7 +80,7 @@ def shard_gate(settings: Settings, options: CiOptions, shard: str, **seams: Any)
 
 # With --merge the shards say what was measured and how it is judged.
 NOT_WITH_MERGE = ("series", "rounds", "accel", "suite", "per_patch", "threshold", "alpha",
-                  "tree", "base", "jobs", "shard")
+                  "tree", "base", "jobs", "shard", "profile")
 
 
 @command
@@ -82,13 +89,13 @@ def ci(c: Any, series: str = "", rounds: str | None = None, accel: str | None = 
        alpha: str | None = None, accept_undecided: bool = False, record: bool = False,
        out: str | None = None, tree: str | None = None, base: str | None = None,
        no_wait: bool = False, jobs: int | None = None, shard: str | None = None,
-       merge: list[str] | None = None) -> int:
+       merge: list[str] | None = None, profile: str | None = None) -> int:
     settings = settings_of(c)
     dirs = [Path(d) for item in merge or [] for d in split_list(item)]
     if dirs:
         given = {"series": series, "rounds": rounds, "accel": accel, "suite": suite,
                  "per_patch": per_patch, "threshold": threshold, "alpha": alpha,
-                 "tree": tree, "base": base, "jobs": jobs, "shard": shard}
+                 "tree": tree, "base": base, "jobs": jobs, "shard": shard, "profile": profile}
         extra = [f"--{n.replace('_', '-')}" for n in NOT_WITH_MERGE if given[n]]
         if extra:
             raise InputError(f"--merge takes what was measured and how it is judged from the "
@@ -102,7 +109,8 @@ def ci(c: Any, series: str = "", rounds: str | None = None, accel: str | None = 
         threshold=float(threshold) if threshold is not None else None,
         alpha=float(alpha) if alpha is not None else None,
         accept_undecided=accept_undecided, record=record, wait=not no_wait,
-        out=Path(out) if out else None, tree=tree, base=base, jobs=jobs)
+        out=Path(out) if out else None, tree=tree, base=base, jobs=jobs,
+        profile=parse_explain(profile) if profile is not None else None)
     if rounds is not None:
         options.rounds = parse_rounds(rounds, "--rounds")
     if shard is not None:

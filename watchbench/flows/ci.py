@@ -23,7 +23,8 @@ from typing import Protocol
 
 import pandas as pd
 
-from watchbench.errors import InputError
+from watchbench.errors import InputError, WatchbenchError
+from watchbench.flows.explain import Explain, Explanation, explain_gate, parse_explain, to_explain
 from watchbench.host.progress import Progress, Silent
 from watchbench.host.runner import Runner, default_runner
 from watchbench.kernel import trees
@@ -32,6 +33,7 @@ from watchbench.kernel.series import Series
 from watchbench.kernel.variant import Composer, own_series, stack
 from watchbench.report import compare_markdown, write_report
 from watchbench.report.junit import write_junit
+from watchbench.report.profile import diff_markdown
 from watchbench.results import history
 from watchbench.results.schema import MATCH_KEYS, Role
 from watchbench.results.store import load_runs
@@ -86,6 +88,7 @@ class CiOptions:
     suite: str = CiSettings.suite
     jobs: int = CiSettings.jobs
     per_patch: bool = False
+    profile: Explain = Explain(CiSettings.profile)  # which moved metrics to explain
     threshold: float = Judgement.threshold
     alpha: float = Judgement.alpha
     noise_floor: float = Judgement.noise_floor
@@ -105,7 +108,8 @@ class CiOptions:
         options = cls(series=series, rounds=parse_rounds(ci.rounds, "setting watchbench.ci.rounds"),
                       min_rounds=ci.min_rounds,
                       round_step=ci.round_step, max_rounds=ci.max_rounds, budget_s=ci.budget_s,
-                      accel=ci.accel, suite=ci.suite, jobs=ci.jobs, threshold=judged.threshold,
+                      accel=ci.accel, suite=ci.suite, jobs=ci.jobs,
+                      profile=parse_explain(ci.profile), threshold=judged.threshold,
                       alpha=judged.alpha, noise_floor=judged.noise_floor,
                       out=settings.reports_dir)
         for name, value in given.items():
@@ -145,6 +149,8 @@ class CiResult:
     per_patch: pd.DataFrame | None
     ci_id: str
     line: str  # verdict_line: the answer in one sentence
+    explanation: Explanation | None = None  # where the moved metrics' instructions went
+    profile_problem: str = ""  # why the profile could not be taken
 
 
 def variants(settings: Settings, series_names: str, per_patch: bool) -> list[Variant]:
@@ -390,10 +396,11 @@ def conclude(settings: Settings, options: CiOptions, m: Measurement, comparisons
         history.record(settings.runs_dir / "history.jsonl", candidate.run_ids, note=m.ci_id)
         hist = history.load_history(settings.runs_dir / "history.jsonl", settings.runs_dir,
                                     skip_bad=True)
+    explanation, problem = explain(settings, options, m, comparisons)
     report = write_report(df, out, baseline=baseline.run_ids, candidate=candidate.run_ids,
                           threshold=options.threshold, alpha=options.alpha,
                           noise_floor=options.noise_floor, history=hist,
-                          comparisons=comparisons)
+                          comparisons=comparisons, explanation=explanation)
     junit_path = write_junit(comparisons, out / "junit.xml", suite_name=f"watchbench {m.ci_id}",
                              accept_undecided=options.accept_undecided)
     summary = out / "summary.md"  # written by write_report; the verdict goes first
@@ -402,9 +409,31 @@ def conclude(settings: Settings, options: CiOptions, m: Measurement, comparisons
     if answer is Verdict.UNDECIDED and options.accept_undecided:
         code = EXIT_OK
     line = verdict_line(answer, comparisons, options, m.rounds, code)
-    summary.write_text(f"## watchbench: {line}\n\n{body}")
+    where = ""
+    if explanation is not None:
+        where = "\n" + diff_markdown(explanation.diff, explanation.moved)
+    elif problem:
+        where = f"\n### Where the instructions went\n\n{problem}\n"
+    summary.write_text(f"## watchbench: {line}\n\n{body}{where}")
     return CiResult(code, answer, comparisons, regressed, m.rounds, stop, report, junit_path,
-                    summary, per_patch, m.ci_id, line)
+                    summary, per_patch, m.ci_id, line, explanation, problem)
+
+
+def explain(settings: Settings, options: CiOptions, m: Measurement,
+            comparisons: pd.DataFrame) -> tuple[Explanation | None, str]:
+    """Profile the ends (every variant with --per-patch) for the metrics to explain. The
+    verdict stands whatever happens here; a profile that fails is said, not hidden."""
+    moved = to_explain(comparisons, options.profile)
+    chain = m.variants if options.per_patch else [m.variants[0], m.variants[-1]]
+    kernels = [(v.patch_index, v.patch_subject, v.kernel) for v in chain if v.kernel is not None]
+    if moved.empty or len(kernels) < 2:
+        return None, ""
+    try:
+        return explain_gate(settings, options.suite, kernels, moved, m.bench, m.runner,
+                            m.progress), ""
+    except WatchbenchError as exc:
+        m.progress.step(f"profile failed: {str(exc).splitlines()[0]}")
+        return None, f"The profile could not be taken: {exc}"
 
 
 def verdict_line(answer: Verdict, comparisons: pd.DataFrame, options: CiOptions, rounds: int,

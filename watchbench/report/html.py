@@ -17,6 +17,7 @@ from watchbench.report import plots, sections
 from watchbench.report.ab import ab_section
 from watchbench.report.cases import case_tables
 from watchbench.report.headline import focus_text, headline_cards, headline_markdown
+from watchbench.report.profile import profile_section
 from watchbench.report.questions import Answer, focus, headlines
 from watchbench.report.tables import styled
 from watchbench.report.text import compare_markdown, fmt_value, markdown_table, short_params
@@ -24,6 +25,7 @@ from watchbench.results.schema import KERNEL_IDENTITY, SERIES_KEYS
 from watchbench.settings import JUDGEMENT
 from watchbench.stats.compare import compare_frames, primary_flags
 from watchbench.stats.perpatch import per_patch_steps
+from watchbench.stats.profilediff import Explanation
 from watchbench.stats.summary import summarize
 
 _ENV = jinja2.Environment(
@@ -184,6 +186,7 @@ def write_report(
     noise_floor: float = JUDGEMENT.noise_floor,
     history: pd.DataFrame | None = None,
     comparisons: pd.DataFrame | None = None,
+    explanation: Explanation | None = None,
 ) -> Path:
     """Write index.html, summary.md and results.csv into ``out_dir``; return the HTML path.
 
@@ -192,7 +195,8 @@ def write_report(
     ``history`` (from ``results.history.load_history``) adds the trend of each
     benchmark's headline metric over the recorded entries, change points marked.
     ``comparisons`` are decisions already made (``inv ci``'s looks); without them the
-    runs are compared here in one look.
+    runs are compared here in one look. ``explanation`` (``inv ci``'s profiles) adds
+    where the moved metrics' instructions went.
     """
     if df.empty:
         raise ResultsError("no results to report", hint="run a suite and ingest it first")
@@ -243,6 +247,7 @@ def write_report(
         "threshold": ab["threshold"] if ab else threshold,
         "alpha": ab["alpha"] if ab else alpha,
         "problems": sections.problems(df),
+        "where": profile_section(explanation) if explanation is not None else None,
         "bad_files": bad_files,
         "colours": plots.VERDICT_COLOURS,
         "isfinite": math.isfinite,

@@ -334,3 +334,21 @@ def sweep_svg(lines: Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarray, np.
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1, 1))
         return _to_svg(fig)
+
+
+def diff_svg(labels: Sequence[str], delta: np.ndarray) -> str:
+    """Change of each function's instructions per operation, candidate minus baseline:
+    more instructions in red, fewer in green."""
+    labels = [_shorten(label, 48) for label in labels]
+    y = np.arange(len(labels))
+    colours = np.where(delta > 0, VERDICT_COLOURS["regressed"], VERDICT_COLOURS["improved"])
+    with rc_context(_RC):
+        fig = _figure(6.5, 0.7 + 0.24 * len(labels), left=_label_inches(labels))
+        ax = fig.add_subplot()
+        ax.barh(y, delta, color=colours, height=0.6)
+        ax.axvline(0, color="#444444", lw=0.8)
+        ax.set_yticks(y, labels)
+        ax.set_ylim(len(labels) - 0.5, -0.5)
+        ax.set_xlabel("change, instructions per operation")
+        ax.grid(axis="x", alpha=0.3)
+        return _to_svg(fig)

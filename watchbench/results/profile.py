@@ -30,6 +30,9 @@ PROFILE_FILE = "profile.parquet"
 PROFILE_COLUMNS = ("schema", "run_id", "benchmark", "params", "symbol", "instr_per_op",
                    "spread", "share", "instructions", "ops", "repeats", "case_instr_per_op",
                    "case_ns_per_op", "interleaved")
+# Where the counts come from, copied from the run's manifest into every row.
+PROVENANCE = ("kernel_key", "tree_base", "series_hash", "config_hash", "accel", "qemu_version",
+              "qemu_argv_hash", "host")
 # Everything run inside interrupts, and on the other vCPU of a case without a reader there,
 # in one row: asynchronous to the operation measured.
 # ``case_instr_per_op`` and ``share`` are of the operation's own instructions, without it.

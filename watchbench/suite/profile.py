@@ -7,12 +7,19 @@ off, so that System.map's addresses are the run-time ones.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from watchbench.kernel.build import Kernel
 from watchbench.kernel.symbols import IRQ_ENTRIES, SOFTIRQ_FUNCTIONS, SymbolMap
 from watchbench.results import rundir
-from watchbench.results.profile import profile_table, read_insns, read_records, write_profile
+from watchbench.results.profile import (
+    PROVENANCE,
+    profile_table,
+    read_insns,
+    read_records,
+    write_profile,
+)
 from watchbench.suite.definition import RunKind, SuiteRun
 from watchbench.vm.plugin import OUTPUT
 from watchbench.vm.session import BootResult
@@ -46,4 +53,5 @@ def write(run_dir: Path, runs: list[SuiteRun], result: BootResult, kernel: Kerne
                 if run.kind in OURS and outcome.returncode is not None]
     table = profile_table(insns, programs, SymbolMap.load(kernel.dir / "System.map"),
                           run_dir.name, raw / OUTPUT)
-    return write_profile(run_dir, table)
+    meta = json.loads((run_dir / rundir.MANIFEST_FILE).read_text())
+    return write_profile(run_dir, table.assign(**{k: str(meta.get(k, "")) for k in PROVENANCE}))

@@ -22,7 +22,7 @@ from watchbench.results import rundir
 from watchbench.results.store import ingest_run
 from watchbench.settings import Settings
 from watchbench.suite import profile as suite_profile
-from watchbench.suite.definition import Suite, SuiteRun, load_suite, suite_digest
+from watchbench.suite.definition import RunKind, Suite, SuiteRun, load_suite, suite_digest
 from watchbench.vm import plugin
 from watchbench.vm.boot import prepare
 from watchbench.vm.qemu import MEASURES, Accel, Share, VmSpec, qemu_argv
@@ -125,11 +125,15 @@ COUNTED = {"conformance": "tests", "c": "records", "python": "pytest progress li
 def run_bench(settings: Settings, suite_name: str = "quick", accel: str | None = None,
               label: str = "", kernel: Kernel | None = None, runner: Runner = default_runner,
               progress: Progress | None = None, extra: dict | None = None,
-              profile: bool = False) -> Path:
+              profile: bool = False, only: frozenset[str] | None = None) -> Path:
     """One boot: conformance (required), then the suite; returns the run directory.
-    ``profile``: under the instruction-count plugin (icount only), also profile.parquet."""
+    ``profile``: under the instruction-count plugin (icount only), also profile.parquet.
+    ``only``: of the benchmarks, only the runs that measure one of these."""
     progress = progress or Silent()
     suite = load_suite(settings.project_root, suite_name)
+    if only is not None:
+        suite = replace(suite, runs=tuple(r for r in suite.runs if r.kind is RunKind.CONFORMANCE
+                                          or set(r.benchmarks) & only))
     prepared = prepare(settings, accel, kernel, runner, progress)
     guest, kernel = prepared.guest, prepared.kernel
     append: tuple[str, ...] = ()

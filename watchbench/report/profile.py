@@ -1,0 +1,132 @@
+"""Profiles and profile diffs for people: terminal lines, Markdown, HTML figures.
+
+The figures are instructions per operation counted by the plugin under icount: the same
+in every boot and on every host, and blind to everything icount is blind to (caches,
+memory bandwidth, contention). ``[async]`` (interrupts, softirqs, the other vCPU's
+unrelated work) is shown apart and never as a change.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from watchbench.report.plots import diff_svg, shorten
+from watchbench.results.profile import ASYNC
+from watchbench.stats.profilediff import CASE, Explanation, case_totals, top_changes
+
+UNIT = "instr/op"
+INTERLEAVED_NOTE = ("reader on the other CPU: under icount the vCPUs take turns, so the counts "
+                    "depend on the interleaving")
+
+
+def case_label(benchmark: str, params: str, width: int = 76) -> str:
+    return shorten(f"{benchmark} {params}", width)
+
+
+def fmt_count(value: float) -> str:
+    """Instructions per op: whole numbers as such, fractions with what they need."""
+    if abs(value - round(value)) < 5e-4:
+        return f"{round(value):,}"
+    return f"{value:,.3g}" if abs(value) < 10 else f"{value:,.1f}"
+
+
+def fmt_change(symbol: str, delta: float, rel: float) -> str:
+    """``post_one_notification +512 instr/op (+38 %)``."""
+    sign = "+" if delta > 0 else "-"
+    if rel is None or (isinstance(rel, float) and math.isnan(rel)):
+        share = "new"
+    else:
+        share = f"{rel * 100:+.0f} %"
+    return f"{symbol} {sign}{fmt_count(abs(delta))} {UNIT} ({share})"
+
+
+def profile_lines(table: pd.DataFrame, n: int = 5, width: int = 80) -> list[str]:
+    """Per case: its instructions per op, then its top ``n`` functions with their share."""
+    lines: list[str] = []
+    for (benchmark, params), case in table.groupby(CASE, sort=True):
+        own = case[case["symbol"] != ASYNC].sort_values("instr_per_op", ascending=False)
+        first = case.iloc[0]
+        mark = " †" if first["interleaved"] else ""
+        lines.append(case_label(benchmark, params, width - 2) + mark)
+        lines.append(f"  {fmt_count(first['case_instr_per_op'])} {UNIT} "
+                     f"(ns_per_op {first['case_ns_per_op']:,.1f} in the same boot)")
+        for row in own.head(n).itertuples():
+            lines.append(shorten(f"  {fmt_count(row.instr_per_op):>9} {row.share:>4.0%}  "
+                                 f"{row.symbol}", width))
+    if table["interleaved"].any():
+        lines.append(shorten("† " + INTERLEAVED_NOTE, width))
+    return lines
+
+
+def diff_lines(diff: pd.DataFrame, n: int = 3, width: int = 80) -> list[str]:
+    """The cases whose instructions changed, each with its top ``n`` functions."""
+    tops = top_changes(diff, n)
+    totals = case_totals(diff)
+    lines = []
+    for total in totals[totals["changed"]].itertuples():
+        lines.append(shorten(f"{case_label(total.benchmark, total.params, 56)}: "
+                             f"{fmt_count(total.base_per_op)} -> "
+                             f"{fmt_count(total.cand_per_op)} {UNIT}", width))
+        rows = tops[(tops["benchmark"] == total.benchmark) & (tops["params"] == total.params)]
+        lines += [shorten("  " + fmt_change(r.symbol, r.delta, r.rel), width)
+                  for r in rows.itertuples()]
+    unchanged = int((~totals["changed"]).sum())
+    if unchanged:
+        lines.append(f"{unchanged} profiled case(s): no function changed")
+    return lines
+
+
+def diff_markdown(diff: pd.DataFrame, moved: pd.DataFrame, n: int = 5,
+                  title: str = "Where the instructions went") -> str:
+    """For each metric the gate moved (rows of ``moved``: benchmark, params, metric,
+    verdict), the top ``n`` functions by change in instructions per op."""
+    tops = top_changes(diff, n)
+    out = [f"### {title}", "",
+           f"Instructions per operation counted under icount by the TCG plugin "
+           f"(baseline → candidate); `{ASYNC}` work is left out.", ""]
+    for row in moved.itertuples():
+        case = tops[(tops["benchmark"] == row.benchmark) & (tops["params"] == row.params)]
+        out.append(f"- **{row.benchmark}** {row.params} · {row.metric} {row.verdict}:")
+        if case.empty:
+            profiled = ((diff["benchmark"] == row.benchmark)
+                        & (diff["params"] == row.params)).any()
+            out.append("  - no function changed its instructions per op (the change is in "
+                       "what icount cannot see, or in timing)" if profiled
+                       else "  - this case was not profiled")
+        out += [f"  - `{fmt_change(r.symbol, r.delta, r.rel)}`" for r in case.itertuples()]
+        if bool(diff.loc[(diff["benchmark"] == row.benchmark)
+                         & (diff["params"] == row.params), "interleaved"].any()):
+            out.append(f"  - ({INTERLEAVED_NOTE})")
+    return "\n".join(out) + "\n"
+
+
+def diff_figures(diff: pd.DataFrame, n: int = 10) -> list[dict]:
+    """One bar chart per case that changed: its ``n`` largest changes."""
+    tops = top_changes(diff, n)
+    figures = []
+    for (benchmark, params), case in tops.groupby(CASE, sort=True):
+        figures.append({"benchmark": benchmark, "params": params,
+                        "interleaved": bool(case["interleaved"].any()),
+                        "svg": diff_svg(list(case["symbol"]), case["delta"].to_numpy())})
+    return figures
+
+
+def profile_section(explanation: Explanation) -> dict:
+    """The HTML report's "Where the instructions went": per moved metric its top changes,
+    a bar chart per case that changed, and with --per-patch each step's changes."""
+    diff = explanation.diff
+    tops = top_changes(diff, 5)
+    metrics = []
+    for row in explanation.moved.itertuples():
+        case = tops[(tops["benchmark"] == row.benchmark) & (tops["params"] == row.params)]
+        metrics.append({"benchmark": row.benchmark, "params": row.params, "metric": row.metric,
+                        "verdict": str(row.verdict),
+                        "changes": [fmt_change(r.symbol, r.delta, r.rel)
+                                    for r in case.itertuples()]})
+    steps = [{"index": s.index, "subject": s.subject,
+              "lines": diff_lines(s.diff, n=3, width=110)} for s in explanation.steps]
+    return {"metrics": metrics, "figures": diff_figures(diff), "steps": steps,
+            "totals": case_totals(diff).to_dict("records"), "note": INTERLEAVED_NOTE,
+            "async": ASYNC}
