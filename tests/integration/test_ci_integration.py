@@ -39,6 +39,16 @@ def test_slow_post_series_regresses_and_patch_2_is_named(test_settings, tmp_path
     assert int(suite.get("failures") or suite[0].get("failures")) >= 2
     assert "REGRESSED" in result.summary.read_text().splitlines()[0]
     assert result.report.exists()
+    # where it went: patch 1 (a comment) moves no function, patch 2 adds its loop
+    first, second = result.explanation.steps
+    assert not first.diff["changed"].any(), first.diff[first.diff["changed"]].head()
+    moved = second.diff[second.diff["changed"] & ~second.diff["interleaved"]]
+    for case, top in moved.groupby(["benchmark", "params"]).first().iterrows():
+        assert top["symbol"] == "watch_queue_extra_work", (case, top)
+        # a 64-step loop on a volatile counter, once per watcher of each post
+        watchers = int(case[1].split("queues=")[1].split(",")[0])
+        assert 64 * 4 * watchers <= top["delta"] <= 64 * 8 * watchers, (case, top)
+    assert "`watch_queue_extra_work +" in result.summary.read_text()
 
 
 def test_a_benchmark_broken_on_the_candidate_fails_the_gate(test_settings, tmp_path):

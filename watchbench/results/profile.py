@@ -215,3 +215,17 @@ def read_profile(run_dir: Path) -> pd.DataFrame:
         raise ProfileError(f"{path}: profile schema {sorted(set(table.get('schema', [])))}, "
                            f"this code reads {PROFILE_SCHEMA} (missing: {missing})", log=path)
     return table
+
+
+def cases(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per case: the operation's instructions per op, the asynchronous ones, their
+    sum (all the region ran) and the same boot's icount ``ns_per_op``, which counts the
+    same instructions plus the clock reads just outside the markers."""
+    first = table.drop_duplicates(["benchmark", "params"]).set_index(["benchmark", "params"])
+    extra = table[table["symbol"] == ASYNC].set_index(["benchmark", "params"])["instr_per_op"]
+    out = pd.DataFrame({"instr_per_op": first["case_instr_per_op"],
+                        "async_per_op": extra.reindex(first.index).fillna(0.0),
+                        "ns_per_op": first["case_ns_per_op"], "ops": first["ops"],
+                        "repeats": first["repeats"], "interleaved": first["interleaved"]})
+    out["total_per_op"] = out["instr_per_op"] + out["async_per_op"]
+    return out.reset_index()

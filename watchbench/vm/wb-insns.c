@@ -70,6 +70,8 @@ struct block {
 	uint64_t	vaddr;
 	uint32_t	n_insns;
 	int		irq_entry;	/* the block starts an interrupt entry */
+	int		irq_exit;	/* the block is an iretq: async, even when icount
+					 * runs it again after its callback ran */
 };
 
 #define MAX_VCPUS	64
@@ -233,7 +235,7 @@ static void on_block(unsigned int vcpu, void *udata)
 		depth[v]++;
 	if (!in_region)
 		return;
-	if (depth[v])
+	if (depth[v] || b->irq_exit)
 		b->async++;
 	else if (v == home)
 		b->count++;
@@ -290,6 +292,13 @@ static uint64_t next_start(uint64_t vaddr)
 	return i < nstarts ? starts[i] : UINT64_MAX;
 }
 
+static int is_iret(const struct qemu_plugin_insn *insn)
+{
+	const unsigned char *p = qemu_plugin_insn_data(insn);
+
+	return qemu_plugin_insn_size(insn) == 2 && p[0] == 0x48 && p[1] == 0xcf;
+}
+
 /* Count the piece of @n instructions that starts with @first. */
 static void count_piece(struct qemu_plugin_insn *first, size_t n)
 {
@@ -297,6 +306,7 @@ static void count_piece(struct qemu_plugin_insn *first, size_t n)
 
 	pthread_mutex_lock(&lock);
 	b = block_of(qemu_plugin_insn_vaddr(first), (uint32_t)n);
+	b->irq_exit = n == 1 && is_iret(first);
 	pthread_mutex_unlock(&lock);
 	qemu_plugin_register_vcpu_insn_exec_cb(first, on_block, QEMU_PLUGIN_CB_NO_REGS, b);
 }
@@ -325,12 +335,6 @@ static int soft_return(const struct qemu_plugin_insn *insn)
 	return nsoft && i > 0 && is_ret(insn) && in_sorted(soft, nsoft, starts[i - 1]);
 }
 
-static int is_iret(const struct qemu_plugin_insn *insn)
-{
-	const unsigned char *p = qemu_plugin_insn_data(insn);
-
-	return qemu_plugin_insn_size(insn) == 2 && p[0] == 0x48 && p[1] == 0xcf;
-}
 
 static void on_translate(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
 {
