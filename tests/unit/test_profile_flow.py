@@ -79,7 +79,7 @@ def test_the_gate_prints_where_the_instructions_went(settings, tmp_path, capsys)
     out = capsys.readouterr().out
     assert code == 1
     assert "where the instructions went" in out
-    assert "  post_one_notification +36 instr/op (+50 %)" in out
+    assert "    post_one_notification +36 instr/op (+50 %)" in out
     where = out[out.index("where the instructions went"):out.index("\nreport:")]
     assert max(len(line) for line in where.splitlines()) <= 80
 

@@ -66,11 +66,11 @@ def diff_lines(diff: pd.DataFrame, n: int = 3, width: int = 80) -> list[str]:
     totals = case_totals(diff)
     lines = []
     for total in totals[totals["changed"]].itertuples():
-        lines.append(shorten(f"{case_label(total.benchmark, total.params, 56)}: "
-                             f"{fmt_count(total.base_per_op)} -> "
-                             f"{fmt_count(total.cand_per_op)} {UNIT}", width))
+        lines.append(case_label(total.benchmark, total.params, width))
+        lines.append(f"  {fmt_count(total.base_per_op)} -> {fmt_count(total.cand_per_op)} "
+                     f"{UNIT} in all, of which:")
         rows = tops[(tops["benchmark"] == total.benchmark) & (tops["params"] == total.params)]
-        lines += [shorten("  " + fmt_change(r.symbol, r.delta, r.rel), width)
+        lines += [shorten("    " + fmt_change(r.symbol, r.delta, r.rel), width)
                   for r in rows.itertuples()]
     unchanged = int((~totals["changed"]).sum())
     if unchanged:
