@@ -121,3 +121,13 @@ def test_a_hunk_longer_than_its_header_is_corrupt(tmp_path):
     bad.write_text(PATCH.format(n=1).replace(" z2\n", " z2\n+extra\n"))
     with pytest.raises(InputError, match="follows it but its header counted no more"):
         parse_patch(bad)
+
+
+def test_a_relative_series_path_is_taken_from_where_the_user_stands(tmp_path, monkeypatch):
+    """`inv ci --series tests/data/patches/slow-post`: git am runs in the tree, so the
+    patches must be named by absolute paths."""
+    here = Path(__file__).resolve().parents[1] / "data" / "patches"
+    monkeypatch.chdir(here.parent)
+    series = load_series(tmp_path, "patches/slow-post")
+    assert series.directory == here / "slow-post"
+    assert all(p.path.is_absolute() and p.path.exists() for p in series.patches)

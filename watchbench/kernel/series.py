@@ -205,7 +205,8 @@ def read_series_file(directory: Path) -> list[str]:
 
 def load_series(patches_dir: Path, name: str) -> Series:
     """Load and validate the series ``name`` under ``patches_dir``."""
-    directory = Path(name) if "/" in name else patches_dir / name
+    # A path is taken from where the user stands: the patches are applied from the tree.
+    directory = Path(name).resolve() if "/" in name else patches_dir / name
     names = read_series_file(directory)
     return Series(directory.name, directory, tuple(parse_patch(directory / n) for n in names))
 
