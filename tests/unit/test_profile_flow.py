@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.chromium import console_problems, needs_chromium, too_wide
 from tests.fakes import FakeBench, FakeKernels
 from tests.unit.test_flows import SLOW, _options, _slower
 from watchbench.cli.regressions import gate
@@ -25,7 +26,7 @@ def settings(tmp_path) -> Settings:
     return Settings().scratch(tmp_path / "cache")
 
 
-def test_a_regression_is_explained_per_function_and_per_patch(settings, tmp_path):
+def _explained(settings, tmp_path):
     bench = FakeBench(_slower("slow-post"), seed=2)
     result = run_ci(settings, _options(tmp_path, SLOW, per_patch=True),
                     kernels=FakeKernels(tmp_path), bench=bench)
@@ -41,6 +42,18 @@ def test_a_regression_is_explained_per_function_and_per_patch(settings, tmp_path
     assert "`post_one_notification +36 instr/op (+50 %)`" in summary
     html = result.report.read_text()
     assert 'id="where"' in html and "change per function" in html
+    return result.report
+
+
+def test_a_regression_is_explained_per_function_and_per_patch(settings, tmp_path):
+    assert _explained(settings, tmp_path).exists()
+
+
+@needs_chromium
+def test_the_report_with_its_profile_opens_and_fits(settings, tmp_path):
+    page = _explained(settings, tmp_path)
+    assert console_problems(page, tmp_path) == []
+    assert too_wide(page, tmp_path, 1400) == []
 
 
 def test_nothing_moved_nothing_profiled_and_none_turns_it_off(settings, tmp_path):

@@ -345,7 +345,9 @@ def diff_svg(labels: Sequence[str], delta: np.ndarray) -> str:
     with rc_context(_RC):
         fig = _figure(6.5, 0.7 + 0.24 * len(labels), left=_label_inches(labels))
         ax = fig.add_subplot()
-        ax.barh(y, delta, color=colours, height=0.6)
+        bars = ax.barh(y, delta, color=colours, height=0.6)
+        ax.bar_label(bars, labels=[f"{d:+,.4g}" for d in delta], padding=3, fontsize=7)
+        ax.margins(x=0.12)  # room for the labels
         ax.axvline(0, color="#444444", lw=0.8)
         ax.set_yticks(y, labels)
         ax.set_ylim(len(labels) - 0.5, -0.5)
