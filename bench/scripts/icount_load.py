@@ -23,41 +23,27 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
-from pathlib import Path
 
 import pandas as pd
+from bench_kernel import TEST_CACHE, bench_kernel  # beside this script
 
 from watchbench.host.progress import Progress
 from watchbench.host.runner import default_runner
-from watchbench.kernel import patching
-from watchbench.kernel.trees import fetch_debian
-from watchbench.kernel.variant import Composer, stack
 from watchbench.results.schema import SERIES_KEYS
 from watchbench.results.store import load_runs
-from watchbench.settings import Settings
 from watchbench.suite.run import run_bench
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cache", default=str(Settings().cache_dir) + "-tests",
+    parser.add_argument("--cache", default=TEST_CACHE,
                         help="cache whose Debian tree and kernels are used")
     parser.add_argument("--boots", type=int, default=6, help="boots per condition")
     args = parser.parse_args()
-    runs = Path(tempfile.mkdtemp(prefix="wb-icount-load-"))
-    settings = replace(Settings().scratch(Path(args.cache), shared=("downloads", "ccache")),
-                       runs_dir=runs)
     progress = Progress("icount")
-    tree = patching.reset(fetch_debian(settings, progress=progress), force=True)
-    composer = Composer(settings, tree, progress=progress)
-    try:
-        kernel = composer.kernel(stack(settings))
-    finally:
-        composer.restore()
+    settings, kernel = bench_kernel(args.cache, "wb-icount-load-", progress)
 
     def boot(label: str) -> str:
         return run_bench(settings, "ci", "icount", label=label, kernel=kernel).name
@@ -98,7 +84,7 @@ def main() -> None:
             os.sched_setaffinity(0, cores)
     walls["pinned"] = time.monotonic() - start
 
-    df = load_runs(runs)
+    df = load_runs(settings.runs_dir)
     df = df[df["status"].astype(str) == "ok"]
     keys = [k for k in SERIES_KEYS if k in df.columns]
     boots = df.groupby([*keys, "run_id"], observed=True)["value"].median().reset_index()

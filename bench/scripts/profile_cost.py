@@ -14,36 +14,23 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import tempfile
-from dataclasses import replace
-from pathlib import Path
+
+from bench_kernel import TEST_CACHE, bench_kernel  # beside this script
 
 from watchbench.host.progress import Progress
-from watchbench.kernel import patching
-from watchbench.kernel.trees import fetch_debian
-from watchbench.kernel.variant import Composer, stack
-from watchbench.settings import Settings
 from watchbench.suite.run import run_bench
 from watchbench.vm.plugin import OUTPUT
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cache", default=str(Settings().cache_dir) + "-tests",
+    parser.add_argument("--cache", default=TEST_CACHE,
                         help="cache whose Debian tree and kernels are used")
     parser.add_argument("--boots", type=int, default=4, help="boots each way")
     parser.add_argument("--suite", default="ci", help="suite to boot")
     args = parser.parse_args()
-    runs = Path(tempfile.mkdtemp(prefix="wb-profile-cost-"))
-    settings = replace(Settings().scratch(Path(args.cache), shared=("downloads", "ccache")),
-                       runs_dir=runs)
     progress = Progress("cost")
-    tree = patching.reset(fetch_debian(settings, progress=progress), force=True)
-    composer = Composer(settings, tree, progress=progress)
-    try:
-        kernel = composer.kernel(stack(settings))
-    finally:
-        composer.restore()
+    settings, kernel = bench_kernel(args.cache, "wb-profile-cost-", progress)
     run_bench(settings, args.suite, "icount", kernel=kernel, profile=True)  # builds the plugin
     walls: dict[bool, list[float]] = {False: [], True: []}
     sizes = []
