@@ -19,6 +19,7 @@ from watchbench.results.profile import (
     ASYNC,
     ProfileError,
     cases,
+    load_profiles,
     profile_table,
     read_insns,
     read_profile,
@@ -164,3 +165,15 @@ def test_addresses_map_to_functions_user_and_unknown(tmp_path):
     assert list(names) == [USER, "alpha", "beta", UNKNOWN, UNKNOWN]
     symbols.write_starts(tmp_path / "starts.txt", ("be",))
     assert (tmp_path / "starts.txt").read_text() == "ffffffff81000200\n"
+
+
+def test_stored_profiles_load_together_and_a_missing_one_is_named(tables, tmp_path):
+    for table in tables:
+        (tmp_path / table["run_id"].iloc[0]).mkdir()
+        write_profile(tmp_path / table["run_id"].iloc[0], table)
+    both = load_profiles(tmp_path)
+    assert set(both["run_id"]) == {t["run_id"].iloc[0] for t in tables}
+    one = load_profiles(tmp_path, [tables[0]["run_id"].iloc[0]])
+    assert len(one) == len(tables[0])
+    with pytest.raises(ProfileError, match="no profile for run"):
+        load_profiles(tmp_path, ["nope"])

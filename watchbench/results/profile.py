@@ -229,3 +229,21 @@ def cases(table: pd.DataFrame) -> pd.DataFrame:
                         "repeats": first["repeats"], "interleaved": first["interleaved"]})
     out["total_per_op"] = out["instr_per_op"] + out["async_per_op"]
     return out.reset_index()
+
+
+def load_profiles(runs_dir: Path, run_ids: Sequence[str] | None = None) -> pd.DataFrame:
+    """Every stored profile (of ``run_ids``, if given) as one table, provenance included:
+    the profiles' side of the results store."""
+    dirs = sorted(p.parent for p in Path(runs_dir).glob(f"*/{PROFILE_FILE}"))
+    if run_ids is not None:
+        wanted = set(run_ids)
+        missing = wanted - {d.name for d in dirs}
+        if missing:
+            raise ProfileError(f"{runs_dir}: no profile for run(s) {', '.join(sorted(missing))}",
+                               hint="profile a kernel with `inv profile` or `inv bench "
+                                    "--profile`")
+        dirs = [d for d in dirs if d.name in wanted]
+    tables = [read_profile(d) for d in dirs]
+    if not tables:
+        return pd.DataFrame(columns=[*PROFILE_COLUMNS, *PROVENANCE])
+    return pd.concat(tables, ignore_index=True)
