@@ -68,7 +68,7 @@ def explain_gate(settings: Settings, suite: str, kernels: list[tuple[int, str, K
         progress.step(f"profile {index} of {len(kernels) - 1} patches: {', '.join(sorted(only))}")
         run_dir = bench(settings, suite, Accel.ICOUNT, label="profile", kernel=kernel,
                         runner=runner, progress=progress, profile=True, only=only,
-                        extra={"profile_of": "ci", "patch_index": index})
+                        extra={"profile_of": "ci", "profile_patch_index": index})
         tables.append(read_profile(run_dir))
         run_dirs.append(run_dir)
     steps = [Step(kernels[i][0], kernels[i][1], profile_diff(tables[i - 1], tables[i]))

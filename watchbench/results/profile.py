@@ -2,7 +2,8 @@
 
 The plugin (``vm/wb-insns.c``) writes ``raw/insns.txt``: a ``P`` line when a program of
 ours starts (``wq.c`` runs the marker from a constructor), then per region of interest
-its blocks ``vaddr n_insns executions``. Each record of a profiled measurement says which
+its blocks ``vaddr n_insns count other async`` (executions on the region's vCPU, on the
+other vCPUs, inside interrupts). Each record of a profiled measurement says which
 of its program's regions it timed and over how many operations (``roi``:
 bench/RECORDS.md). This module pairs the two, maps the blocks to functions and writes
 ``profile.parquet`` (its columns and schema version are owned here).
@@ -26,7 +27,8 @@ from watchbench.results.records import params_key, round_robin
 INSNS_VERSION = 1  # "# wb-insns 1", the first line the plugin writes
 PROFILE_SCHEMA = 1
 PROFILE_FILE = "profile.parquet"
-# One row per case and symbol: the counts summed over the case's profiled repeats.
+# One row per case and symbol: ``instr_per_op`` the median of its repeats' (``spread`` how
+# far they lie apart), ``instructions`` and ``ops`` summed over them.
 PROFILE_COLUMNS = ("schema", "run_id", "benchmark", "params", "symbol", "instr_per_op",
                    "spread", "share", "instructions", "ops", "repeats", "case_instr_per_op",
                    "case_ns_per_op", "interleaved")
