@@ -8,7 +8,7 @@ import sys
 
 from invoke import Collection, task
 
-from watchbench.cli import host, kernel, measure, patches, regressions, results, vm
+from watchbench.cli import correctness, host, kernel, measure, patches, regressions, results, vm
 from watchbench.settings import Settings
 
 ACCEL = "auto | kvm | tcg | icount (default: settings qemu.accel)"
@@ -41,8 +41,9 @@ def list_(c):
     patches.list_(c)
 
 
-@task(help={"series": "series name under patches/ (or a path to a series directory)"})
-def check(c, series):
+@task(name="check",
+      help={"series": "series name under patches/ (or a path to a series directory)"})
+def check_series(c, series):
     """Dry run: does each patch apply to the base? Names the failing patch, file and hunk."""
     patches.check(c, series)
 
@@ -183,17 +184,37 @@ def export(c, format=None, runs=None, out=None, skip_bad=False):  # noqa: A002
                     "icount; always 1 under tcg/kvm)",
             "shard": "I/N: boot only this shard's rounds into OUT/shard-I-of-N (no verdict)",
             "merge": "shard directories (or a directory holding them), comma-separated or "
-                     "repeated: the verdict of the merged shards"},
+                     "repeated: the verdict of the merged shards",
+            "check": "first run `inv check` on the candidate; if it fails, exit 4 unmeasured"},
       iterable=["merge"])
 def ci(c, series="", rounds=None, accel=None, suite=None, per_patch=False, threshold=None,
        alpha=None, accept_undecided=False, record=False, out=None, tree=None, base=None,
-       no_wait=False, jobs=None, shard=None, merge=None, profile=None):
-    """Gate a series: exit 0 ok, 1 regressed or broken, 2 infrastructure, 3 undecided."""
+       no_wait=False, jobs=None, shard=None, merge=None, profile=None, check=False):
+    """Gate a series: exit 0 ok, 1 slower or broken, 2 infra, 3 undecided, 4 incorrect."""
     regressions.ci(c, series=series, rounds=rounds, accel=accel, suite=suite,
                    per_patch=per_patch, threshold=threshold, alpha=alpha,
                    accept_undecided=accept_undecided, record=record, out=out, tree=tree,
                    base=base, no_wait=no_wait, jobs=int(jobs) if jobs is not None else None,
-                   shard=shard, merge=merge, profile=profile)
+                   shard=shard, merge=merge, profile=profile, check=check)
+
+
+@task(name="check",
+      help={"series": "series to check, comma-separated, on top of the bench series "
+                      "(empty: the base with the bench series)",
+            "stress_seconds": "how long the race stress runs (default: settings "
+                              "check.stress_seconds)",
+            "accel": "auto | tcg | kvm, never icount (default: settings check.accel)",
+            "only": "comma-separated steps: kmemleak, conformance, faults, stress, "
+                    "keyctl-client, watch-test, keyutils-tests (default: all)",
+            "out": "report directory; files go to OUT/check/ (default: settings reports_dir)",
+            "tree": "your kernel checkout", "base": "with --tree: base ref",
+            "no_wait": "fail at once (exit 2) if another command is changing the kernel tree"})
+def correctness_check(c, series="", stress_seconds=None, accel=None, only=None, out=None,
+                      tree=None, base=None, no_wait=False):
+    """Correctness on a debug kernel (KASAN, lockdep, kmemleak): exit 0 pass, 4 fail, 2 infra."""
+    correctness.check(c, series=series,
+                      stress_seconds=int(stress_seconds) if stress_seconds else None,
+                      accel=accel, only=only, out=out, tree=tree, base=base, no_wait=no_wait)
 
 
 @task(help={"good": "a commit where the benchmark was fine", "bad": "a commit where it is slow",
@@ -228,10 +249,10 @@ def all_(c, series=None, fragments=None, suite=None, accel=None, tree=None, base
 
 
 kernel_ns = Collection("kernel", fetch, status)
-patches_ns = Collection("patches", list_, check, apply, reset, import_, lint)
+patches_ns = Collection("patches", list_, check_series, apply, reset, import_, lint)
 vm_ns = Collection("vm", run, shell, probe)
 ns = Collection(deps, config, build, initramfs, bench, profile, report, compare, export, ci, bisect, test,
-                kernel_ns, patches_ns, vm_ns)
+                correctness_check, kernel_ns, patches_ns, vm_ns)
 ns.add_task(all_, name="all")
 # The defaults, from the one place they are written; invoke.yaml and the user's config
 # override them by the same names (and INVOKE_WATCHBENCH_* variables, since the keys exist).

@@ -125,13 +125,15 @@ class FakeKernels:
     def __init__(self, root: Path, fail: dict[str, WatchbenchError] | None = None):
         self.root, self.fail = root, fail or {}
         self.composed: list[str] = []
+        self.fragments: list[list[str] | None] = []  # as each kernel() was asked
         self.restored = 0
+        self.tree = None  # the clients' seam (flows.check) gets it; the fake builds nothing
 
-    def _kernel(self, name: str, head: str) -> Kernel:
+    def _kernel(self, name: str, head: str, config: str = "") -> Kernel:
         if name in self.fail:
             raise self.fail[name]
         self.composed.append(name)
-        key = hashlib.sha256(name.encode()).hexdigest()[:16]
+        key = hashlib.sha256((name + (f"\0{config}" if config else "")).encode()).hexdigest()[:16]
         directory = self.root / "kernels" / key
         directory.mkdir(parents=True, exist_ok=True)
         return Kernel(key, directory, "6.12.0-fake", "fake-tree", "b" * 40, "fake base", head,
@@ -139,9 +141,10 @@ class FakeKernels:
                       "c" * 16, "gcc fake",
                       0.0, 0)
 
-    def kernel(self, series: Series | None) -> Kernel:
+    def kernel(self, series: Series | None, fragments: list[str] | None = None) -> Kernel:
         name = series.name if series else ""
-        return self._kernel(name, name or "base")
+        self.fragments.append(fragments)
+        return self._kernel(name, name or "base", ",".join(fragments or ()))
 
     def at_commit(self, commit: str) -> Kernel:
         return self._kernel(commit, commit)

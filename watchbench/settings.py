@@ -75,6 +75,26 @@ class CiSettings:
 
 
 @dataclass
+class CheckSettings:
+    """``inv check`` (and ``inv ci --check``): the candidate built with the debug fragments
+    and booted once through the API conformance suite, the fault pass, the race stress and
+    the real clients (suite.check). Never under icount: the stress needs CPUs that really
+    run side by side (plain TCG's MTTCG, or KVM)."""
+
+    # Added to the default fragments (``fragments``): KASAN, lockdep, KFENCE, kmemleak and
+    # fault injection (kconfig/debug.config).
+    fragments: tuple[str, ...] = ("debug",)
+    accel: str = "auto"  # auto | kvm | tcg (vm.qemu.Accel; auto: KVM only if it boots)
+    stress_seconds: int = 20  # how long userspace/wq-stress.c races (wq-stress --seconds)
+    # keyutils' own tests (its source package's tests/ directories) run in the guest, each
+    # under `keyctl watch_session`, its notifications checked off (README: their times;
+    # keyctl/unlink/valid took 247 s and keyctl/clear/valid 129 s under TCG, so not by default).
+    keyutils_tests: tuple[str, ...] = ("keyctl/link/valid", "keyctl/revoke/valid",
+                                       "keyctl/update/userupdate", "keyctl/invalidate/valid")
+    timeout: float = 1200.0  # seconds the check boot may take before the guest is killed
+
+
+@dataclass
 class BisectSettings:
     rounds: int = 3  # boots per commit
     accel: str = "icount"
@@ -110,6 +130,7 @@ class Settings:
     decision: Judgement = field(default_factory=Judgement)
     ci: CiSettings = field(default_factory=CiSettings)
     bisect: BisectSettings = field(default_factory=BisectSettings)
+    check: CheckSettings = field(default_factory=CheckSettings)
     project_root: Path = PROJECT_ROOT
 
     @property

@@ -1,6 +1,6 @@
 """ci and bisect: is a series slower (exit 0 ok, 1 regressed or broken, 2 infrastructure,
-3 undecided), on one machine or sharded and merged, and which commit made a benchmark
-slower."""
+3 undecided, 4 incorrect: ``--check`` failed on the candidate), on one machine or sharded
+and merged, and which commit made a benchmark slower."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from watchbench.cli import command, settings_of, split_list
+from watchbench.cli.correctness import options_of, report_check
 from watchbench.errors import InputError, WatchbenchError
 from watchbench.flows.bisect import run_bisect
+from watchbench.flows.check import CheckOptions, run_check
 from watchbench.flows.ci import EXIT_INFRA, EXIT_OK, CiOptions, CiResult, parse_rounds, run_ci
 from watchbench.flows.explain import parse_explain
 from watchbench.flows.shard import run_merge, run_shard
@@ -24,10 +26,28 @@ from watchbench.settings import Settings
 WIDTH = 79
 
 
-def gate(settings: Settings, options: CiOptions, **seams: Any) -> int:
-    """run_ci, printed (``report_gate``)."""
+def gate(settings: Settings, options: CiOptions, check: CheckOptions | None = None,
+         check_seams: dict[str, Any] | None = None, **seams: Any) -> int:
+    """run_ci, printed (``report_gate``); with ``check``, ``inv check`` on the candidate
+    first (``checked``)."""
+    code = checked(settings, check, seams.get("progress"), **(check_seams or {}))
+    if code:
+        return code
     return report_gate(lambda progress: run_ci(settings, options, progress=progress, **seams),
                        seams.pop("progress", None))
+
+
+def checked(settings: Settings, check: CheckOptions | None, progress: Progress | None = None,
+            **seams: Any) -> int:
+    """``ci --check``: the candidate's correctness before any measurement, printed. Its exit
+    code (4 incorrect, 2 infrastructure) is the gate's: a candidate that breaks the API is
+    a finding, and its figures would mean nothing. 0: go on and measure."""
+    if check is None:
+        return EXIT_OK
+    code = report_check(lambda p: run_check(settings, check, progress=p, **seams), progress)
+    if code:
+        print(f"watchbench ci: not measured: the candidate failed `inv check` (exit {code})")
+    return code
 
 
 def report_gate(flow: Callable[[Progress], CiResult], progress: Progress | None = None) -> int:
@@ -80,7 +100,7 @@ def shard_gate(settings: Settings, options: CiOptions, shard: str, **seams: Any)
 
 # With --merge the shards say what was measured and how it is judged.
 NOT_WITH_MERGE = ("series", "rounds", "accel", "suite", "per_patch", "threshold", "alpha",
-                  "tree", "base", "jobs", "shard", "profile")
+                  "tree", "base", "jobs", "shard", "profile", "check")
 
 
 @command
@@ -89,13 +109,14 @@ def ci(c: Any, series: str = "", rounds: str | None = None, accel: str | None = 
        alpha: str | None = None, accept_undecided: bool = False, record: bool = False,
        out: str | None = None, tree: str | None = None, base: str | None = None,
        no_wait: bool = False, jobs: int | None = None, shard: str | None = None,
-       merge: list[str] | None = None, profile: str | None = None) -> int:
+       merge: list[str] | None = None, profile: str | None = None, check: bool = False) -> int:
     settings = settings_of(c)
     dirs = [Path(d) for item in merge or [] for d in split_list(item)]
     if dirs:
         given = {"series": series, "rounds": rounds, "accel": accel, "suite": suite,
                  "per_patch": per_patch, "threshold": threshold, "alpha": alpha,
-                 "tree": tree, "base": base, "jobs": jobs, "shard": shard, "profile": profile}
+                 "tree": tree, "base": base, "jobs": jobs, "shard": shard, "profile": profile,
+                 "check": check}
         extra = [f"--{n.replace('_', '-')}" for n in NOT_WITH_MERGE if given[n]]
         if extra:
             raise InputError(f"--merge takes what was measured and how it is judged from the "
@@ -113,9 +134,11 @@ def ci(c: Any, series: str = "", rounds: str | None = None, accel: str | None = 
         profile=parse_explain(profile) if profile is not None else None)
     if rounds is not None:
         options.rounds = parse_rounds(rounds, "--rounds")
+    first = options_of(settings, series, out=str(options.out), tree=tree, base=base,
+                       no_wait=no_wait) if check else None
     if shard is not None:
-        return shard_gate(settings, options, shard)
-    return gate(settings, options)
+        return checked(settings, first) or shard_gate(settings, options, shard)
+    return gate(settings, options, check=first)
 
 
 @command

@@ -144,3 +144,30 @@ def extract_member(source_dir: Path, member_suffix: str, into: Path,
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return into
+
+
+def extract_directory(source_dir: Path, member_dir: str, into: Path,
+                      runner: Runner = default_runner) -> Path:
+    """One directory of a source package's orig tarball (``member_dir``: its path under the
+    top directory), copied to ``into`` once (renamed into place whole)."""
+    if into.is_dir():
+        return into
+    tarballs = sorted(source_dir.glob("*.orig.tar.*"))
+    if not tarballs:
+        raise SourceError(f"{source_dir} holds no orig tarball", log=source_dir)
+    listing = runner.run(["tar", "-t", "-f", str(tarballs[0])], timeout=600).stdout.splitlines()
+    depth = member_dir.count("/") + 1
+    names = [n.rstrip("/") for n in listing
+             if n.rstrip("/").endswith("/" + member_dir) and n.rstrip("/").count("/") == depth]
+    if not names:
+        raise SourceError(f"{tarballs[0].name} has no directory {member_dir}", log=tarballs[0])
+    into.parent.mkdir(parents=True, exist_ok=True)
+    scratch = into.parent / f".extract-{os.getpid()}"
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir()
+    try:
+        runner.run(["tar", "-x", "-f", str(tarballs[0]), "-C", str(scratch), names[0]], timeout=600)
+        os.replace(scratch / names[0], into)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return into

@@ -36,6 +36,8 @@ PIPELINE: tuple[Need, ...] = (
     Need("xz-utils", "xz"),
     Need("dpkg", "dpkg"),
     Need("perl", "perl"),
+    # keyctl (watch, watch_session, watch_sync) and its test suite's client: `inv check`
+    Need("keyutils", "keyctl"),
 )
 
 # Only the test suite needs these (headless report check, remote ccache).

@@ -130,5 +130,16 @@ class KernelMake:
                       "then `inv build` again"),
             ) from exc
 
+    def headers(self, log: Path) -> Path:
+        """The tree's exported UAPI headers (``make headers``, which needs no rsync, unlike
+        headers_install): what its own samples and selftests build against
+        (guest.clients builds samples/watch_queue from them). Returns their include dir."""
+        try:
+            self.runner.run(self.argv("headers"), env=self.env(), timeout=900, log=log)
+        except CommandError as exc:
+            raise BuildError(f"make headers failed in {self.out}", log=log,
+                             hint="the tree's UAPI headers do not export; see the log") from exc
+        return self.out / "usr" / "include"
+
     def kernelrelease(self) -> str:
         return self.runner.run(self.argv("-s", "kernelrelease"), env=self.env()).stdout.strip()

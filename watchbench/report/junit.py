@@ -27,7 +27,7 @@ from watchbench.report.text import fmt_change, fmt_ci, fmt_mde, fmt_p, fmt_value
 _NOT_XML = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
-def _text(value: object) -> str:
+def xml_text(value: object) -> str:
     return _NOT_XML.sub("?", "" if value is None else str(value))
 
 
@@ -95,28 +95,28 @@ def junit_xml(comparisons: pd.DataFrame, suite_name: str = "watchbench",
               "errors": "0", "skipped": str(sum(v == "undecided" and v not in failing
                                                 for v in verdicts)),
               "time": "0"}
-    root = ET.Element("testsuites", {"name": _text(suite_name), **totals})
-    suite = ET.SubElement(root, "testsuite", {"name": _text(suite_name), **totals})
+    root = ET.Element("testsuites", {"name": xml_text(suite_name), **totals})
+    suite = ET.SubElement(root, "testsuite", {"name": xml_text(suite_name), **totals})
     props = ET.SubElement(suite, "properties")
     for key in ("threshold", "alpha", "family", "level"):
         if key in attrs:
             ET.SubElement(props, "property", name=key, value=f"{attrs[key]:g}")
     for key in ("baseline", "candidate"):
         if key in attrs:
-            ET.SubElement(props, "property", name=f"{key}_runs", value=_text(",".join(attrs[key])))
+            ET.SubElement(props, "property", name=f"{key}_runs", value=xml_text(",".join(attrs[key])))
     for _, r in rows.iterrows():
         case = ET.SubElement(suite, "testcase", {
-            "classname": _text(r["benchmark"]),
-            "name": _text(case_name(r["params"], r["metric"])),
+            "classname": xml_text(r["benchmark"]),
+            "name": xml_text(case_name(r["params"], r["metric"])),
             "time": "0",
         })
-        figures = _text(_figures(r, threshold))
+        figures = xml_text(_figures(r, threshold))
         if r["verdict"] in failing:
-            failure = ET.SubElement(case, "failure", message=_text(_failure_message(r, threshold)),
+            failure = ET.SubElement(case, "failure", message=xml_text(_failure_message(r, threshold)),
                                     type=_FAILURE_TYPES[r["verdict"]])
             failure.text = figures
         elif r["verdict"] == "undecided":
-            ET.SubElement(case, "skipped", message=_text(f"undecided (accepted): {r['reason']}"))
+            ET.SubElement(case, "skipped", message=xml_text(f"undecided (accepted): {r['reason']}"))
             ET.SubElement(case, "system-out").text = figures
         else:
             ET.SubElement(case, "system-out").text = figures

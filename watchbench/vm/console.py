@@ -14,7 +14,9 @@ PATTERNS = (
     ("oops", re.compile(r"\bOops\b|general protection fault|BUG: kernel NULL pointer|"
                         r"BUG: unable to handle|unable to handle (kernel|page)")),
     ("bug", re.compile(r"\bBUG: |kernel BUG at |KASAN: |UBSAN: ")),
-    ("warning", re.compile(r"\bWARNING: (CPU: \d+ PID: \d+ at |.*possible .*lock|suspicious RCU)")),
+    # WARN(); lockdep's reports (circular, recursive, inconsistent lock state, bad unlock
+    # balance, held lock freed, ...) and lockdep-RCU's.
+    ("warning", re.compile(r"\bWARNING: (CPU: \d+ PID: \d+ at |.*lock|suspicious RCU)")),
 )
 
 

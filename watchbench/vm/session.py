@@ -34,6 +34,11 @@ class CommandResult:
     output: list[str] = field(default_factory=list)
     guest_start: float = 0.0
     guest_end: float = 0.0
+    # Console lines seen when it began, when each output line arrived and when it ended:
+    # which command (and which of its results) a kernel splat on the console belongs to.
+    console_begin: int = 0
+    output_console: list[int] = field(default_factory=list)
+    console_end: int | None = None
 
 
 @dataclass
@@ -83,11 +88,13 @@ class JobState:
         self.release = ""
         self.done_at: float | None = None
         self.errors: list[str] = []
+        self.console_seen = 0  # console lines read so far (set by the boot loop)
 
     def feed(self, line: str) -> None:
         head, _, rest = line.partition(" ")
         if head == "O" and self.current is not None:
             self.current.output.append(rest)
+            self.current.output_console.append(self.console_seen)
             if self.on_output:
                 self.on_output(self.current.index, rest)
         elif head == "WB-READY":
@@ -96,15 +103,24 @@ class JobState:
             index, uptime = rest.split()
             self.current = self.results[int(index)]
             self.current.guest_start = float(uptime)
+            self.current.console_begin = self.console_seen
         elif head == "WB-END" and self.current is not None:
             _, rc, uptime = rest.split()
             self.current.returncode = int(rc)
             self.current.guest_end = float(uptime)
+            self.current.console_end = self.console_seen
             self.current = None
         elif head == "WB-DONE":
             self.done_at = float(rest)
         elif head == "WB-ERROR":
             self.errors.append(rest)
+
+
+def _partial(exc: GuestError, state: JobState, lines: list[str]) -> GuestError:
+    """``exc`` carrying what the guest did before it hung or stopped."""
+    exc.commands = state.results  # type: ignore[attr-defined]
+    exc.console = lines  # type: ignore[attr-defined]
+    return exc
 
 
 def qemu_version(runner: Runner = default_runner, arch: str = "x86_64") -> str:
@@ -172,8 +188,12 @@ class Guest:
 
     def run(self, commands: list[GuestCommand], *, timeout: float, results: Path | None = None,
             on_output: Callable[[int, str], None] | None = None,
-            allow_warnings: bool = False, append: tuple[str, ...] = ()) -> BootResult:
-        """Boot, run ``commands`` in order, power off; raise on crash, hang or early stop."""
+            allow_warnings: bool = False, append: tuple[str, ...] = (),
+            judge: bool = True) -> BootResult:
+        """Boot, run ``commands`` in order, power off; raise on crash, hang or early stop.
+        ``judge`` False: console incidents are returned (``warnings``) for the caller to
+        judge, not raised; a hang or early stop still raises, carrying the commands'
+        results so far (``commands``) and the console lines (``console``)."""
         workdir = boot_dir(self.cache_dir)
         results = results or workdir / "results"
         results.mkdir(parents=True, exist_ok=True)
@@ -192,23 +212,25 @@ class Guest:
             for line in proc.lines(poll=0.1):
                 if line is not None:
                     lines.append(line)
+                state.console_seen = len(lines)
                 for event in channel.poll():
                     state.feed(event)
                 if time.monotonic() - start > timeout:
                     since = time.monotonic() - proc.last_line_at
-                    raise GuestHang(
+                    raise _partial(GuestHang(
                         f"guest killed after {timeout:.0f} s (deadline); last console line "
                         f"{since:.0f} s before: {proc.last_line!r}"
                         + (f"; it was running command {state.current.index}: "
                            f"{' '.join(state.current.command.argv)}" if state.current else ""),
-                        log=console_log)
+                        log=console_log), state, lines)
             qemu_rc = proc.wait()
+        state.console_seen = len(lines)
         for event in channel.poll():
             state.feed(event)
         wall = time.monotonic() - start
         found = console.incidents(lines)
         worst = console.root_cause(found)
-        if worst and (worst.kind != "warning" or not allow_warnings):
+        if judge and worst and (worst.kind != "warning" or not allow_warnings):
             raise GuestCrash(worst.kind, f"guest {worst.kind} at console line {worst.line_number}: "
                              f"{worst.line}\n{worst.excerpt}", log=console_log)
         if qemu_rc != 0 and state.done_at is None:
@@ -217,10 +239,11 @@ class Guest:
             unfinished = next((r for r in state.results if r.returncode is None), None)
             what = (f"command {unfinished.index} ({' '.join(unfinished.command.argv)})"
                     if unfinished else "its job")
-            raise GuestError(f"guest stopped before finishing {what}; last console line: "
-                             f"{lines[-1] if lines else '(none)'}"
-                             + (f"; guest said: {'; '.join(state.errors)}" if state.errors else ""),
-                             log=console_log)
+            raise _partial(GuestError(
+                f"guest stopped before finishing {what}; last console line: "
+                f"{lines[-1] if lines else '(none)'}"
+                + (f"; guest said: {'; '.join(state.errors)}" if state.errors else ""),
+                log=console_log), state, lines)
         return BootResult(argv, console_log, spec.channel_file, state.results, round(wall, 2),
                           state.done_at, state.release, found)
 

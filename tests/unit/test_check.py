@@ -1,0 +1,185 @@
+"""The correctness check's pure parts: KTAP in and out, the plan, the judgement, and the
+files and lines people read. Recorded real check boots are replayed in test_check_flow.py."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from watchbench.report import correctness
+from watchbench.results import ktap
+from watchbench.results.ktap import Outcome
+from watchbench.suite.check import STEPS, Ran, judge, owner, plan, running_test
+from watchbench.vm.console import Incident
+
+KEYUTILS = ("keyctl/link/valid",)
+
+
+def report(*lines: str) -> list[str]:
+    return ["KTAP version 1", *lines]
+
+
+def test_ktap_parse_reads_results_skips_and_diagnostics():
+    rep = ktap.parse(report("1..3", "# kernel 6.12", "ok 1 first # 3 done", "# why it broke",
+                            "not ok 2 second", "ok 3 third # SKIP no fail-nth",
+                            "  ok 1 nested is not read"))
+    assert rep.header and rep.planned == 3 and rep.complete
+    assert [c.outcome for c in rep.cases] == [Outcome.PASS, Outcome.FAIL, Outcome.SKIP]
+    assert rep.cases[0].note == "3 done" and rep.cases[2].note == "no fail-nth"
+    assert rep.cases[1].diagnostics == ("why it broke",)
+    assert [c.name for c in rep.failed] == ["second"]
+
+
+def test_ktap_parse_skip_all_and_cut_short():
+    assert ktap.parse(report("1..0 # SKIP no keyctl")).skip_all == "no keyctl"
+    cut = ktap.parse(report("1..4", "ok 1 a"))
+    assert not cut.complete and len(cut.cases) == 1
+
+
+def test_ktap_render_nests_each_step_and_parses_back():
+    parts = [ktap.Part("conformance", ktap.parse(report("1..2", "ok 1 a", "# boom",
+                                                        "not ok 2 b")), Outcome.FAIL,
+                       ("b: not ok",)),
+             ktap.Part("watch-test", ktap.Report(), Outcome.SKIP, ("no sample",))]
+    text = ktap.render(parts)
+    assert text.startswith("KTAP version 1\n1..2\n  KTAP version 1\n  1..2\n")
+    assert "  # boom\n  not ok 2 b\n" in text
+    top = ktap.parse(text.splitlines())
+    assert [(c.name, c.outcome) for c in top.cases] == [("conformance", Outcome.FAIL),
+                                                        ("watch-test", Outcome.SKIP)]
+    assert top.cases[1].note == "no sample" and top.cases[0].diagnostics == ("b: not ok",)
+
+
+def test_plan_runs_every_step_and_skips_missing_clients_with_their_reason():
+    steps = plan(15, Path("/k/watch_test"), "keyutils' test suite is not available: x",
+                 KEYUTILS)
+    assert [s.name for s in steps] == list(STEPS)
+    by = {s.name: s for s in steps}
+    assert by["stress"].argv == ("wq-stress", "--seconds", "15")
+    assert by["watch-test"].side == "host" and "/k/watch_test" in by["watch-test"].argv
+    assert by["keyutils-tests"].skip.startswith("keyutils' test suite")
+    assert by["conformance"].side == "guest"
+
+
+def test_plan_only_keeps_kmemleak_clear_with_kmemleak():
+    names = [s.name for s in plan(5, "x", "y", KEYUTILS, frozenset({"stress", "kmemleak"}))]
+    assert names == ["kmemleak-clear", "stress", "kmemleak"]
+
+
+def ran(lines: list[str], rc: int | None = 0, begin: int = 0, seen: list[int] | None = None,
+        end: int | None = None) -> Ran:
+    return Ran(lines, rc, begin, tuple(seen if seen is not None else [begin + 1] * len(lines)),
+               end)
+
+
+def splat(line_number: int, kind: str = "bug",
+          text: str = "BUG: KASAN: slab-out-of-bounds in watch_queue_set_filter") -> Incident:
+    return Incident(kind, line_number, text, f"{text}\nWrite of size 4\nCall Trace:")
+
+
+def two_steps():
+    return plan(5, "no sample", "no suite", KEYUTILS, frozenset({"conformance", "stress"}))
+
+
+def test_judge_passes_clean_steps_and_reports_skips():
+    steps = plan(5, "no sample here", "no suite", KEYUTILS,
+                 frozenset({"conformance", "watch-test"}))
+    parts, findings = judge(steps, [ran(report("1..1", "ok 1 a")), None], [])
+    assert not findings
+    assert [p.outcome for p in parts] == [Outcome.PASS, Outcome.SKIP]
+    assert parts[1].reasons == ("no sample here",)
+
+
+def test_judge_names_the_step_and_test_a_splat_came_during():
+    conformance = ran(report("1..3", "ok 1 set_size", "ok 2 filter_unknown_types",
+                             "ok 3 after"), begin=100, seen=[101, 102, 103, 151, 160], end=170)
+    stress = ran(report("1..1", "ok 1 records"), begin=200, end=300)
+    parts, findings = judge(two_steps(), [conformance, stress], [splat(140)])
+    assert len(findings) == 1
+    f = findings[0]
+    # the first result read after the splat's line: the test that was running
+    assert (f.step, f.test) == ("conformance", "filter_unknown_types")
+    assert "KASAN" in f.what and "Call Trace" in f.evidence
+    assert [p.outcome for p in parts] == [Outcome.FAIL, Outcome.PASS]
+
+
+def test_a_splat_after_a_step_ended_belongs_to_it_until_the_next_begins():
+    steps = two_steps()
+    runs = [ran(report("1..1", "ok 1 a"), begin=10, end=20), ran(report("1..1", "ok 1 b"),
+                                                                 begin=30, end=40)]
+    assert owner(steps, runs, 25) == 0 and owner(steps, runs, 35) == 1
+    assert owner(steps, runs, 5) is None
+    assert running_test(runs[0], 25) == "(after its last result)"
+
+
+def test_a_splat_during_boot_fails_the_check_as_boot():
+    _, findings = judge(two_steps(), [ran(report("1..1", "ok 1 a"), begin=50),
+                                      ran(report("1..1", "ok 1 b"), begin=60)],
+                        [splat(3, "warning", "WARNING: suspicious RCU usage")])
+    assert [(f.step, f.test) for f in findings] == [("boot", "-")]
+
+
+@pytest.mark.parametrize("result,what", [
+    (ran(report("1..1", "# rec 0 bad", "not ok 1 records_well_formed"), rc=1), "not ok"),
+    (ran(report("1..3", "ok 1 a"), rc=0), "report cut short: 1 of 3 results"),
+    (ran(["segfault"], rc=139), "exit 139 without a KTAP report"),
+    (ran(report("1..1", "ok 1 a"), rc=1), "exit 1 with every test ok"),
+    (ran(report("1..2", "ok 1 a"), rc=None), "did not finish: guest killed"),
+])
+def test_judge_fails_a_step_that_breaks_in_any_way(result, what):
+    steps = two_steps()
+    parts, findings = judge(steps, [ran(report("1..1", "ok 1 c")), result], [],
+                            stopped="guest killed after 900 s")
+    assert parts[1].outcome is Outcome.FAIL
+    assert any(f.step == "stress" and f.what.startswith(what) for f in findings)
+
+
+def test_a_step_that_never_ran_fails_and_says_why():
+    parts, findings = judge(two_steps(), [ran(report("1..1", "ok 1 c"), rc=None), None], [],
+                            stopped="guest stopped before finishing command 0")
+    assert [p.outcome for p in parts] == [Outcome.FAIL, Outcome.FAIL]
+    assert findings[-1].what == "not run: guest stopped before finishing command 0"
+
+
+def test_the_terminal_quotes_the_splat_and_fits_80_columns():
+    steps = two_steps()
+    parts, findings = judge(steps, [ran(report("1..1", "ok 1 a"), begin=1, seen=[2, 3, 9]),
+                                    ran(report("1..1", "ok 1 b"), begin=20)],
+                            [splat(5, text="BUG: KASAN: slab-out-of-bounds in "
+                                   "watch_queue_set_filter+0x2f3/0x5a0 " + "x" * 60)])
+    line = correctness.verdict_line(parts, findings, 4, "tcg")
+    assert line.startswith("CORRECTNESS FAILURE (exit 4): 2 steps: 1 passed, 1 failed")
+    out = correctness.terminal_lines(line, parts, findings, {"conformance": 12.0},
+                                     {"ktap": "/r/check/check.ktap"})
+    assert all(len(ln) <= 80 for ln in out)
+    text = "\n".join(out)
+    assert "conformance: a: kernel bug: BUG: KASAN: slab-out-of-bounds" in text
+    assert "    | Call Trace:" in text
+    assert out[-2].startswith("watchbench check: CORRECTNESS FAILURE")  # the verdict last
+
+
+def test_junit_has_a_case_per_result_and_one_per_splat():
+    steps = two_steps()
+    parts, findings = judge(steps, [ran(report("1..2", "ok 1 a", "# bad", "not ok 2 b"),
+                                        rc=1, begin=1, seen=[2, 3, 4, 5, 6]),
+                                    ran(report("1..1", "ok 1 c"), begin=20)],
+                            [splat(3)])
+    root = ET.fromstring(correctness.junit_xml(parts, findings, "6.12"))
+    assert root.get("tests") == "4" and root.get("failures") == "2"
+    conformance = root.find("testsuite[@name='conformance']")
+    names = [c.get("name") for c in conformance.findall("testcase")]
+    assert names == ["a", "b", "a: kernel-splat"]
+    kasan = conformance.find("testcase[@name='a: kernel-splat']/failure")
+    assert kasan.get("type") == "kernel-splat" and "Call Trace" in kasan.text
+    assert conformance.find("testcase[@name='b']/failure").text == "bad"
+
+
+def test_markdown_has_the_verdict_the_steps_and_the_provenance():
+    parts, findings = judge(two_steps(), [ran(report("1..1", "ok 1 a")),
+                                          ran(report("1..1", "ok 1 b"))], [])
+    text = correctness.markdown(correctness.verdict_line(parts, findings, 0, "tcg"), parts,
+                                findings, {"kernel_version": "6.12.0", "accel": "tcg"})
+    assert text.startswith("## watchbench check: PASS (exit 0)")
+    assert "| stress | pass | 1/1 ok |  |" in text and "- accel: `tcg`" in text

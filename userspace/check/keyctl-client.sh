@@ -1,0 +1,70 @@
+#!/bin/bash
+# keyutils' own client on the kernel under test (host side of the guest). `keyctl
+# watch_session` watches a fresh session keyring while the key operations below run, and
+# each record they must cause is checked off in keyctl's notification log, whose lines are
+# the ones keyutils' tests/toolbox.inc.sh check_notify compares ("<key> link <key>"). KTAP.
+set -u
+if [ "${1:-}" != --inside ]; then
+	echo "KTAP version 1"
+	if ! command -v keyctl >/dev/null; then
+		echo "1..0 # SKIP keyctl not installed on the host (Debian package keyutils: ./wb deps)"
+		exit 0
+	fi
+	if ! keyctl supports notify >/dev/null 2>&1; then
+		echo "1..0 # SKIP keyctl $(keyctl --version | cut -d' ' -f3) cannot watch keys here"
+		exit 0
+	fi
+	dir=$(mktemp -d)
+	exec keyctl watch_session -n wb-client "$dir/watch.log" "$dir/gc.log" 9 \
+		bash "$0" --inside "$dir"
+fi
+dir=$2
+log=$dir/watch.log
+n=0
+failed=0
+echo "1..12"
+
+# check NAME EXPECTED: the last line of the log, once every record posted so far is in.
+check() {
+	n=$((n + 1))
+	keyctl watch_sync 9 2>/dev/null
+	got=$(tail -n 1 "$log")
+	if [ "$got" = "$2" ]; then
+		echo "ok $n $1"
+	else
+		echo "# $1: expected \"$2\", the log's last line is \"$got\""
+		echo "not ok $n $1"
+		failed=1
+	fi
+}
+
+session=$(keyctl id @s)
+key=$(keyctl add user wb-key one @s)
+check add_links_to_session "$session link $key"
+keyctl watch_add 9 "$key"
+keyctl update "$key" two
+check update "$key upd"
+ring=$(keyctl newring wb-ring @s)
+check newring_links_to_session "$session link $ring"
+keyctl watch_add 9 "$ring"
+keyctl link "$key" "$ring"
+check link "$ring link $key"
+keyctl unlink "$key" "$ring" >/dev/null
+check unlink "$ring unlk $key"
+keyctl setperm "$key" 0x3f3f0000
+check setperm "$key attr"
+keyctl timeout "$key" 600
+check timeout "$key attr"
+keyctl revoke "$key"
+check revoke "$key rev"
+other=$(keyctl add user wb-other x "$ring")
+check add_to_ring "$ring link $other"
+keyctl watch_add 9 "$other"
+keyctl invalidate "$other"
+check invalidate "$other inv"
+keyctl link "$key" "$ring" 2>/dev/null || keyctl add user wb-third x "$ring" >/dev/null
+keyctl clear "$ring"
+check clear "$ring clr"
+keyctl unlink "$ring" @s >/dev/null
+check unlink_from_session "$session unlk $ring"
+exit $failed

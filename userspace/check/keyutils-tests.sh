@@ -1,0 +1,52 @@
+#!/bin/bash
+# keyutils' own test suite on the kernel under test (host side of the guest), from Debian's
+# keyutils source package (downloaded and pinned by watchbench.guest.clients, never kept in
+# this repository). Its tests/prepare.inc.sh runs each test under `keyctl watch_session`, and
+# check_notify (tests/toolbox.inc.sh) checks off every key and keyring change the test makes
+# against the notification log. KTAP, one test per test directory.
+#   keyutils-tests.sh TESTS_DIR TEST...   (TEST: e.g. keyctl/link/valid)
+set -u
+echo "KTAP version 1"
+src=${1:-}
+shift || true
+if [ -z "$src" ] || [ ! -f "$src/prepare.inc.sh" ]; then
+	echo "1..0 # SKIP no keyutils test suite at '$src'"
+	exit 0
+fi
+if ! command -v keyctl >/dev/null; then
+	echo "1..0 # SKIP keyctl not installed on the host (Debian package keyutils: ./wb deps)"
+	exit 0
+fi
+# The source is read-only here (the host root is shared read-only); the tests write their
+# logs beside themselves.
+work=$(mktemp -d)
+cp -r "$src" "$work/tests"
+echo "# keyutils $(keyctl --version | cut -d' ' -f3), tests from $src"
+echo "1..$#"
+n=0
+failed=0
+for test in "$@"; do
+	n=$((n + 1))
+	dir=$work/tests/$test
+	if [ ! -f "$dir/runtest.sh" ]; then
+		echo "# $test: no such test in $src"
+		echo "not ok $n $test"
+		failed=1
+		continue
+	fi
+	start=$(date +%s)
+	(cd "$dir" && TEST=$test bash ./runtest.sh) > "$dir/stdout" 2>&1
+	rc=$?
+	took=$(( $(date +%s) - start ))
+	if [ $rc = 0 ] && grep -q "FINISHED TEST: PASS" "$dir/test.out"; then
+		notes=$(grep -c '^[0-9]' "$dir/watch.out" 2>/dev/null || echo 0)
+		echo "ok $n $test # $notes notifications checked in ${took} s"
+	else
+		echo "# $test: exit $rc after ${took} s; the end of its test.out and watch.out:"
+		tail -n 15 "$dir/test.out" 2>/dev/null | sed 's/^/#   /'
+		tail -n 5 "$dir/watch.out" 2>/dev/null | sed 's/^/#   watch: /'
+		echo "not ok $n $test"
+		failed=1
+	fi
+done
+exit $failed

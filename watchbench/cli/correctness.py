@@ -1,0 +1,52 @@
+"""check: is the candidate still correct? (exit 0 pass, 4 correctness failure, 2
+infrastructure). ``ci --check`` runs it before measuring."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from watchbench.cli import command, settings_of, split_list
+from watchbench.errors import WatchbenchError
+from watchbench.flows.check import EXIT_INFRA, CheckOptions, CheckResult, run_check
+from watchbench.host.progress import Progress
+from watchbench.report.correctness import terminal_lines
+from watchbench.settings import Settings
+
+
+def options_of(settings: Settings, series: str, *, stress_seconds: int | None = None,
+               accel: str | None = None, only: str | None = None, out: str | None = None,
+               tree: str | None = None, base: str | None = None,
+               no_wait: bool = False) -> CheckOptions:
+    """The options as the tasks give them (None: the configured default)."""
+    return CheckOptions.from_settings(
+        settings, series, stress_seconds=stress_seconds, accel=accel,
+        only=frozenset(split_list(only)) or None, out=Path(out) if out else None,
+        tree=tree, base=base, wait=not no_wait)
+
+
+def report_check(flow: Callable[[Progress], CheckResult], progress: Progress | None = None) -> int:
+    """A check's result printed (steps, findings with their evidence, files, the verdict
+    last); a failure of the pipeline itself is exit 2 with its reason."""
+    try:
+        result = flow(progress or Progress("check"))
+    except WatchbenchError as exc:
+        print(f"watchbench check: INFRASTRUCTURE FAILURE (exit {EXIT_INFRA}): {exc}")
+        return EXIT_INFRA
+    seconds = {s.name: r.seconds for s, r in zip(
+        [s for s in result.steps if not s.skip], result.booted.ran, strict=False) if r}
+    files = {"ktap": str(result.ktap), "junit": str(result.junit),
+             "summary": str(result.summary), "console": str(result.booted.console_log)}
+    print("\n".join(terminal_lines(result.line, result.parts, result.findings, seconds, files)))
+    return result.exit_code
+
+
+@command
+def check(c: Any, series: str = "", stress_seconds: int | None = None,
+          accel: str | None = None, only: str | None = None, out: str | None = None,
+          tree: str | None = None, base: str | None = None, no_wait: bool = False) -> int:
+    settings = settings_of(c)
+    options = options_of(settings, series, stress_seconds=stress_seconds, accel=accel,
+                         only=only, out=out, tree=tree, base=base, no_wait=no_wait)
+    return report_check(lambda progress: run_check(settings, options, progress=progress))

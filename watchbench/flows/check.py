@@ -1,0 +1,289 @@
+"""`inv check`: does the candidate still keep the watch_queue API's promises? One boot.
+
+The candidate (base + our bench series + the series under test: ``kernel.variant.stack``,
+the same kernel ``ci`` measures) is built with the debug fragments (settings
+``check.fragments``: KASAN, lockdep, KFENCE, kmemleak, fault injection) and booted once,
+under TCG or KVM but never icount (the race stress needs vCPUs that really run side by
+side). The boot runs the steps of ``suite.check.plan``: our conformance suite, the fault
+pass, the race stress, keyutils' own client and test suite and the tree's own sample;
+``suite.check.judge`` turns what came back into one verdict.
+
+Exit codes: 0 every step passed (a client that could not be had is a skip with its
+reason); 4 a correctness failure: a test failed, the kernel printed a splat (KASAN,
+KFENCE, lockdep, BUG, WARNING), kmemleak found a leak, or the guest hung or died during a
+step; 2 infrastructure: the series does not apply, the configuration or build fails, QEMU
+cannot start.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import socket
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from watchbench.errors import InputError
+from watchbench.guest import clients
+from watchbench.host.files import write_atomically
+from watchbench.host.progress import Progress, Silent
+from watchbench.host.runner import Runner, default_runner
+from watchbench.kernel import trees
+from watchbench.kernel.build import Kernel
+from watchbench.kernel.series import Series
+from watchbench.kernel.trees import Tree
+from watchbench.kernel.variant import Composer, stack
+from watchbench.report import correctness
+from watchbench.results import ktap
+from watchbench.settings import CheckSettings, Settings
+from watchbench.suite.check import STEPS, Finding, Ran, Step, judge, plan
+from watchbench.suite.run import cpu_model, normalized_argv
+from watchbench.vm import console
+from watchbench.vm.boot import prepare
+from watchbench.vm.errors import GuestError
+from watchbench.vm.qemu import MEASURES, Accel
+from watchbench.vm.session import CommandResult, qemu_version
+
+EXIT_OK, EXIT_INFRA, EXIT_CORRECTNESS = 0, 2, 4
+CHECK_DIR = "check"  # under the report directory: check.ktap, junit.xml, summary.md, check.json
+
+
+class CheckKernels(Protocol):
+    """What the flow needs of the kernel side (``kernel.variant.Composer``; a fake in tests)."""
+
+    tree: Tree
+
+    def kernel(self, series: Series | None, fragments: list[str] | None = None) -> Kernel: ...
+
+    def restore(self) -> object: ...
+
+    def hold(self) -> AbstractContextManager[object]: ...
+
+
+@dataclass
+class CheckOptions:
+    """What to check and how; the defaults are ``settings.CheckSettings``'s."""
+
+    series: str = ""
+    stress_seconds: int = CheckSettings.stress_seconds
+    accel: str = CheckSettings.accel
+    only: frozenset[str] | None = None  # these steps of suite.check.STEPS (None: all)
+    out: Path = Path("reports")
+    wait: bool = True  # for a kernel tree another command is changing (False: fail at once)
+    tree: str | None = None
+    base: str | None = None
+    tarball: str | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings, series: str, **given: object) -> CheckOptions:
+        options = cls(series=series, stress_seconds=settings.check.stress_seconds,
+                      accel=settings.check.accel, out=settings.reports_dir)
+        for name, value in given.items():
+            if value is not None:
+                setattr(options, name, value)
+        return options
+
+    def validate(self) -> None:
+        if self.accel == Accel.ICOUNT:
+            raise InputError("inv check does not run under icount: its CPUs take turns on "
+                             "one host thread, so the race stress would race nothing",
+                             hint="use --accel tcg (or kvm where it works), or leave it out")
+        if self.stress_seconds < 1:
+            raise InputError(f"--stress-seconds {self.stress_seconds}: give 1 or more")
+        unknown = sorted(set(self.only or ()) - set(STEPS))
+        if unknown:
+            raise InputError(f"--only {','.join(unknown)}: no such step",
+                             hint=f"the steps: {', '.join(STEPS)}")
+
+
+@dataclass
+class Booted:
+    """What one check boot gave back, reduced to what ``judge`` reads."""
+
+    ran: list[Ran | None]  # per runnable step, None: never began
+    incidents: list[console.Incident]
+    stopped: str  # how the guest stopped early ('' when it finished)
+    console_log: Path | None
+    accel: str
+    qemu_argv: list[str] = field(default_factory=list)
+    wall_seconds: float = 0.0
+    qemu: str = ""  # the QEMU version line
+
+
+# One check boot (``boot_steps``; replayed from recorded boots in the unit tests).
+BootFn = Callable[[Settings, Kernel, list[Step], str, float, Runner, Progress], Booted]
+# The clients for a kernel, each a path or the reason it is missing (``find_clients``).
+ClientsFn = Callable[[Settings, Tree, Kernel, Runner], tuple[Path | str, Path | str]]
+
+
+@dataclass
+class CheckResult:
+    parts: list[ktap.Part]
+    findings: list[Finding]
+    steps: list[Step]
+    kernel: Kernel
+    booted: Booted
+    ktap: Path
+    junit: Path
+    summary: Path
+    record: Path
+    seconds: float
+
+    @property
+    def passed(self) -> bool:
+        return not self.findings
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_OK if self.passed else EXIT_CORRECTNESS
+
+    @property
+    def line(self) -> str:
+        """The verdict in one sentence."""
+        return correctness.verdict_line(self.parts, self.findings, self.exit_code,
+                                        self.booted.accel)
+
+
+def _ran(result: CommandResult) -> Ran | None:
+    if result.guest_start <= 0 and result.returncode is None and not result.output:
+        return None  # its WB-BEGIN never came
+    seconds = (result.guest_end - result.guest_start
+               if result.returncode is not None and result.guest_end else None)
+    return Ran(list(result.output), result.returncode, result.console_begin,
+               tuple(result.output_console), result.console_end, seconds)
+
+
+def boot_steps(settings: Settings, kernel: Kernel, steps: list[Step], accel: str,
+               timeout: float, runner: Runner = default_runner,
+               progress: Progress | None = None) -> Booted:
+    """Boot ``kernel`` once and run the steps that are not skipped. Console incidents are
+    kept for ``judge``; a guest that hangs or dies mid-step is returned as such (with what
+    each step printed so far), since on a candidate that is a finding, not an accident."""
+    progress = progress or Silent()
+    prepared = prepare(settings, accel, kernel, runner, progress)
+    guest = prepared.guest
+    if guest.accel == Accel.ICOUNT:
+        raise InputError("the check boot resolved to icount, which runs its CPUs in turn",
+                         hint="set check.accel to auto, tcg or kvm")
+    runnable = [s for s in steps if not s.skip]
+    counts = [0] * len(runnable)
+
+    def seen(index: int, line: str) -> None:
+        counts[index] += bool(ktap.RESULT.match(line))
+        progress.update(f"{runnable[index].name}: {counts[index]} results")
+
+    progress.step(f"check boot on {kernel.release} [{guest.accel}]: "
+                  f"{', '.join(s.name for s in runnable)}")
+    start = time.monotonic()
+    argv = normalized_argv(guest.spec(Path("WORK"), Path("RESULTS"),
+                                      any(s.side == "host" for s in runnable)))
+    try:
+        result = guest.run([s.command() for s in runnable], timeout=timeout, on_output=seen,
+                           judge=False)
+    except GuestError as exc:
+        done = getattr(exc, "commands", None)
+        if done is None:  # not a guest that stopped: QEMU itself failed
+            raise
+        lines = getattr(exc, "console", [])
+        return Booted([_ran(r) for r in done], console.incidents(lines),
+                      exc.message.splitlines()[0], exc.log, guest.accel, argv,
+                      round(time.monotonic() - start, 1), qemu_version(runner))
+    return Booted([_ran(r) for r in result.commands], result.warnings, "", result.console_log,
+                  guest.accel, argv, result.wall_seconds, qemu_version(runner))
+
+
+def find_clients(settings: Settings, tree: Tree, kernel: Kernel,
+                 runner: Runner = default_runner) -> tuple[Path | str, Path | str]:
+    """The tree's watch_test sample (built while the tree stands at ``kernel``) and
+    keyutils' test suite; what cannot be had is the reason why (a skip, never a pass)."""
+    def found(client: Path | clients.Missing) -> Path | str:
+        return client.reason if isinstance(client, clients.Missing) else client
+
+    return (found(clients.watch_test(settings, tree, kernel, runner)),
+            found(clients.keyutils_tests(settings, runner)))
+
+
+def compose(settings: Settings, options: CheckOptions, runner: Runner, progress: Progress,
+            kernels: CheckKernels | None,
+            get_clients: ClientsFn) -> tuple[Kernel, Path | str, Path | str]:
+    """The candidate's debug kernel and its clients. The tree and the active tree are put
+    back as they were."""
+    previous = trees.active_id(settings)
+    try:
+        if kernels is None:
+            tree = trees.select(settings, options.tree, options.base, options.tarball, runner,
+                                progress)
+            kernels = Composer(settings, tree, runner, progress, wait=options.wait,
+                               purpose="check")
+        fragments = [*settings.fragments, *settings.check.fragments]
+        with kernels.hold():
+            try:
+                series = stack(settings, options.series)
+                progress.step(f"debug kernel: {series.name if series else 'base'} with "
+                              f"{', '.join(fragments)}")
+                kernel = kernels.kernel(series, fragments)
+                sample, suite = get_clients(settings, kernels.tree, kernel, runner)
+            finally:
+                kernels.restore()
+    finally:
+        if previous is not None:
+            trees.set_active(settings, previous)
+    return kernel, sample, suite
+
+
+def run_check(settings: Settings, options: CheckOptions, runner: Runner = default_runner,
+              progress: Progress | None = None, kernels: CheckKernels | None = None,
+              boot: BootFn = boot_steps, get_clients: ClientsFn = find_clients) -> CheckResult:
+    """Build the candidate's debug kernel, boot it through the checks, judge, write the
+    files (KTAP, JUnit, summary, the record with its provenance). ``kernels``, ``boot``
+    and ``get_clients`` are the seams the fast tests fill."""
+    progress = progress or Silent()
+    options.validate()
+    start = time.monotonic()
+    kernel, sample, suite = compose(settings, options, runner, progress, kernels, get_clients)
+    steps = plan(options.stress_seconds, sample, suite, settings.check.keyutils_tests,
+                 options.only)
+    booted = boot(settings, kernel, steps, options.accel, settings.check.timeout, runner,
+                  progress)
+    ran = iter(booted.ran)
+    per_step = [None if s.skip else next(ran, None) for s in steps]
+    parts, findings = judge(steps, per_step, booted.incidents, booted.stopped)
+    out = options.out / CHECK_DIR
+    out.mkdir(parents=True, exist_ok=True)
+    seconds = round(time.monotonic() - start, 1)
+    result = CheckResult(parts, findings, steps, kernel, booted, out / "check.ktap",
+                         out / "junit.xml", out / "summary.md", out / "check.json", seconds)
+    write_atomically(result.ktap, ktap.render(parts))
+    write_atomically(result.junit, correctness.junit_xml(parts, findings, kernel.release))
+    write_atomically(result.summary, correctness.markdown(result.line, parts, findings,
+                                                          provenance(result, options)))
+    write_atomically(result.record, json.dumps(provenance(result, options), indent=1) + "\n")
+    progress.done(f"check: {'PASS' if result.passed else 'FAIL'} in {seconds:.0f} s")
+    return result
+
+
+def provenance(result: CheckResult, options: CheckOptions) -> dict[str, object]:
+    """What was checked, how and where: every check result carries it (check.json)."""
+    k, b = result.kernel, result.booted
+    return {
+        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "verdict": "pass" if result.passed else "fail",
+        "exit_code": result.exit_code,
+        "host": socket.gethostname(), "cpu_model": cpu_model(), "arch": platform.machine(),
+        "accel": b.accel, "measures": MEASURES.get(b.accel, "unknown accelerator"),
+        "qemu_version": b.qemu, "qemu_argv": b.qemu_argv,
+        "kernel_version": k.release, "kernel_key": k.key, "tree_base": k.base,
+        "base_label": k.base_label, "series_name": k.series, "series_hash": k.series_hash,
+        "dirty_hash": k.dirty_hash, "config_hash": k.config_hash, "compiler": k.compiler,
+        "stress_seconds": options.stress_seconds,
+        "console_log": str(b.console_log) if b.console_log else None,
+        "boot_seconds": b.wall_seconds, "seconds": result.seconds,
+        "steps": [{"name": p.name, "outcome": p.outcome, "reasons": list(p.reasons)}
+                  for p in result.parts],
+        "findings": [{"step": f.step, "test": f.test, "what": f.what, "evidence": f.evidence}
+                     for f in result.findings],
+    }

@@ -1,0 +1,158 @@
+"""The correctness check's verdict for people and CI: terminal lines, Markdown, JUnit.
+
+One part per step (``suite.check.judge``); a finding names the step and the test and
+carries its evidence (the test's diagnostics, or the kernel's splat from the console).
+"""
+
+from __future__ import annotations
+
+import textwrap
+import xml.etree.ElementTree as ET
+
+from watchbench.report.junit import xml_text
+from watchbench.results.ktap import Outcome, Part
+from watchbench.suite.check import Finding
+
+WIDTH = 79
+EVIDENCE_LINES = 8  # of a finding's evidence shown in the terminal (all of it in the files)
+
+
+def _tally(parts: list[Part]) -> str:
+    counts = {o: sum(p.outcome is o for p in parts) for o in Outcome}
+    return (f"{len(parts)} steps: {counts[Outcome.PASS]} passed, {counts[Outcome.FAIL]} "
+            f"failed, {counts[Outcome.SKIP]} skipped")
+
+
+def verdict_line(parts: list[Part], findings: list[Finding], code: int, accel: str) -> str:
+    """One sentence: the answer, the steps, the number of findings."""
+    word = "PASS" if not findings else "CORRECTNESS FAILURE"
+    found = f"; {len(findings)} findings" if findings else ""
+    return f"{word} (exit {code}): {_tally(parts)}{found}; debug kernel, {accel}"
+
+
+def _cases(part: Part) -> str:
+    report = part.report
+    if part.outcome is Outcome.SKIP:
+        return "skipped"
+    if not report.cases:
+        return "no results"
+    failed = len(report.failed)
+    return f"{len(report.cases) - failed}/{len(report.cases)} ok"
+
+
+def _step_rows(parts: list[Part], seconds: dict[str, float | None]) -> list[str]:
+    rows = []
+    for part in parts:
+        took = seconds.get(part.name)
+        word = {Outcome.PASS: "ok", Outcome.FAIL: "FAIL", Outcome.SKIP: "skip"}[part.outcome]
+        rows.append(f"  {part.name:<15} {word:<5} {_cases(part):<12} "
+                    f"{f'{took:.0f} s' if took is not None else '':>6}")
+        if part.outcome is Outcome.SKIP and part.reasons:
+            rows += textwrap.wrap(part.reasons[0], WIDTH, initial_indent="      ",
+                                  subsequent_indent="      ")
+    return rows
+
+
+def terminal_lines(line: str, parts: list[Part], findings: list[Finding],
+                   seconds: dict[str, float | None], files: dict[str, str]) -> list[str]:
+    """The check as the terminal shows it: the steps, the findings with their evidence cut
+    short, where the files are, and the verdict last (80 columns)."""
+    out = ["step            result cases         time", *_step_rows(parts, seconds)]
+    if findings:
+        out.append("")
+        out.append("findings:")
+    for finding in findings:
+        out += textwrap.wrap(finding.line(), WIDTH, initial_indent="  ",
+                             subsequent_indent="      ")
+        evidence = [ln for ln in finding.evidence.splitlines() if ln.strip()]
+        for text in evidence[:EVIDENCE_LINES]:
+            out.append(("    | " + text)[:WIDTH])
+        if len(evidence) > EVIDENCE_LINES:
+            out.append(f"    | ... {len(evidence) - EVIDENCE_LINES} more lines "
+                       "(summary.md, junit.xml)")
+    out.append("")
+    out += [f"{name + ':':<9}{path}" for name, path in files.items()]
+    out += textwrap.wrap("watchbench check: " + line, WIDTH, subsequent_indent="  ")
+    return out
+
+
+def markdown(line: str, parts: list[Part], findings: list[Finding],
+             provenance: dict[str, object]) -> str:
+    """summary.md: the verdict, one row per step, each finding with all its evidence, and
+    what was checked (kernel, series, config, accelerator, host)."""
+    out = [f"## watchbench check: {line}", "", "| step | result | cases | why |",
+           "| --- | --- | --- | --- |"]
+    for part in parts:
+        why = "; ".join(part.reasons).replace("|", "\\|")
+        out.append(f"| {part.name} | {part.outcome} | {_cases(part)} | {why} |")
+    for finding in findings:
+        out += ["", f"### {finding.line()}"]
+        if finding.evidence:
+            out += ["", "```", finding.evidence, "```"]
+    out += ["", "### What was checked", ""]
+    for key in ("kernel_version", "base_label", "tree_base", "series_name", "series_hash",
+                "config_hash", "accel", "measures", "qemu_version", "host", "console_log"):
+        out.append(f"- {key}: `{provenance.get(key)}`")
+    return "\n".join(out) + "\n"
+
+
+def junit_xml(parts: list[Part], findings: list[Finding], kernel: str) -> str:
+    """One test suite per step, one test case per KTAP result; a kernel splat or a step
+    that did not finish is a failed case of its own (``kernel``, ``step``)."""
+    cases_total = failures_total = skipped_total = 0
+    root = ET.Element("testsuites", {"name": f"watchbench check {kernel}"})
+    for part in parts:
+        suite = ET.SubElement(root, "testsuite", {"name": part.name})
+        mine = [f for f in findings if f.step == part.name]
+        cases, failures, skipped = 0, 0, 0
+        for case in part.report.cases:
+            cases += 1
+            node = ET.SubElement(suite, "testcase", {"classname": part.name,
+                                                     "name": xml_text(case.name), "time": "0"})
+            own = [f for f in mine if f.test == case.name and f.what == "not ok"]
+            if own or case.outcome is Outcome.FAIL:
+                failures += 1
+                failure = ET.SubElement(node, "failure", {"message": "not ok",
+                                                          "type": "test-failed"})
+                failure.text = xml_text("\n".join(case.diagnostics))
+            elif case.outcome is Outcome.SKIP:
+                skipped += 1
+                ET.SubElement(node, "skipped", {"message": xml_text(case.note)})
+        for finding in mine:
+            if finding.what == "not ok":
+                continue  # the KTAP case above
+            cases += 1
+            failures += 1
+            kind = "kernel-splat" if finding.what.startswith("kernel ") else "step-broken"
+            node = ET.SubElement(suite, "testcase", {"classname": part.name,
+                                                     "name": xml_text(f"{finding.test}: {kind}"),
+                                                     "time": "0"})
+            failure = ET.SubElement(node, "failure", {"message": xml_text(finding.what),
+                                                      "type": kind})
+            failure.text = xml_text(finding.evidence)
+        if part.outcome is Outcome.SKIP and not part.report.cases:
+            cases += 1
+            skipped += 1
+            node = ET.SubElement(suite, "testcase", {"classname": part.name,
+                                                     "name": part.name, "time": "0"})
+            ET.SubElement(node, "skipped", {"message": xml_text("; ".join(part.reasons))})
+        suite.attrib.update(tests=str(cases), failures=str(failures), errors="0",
+                            skipped=str(skipped), time="0")
+        cases_total, failures_total = cases_total + cases, failures_total + failures
+        skipped_total += skipped
+    boot = [f for f in findings if f.step == "boot"]
+    if boot:
+        suite = ET.SubElement(root, "testsuite", {"name": "boot", "tests": str(len(boot)),
+                                                  "failures": str(len(boot)), "errors": "0",
+                                                  "skipped": "0", "time": "0"})
+        for finding in boot:
+            node = ET.SubElement(suite, "testcase", {"classname": "boot",
+                                                     "name": "kernel-splat", "time": "0"})
+            failure = ET.SubElement(node, "failure", {"message": xml_text(finding.what),
+                                                      "type": "kernel-splat"})
+            failure.text = xml_text(finding.evidence)
+        cases_total, failures_total = cases_total + len(boot), failures_total + len(boot)
+    root.attrib.update(tests=str(cases_total), failures=str(failures_total), errors="0",
+                       skipped=str(skipped_total), time="0")
+    ET.indent(root)
+    return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"

@@ -1,0 +1,168 @@
+"""The correctness checks of one boot of a debug kernel, and their judgement.
+
+``plan`` lists the steps (as data: a name, a side, the argv); ``judge`` turns what the boot
+gave back (each step's KTAP output and exit code, the console's splats) into one part per
+step and the findings. Both are pure: the flow (flows.check) boots, this decides.
+
+A step fails on any ``not ok``, on an exit code that no ``not ok`` explains, on a report
+cut short, and on every kernel splat (KASAN, KFENCE, lockdep, BUG, WARNING) the console
+shows while it runs or before the next step begins: the splat is quoted and named after
+the step and the test whose result had not arrived yet.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from watchbench.guest.initramfs import GuestCommand
+from watchbench.results import ktap
+from watchbench.results.ktap import Outcome, Part
+from watchbench.vm.console import Incident
+
+SCRIPTS = "userspace/check"  # relative to the project root, the host side's working directory
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    argv: tuple[str, ...] = ()
+    side: str = "guest"
+    skip: str = ""  # a client that could not be had: not run, reported as a skip
+
+    def command(self) -> GuestCommand:
+        return GuestCommand(self.argv, self.side)
+
+
+# Every step in boot order: the name, and whether it needs an argument from the host.
+STEPS = ("kmemleak-clear", "conformance", "faults", "stress", "keyctl-client", "watch-test",
+         "keyutils-tests", "kmemleak")
+
+
+def plan(stress_seconds: int, watch_test: Path | str, keyutils_tests: Path | str,
+         keyutils: tuple[str, ...], only: frozenset[str] | None = None) -> list[Step]:
+    """The steps of a check boot. ``watch_test``, ``keyutils_tests``: the client's path, or
+    the reason it is missing (a str); ``keyutils``: which of its tests (settings
+    check.keyutils_tests: each runs under `keyctl watch_session`, and check_notify checks
+    off the link, unlink, update, revoke, clear and setattr records it causes). ``only``:
+    these steps (kmemleak-clear comes with kmemleak)."""
+    def script(name: str, *args: str) -> tuple[str, ...]:
+        return ("bash", f"{SCRIPTS}/{name}", *args)
+
+    def client(name: str, found: Path | str, argv: tuple[str, ...]) -> Step:
+        return Step(name, argv, "host") if isinstance(found, Path) else Step(name, skip=found)
+
+    steps = [
+        Step("kmemleak-clear", script("kmemleak.sh", "clear"), "host"),
+        Step("conformance", ("wq-conformance", "--record-timeout", "5000", "--gc-timeout",
+                             "30000")),
+        Step("faults", ("wq-faults",)),
+        Step("stress", ("wq-stress", "--seconds", str(stress_seconds))),
+        Step("keyctl-client", script("keyctl-client.sh"), "host"),
+        client("watch-test", watch_test, script("watch-test.sh", str(watch_test))),
+        client("keyutils-tests", keyutils_tests,
+               script("keyutils-tests.sh", str(keyutils_tests), *keyutils)),
+        Step("kmemleak", script("kmemleak.sh", "scan"), "host"),
+    ]
+    if only is None:
+        return steps
+    wanted = set(only) | ({"kmemleak-clear"} if "kmemleak" in only else set())
+    return [s for s in steps if s.name in wanted]
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One reason a check failed: where (step, test), what, and the evidence."""
+
+    step: str
+    test: str
+    what: str
+    evidence: str = ""
+
+    def line(self) -> str:
+        return f"{self.step}: {self.test}: {self.what}"
+
+
+@dataclass(frozen=True)
+class Ran:
+    """What the boot gave back for one step (vm.session.CommandResult, reduced)."""
+
+    output: list[str]
+    returncode: int | None
+    console_begin: int = 0
+    output_console: tuple[int, ...] = ()
+    console_end: int | None = None
+    seconds: float | None = None  # in the guest, from its first line to its exit
+
+
+def running_test(ran: Ran, console_line: int) -> str:
+    """The test whose result had not yet arrived when the console printed ``console_line``
+    (1-based): the first result line read after it. '(between tests)' if none."""
+    for line, seen in zip(ran.output, ran.output_console, strict=False):
+        if seen >= console_line and ktap.RESULT.match(line):
+            match = ktap.RESULT.match(line)
+            assert match is not None
+            return match[3].strip() or f"test {match[2]}"
+    return "(after its last result)"
+
+
+def owner(steps: list[Step], ran: list[Ran | None], console_line: int) -> int | None:
+    """Index of the step a console line belongs to: the last one begun before it (work a
+    step leaves behind, like RCU callbacks, shows before the next begins). None: boot."""
+    found = None
+    for index, (step, result) in enumerate(zip(steps, ran, strict=True)):
+        if step.skip or result is None:
+            continue
+        if result.console_begin < console_line:
+            found = index
+    return found
+
+
+def judge(steps: list[Step], ran: list[Ran | None], incidents: list[Incident],
+          stopped: str = "") -> tuple[list[Part], list[Finding]]:
+    """Parts (one per step) and findings. ``ran[i]`` None: the step never ran (the guest
+    stopped first, ``stopped`` says how)."""
+    findings: list[Finding] = []
+    per_step: dict[int | None, list[Finding]] = {}
+    for incident in incidents:
+        index = owner(steps, ran, incident.line_number)
+        where = steps[index].name if index is not None else "boot"
+        result = ran[index] if index is not None else None
+        test = running_test(result, incident.line_number) if result else "-"
+        per_step.setdefault(index, []).append(
+            Finding(where, test, f"kernel {incident.kind}: {incident.line}", incident.excerpt))
+    findings += per_step.get(None, [])
+    parts: list[Part] = []
+    for index, (step, result) in enumerate(zip(steps, ran, strict=True)):
+        if step.skip:
+            parts.append(Part(step.name, ktap.Report(), Outcome.SKIP, (step.skip,)))
+            continue
+        mine = list(per_step.get(index, []))
+        if result is None:
+            mine.append(Finding(step.name, "-", f"not run: {stopped or 'the guest stopped'}"))
+            parts.append(Part(step.name, ktap.Report(), Outcome.FAIL,
+                              tuple(f.what for f in mine)))
+            findings += mine
+            continue
+        report = ktap.parse(result.output)
+        for case in report.failed:
+            mine.append(Finding(step.name, case.name, "not ok", "\n".join(case.diagnostics)))
+        if result.returncode is None:
+            mine.append(Finding(step.name, "-", f"did not finish: {stopped or 'no exit code'}",
+                                "\n".join(result.output[-15:])))
+        elif not report.header:
+            mine.append(Finding(step.name, "-", f"exit {result.returncode} without a KTAP "
+                                "report", "\n".join(result.output[-15:])))
+        elif not report.skip_all and not report.complete:
+            mine.append(Finding(step.name, "-", f"report cut short: {len(report.cases)} of "
+                                f"{report.planned} results", "\n".join(result.output[-15:])))
+        elif result.returncode != 0 and not report.failed:
+            mine.append(Finding(step.name, "-", f"exit {result.returncode} with every test ok",
+                                "\n".join(result.output[-15:])))
+        outcome = (Outcome.FAIL if mine else Outcome.SKIP if report.skip_all
+                   else Outcome.PASS)
+        parts.append(Part(step.name, report, outcome,
+                          tuple(f"{f.test}: {f.what}" for f in mine)
+                          or ((report.skip_all,) if report.skip_all else ())))
+        findings += mine
+    return parts, findings
