@@ -1083,6 +1083,12 @@ static void reader(struct thr *t)
 			mode = 0;
 			continue;
 		}
+		/* Now and then a nap: the queue fills and overflows, so loss
+		 * records race with posts, reads and closes too. */
+		if (!below(t, 64)) {
+			doing(t, "napping");
+			sleep_us(20000 + below(t, 180000));
+		}
 		n = read_check(&rc, q->rfd,
 			       rsizes[below(t, WQ_ARRAY_SIZE(rsizes))]);
 		if (n == 0 && q->wfd >= 0) {

@@ -91,7 +91,6 @@ class CheckSettings:
     # keyctl/unlink/valid took 247 s and keyctl/clear/valid 129 s under TCG, so not by default).
     keyutils_tests: tuple[str, ...] = ("keyctl/link/valid", "keyctl/revoke/valid",
                                        "keyctl/update/userupdate", "keyctl/invalidate/valid")
-    timeout: float = 1200.0  # seconds the check boot may take before the guest is killed
 
 
 @dataclass

@@ -111,7 +111,11 @@ def test_a_splat_after_a_step_ended_belongs_to_it_until_the_next_begins():
                                                                  begin=30, end=40)]
     assert owner(steps, runs, 25) == 0 and owner(steps, runs, 35) == 1
     assert owner(steps, runs, 5) is None
-    assert running_test(runs[0], 25) == "(after its last result)"
+    assert running_test(runs[0], 25) == "(after it ended)"
+    assert running_test(ran(report("1..1", "ok 1 a"), rc=None, begin=10), 25) == \
+        "(after its last result)"
+    assert running_test(ran(report("1..1"), rc=None, begin=10), 25) == \
+        "(before its first result)"
 
 
 def test_a_splat_during_boot_fails_the_check_as_boot():

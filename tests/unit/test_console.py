@@ -93,10 +93,36 @@ def test_guest_run_kills_a_hang_and_names_the_command(tmp_path):
     assert "clocksource" in str(err.value)  # the last console line is quoted
 
 
+def test_a_command_past_its_own_limit_is_killed_long_before_the_deadline(tmp_path):
+    runner = ReplayRunner("hang", "hang.channel.log", hang=True)
+    start = time.monotonic()
+    with pytest.raises(GuestHang, match=r"command 0 \(sleep 600\) ran past its 1 s limit") as err:
+        guest_for(tmp_path, runner).run([GuestCommand(("sleep", "600"), limit=1.0)],
+                                        timeout=600)
+    assert time.monotonic() - start < 10 and runner.spawned[0].killed
+    assert err.value.commands[0].returncode is None  # what ran so far comes with it
+
+
 def test_guest_run_early_stop_is_an_error(tmp_path):
     runner = ReplayRunner("hang", "hang.channel.log")  # console ends, job never finished
     with pytest.raises(GuestError, match="stopped before finishing command 0"):
         guest_for(tmp_path, runner).run([GuestCommand(("sleep", "600"))], timeout=30)
+
+
+def test_unjudged_runs_return_splats_and_stops_carry_what_was_done(tmp_path):
+    """judge=False (inv check): a WARNING is returned, not raised; a guest that stops
+    early raises with each command's result so far and the console lines."""
+    runner = ReplayRunner("warning", "warning.channel.log")
+    result = guest_for(tmp_path, runner).run([GuestCommand(("true",))], timeout=30,
+                                            judge=False)
+    assert result.commands[0].returncode == 0
+    assert [w.kind for w in result.warnings][:1] == ["warning"]
+    assert result.commands[0].console_begin > 0  # the console lines read when it began
+    with pytest.raises(GuestError) as err:  # the recorded oops panics: the guest stops
+        guest_for(tmp_path, ReplayRunner("oops")).run([GuestCommand(("true",))], timeout=30,
+                                                      judge=False)
+    assert err.value.commands[0].returncode is None
+    assert any("NULL pointer" in line for line in err.value.console)
 
 
 def test_boot_dirs_are_pruned_to_the_newest(tmp_path):

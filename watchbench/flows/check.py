@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import json
 import platform
+import shutil
 import socket
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -40,7 +41,7 @@ from watchbench.kernel.variant import Composer, stack
 from watchbench.report import correctness
 from watchbench.results import ktap
 from watchbench.settings import CheckSettings, Settings
-from watchbench.suite.check import STEPS, Finding, Ran, Step, judge, plan
+from watchbench.suite.check import EXCERPT, STEPS, Booted, Finding, Ran, Step, judge, plan, write_booted
 from watchbench.suite.run import cpu_model, normalized_argv
 from watchbench.vm import console
 from watchbench.vm.boot import prepare
@@ -50,6 +51,7 @@ from watchbench.vm.session import CommandResult, qemu_version
 
 EXIT_OK, EXIT_INFRA, EXIT_CORRECTNESS = 0, 2, 4
 CHECK_DIR = "check"  # under the report directory: check.ktap, junit.xml, summary.md, check.json
+BOOT_FILE = "boot.json"  # what the boot gave back (suite.check.write_booted), beside them
 
 
 class CheckKernels(Protocol):
@@ -98,20 +100,6 @@ class CheckOptions:
         if unknown:
             raise InputError(f"--only {','.join(unknown)}: no such step",
                              hint=f"the steps: {', '.join(STEPS)}")
-
-
-@dataclass
-class Booted:
-    """What one check boot gave back, reduced to what ``judge`` reads."""
-
-    ran: list[Ran | None]  # per runnable step, None: never began
-    incidents: list[console.Incident]
-    stopped: str  # how the guest stopped early ('' when it finished)
-    console_log: Path | None
-    accel: str
-    qemu_argv: list[str] = field(default_factory=list)
-    wall_seconds: float = 0.0
-    qemu: str = ""  # the QEMU version line
 
 
 # One check boot (``boot_steps``; replayed from recorded boots in the unit tests).
@@ -170,9 +158,12 @@ def boot_steps(settings: Settings, kernel: Kernel, steps: list[Step], accel: str
         raise InputError("the check boot resolved to icount, which runs its CPUs in turn",
                          hint="set check.accel to auto, tcg or kvm")
     runnable = [s for s in steps if not s.skip]
-    counts = [0] * len(runnable)
+    counts = [-1] * len(runnable)  # -1: no line yet
 
     def seen(index: int, line: str) -> None:
+        if counts[index] < 0:
+            counts[index] = 0
+            progress.step(f"step {index + 1}/{len(runnable)}: {runnable[index].name}")
         counts[index] += bool(ktap.RESULT.match(line))
         progress.update(f"{runnable[index].name}: {counts[index]} results")
 
@@ -189,10 +180,12 @@ def boot_steps(settings: Settings, kernel: Kernel, steps: list[Step], accel: str
         if done is None:  # not a guest that stopped: QEMU itself failed
             raise
         lines = getattr(exc, "console", [])
-        return Booted([_ran(r) for r in done], console.incidents(lines),
+        return Booted([_ran(r) for r in done], console.incidents(lines, context=EXCERPT),
                       exc.message.splitlines()[0], exc.log, guest.accel, argv,
                       round(time.monotonic() - start, 1), qemu_version(runner))
-    return Booted([_ran(r) for r in result.commands], result.warnings, "", result.console_log,
+    lines = result.console_log.read_text(errors="replace").splitlines()
+    return Booted([_ran(r) for r in result.commands],
+                  console.incidents(lines, context=EXCERPT), "", result.console_log,
                   guest.accel, argv, result.wall_seconds, qemu_version(runner))
 
 
@@ -247,13 +240,17 @@ def run_check(settings: Settings, options: CheckOptions, runner: Runner = defaul
     kernel, sample, suite = compose(settings, options, runner, progress, kernels, get_clients)
     steps = plan(options.stress_seconds, sample, suite, settings.check.keyutils_tests,
                  options.only)
-    booted = boot(settings, kernel, steps, options.accel, settings.check.timeout, runner,
-                  progress)
+    # The boot's deadline: booting, then every step's own limit (suite.check.LIMITS).
+    deadline = settings.qemu.boot_timeout + sum(s.limit or 0 for s in steps if not s.skip)
+    booted = boot(settings, kernel, steps, options.accel, deadline, runner, progress)
     ran = iter(booted.ran)
     per_step = [None if s.skip else next(ran, None) for s in steps]
     parts, findings = judge(steps, per_step, booted.incidents, booted.stopped)
     out = options.out / CHECK_DIR
     out.mkdir(parents=True, exist_ok=True)
+    write_booted(out / BOOT_FILE, steps, booted)  # to judge again, or replay in a test
+    if booted.console_log is not None and booted.console_log.exists():
+        shutil.copyfile(booted.console_log, out / "console.log")  # boots/ is pruned
     seconds = round(time.monotonic() - start, 1)
     result = CheckResult(parts, findings, steps, kernel, booted, out / "check.ktap",
                          out / "junit.xml", out / "summary.md", out / "check.json", seconds)

@@ -123,6 +123,7 @@ class GuestCommand:
     argv: tuple[str, ...]
     side: str = "guest"
     required: bool = False  # when it fails, the guest runs nothing after it
+    limit: float | None = None  # seconds it may run before the guest is killed (None: the boot's)
 
 
 def job_script(commands: list[GuestCommand], host_cwd: Path, host_path: str,

@@ -6,14 +6,20 @@ carries its evidence (the test's diagnostics, or the kernel's splat from the con
 
 from __future__ import annotations
 
+import re
 import textwrap
 import xml.etree.ElementTree as ET
 
 from watchbench.report.junit import xml_text
 from watchbench.results.ktap import Outcome, Part
 from watchbench.suite.check import Finding
+from watchbench.vm import console
 
 WIDTH = 79
+# Stack frames that only say a report is being printed, and unreliable ('? ') frames:
+# left out of the terminal's excerpt so the frames that matter fit (the files keep all).
+REPORTING = re.compile(r"^\s*(\? |<TASK>|(dump_stack\w*|print_report|kasan_report|"
+                       r"__asan_\w+|kasan_\w+|lockdep_rcu_suspicious)\+0x)")
 EVIDENCE_LINES = 8  # of a finding's evidence shown in the terminal (all of it in the files)
 
 
@@ -26,7 +32,8 @@ def _tally(parts: list[Part]) -> str:
 def verdict_line(parts: list[Part], findings: list[Finding], code: int, accel: str) -> str:
     """One sentence: the answer, the steps, the number of findings."""
     word = "PASS" if not findings else "CORRECTNESS FAILURE"
-    found = f"; {len(findings)} findings" if findings else ""
+    found = (f"; {len(findings)} finding{'s' if len(findings) > 1 else ''}" if findings
+             else "")
     return f"{word} (exit {code}): {_tally(parts)}{found}; debug kernel, {accel}"
 
 
@@ -53,23 +60,45 @@ def _step_rows(parts: list[Part], seconds: dict[str, float | None]) -> list[str]
     return rows
 
 
+def _evidence(finding: Finding) -> list[str]:
+    """The evidence as the terminal shows it: a splat from its own line on (the excerpt
+    starts before it), without the console's timestamps, which take a fifth of the width."""
+    lines = [console.strip_timestamp(ln) for ln in finding.evidence.splitlines()]
+    lines = [ln for ln in lines if ln.strip() and not REPORTING.match(ln)]
+    head = finding.what.split(": ", 1)[-1]
+    start = next((i for i, ln in enumerate(lines) if ln.strip() and ln.strip() in head), 0)
+    return lines[start:]
+
+
 def terminal_lines(line: str, parts: list[Part], findings: list[Finding],
                    seconds: dict[str, float | None], files: dict[str, str]) -> list[str]:
-    """The check as the terminal shows it: the steps, the findings with their evidence cut
-    short, where the files are, and the verdict last (80 columns)."""
+    """The check as the terminal shows it: the steps, the findings (the first splat of
+    each step and every failed test with their evidence cut short, later splats of a step
+    as one line each, steps never run as one line), where the files are, and the verdict
+    last (80 columns)."""
     out = ["step            result cases         time", *_step_rows(parts, seconds)]
+    never = [f for f in findings if f.what.startswith("not run: ")]
+    shown = [f for f in findings if f not in never]
     if findings:
-        out.append("")
-        out.append("findings:")
-    for finding in findings:
+        out += ["", "findings:"]
+    quoted: set[str] = set()
+    for finding in shown:
         out += textwrap.wrap(finding.line(), WIDTH, initial_indent="  ",
                              subsequent_indent="      ")
-        evidence = [ln for ln in finding.evidence.splitlines() if ln.strip()]
+        if finding.what.startswith("kernel "):
+            if finding.step in quoted:
+                continue  # most often the first one's consequence; all are in the files
+            quoted.add(finding.step)
+        evidence = _evidence(finding)
         for text in evidence[:EVIDENCE_LINES]:
             out.append(("    | " + text)[:WIDTH])
         if len(evidence) > EVIDENCE_LINES:
             out.append(f"    | ... {len(evidence) - EVIDENCE_LINES} more lines "
                        "(summary.md, junit.xml)")
+    if never:
+        why = never[0].what.removeprefix("not run: ")
+        out += textwrap.wrap(f"not run: {', '.join(f.step for f in never)}: {why}", WIDTH,
+                             initial_indent="  ", subsequent_indent="      ")
     out.append("")
     out += [f"{name + ':':<9}{path}" for name, path in files.items()]
     out += textwrap.wrap("watchbench check: " + line, WIDTH, subsequent_indent="  ")

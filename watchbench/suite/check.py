@@ -12,12 +12,16 @@ the step and the test whose result had not arrived yet.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from watchbench.errors import ResultsError
 from watchbench.guest.initramfs import GuestCommand
+from watchbench.host.files import write_atomically
 from watchbench.results import ktap
 from watchbench.results.ktap import Outcome, Part
+from watchbench.vm import console
 from watchbench.vm.console import Incident
 
 SCRIPTS = "userspace/check"  # relative to the project root, the host side's working directory
@@ -29,9 +33,19 @@ class Step:
     argv: tuple[str, ...] = ()
     side: str = "guest"
     skip: str = ""  # a client that could not be had: not run, reported as a skip
+    limit: float | None = None  # seconds it may run before the guest is killed as hung
 
     def command(self) -> GuestCommand:
-        return GuestCommand(self.argv, self.side)
+        return GuestCommand(self.argv, self.side, limit=self.limit)
+
+
+# Seconds each step may run before the guest counts as hung: about ten times what it took
+# on the debug kernel under TCG here (README), so a deadlock fails the check in minutes,
+# not at the end of a long boot deadline. The stress adds its own time; keyutils' tests
+# take LIMIT_KEYUTILS_TEST each.
+LIMITS = {"kmemleak-clear": 60.0, "conformance": 300.0, "faults": 300.0, "stress": 120.0,
+          "keyctl-client": 180.0, "watch-test": 180.0, "kmemleak": 180.0}
+LIMIT_KEYUTILS_TEST = 300.0
 
 
 # Every step in boot order: the name, and whether it needs an argument from the host.
@@ -64,6 +78,9 @@ def plan(stress_seconds: int, watch_test: Path | str, keyutils_tests: Path | str
                script("keyutils-tests.sh", str(keyutils_tests), *keyutils)),
         Step("kmemleak", script("kmemleak.sh", "scan"), "host"),
     ]
+    limits = {**LIMITS, "stress": LIMITS["stress"] + stress_seconds,
+              "keyutils-tests": LIMIT_KEYUTILS_TEST * len(keyutils)}
+    steps = [replace(s, limit=limits[s.name]) for s in steps]
     if only is None:
         return steps
     wanted = set(only) | ({"kmemleak-clear"} if "kmemleak" in only else set())
@@ -95,15 +112,68 @@ class Ran:
     seconds: float | None = None  # in the guest, from its first line to its exit
 
 
+@dataclass
+class Booted:
+    """What one check boot gave back, reduced to what ``judge`` reads."""
+
+    ran: list[Ran | None]  # per runnable step (not skipped), None: it never began
+    incidents: list[Incident]
+    stopped: str  # how the guest stopped early ('' when it finished)
+    console_log: Path | None
+    accel: str
+    qemu_argv: list[str] = field(default_factory=list)
+    wall_seconds: float = 0.0
+    qemu: str = ""  # the QEMU version line
+
+
+BOOT_SCHEMA = 1
+EXCERPT = 40  # console lines kept after a splat: a KASAN or lockdep report's trace
+
+
+def write_booted(path: Path, steps: list[Step], booted: Booted) -> Path:
+    """boot.json: each step's output with the console line counts it was read at, so a
+    check can be judged again (and replayed in the tests) beside its console log. The
+    incidents are not stored: they are found again in the console log."""
+    runnable = [s for s in steps if not s.skip]
+    data = {"schema": BOOT_SCHEMA, "stopped": booted.stopped, "accel": booted.accel,
+            "qemu": booted.qemu, "qemu_argv": booted.qemu_argv,
+            "wall_seconds": booted.wall_seconds,
+            "steps": [{"name": s.name, "argv": list(s.argv), "side": s.side,
+                       "ran": asdict(r) if r is not None else None}
+                      for s, r in zip(runnable, booted.ran, strict=False)]}
+    return write_atomically(path, json.dumps(data, indent=1) + "\n")
+
+
+def read_booted(path: Path, console_log: Path) -> tuple[list[Step], Booted]:
+    """A boot.json and its console log, back as the runnable steps and what they gave."""
+    try:
+        data = json.loads(path.read_text())
+        if data.get("schema") != BOOT_SCHEMA:
+            raise ResultsError(f"{path}: boot.json schema {data.get('schema')!r}, this "
+                               f"watchbench reads {BOOT_SCHEMA}")
+        steps = [Step(s["name"], tuple(s["argv"]), s["side"]) for s in data["steps"]]
+        ran = [Ran(**{**r, "output_console": tuple(r["output_console"])}) if r else None
+               for r in (s["ran"] for s in data["steps"])]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ResultsError(f"{path} is not a readable boot.json: {exc}",
+                           hint="run the check again") from exc
+    lines = console_log.read_text(errors="replace").splitlines()
+    return steps, Booted(ran, console.incidents(lines, context=EXCERPT), data["stopped"], console_log,
+                         data["accel"], data["qemu_argv"], data["wall_seconds"], data["qemu"])
+
+
 def running_test(ran: Ran, console_line: int) -> str:
     """The test whose result had not yet arrived when the console printed ``console_line``
-    (1-based): the first result line read after it. '(between tests)' if none."""
+    (1-based): the first result line read after it; else, in words, where the step was."""
+    results = 0
     for line, seen in zip(ran.output, ran.output_console, strict=False):
-        if seen >= console_line and ktap.RESULT.match(line):
-            match = ktap.RESULT.match(line)
-            assert match is not None
+        match = ktap.RESULT.match(line)
+        if match and seen >= console_line:
             return match[3].strip() or f"test {match[2]}"
-    return "(after its last result)"
+        results += bool(match)
+    if ran.console_end is not None and console_line > ran.console_end:
+        return "(after it ended)"
+    return "(after its last result)" if results else "(before its first result)"
 
 
 def owner(steps: list[Step], ran: list[Ran | None], console_line: int) -> int | None:
@@ -130,7 +200,8 @@ def judge(steps: list[Step], ran: list[Ran | None], incidents: list[Incident],
         result = ran[index] if index is not None else None
         test = running_test(result, incident.line_number) if result else "-"
         per_step.setdefault(index, []).append(
-            Finding(where, test, f"kernel {incident.kind}: {incident.line}", incident.excerpt))
+            Finding(where, test, f"kernel {incident.kind}: "
+                    f"{console.strip_timestamp(incident.line)}", incident.excerpt))
     findings += per_step.get(None, [])
     parts: list[Part] = []
     for index, (step, result) in enumerate(zip(steps, ran, strict=True)):

@@ -39,6 +39,7 @@ class CommandResult:
     console_begin: int = 0
     output_console: list[int] = field(default_factory=list)
     console_end: int | None = None
+    host_began: float = 0.0  # time.monotonic() when its WB-BEGIN was read (its limit)
 
 
 @dataclass
@@ -104,6 +105,7 @@ class JobState:
             self.current = self.results[int(index)]
             self.current.guest_start = float(uptime)
             self.current.console_begin = self.console_seen
+            self.current.host_began = time.monotonic()
         elif head == "WB-END" and self.current is not None:
             _, rc, uptime = rest.split()
             self.current.returncode = int(rc)
@@ -223,6 +225,14 @@ class Guest:
                         + (f"; it was running command {state.current.index}: "
                            f"{' '.join(state.current.command.argv)}" if state.current else ""),
                         log=console_log), state, lines)
+                late = state.current
+                if late is not None and late.command.limit is not None and \
+                        time.monotonic() - late.host_began > late.command.limit:
+                    raise _partial(GuestHang(
+                        f"guest killed: command {late.index} ({' '.join(late.command.argv)}) "
+                        f"ran past its {late.command.limit:.0f} s limit; last console line "
+                        f"{time.monotonic() - proc.last_line_at:.0f} s before: "
+                        f"{proc.last_line!r}", log=console_log), state, lines)
             qemu_rc = proc.wait()
         state.console_seen = len(lines)
         for event in channel.poll():

@@ -1,0 +1,80 @@
+"""`inv check` for real: the debug kernel (KASAN, lockdep, KFENCE, kmemleak, fault
+injection) built from the Debian tree and booted under TCG. A clean tree with our bench
+series passes every step with every client present; each fixture series that brings back
+a known bug class is caught, named after its test and quoted.
+
+To keep CI short, the fixtures run the steps that catch them (``--only``); the whole
+`inv check` on each of them is measured by bench/scripts/check_figures.py (README)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.fakes import FakeBench
+from watchbench.cli.regressions import gate
+from watchbench.flows.check import EXIT_CORRECTNESS, EXIT_OK, CheckOptions, run_check
+from watchbench.flows.ci import CiOptions
+from watchbench.host.progress import Silent
+from watchbench.results.ktap import Outcome
+
+pytestmark = pytest.mark.kernel
+PATCHES = Path(__file__).resolve().parents[1] / "data" / "patches"
+
+
+def options(tmp_path: Path, series: str = "", **kw) -> CheckOptions:
+    return CheckOptions(series=series, accel="tcg", out=tmp_path / "reports", **kw)
+
+
+def test_a_clean_tree_passes_every_check_with_every_client(test_settings, tmp_path):
+    result = run_check(test_settings, options(tmp_path, stress_seconds=10), progress=Silent())
+    assert result.exit_code == EXIT_OK, "\n".join(f.line() for f in result.findings)
+    assert [p.outcome for p in result.parts] == [Outcome.PASS] * 8  # nothing skipped
+    counts = {p.name: len(p.report.cases) for p in result.parts}
+    assert counts["conformance"] >= 40 and counts["faults"] == 7 and counts["stress"] == 10
+    assert counts["keyutils-tests"] == len(test_settings.check.keyutils_tests)
+    record = json.loads(result.record.read_text())
+    assert record["accel"] == "tcg" and record["series_name"] == test_settings.bench_series
+    # the debug fragment's options are in the booted kernel
+    config = (result.kernel.dir / "config").read_text()
+    for option in ("CONFIG_KASAN=y", "CONFIG_PROVE_LOCKING=y", "CONFIG_DEBUG_KMEMLEAK=y",
+                   "CONFIG_KFENCE=y", "CONFIG_FAILSLAB=y", "CONFIG_FAIL_PAGE_ALLOC=y"):
+        assert option in config
+
+
+def test_the_filter_bound_bug_fails_ci_check_with_kasan_and_nothing_is_measured(
+        test_settings, tmp_path, capsys):
+    """CVE-2022-0995's class: KASAN on the out-of-bounds write, in the test that sets a
+    filter of an unknown type; `ci --check` exits 4 before measuring anything."""
+    series = str(PATCHES / "filter-oob")
+    bench = FakeBench()  # would measure; must not be reached
+    code = gate(test_settings, CiOptions(series=series, out=tmp_path / "reports"),
+                check=options(tmp_path, series, only=frozenset({"conformance"})),
+                bench=bench, progress=Silent())
+    out = capsys.readouterr().out
+    assert code == EXIT_CORRECTNESS and bench.boots == []
+    assert ("conformance: set_filter_unknown_types_ignored: kernel bug: BUG: KASAN: "
+            "slab-out-of-bounds in watch_queue_set_filter") in out
+
+
+def test_posting_without_the_rcu_read_lock_is_caught_by_lockdep(test_settings, tmp_path):
+    result = run_check(test_settings, options(tmp_path, str(PATCHES / "post-without-rcu"),
+                                              only=frozenset({"conformance"})),
+                       progress=Silent())
+    assert result.exit_code == EXIT_CORRECTNESS
+    first = result.findings[0]
+    assert first.step == "conformance" and first.test != "-"
+    assert first.what == "kernel warning: WARNING: suspicious RCU usage"
+    assert "kernel/watch_queue.c" in first.evidence
+
+
+def test_a_leak_on_watch_removal_is_caught_by_kmemleak(test_settings, tmp_path):
+    result = run_check(test_settings, options(tmp_path, str(PATCHES / "leak-on-removal"),
+                                              only=frozenset({"conformance", "kmemleak"})),
+                       progress=Silent())
+    assert result.exit_code == EXIT_CORRECTNESS
+    assert [(f.step, f.test, f.what) for f in result.findings] == [
+        ("kmemleak", "kmemleak_scan", "not ok")]
+    assert "unreferenced object" in result.findings[0].evidence
