@@ -23,10 +23,12 @@ out=$(mktemp)
 pid=$!
 session=$(keyctl id @s)
 hex() { printf '%08x' "$1"; }
-# Until the sample has its watch: a setattr on the session keyring it can see.
+# Until the sample has its watch: a setattr on the session keyring it can see. A sample
+# that exits (its watch refused) ends the wait: its output says why.
 for _ in $(seq 100); do
 	keyctl setperm @s 0x3f3f0000
 	grep -q "KEY $(hex "$session") change=7" "$out" && break
+	kill -0 "$pid" 2>/dev/null || break
 	sleep 0.1
 done
 key=$(keyctl add user wb-sample-key v @s)
@@ -37,6 +39,7 @@ keyctl setperm @s 0x3f3f0000
 # The last one in: its record follows all the others.
 for _ in $(seq 100); do
 	[ "$(grep -c "KEY $(hex "$session") change=7" "$out")" -ge 2 ] && break
+	kill -0 "$pid" 2>/dev/null || break
 	sleep 0.1
 done
 kill "$pid" 2>/dev/null
