@@ -991,8 +991,6 @@ int main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 }
 	};
 	int pass = 0, nfail = 0, skip = 0, c;
-	struct utsname u;
-	char why[256];
 	size_t i;
 
 	wq_prog = "wq-conformance";
@@ -1022,15 +1020,8 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return WQ_EXIT_USAGE;
 	}
-	setvbuf(stdout, NULL, _IOLBF, 0);
-
-	printf("KTAP version 1\n");
-	if (uname(&u) == 0)
-		printf("# kernel %s %s\n", u.release, u.machine);
-	if (wq_probe_session(why, sizeof(why)) < 0) {
-		printf("1..0 # SKIP %s\n", why);
+	if (wq_ktap_begin() < 0)
 		return WQ_EXIT_OK;
-	}
 
 	printf("1..%zu\n", WQ_ARRAY_SIZE(tests));
 	for (i = 0; i < WQ_ARRAY_SIZE(tests); i++) {

@@ -423,12 +423,11 @@ static int run_test(const struct test *t, int *points, int *failed)
 		if (!ret)
 			ret = t->after(&f, r >= 0);
 		if (ret && r < 0 && injected) {
-			char again[sizeof(diag)];
+			char said[sizeof(diag)];
 
-			snprintf(again, sizeof(again),
-				 "after allocation %u failed (%s): %s", n,
-				 wq_errname(err), diag);
-			strcpy(diag, again);
+			memcpy(said, diag, sizeof(said));
+			fail("after allocation %u failed (%s): %.400s", n,
+			     wq_errname(err), said);
 		}
 		free(f.filter);
 		teardown(&f);
@@ -452,8 +451,6 @@ static const char *knobs[][2] = {
 
 int main(int argc, char **argv)
 {
-	struct utsname u;
-	char why[256];
 	size_t i;
 	int nfail = 0;
 
@@ -465,14 +462,8 @@ int main(int argc, char **argv)
 		return argc == 2 && !strcmp(argv[1], "--help") ?
 			WQ_EXIT_OK : WQ_EXIT_USAGE;
 	}
-	setvbuf(stdout, NULL, _IOLBF, 0);
-	printf("KTAP version 1\n");
-	if (uname(&u) == 0)
-		printf("# kernel %s %s\n", u.release, u.machine);
-	if (wq_probe_session(why, sizeof(why)) < 0) {
-		printf("1..0 # SKIP %s\n", why);
+	if (wq_ktap_begin() < 0)
 		return WQ_EXIT_OK;
-	}
 	nth_fd = open("/proc/thread-self/fail-nth", O_RDWR);
 	if (nth_fd < 0) {
 		printf("1..0 # SKIP no /proc/thread-self/fail-nth (%s): kernel "

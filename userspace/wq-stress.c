@@ -1651,22 +1651,14 @@ static void cleanup(void)
 int main(int argc, char **argv)
 {
 	long seconds = 20, nposters = 2, seed;
-	struct utsname u;
 	uint64_t start;
 	char why[256];
 	int joined, i;
 
 	wq_prog = "wq-stress";
 	seed = parse_args(argc, argv, &seconds, &nposters);
-	setvbuf(stdout, NULL, _IOLBF, 0);
-
-	printf("KTAP version 1\n");
-	if (uname(&u) == 0)
-		printf("# kernel %s %s\n", u.release, u.machine);
-	if (wq_probe_session(why, sizeof(why)) < 0) {
-		printf("1..0 # SKIP %s\n", why);
+	if (wq_ktap_begin() < 0)
 		return WQ_EXIT_OK;
-	}
 	printf("# seed %ld\n# replay: %s --seconds %ld --seed %ld --threads "
 	       "%ld\n", seed, wq_prog, seconds, seed, nposters);
 	if (setup(why, sizeof(why)) < 0) {

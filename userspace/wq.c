@@ -16,6 +16,7 @@
 #include <unistd.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/utsname.h>
 #include <termios.h>
 
 #include "wq.h"
@@ -182,6 +183,22 @@ int wq_probe_session(char *why, size_t whylen)
 		return -1;
 	}
 	return wq_probe(1, why, whylen);
+}
+
+int wq_ktap_begin(void)
+{
+	struct utsname u;
+	char why[256];
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	printf("KTAP version 1\n");
+	if (uname(&u) == 0)
+		printf("# kernel %s %s\n", u.release, u.machine);
+	if (wq_probe_session(why, sizeof(why)) < 0) {
+		printf("1..0 # SKIP %s\n", why);
+		return -1;
+	}
+	return 0;
 }
 
 int wq_open_queues(int (*q)[2], int nq, unsigned int notes,

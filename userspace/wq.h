@@ -184,6 +184,13 @@ int wq_probe(int need_key_watch, char *why, size_t whylen);
 int wq_probe_session(char *why, size_t whylen);
 
 /*
+ * The start of a KTAP report on a line-buffered stdout: the version line and
+ * the kernel, then wq_probe_session().  Returns 0, or -1 after printing a
+ * '1..0 # SKIP' plan with the reason (the program then exits WQ_EXIT_OK).
+ */
+int wq_ktap_begin(void);
+
+/*
  * Open @nq non-blocking queues of @notes slots into @q, each with the filter
  * @f (unless NULL) and, if @watch, watching the session keyring with its
  * index as watch id.  Returns 0, or -1 with the reason in @why and every

@@ -182,3 +182,18 @@ def test_posting_without_the_rcu_lock_is_named_by_lockdep_with_its_line(settings
         result.findings[0].evidence
     # every other step ran and passed: one bug, one failed step
     assert [p.name for p in result.parts if p.outcome is Outcome.FAIL] == ["conformance"]
+
+
+def test_a_leak_on_watch_removal_is_found_by_kmemleak_and_the_real_clients(settings, tmp_path,
+                                                                          capsys):
+    code = report_check(lambda progress: check(settings, tmp_path, "leak-on-removal",
+                                               str(PATCHES / "leak-on-removal"))[0], Silent())
+    out = capsys.readouterr().out
+    assert code == EXIT_CORRECTNESS
+    assert "  kmemleak: kmemleak_scan: not ok" in out
+    assert "    | kmemleak: 1091 unreferenced objects" in out
+    # the leaked watches count against RLIMIT_NOFILE, so the clients' watches are refused
+    assert "  keyctl-client: update: not ok" in out
+    assert "  keyctl-client: 6 more findings (summary.md, junit.xml)" in out
+    paths = ("ktap: ", "junit: ", "summary: ", "console: ")
+    assert max(len(ln) for ln in out.splitlines() if not ln.startswith(paths)) <= 80

@@ -6,6 +6,7 @@
 # against the notification log. KTAP, one test per test directory.
 #   keyutils-tests.sh TESTS_DIR TEST...   (TEST: e.g. keyctl/link/valid)
 set -u
+. "$(dirname "$0")/lib.sh"
 echo "KTAP version 1"
 src=${1:-}
 shift || true
@@ -13,10 +14,7 @@ if [ -z "$src" ] || [ ! -f "$src/prepare.inc.sh" ]; then
 	echo "1..0 # SKIP no keyutils test suite at '$src'"
 	exit 0
 fi
-if ! command -v keyctl >/dev/null; then
-	echo "1..0 # SKIP keyctl not installed on the host (Debian package keyutils: ./wb deps)"
-	exit 0
-fi
+need_keyctl
 # The source is read-only here (the host root is shared read-only); the tests write their
 # logs beside themselves.
 work=$(mktemp -d)

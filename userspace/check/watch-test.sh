@@ -5,16 +5,14 @@
 # "KEY <id> change=<n>[<name>]" line. KTAP.
 #   watch-test.sh WATCH_TEST_BINARY
 set -u
+. "$(dirname "$0")/lib.sh"
 echo "KTAP version 1"
 bin=${1:-}
 if [ -z "$bin" ] || [ ! -x "$bin" ]; then
 	echo "1..0 # SKIP no watch_test binary at '$bin'"
 	exit 0
 fi
-if ! command -v keyctl >/dev/null; then
-	echo "1..0 # SKIP keyctl not installed on the host (Debian package keyutils: ./wb deps)"
-	exit 0
-fi
+need_keyctl
 if [ "${2:-}" != --inside ]; then
 	exec keyctl session wb-sample bash "$0" "$bin" --inside
 fi

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from watchbench.errors import CommandError, WatchbenchError
-from watchbench.host.debsrc import extract_directory, fetch_source, installed_source
+from watchbench.host.debsrc import extract_member, fetch_source, installed_source
 from watchbench.host.runner import Runner, default_runner
 from watchbench.kernel.build import Kernel
 from watchbench.kernel.kmake import KernelMake
@@ -46,7 +46,7 @@ def keyutils_tests(settings: Settings, runner: Runner = default_runner) -> Path 
         package, version = installed_source("keyutils", runner)
         into = (settings.cache_dir / "downloads" / "keyutils-tests" / version.replace(":", "%3a")
                 / "tests")
-        return extract_directory(fetch_source(settings.cache_dir, package, version, runner),
+        return extract_member(fetch_source(settings.cache_dir, package, version, runner),
                                  "tests", into, runner)
     except WatchbenchError as exc:
         return Missing(f"keyutils' test suite is not available: {exc.message}")

@@ -120,47 +120,22 @@ def fetch_source(cache: Path, package: str, version: str, runner: Runner = defau
     return dest
 
 
-def extract_member(source_dir: Path, member_suffix: str, into: Path,
+def extract_member(source_dir: Path, member: str, into: Path,
                    runner: Runner = default_runner) -> Path:
-    """One file of a source package's orig tarball (``member_suffix``: its path under the
-    top directory), copied to ``into`` once."""
+    """One file or directory of a source package's orig tarball (``member``: its path
+    under the tarball's one top directory), copied to ``into`` once (renamed into place
+    whole, so a half-extracted one is never taken for done)."""
     if into.exists():
         return into
     tarballs = sorted(source_dir.glob("*.orig.tar.*"))
     if not tarballs:
         raise SourceError(f"{source_dir} holds no orig tarball", log=source_dir)
     listing = runner.run(["tar", "-t", "-f", str(tarballs[0])], timeout=600).stdout.splitlines()
-    depth = member_suffix.count("/") + 1  # under the tarball's one top directory
-    names = [n for n in listing if n.endswith("/" + member_suffix) and n.count("/") == depth]
-    if not names:
-        raise SourceError(f"{tarballs[0].name} has no {member_suffix}", log=tarballs[0])
-    into.parent.mkdir(parents=True, exist_ok=True)
-    scratch = into.parent / f".extract-{os.getpid()}"
-    shutil.rmtree(scratch, ignore_errors=True)
-    scratch.mkdir()
-    try:
-        runner.run(["tar", "-x", "-f", str(tarballs[0]), "-C", str(scratch), names[0]], timeout=600)
-        os.replace(scratch / names[0], into)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    return into
-
-
-def extract_directory(source_dir: Path, member_dir: str, into: Path,
-                      runner: Runner = default_runner) -> Path:
-    """One directory of a source package's orig tarball (``member_dir``: its path under the
-    top directory), copied to ``into`` once (renamed into place whole)."""
-    if into.is_dir():
-        return into
-    tarballs = sorted(source_dir.glob("*.orig.tar.*"))
-    if not tarballs:
-        raise SourceError(f"{source_dir} holds no orig tarball", log=source_dir)
-    listing = runner.run(["tar", "-t", "-f", str(tarballs[0])], timeout=600).stdout.splitlines()
-    depth = member_dir.count("/") + 1
+    depth = member.count("/") + 1  # under the tarball's one top directory
     names = [n.rstrip("/") for n in listing
-             if n.rstrip("/").endswith("/" + member_dir) and n.rstrip("/").count("/") == depth]
+             if n.rstrip("/").endswith("/" + member) and n.rstrip("/").count("/") == depth]
     if not names:
-        raise SourceError(f"{tarballs[0].name} has no directory {member_dir}", log=tarballs[0])
+        raise SourceError(f"{tarballs[0].name} has no {member}", log=tarballs[0])
     into.parent.mkdir(parents=True, exist_ok=True)
     scratch = into.parent / f".extract-{os.getpid()}"
     shutil.rmtree(scratch, ignore_errors=True)

@@ -21,6 +21,7 @@ WIDTH = 79
 REPORTING = re.compile(r"^\s*(\? |<TASK>|(dump_stack\w*|print_report|kasan_report|"
                        r"__asan_\w+|kasan_\w+|lockdep_rcu_suspicious)\+0x)")
 EVIDENCE_LINES = 8  # of a finding's evidence shown in the terminal (all of it in the files)
+FINDINGS_PER_STEP = 3  # shown in the terminal; the rest are counted
 
 
 def _tally(parts: list[Part]) -> str:
@@ -82,7 +83,11 @@ def terminal_lines(line: str, parts: list[Part], findings: list[Finding],
     if findings:
         out += ["", "findings:"]
     quoted: set[str] = set()
+    per_step: dict[str, int] = {}
     for finding in shown:
+        per_step[finding.step] = per_step.get(finding.step, 0) + 1
+        if per_step[finding.step] > FINDINGS_PER_STEP:
+            continue  # counted below; all are in the files
         out += textwrap.wrap(finding.line(), WIDTH, initial_indent="  ",
                              subsequent_indent="      ")
         if finding.what.startswith("kernel "):
@@ -94,6 +99,10 @@ def terminal_lines(line: str, parts: list[Part], findings: list[Finding],
             out.append(("    | " + text)[:WIDTH])
         if len(evidence) > EVIDENCE_LINES:
             out.append(f"    | ... {len(evidence) - EVIDENCE_LINES} more lines "
+                       "(summary.md, junit.xml)")
+    for step, count in per_step.items():
+        if count > FINDINGS_PER_STEP:
+            out.append(f"  {step}: {count - FINDINGS_PER_STEP} more findings "
                        "(summary.md, junit.xml)")
     if never:
         why = never[0].what.removeprefix("not run: ")
