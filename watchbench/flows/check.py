@@ -24,7 +24,7 @@ import socket
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -251,6 +251,7 @@ def run_check(settings: Settings, options: CheckOptions, runner: Runner = defaul
     write_booted(out / BOOT_FILE, steps, booted)  # to judge again, or replay in a test
     if booted.console_log is not None and booted.console_log.exists():
         shutil.copyfile(booted.console_log, out / "console.log")  # boots/ is pruned
+        booted = replace(booted, console_log=out / "console.log")
     seconds = round(time.monotonic() - start, 1)
     result = CheckResult(parts, findings, steps, kernel, booted, out / "check.ktap",
                          out / "junit.xml", out / "summary.md", out / "check.json", seconds)

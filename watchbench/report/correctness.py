@@ -19,7 +19,8 @@ WIDTH = 79
 # Stack frames that only say a report is being printed, and unreliable ('? ') frames:
 # left out of the terminal's excerpt so the frames that matter fit (the files keep all).
 REPORTING = re.compile(r"^\s*(\? |<TASK>|(dump_stack\w*|print_report|kasan_report|"
-                       r"__asan_\w+|kasan_\w+|lockdep_rcu_suspicious)\+0x)")
+                       r"__asan_\w+|kasan_\w+|lockdep_rcu_suspicious)\+0x|hex dump|"
+                       r"([0-9a-f]{2} ){15}[0-9a-f]{2}\b)")
 EVIDENCE_LINES = 8  # of a finding's evidence shown in the terminal (all of it in the files)
 FINDINGS_PER_STEP = 3  # shown in the terminal; the rest are counted
 
@@ -71,38 +72,41 @@ def _evidence(finding: Finding) -> list[str]:
     return lines[start:]
 
 
+def _finding_lines(finding: Finding, quoted: set[str]) -> list[str]:
+    """A finding's line and, for the first splat of its step and for a failed test, its
+    evidence cut short (``quoted``: the steps whose splat was shown)."""
+    out = textwrap.wrap(finding.line(), WIDTH, initial_indent="  ", subsequent_indent="      ")
+    if finding.what.startswith("kernel "):
+        if finding.step in quoted:
+            return out  # most often the first one's consequence; all are in the files
+        quoted.add(finding.step)
+    evidence = _evidence(finding)
+    out += [("    | " + text)[:WIDTH] for text in evidence[:EVIDENCE_LINES]]
+    if len(evidence) > EVIDENCE_LINES:
+        out.append(f"    | ... {len(evidence) - EVIDENCE_LINES} more lines "
+                   "(summary.md, junit.xml)")
+    return out
+
+
 def terminal_lines(line: str, parts: list[Part], findings: list[Finding],
                    seconds: dict[str, float | None], files: dict[str, str]) -> list[str]:
-    """The check as the terminal shows it: the steps, the findings (the first splat of
-    each step and every failed test with their evidence cut short, later splats of a step
-    as one line each, steps never run as one line), where the files are, and the verdict
-    last (80 columns)."""
+    """The check as the terminal shows it: the steps, the findings (at most three a step,
+    the rest counted; the first splat of a step and every failed test with their evidence
+    cut short; the steps never run as one line), where the files are, and the verdict last
+    (80 columns)."""
     out = ["step            result cases         time", *_step_rows(parts, seconds)]
     never = [f for f in findings if f.what.startswith("not run: ")]
     shown = [f for f in findings if f not in never]
     if findings:
         out += ["", "findings:"]
     quoted: set[str] = set()
-    per_step: dict[str, int] = {}
-    for finding in shown:
-        per_step[finding.step] = per_step.get(finding.step, 0) + 1
-        if per_step[finding.step] > FINDINGS_PER_STEP:
-            continue  # counted below; all are in the files
-        out += textwrap.wrap(finding.line(), WIDTH, initial_indent="  ",
-                             subsequent_indent="      ")
-        if finding.what.startswith("kernel "):
-            if finding.step in quoted:
-                continue  # most often the first one's consequence; all are in the files
-            quoted.add(finding.step)
-        evidence = _evidence(finding)
-        for text in evidence[:EVIDENCE_LINES]:
-            out.append(("    | " + text)[:WIDTH])
-        if len(evidence) > EVIDENCE_LINES:
-            out.append(f"    | ... {len(evidence) - EVIDENCE_LINES} more lines "
-                       "(summary.md, junit.xml)")
-    for step, count in per_step.items():
-        if count > FINDINGS_PER_STEP:
-            out.append(f"  {step}: {count - FINDINGS_PER_STEP} more findings "
+    for step in dict.fromkeys(f.step for f in shown):
+        mine = [f for f in shown if f.step == step]
+        for finding in mine[:FINDINGS_PER_STEP]:
+            out += _finding_lines(finding, quoted)
+        if len(mine) > FINDINGS_PER_STEP:
+            more = len(mine) - FINDINGS_PER_STEP
+            out.append(f"  {step}: {more} more finding{'s' if more > 1 else ''} "
                        "(summary.md, junit.xml)")
     if never:
         why = never[0].what.removeprefix("not run: ")

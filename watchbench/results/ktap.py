@@ -62,6 +62,7 @@ def parse(lines: list[str]) -> Report:
             continue
         plan = PLAN.match(line)
         if plan:
+            pending = []  # the report's own diagnostics, not its first result's
             planned = int(plan[1])
             if planned == 0 and (plan[2] or "").upper().startswith("SKIP"):
                 skip_all = plan[2][4:].strip()
