@@ -212,9 +212,8 @@ def ci(c, series="", rounds=None, accel=None, suite=None, per_patch=False, thres
 def correctness_check(c, series="", stress_seconds=None, accel=None, only=None, out=None,
                       tree=None, base=None, no_wait=False):
     """Correctness on a debug kernel (KASAN, lockdep, kmemleak): exit 0 pass, 4 fail, 2 infra."""
-    correctness.check(c, series=series,
-                      stress_seconds=int(stress_seconds) if stress_seconds else None,
-                      accel=accel, only=only, out=out, tree=tree, base=base, no_wait=no_wait)
+    correctness.check(c, series=series, stress_seconds=stress_seconds, accel=accel, only=only,
+                      out=out, tree=tree, base=base, no_wait=no_wait)
 
 
 @task(help={"good": "a commit where the benchmark was fine", "bad": "a commit where it is slow",

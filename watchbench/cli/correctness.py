@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from watchbench.cli import command, settings_of, split_list
-from watchbench.errors import WatchbenchError
+from watchbench.errors import InputError, WatchbenchError
 from watchbench.flows.check import EXIT_INFRA, CheckOptions, CheckResult, run_check
 from watchbench.host.progress import Progress
 from watchbench.report.correctness import terminal_lines
@@ -19,11 +19,14 @@ def options_of(settings: Settings, series: str, *, stress_seconds: int | None = 
                accel: str | None = None, only: str | None = None, out: str | None = None,
                tree: str | None = None, base: str | None = None,
                no_wait: bool = False) -> CheckOptions:
-    """The options as the tasks give them (None: the configured default)."""
-    return CheckOptions.from_settings(
+    """The options as the tasks give them (None: the configured default); bad ones are
+    refused here, as input errors, before anything is built."""
+    options = CheckOptions.from_settings(
         settings, series, stress_seconds=stress_seconds, accel=accel,
         only=frozenset(split_list(only)) or None, out=Path(out) if out else None,
         tree=tree, base=base, wait=not no_wait)
+    options.validate()
+    return options
 
 
 def report_check(flow: Callable[[Progress], CheckResult], progress: Progress | None = None) -> int:
@@ -42,11 +45,20 @@ def report_check(flow: Callable[[Progress], CheckResult], progress: Progress | N
     return result.exit_code
 
 
+def _seconds(text: object) -> int | None:
+    if text is None:
+        return None
+    if not str(text).strip().isdigit():
+        raise InputError(f"--stress-seconds {text!r}: give a whole number of seconds",
+                         hint="e.g. --stress-seconds 60 (default: settings check.stress_seconds)")
+    return int(str(text))
+
+
 @command
-def check(c: Any, series: str = "", stress_seconds: int | None = None,
+def check(c: Any, series: str = "", stress_seconds: object = None,
           accel: str | None = None, only: str | None = None, out: str | None = None,
           tree: str | None = None, base: str | None = None, no_wait: bool = False) -> int:
     settings = settings_of(c)
-    options = options_of(settings, series, stress_seconds=stress_seconds, accel=accel,
+    options = options_of(settings, series, stress_seconds=_seconds(stress_seconds), accel=accel,
                          only=only, out=out, tree=tree, base=base, no_wait=no_wait)
     return report_check(lambda progress: run_check(settings, options, progress=progress))
