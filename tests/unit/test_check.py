@@ -4,14 +4,16 @@ files and lines people read. Recorded real check boots are replayed in test_chec
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from watchbench.guest.clients import Broken
 from watchbench.report import correctness
 from watchbench.results import ktap
 from watchbench.results.ktap import Outcome
-from watchbench.suite.check import STEPS, Ran, judge, owner, plan, running_test
+from watchbench.suite.check import STEPS, FindingKind, Ran, judge, owner, plan, running_test
 from watchbench.vm.console import Incident
 
 KEYUTILS = ("keyctl/link/valid",)
@@ -187,3 +189,48 @@ def test_markdown_has_the_verdict_the_steps_and_the_provenance():
                                 findings, {"kernel_version": "6.12.0", "accel": "tcg"})
     assert text.startswith("## watchbench check: PASS (exit 0)")
     assert "| stress | pass | 1/1 ok |  |" in text and "- accel: `tcg`" in text
+
+
+def test_a_step_of_ours_that_skips_everything_is_a_finding_a_client_may_skip():
+    steps = plan(5, "/k/watch_test", "/d/tests", KEYUTILS,
+                 frozenset({"conformance", "keyutils-tests"}))
+    skipped = report("1..0 # SKIP pipe2(O_NOTIFICATION_PIPE): ENOPKG")
+    parts, findings = judge(steps, [ran(skipped), ran(report("1..0 # SKIP no keyctl"))], [])
+    assert [p.outcome for p in parts] == [Outcome.FAIL, Outcome.SKIP]
+    assert [(f.step, f.what) for f in findings] == [
+        ("conformance", "skipped everything on the debug kernel: pipe2(O_NOTIFICATION_PIPE): "
+                        "ENOPKG")]
+
+
+def test_a_guest_that_hangs_after_its_last_step_is_a_finding():
+    steps = two_steps()
+    _, findings = judge(steps, [ran(report("1..1", "ok 1 a")), ran(report("1..1", "ok 1 b"))],
+                        [], stopped="guest killed after 900 s (deadline)")
+    assert [(f.step, f.what) for f in findings] == [
+        ("boot", "after the last step: guest killed after 900 s (deadline)")]
+
+
+def test_a_splat_in_a_step_that_reports_at_its_end_is_not_pinned_on_a_test():
+    steps = two_steps()  # conformance, stress
+    stress = ran(report("1..2", "ok 1 records", "ok 2 ids"), begin=20, seen=[21, 22, 90, 91],
+                 end=95)
+    _, findings = judge(steps, [ran(report("1..1", "ok 1 a"), begin=1, end=10), stress],
+                        [splat(50), splat(99)])
+    assert [(f.step, f.test, f.kind) for f in findings] == [
+        ("stress", "(while it ran)", FindingKind.SPLAT),
+        ("stress", "(after it ended)", FindingKind.SPLAT)]
+
+
+def test_a_client_the_candidate_cannot_build_is_a_finding_not_a_skip():
+    steps = [replace(s, broken="samples/watch_queue/watch_test.c does not build against the "
+                               "tree's own headers") if s.name == "watch-test" else s
+             for s in plan(5, Path("/k/watch_test"), "/d/tests", KEYUTILS,
+                           frozenset({"conformance", "watch-test"}))]
+    parts, findings = judge(steps, [ran(report("1..1", "ok 1 a")), None], [])
+    assert parts[1].outcome is Outcome.FAIL
+    assert findings[0].kind is FindingKind.BROKEN and "does not build" in findings[0].what
+
+
+def test_plan_turns_a_broken_client_into_a_broken_step():
+    by = {s.name: s for s in plan(5, Broken("watch_test.c does not build"), "/d", KEYUTILS)}
+    assert by["watch-test"].broken == "watch_test.c does not build" and not by["watch-test"].skip

@@ -137,7 +137,9 @@ def test_a_build_failure_is_infrastructure_and_the_tree_is_restored(settings, tm
 
 @pytest.mark.parametrize("given,message", [
     ({"accel": "icount"}, "does not run under icount"),
-    ({"stress_seconds": 0}, "give 1 or more"),
+    ({"stress_seconds": 0}, "give 1 to 86400"),
+    ({"stress_seconds": 86401}, "give 1 to 86400"),
+    ({"accel": "kvmm"}, "not an accelerator"),
     ({"only": frozenset({"stres"})}, "no such step"),
 ])
 def test_bad_options_are_refused_before_anything_is_built(settings, tmp_path, given, message):

@@ -103,6 +103,15 @@ def test_a_command_past_its_own_limit_is_killed_long_before_the_deadline(tmp_pat
     assert err.value.commands[0].returncode is None  # what ran so far comes with it
 
 
+def test_a_guest_whose_first_command_never_begins_is_killed_at_the_boot_limit(tmp_path):
+    runner = ReplayRunner("panic", hang=True)  # a boot that never reaches its job
+    start = time.monotonic()
+    with pytest.raises(GuestHang, match="no command began within 1 s of boot"):
+        guest_for(tmp_path, runner).run([GuestCommand(("true",))], timeout=600, boot_limit=1.0,
+                                        judge=False)
+    assert time.monotonic() - start < 10 and runner.spawned[0].killed
+
+
 def test_guest_run_early_stop_is_an_error(tmp_path):
     runner = ReplayRunner("hang", "hang.channel.log")  # console ends, job never finished
     with pytest.raises(GuestError, match="stopped before finishing command 0"):

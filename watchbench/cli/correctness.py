@@ -34,6 +34,8 @@ def report_check(flow: Callable[[Progress], CheckResult], progress: Progress | N
     last); a failure of the pipeline itself is exit 2 with its reason."""
     try:
         result = flow(progress or Progress("check"))
+    except InputError:
+        raise  # the user's to mend: said as an error (cli.command), exit 2
     except WatchbenchError as exc:
         print(f"watchbench check: INFRASTRUCTURE FAILURE (exit {EXIT_INFRA}): {exc}")
         return EXIT_INFRA

@@ -44,12 +44,17 @@ from watchbench.settings import CheckSettings, Settings
 from watchbench.suite.check import EXCERPT, STEPS, Booted, Finding, Ran, Step, judge, plan, write_booted
 from watchbench.suite.run import cpu_model, normalized_argv
 from watchbench.vm import console
+from watchbench.vm.accel import AUTO
 from watchbench.vm.boot import prepare
 from watchbench.vm.errors import GuestError
 from watchbench.vm.qemu import MEASURES, Accel
 from watchbench.vm.session import CommandResult, qemu_version
 
 EXIT_OK, EXIT_INFRA, EXIT_CORRECTNESS = 0, 2, 4
+ACCELS = (AUTO, Accel.TCG, Accel.KVM)  # never icount: its vCPUs take turns
+# KASAN reports every bug, not only a boot's first: a later step's own bug is named too.
+APPEND = ("kasan_multi_shot",)
+MAX_STRESS_SECONDS = 86400  # what userspace/wq-stress.c accepts
 CHECK_DIR = "check"  # under the report directory: check.ktap, junit.xml, summary.md, check.json
 BOOT_FILE = "boot.json"  # what the boot gave back (suite.check.write_booted), beside them
 
@@ -90,12 +95,17 @@ class CheckOptions:
         return options
 
     def validate(self) -> None:
+        """Refuse bad options before anything is built."""
         if self.accel == Accel.ICOUNT:
             raise InputError("inv check does not run under icount: its CPUs take turns on "
                              "one host thread, so the race stress would race nothing",
                              hint="use --accel tcg (or kvm where it works), or leave it out")
-        if self.stress_seconds < 1:
-            raise InputError(f"--stress-seconds {self.stress_seconds}: give 1 or more")
+        if self.accel not in ACCELS:
+            raise InputError(f"--accel {self.accel!r}: not an accelerator the check runs under",
+                             hint=f"use one of {', '.join(ACCELS)}")
+        if not 1 <= self.stress_seconds <= MAX_STRESS_SECONDS:
+            raise InputError(f"--stress-seconds {self.stress_seconds}: give 1 to "
+                             f"{MAX_STRESS_SECONDS} (a day; wq-stress takes no more)")
         unknown = sorted(set(self.only or ()) - set(STEPS))
         if unknown:
             raise InputError(f"--only {','.join(unknown)}: no such step",
@@ -104,8 +114,10 @@ class CheckOptions:
 
 # One check boot (``boot_steps``; replayed from recorded boots in the unit tests).
 BootFn = Callable[[Settings, Kernel, list[Step], str, float, Runner, Progress], Booted]
-# The clients for a kernel, each a path or the reason it is missing (``find_clients``).
-ClientsFn = Callable[[Settings, Tree, Kernel, Runner], tuple[Path | str, Path | str]]
+# The clients for a kernel, each a path, the reason it is missing or why the candidate
+# could not make it (``find_clients``).
+ClientsFn = Callable[[Settings, Tree, Kernel, Runner],
+                     tuple[Path | str | clients.Broken, Path | str]]
 
 
 @dataclass
@@ -152,7 +164,7 @@ def boot_steps(settings: Settings, kernel: Kernel, steps: list[Step], accel: str
     kept for ``judge``; a guest that hangs or dies mid-step is returned as such (with what
     each step printed so far), since on a candidate that is a finding, not an accident."""
     progress = progress or Silent()
-    prepared = prepare(settings, accel, kernel, runner, progress)
+    prepared = prepare(settings, accel, kernel, runner, progress, judge_probe=False)
     guest = prepared.guest
     if guest.accel == Accel.ICOUNT:
         raise InputError("the check boot resolved to icount, which runs its CPUs in turn",
@@ -171,10 +183,11 @@ def boot_steps(settings: Settings, kernel: Kernel, steps: list[Step], accel: str
                   f"{', '.join(s.name for s in runnable)}")
     start = time.monotonic()
     argv = normalized_argv(guest.spec(Path("WORK"), Path("RESULTS"),
-                                      any(s.side == "host" for s in runnable)))
+                                      any(s.side == "host" for s in runnable), APPEND))
     try:
         result = guest.run([s.command() for s in runnable], timeout=timeout, on_output=seen,
-                           judge=False)
+                           judge=False, boot_limit=settings.qemu.boot_timeout,
+                           append=APPEND)
     except GuestError as exc:
         done = getattr(exc, "commands", None)
         if done is None:  # not a guest that stopped: QEMU itself failed
@@ -189,20 +202,19 @@ def boot_steps(settings: Settings, kernel: Kernel, steps: list[Step], accel: str
                   guest.accel, argv, result.wall_seconds, qemu_version(runner))
 
 
-def find_clients(settings: Settings, tree: Tree, kernel: Kernel,
-                 runner: Runner = default_runner) -> tuple[Path | str, Path | str]:
+def find_clients(settings: Settings, tree: Tree, kernel: Kernel, runner: Runner = default_runner
+                 ) -> tuple[Path | str | clients.Broken, Path | str]:
     """The tree's watch_test sample (built while the tree stands at ``kernel``) and
     keyutils' test suite; what cannot be had is the reason why (a skip, never a pass)."""
-    def found(client: Path | clients.Missing) -> Path | str:
-        return client.reason if isinstance(client, clients.Missing) else client
-
-    return (found(clients.watch_test(settings, tree, kernel, runner)),
-            found(clients.keyutils_tests(settings, runner)))
+    sample = clients.watch_test(settings, tree, kernel, runner)
+    suite = clients.keyutils_tests(settings, runner)
+    return (sample.reason if isinstance(sample, clients.Missing) else sample,
+            suite.reason if isinstance(suite, clients.Missing) else suite)
 
 
 def compose(settings: Settings, options: CheckOptions, runner: Runner, progress: Progress,
             kernels: CheckKernels | None,
-            get_clients: ClientsFn) -> tuple[Kernel, Path | str, Path | str]:
+            get_clients: ClientsFn) -> tuple[Kernel, Path | str | clients.Broken, Path | str]:
     """The candidate's debug kernel and its clients. The tree and the active tree are put
     back as they were."""
     previous = trees.active_id(settings)

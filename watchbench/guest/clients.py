@@ -3,24 +3,23 @@ keyutils' own test suite (Debian's source package, pinned to the installed keyut
 the kernel tree's own ``samples/watch_queue/watch_test.c``, built from the tree under test.
 
 Each is found or made on the host before the boot; what cannot be had is a ``Missing``
-with its reason, which the check reports as a skip (never as a pass).
+with its reason, which the check reports as a skip (never as a pass); a sample the tree
+under test cannot build is ``Broken``, a finding.
 """
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from watchbench.errors import CommandError, WatchbenchError
+from watchbench.errors import BuildError, CommandError, InputError, WatchbenchError
 from watchbench.host.debsrc import extract_member, fetch_source, installed_source
 from watchbench.host.runner import Runner, default_runner
-from watchbench.kernel.build import Kernel
+from watchbench.kernel.build import Kernel, build_dir
 from watchbench.kernel.kmake import KernelMake
 from watchbench.kernel.trees import Tree
 from watchbench.settings import Settings
 
-KEYCTL = Path("/usr/bin/keyctl")
 WATCH_TEST = Path("samples/watch_queue/watch_test.c")
 
 
@@ -31,29 +30,36 @@ class Missing:
     reason: str
 
 
-def keyctl(runner: Runner = default_runner) -> Path | Missing:
-    """The host's keyctl (the guest runs the host's root): Debian's keyutils package."""
-    if shutil.which("keyctl") is None:
-        return Missing("keyctl is not installed on the host (Debian package keyutils; "
-                       "./wb deps installs it)")
-    return Path(shutil.which("keyctl") or KEYCTL)
+@dataclass(frozen=True)
+class Broken:
+    """A client the tree under test could not make (its own sample does not build against
+    its own headers): the candidate broke its interface, a finding and never a skip."""
+
+    reason: str
 
 
 def keyutils_tests(settings: Settings, runner: Runner = default_runner) -> Path | Missing:
     """keyutils' tests/ directory at the installed keyutils' source version (fetched once
-    into the download cache)."""
+    into the download cache). A test named in settings check.keyutils_tests that it does
+    not hold is a settings error, not a test failure."""
     try:
         package, version = installed_source("keyutils", runner)
         into = (settings.cache_dir / "downloads" / "keyutils-tests" / version.replace(":", "%3a")
                 / "tests")
-        return extract_member(fetch_source(settings.cache_dir, package, version, runner),
-                                 "tests", into, runner)
+        tests = extract_member(fetch_source(settings.cache_dir, package, version, runner),
+                               "tests", into, runner)
     except WatchbenchError as exc:
         return Missing(f"keyutils' test suite is not available: {exc.message}")
+    unknown = [t for t in settings.check.keyutils_tests if not (tests / t / "runtest.sh").is_file()]
+    if unknown:
+        raise InputError(f"setting check.keyutils_tests names {', '.join(unknown)}, which "
+                         f"keyutils {version}'s test suite does not have",
+                         hint=f"its tests are the directories holding runtest.sh under {tests}")
+    return tests
 
 
 def watch_test(settings: Settings, tree: Tree, kernel: Kernel,
-               runner: Runner = default_runner) -> Path | Missing:
+               runner: Runner = default_runner) -> Path | Missing | Broken:
     """The tree's watch_test sample, static, against the tree's own exported UAPI headers,
     kept beside the kernel it was built with (the tree must stand at that kernel)."""
     binary = kernel.dir / "watch_test"
@@ -62,15 +68,18 @@ def watch_test(settings: Settings, tree: Tree, kernel: Kernel,
     source = tree.src / WATCH_TEST
     if not source.is_file():
         return Missing(f"the tree has no {WATCH_TEST}")
-    out = tree.root / "build" / kernel.config_hash
     log = kernel.dir / "watch_test.log"
-    headers = KernelMake(tree.src, out, jobs=settings.job_count, runner=runner).headers(log)
+    try:
+        headers = KernelMake(tree.src, build_dir(tree, kernel.config_hash),
+                             jobs=settings.job_count, runner=runner).headers(log)
+    except BuildError:
+        return Broken(f"the tree's UAPI headers do not export (`make headers`, log {log})")
     partial = binary.with_name(".watch_test.tmp")
     linebuf = settings.project_root / "userspace" / "check" / "linebuf.c"
     try:
         runner.run(["gcc", "-static", "-O2", "-I", str(headers), "-o", str(partial),
                     str(source), str(linebuf)], timeout=300, log=log)
     except CommandError:
-        return Missing(f"{WATCH_TEST} does not build against the tree's headers (log {log})")
+        return Broken(f"{WATCH_TEST} does not build against the tree's own headers (log {log})")
     partial.rename(binary)
     return binary

@@ -74,6 +74,11 @@ def build_key(tree: Tree, head: str, dirty_hash: str, config_hash: str, compiler
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def build_dir(tree: Tree, config_hash: str) -> Path:
+    """Where a tree is built with one configuration (out-of-tree, kept between builds)."""
+    return tree.root / "build" / config_hash
+
+
 def kernels_dir(settings: Settings) -> Path:
     return settings.cache_dir / "kernels"
 
@@ -161,7 +166,7 @@ def build(settings: Settings, tree: Tree, runner: Runner = default_runner,
         return Kernel.load(artifact)
 
     remotes = _usable_remotes(settings, progress)  # a bad setting fails before make starts
-    out = tree.root / "build" / tree.config_hash
+    out = build_dir(tree, tree.config_hash)
     out.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(tree.root / "configs" / f"{tree.config_hash}.config", out / ".config")
     cache_dir = settings.cache_dir / "ccache"

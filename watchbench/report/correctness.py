@@ -12,7 +12,7 @@ import xml.etree.ElementTree as ET
 
 from watchbench.report.junit import xml_text
 from watchbench.results.ktap import Outcome, Part
-from watchbench.suite.check import Finding
+from watchbench.suite.check import Finding, FindingKind
 from watchbench.vm import console
 
 WIDTH = 79
@@ -76,7 +76,7 @@ def _finding_lines(finding: Finding, quoted: set[str]) -> list[str]:
     """A finding's line and, for the first splat of its step and for a failed test, its
     evidence cut short (``quoted``: the steps whose splat was shown)."""
     out = textwrap.wrap(finding.line(), WIDTH, initial_indent="  ", subsequent_indent="      ")
-    if finding.what.startswith("kernel "):
+    if finding.kind is FindingKind.SPLAT:
         if finding.step in quoted:
             return out  # most often the first one's consequence; all are in the files
         quoted.add(finding.step)
@@ -95,7 +95,7 @@ def terminal_lines(line: str, parts: list[Part], findings: list[Finding],
     cut short; the steps never run as one line), where the files are, and the verdict last
     (80 columns)."""
     out = ["step            result cases         time", *_step_rows(parts, seconds)]
-    never = [f for f in findings if f.what.startswith("not run: ")]
+    never = [f for f in findings if f.kind is FindingKind.NOT_RUN]
     shown = [f for f in findings if f not in never]
     if findings:
         out += ["", "findings:"]
@@ -151,7 +151,7 @@ def junit_xml(parts: list[Part], findings: list[Finding], kernel: str) -> str:
             cases += 1
             node = ET.SubElement(suite, "testcase", {"classname": part.name,
                                                      "name": xml_text(case.name), "time": "0"})
-            own = [f for f in mine if f.test == case.name and f.what == "not ok"]
+            own = [f for f in mine if f.test == case.name and f.kind is FindingKind.FAILED_TEST]
             if own or case.outcome is Outcome.FAIL:
                 failures += 1
                 failure = ET.SubElement(node, "failure", {"message": "not ok",
@@ -161,11 +161,11 @@ def junit_xml(parts: list[Part], findings: list[Finding], kernel: str) -> str:
                 skipped += 1
                 ET.SubElement(node, "skipped", {"message": xml_text(case.note)})
         for finding in mine:
-            if finding.what == "not ok":
+            if finding.kind is FindingKind.FAILED_TEST:
                 continue  # the KTAP case above
             cases += 1
             failures += 1
-            kind = "kernel-splat" if finding.what.startswith("kernel ") else "step-broken"
+            kind = "kernel-splat" if finding.kind is FindingKind.SPLAT else "step-broken"
             node = ET.SubElement(suite, "testcase", {"classname": part.name,
                                                      "name": xml_text(f"{finding.test}: {kind}"),
                                                      "time": "0"})

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field, replace
+from enum import StrEnum
 from pathlib import Path
 
 from watchbench.errors import ResultsError
+from watchbench.guest.clients import Broken
 from watchbench.guest.initramfs import GuestCommand
 from watchbench.host.files import write_atomically
 from watchbench.results import ktap
@@ -25,6 +27,14 @@ from watchbench.vm import console
 from watchbench.vm.console import Incident
 
 SCRIPTS = "userspace/check"  # relative to the project root, the host side's working directory
+# Steps that may skip themselves: the real clients, when the host lacks them (keyctl, the
+# tree's sample, keyutils' suite). Every other step needs only the debug kernel, which
+# configure proved to have what it needs, so a step of ours that skips everything (say,
+# because pipe2(O_NOTIFICATION_PIPE) or SET_SIZE now fails) is a finding, not a skip.
+CLIENTS = frozenset({"keyctl-client", "watch-test", "keyutils-tests"})
+# Steps that print their results only when they end: a splat while they run cannot be
+# pinned on one of their tests.
+RESULTS_AT_END = frozenset({"stress", "watch-test"})
 
 
 @dataclass(frozen=True)
@@ -34,6 +44,9 @@ class Step:
     side: str = "guest"
     skip: str = ""  # a client that could not be had: not run, reported as a skip
     limit: float | None = None  # seconds it may run before the guest is killed as hung
+    # The candidate could not make this client (its own sample did not build against its
+    # own headers): not run, and a finding.
+    broken: str = ""
 
     def command(self) -> GuestCommand:
         return GuestCommand(self.argv, self.side, limit=self.limit)
@@ -53,17 +66,20 @@ STEPS = ("kmemleak-clear", "conformance", "faults", "stress", "keyctl-client", "
          "keyutils-tests", "kmemleak")
 
 
-def plan(stress_seconds: int, watch_test: Path | str, keyutils_tests: Path | str,
+def plan(stress_seconds: int, watch_test: Path | str | Broken, keyutils_tests: Path | str,
          keyutils: tuple[str, ...], only: frozenset[str] | None = None) -> list[Step]:
-    """The steps of a check boot. ``watch_test``, ``keyutils_tests``: the client's path, or
-    the reason it is missing (a str); ``keyutils``: which of its tests (settings
+    """The steps of a check boot. ``watch_test``, ``keyutils_tests``: the client's path,
+    the reason it is missing (a str: a skip), or why the candidate could not make it (a
+    ``Broken``: a finding); ``keyutils``: which of its tests (settings
     check.keyutils_tests: each runs under `keyctl watch_session`, and check_notify checks
     off the link, unlink, update, revoke, clear and setattr records it causes). ``only``:
     these steps (kmemleak-clear comes with kmemleak)."""
     def script(name: str, *args: str) -> tuple[str, ...]:
         return ("bash", f"{SCRIPTS}/{name}", *args)
 
-    def client(name: str, found: Path | str, argv: tuple[str, ...]) -> Step:
+    def client(name: str, found: Path | str | Broken, argv: tuple[str, ...]) -> Step:
+        if isinstance(found, Broken):
+            return Step(name, broken=found.reason)
         return Step(name, argv, "host") if isinstance(found, Path) else Step(name, skip=found)
 
     steps = [
@@ -87,6 +103,16 @@ def plan(stress_seconds: int, watch_test: Path | str, keyutils_tests: Path | str
     return [s for s in steps if s.name in wanted]
 
 
+class FindingKind(StrEnum):
+    """Why a check failed: a test said not ok, the kernel printed a splat, a step broke
+    (no report, cut short, a wrong exit code, killed), or it never ran."""
+
+    FAILED_TEST = "not ok"
+    SPLAT = "kernel"
+    BROKEN = "broken"
+    NOT_RUN = "not run"
+
+
 @dataclass(frozen=True)
 class Finding:
     """One reason a check failed: where (step, test), what, and the evidence."""
@@ -95,6 +121,7 @@ class Finding:
     test: str
     what: str
     evidence: str = ""
+    kind: FindingKind = FindingKind.BROKEN
 
     def line(self) -> str:
         return f"{self.step}: {self.test}: {self.what}"
@@ -162,9 +189,13 @@ def read_booted(path: Path, console_log: Path) -> tuple[list[Step], Booted]:
                          data["accel"], data["qemu_argv"], data["wall_seconds"], data["qemu"])
 
 
-def running_test(ran: Ran, console_line: int) -> str:
+def running_test(ran: Ran, console_line: int, at_end: bool = False) -> str:
     """The test whose result had not yet arrived when the console printed ``console_line``
-    (1-based): the first result line read after it; else, in words, where the step was."""
+    (1-based): the first result line read after it; else, in words, where the step was.
+    ``at_end``: the step prints its results only when it ends (RESULTS_AT_END)."""
+    if at_end:
+        ended = ran.console_end is not None and console_line > ran.console_end
+        return "(after it ended)" if ended else "(while it ran)"
     results = 0
     for line, seen in zip(ran.output, ran.output_console, strict=False):
         match = ktap.RESULT.match(line)
@@ -198,10 +229,12 @@ def judge(steps: list[Step], ran: list[Ran | None], incidents: list[Incident],
         index = owner(steps, ran, incident.line_number)
         where = steps[index].name if index is not None else "boot"
         result = ran[index] if index is not None else None
-        test = running_test(result, incident.line_number) if result else "-"
+        test = (running_test(result, incident.line_number, where in RESULTS_AT_END)
+                if result else "-")
         per_step.setdefault(index, []).append(
             Finding(where, test, f"kernel {incident.kind}: "
-                    f"{console.strip_timestamp(incident.line)}", incident.excerpt))
+                    f"{console.strip_timestamp(incident.line)}", incident.excerpt,
+                    FindingKind.SPLAT))
     findings += per_step.get(None, [])
     parts: list[Part] = []
     for index, (step, result) in enumerate(zip(steps, ran, strict=True)):
@@ -209,31 +242,49 @@ def judge(steps: list[Step], ran: list[Ran | None], incidents: list[Incident],
             parts.append(Part(step.name, ktap.Report(), Outcome.SKIP, (step.skip,)))
             continue
         mine = list(per_step.get(index, []))
-        if result is None:
-            mine.append(Finding(step.name, "-", f"not run: {stopped or 'the guest stopped'}"))
+        if step.broken or result is None:
+            mine.append(Finding(step.name, "-", step.broken or
+                                f"not run: {stopped or 'the guest stopped'}",
+                                kind=FindingKind.BROKEN if step.broken else FindingKind.NOT_RUN))
             parts.append(Part(step.name, ktap.Report(), Outcome.FAIL,
                               tuple(f.what for f in mine)))
             findings += mine
             continue
         report = ktap.parse(result.output)
-        for case in report.failed:
-            mine.append(Finding(step.name, case.name, "not ok", "\n".join(case.diagnostics)))
-        if result.returncode is None:
-            mine.append(Finding(step.name, "-", f"did not finish: {stopped or 'no exit code'}",
-                                "\n".join(result.output[-15:])))
-        elif not report.header:
-            mine.append(Finding(step.name, "-", f"exit {result.returncode} without a KTAP "
-                                "report", "\n".join(result.output[-15:])))
-        elif not report.skip_all and not report.complete:
-            mine.append(Finding(step.name, "-", f"report cut short: {len(report.cases)} of "
-                                f"{report.planned} results", "\n".join(result.output[-15:])))
-        elif result.returncode != 0 and not report.failed:
-            mine.append(Finding(step.name, "-", f"exit {result.returncode} with every test ok",
-                                "\n".join(result.output[-15:])))
+        mine += _step_findings(step, result, report, stopped)
         outcome = (Outcome.FAIL if mine else Outcome.SKIP if report.skip_all
                    else Outcome.PASS)
         parts.append(Part(step.name, report, outcome,
                           tuple(f"{f.test}: {f.what}" for f in mine)
                           or ((report.skip_all,) if report.skip_all else ())))
         findings += mine
+    if stopped and all(r is not None and r.returncode is not None
+                       for s, r in zip(steps, ran, strict=True) if not s.skip):
+        # every step had finished: the guest hung or died on its way out
+        findings.append(Finding("boot", "-", f"after the last step: {stopped}"))
     return parts, findings
+
+
+def _step_findings(step: Step, result: Ran, report: ktap.Report,
+                   stopped: str) -> list[Finding]:
+    """What is wrong with one step that ran: its failed tests, and a report or exit code
+    that does not add up."""
+    tail = "\n".join(result.output[-15:])
+    out = [Finding(step.name, case.name, "not ok", "\n".join(case.diagnostics),
+                   FindingKind.FAILED_TEST) for case in report.failed]
+    if result.returncode is None:
+        out.append(Finding(step.name, "-", f"did not finish: {stopped or 'no exit code'}",
+                           tail))
+    elif not report.header:
+        out.append(Finding(step.name, "-", f"exit {result.returncode} without a KTAP report",
+                           tail))
+    elif report.skip_all and step.name not in CLIENTS:
+        out.append(Finding(step.name, "-", f"skipped everything on the debug kernel: "
+                           f"{report.skip_all}", tail))
+    elif not report.skip_all and not report.complete:
+        out.append(Finding(step.name, "-", f"report cut short: {len(report.cases)} of "
+                           f"{report.planned} results", tail))
+    elif result.returncode != 0 and not report.failed:
+        out.append(Finding(step.name, "-", f"exit {result.returncode} with every test ok",
+                           tail))
+    return out

@@ -28,8 +28,12 @@ class Prepared:
 
 
 def prepare(settings: Settings, accel: str | None = None, kernel: Kernel | None = None,
-            runner: Runner = default_runner, progress: Progress | None = None) -> Prepared:
-    """``kernel`` (default: the active tree's, built now if needed) in a Guest."""
+            runner: Runner = default_runner, progress: Progress | None = None,
+            judge_probe: bool = True) -> Prepared:
+    """``kernel`` (default: the active tree's, built now if needed) in a Guest.
+    ``judge_probe`` False: when ``auto`` must probe KVM with this kernel, a splat on its
+    console does not count against KVM (a candidate's debug kernel may splat; that is the
+    check's finding, not the host's verdict on KVM, which is cached for a day)."""
     progress = progress or Silent()
     kernel = kernel or Composer(settings, trees.active(settings), runner, progress).current()
     initrd = base_initramfs(settings, runner)
@@ -39,7 +43,7 @@ def prepare(settings: Settings, accel: str | None = None, kernel: Kernel | None 
                      settings.qemu.memory_mb, settings.project_root, runner)
 
     def boot_probe(limit: float) -> None:
-        guest(Accel.KVM).run([GuestCommand(("true",))], timeout=limit)
+        guest(Accel.KVM).run([GuestCommand(("true",))], timeout=limit, judge=judge_probe)
 
     chosen, why = resolve(accel or settings.qemu.accel, settings.cache_dir, runner, boot_probe)
     progress.step(f"accelerator {chosen} ({why})")

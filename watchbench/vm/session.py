@@ -191,11 +191,13 @@ class Guest:
     def run(self, commands: list[GuestCommand], *, timeout: float, results: Path | None = None,
             on_output: Callable[[int, str], None] | None = None,
             allow_warnings: bool = False, append: tuple[str, ...] = (),
-            judge: bool = True) -> BootResult:
+            judge: bool = True, boot_limit: float | None = None) -> BootResult:
         """Boot, run ``commands`` in order, power off; raise on crash, hang or early stop.
         ``judge`` False: console incidents are returned (``warnings``) for the caller to
         judge, not raised; a hang or early stop still raises, carrying the commands'
-        results so far (``commands``) and the console lines (``console``)."""
+        results so far (``commands``) and the console lines (``console``). ``boot_limit``:
+        seconds until the first command begins, and a command's own ``limit`` after that,
+        so a hang is killed long before ``timeout``."""
         workdir = boot_dir(self.cache_dir)
         results = results or workdir / "results"
         results.mkdir(parents=True, exist_ok=True)
@@ -225,6 +227,12 @@ class Guest:
                         + (f"; it was running command {state.current.index}: "
                            f"{' '.join(state.current.command.argv)}" if state.current else ""),
                         log=console_log), state, lines)
+                if boot_limit is not None and not any(r.host_began for r in state.results) \
+                        and time.monotonic() - start > boot_limit:
+                    raise _partial(GuestHang(
+                        f"guest killed: no command began within {boot_limit:.0f} s of boot; "
+                        f"last console line {time.monotonic() - proc.last_line_at:.0f} s "
+                        f"before: {proc.last_line!r}", log=console_log), state, lines)
                 late = state.current
                 if late is not None and late.command.limit is not None and \
                         time.monotonic() - late.host_began > late.command.limit:
