@@ -185,7 +185,8 @@ def export(c, format=None, runs=None, out=None, skip_bad=False):  # noqa: A002
             "shard": "I/N: boot only this shard's rounds into OUT/shard-I-of-N (no verdict)",
             "merge": "shard directories (or a directory holding them), comma-separated or "
                      "repeated: the verdict of the merged shards",
-            "check": "first run `inv check` on the candidate; if it fails, exit 4 unmeasured"},
+            "check": "first run `inv check` on the candidate: a finding is exit 4 (its "
+                     "infrastructure failing, 2), and nothing is measured"},
       iterable=["merge"])
 def ci(c, series="", rounds=None, accel=None, suite=None, per_patch=False, threshold=None,
        alpha=None, accept_undecided=False, record=False, out=None, tree=None, base=None,

@@ -149,3 +149,22 @@ def test_boot_dirs_are_pruned_to_the_newest(tmp_path):
     left = sorted(p.name for p in boots.iterdir())
     assert fresh.name in left and len(left) == 41
     assert "old-00" not in left and "old-44" in left
+
+
+@pytest.mark.parametrize("line,found", [
+    ("WARNING: possible circular locking dependency detected", True),
+    ("WARNING: possible recursive locking detected", True),
+    ("WARNING: inconsistent lock state", True),
+    ("WARNING: bad unlock balance detected!", True),
+    ("WARNING: held lock freed!", True),
+    ("WARNING: lock held when returning to user space!", True),
+    ("WARNING: HARDIRQ-safe -> HARDIRQ-unsafe lock order detected", True),
+    ("WARNING: possible irq lock inversion dependency detected", True),
+    ("WARNING: suspicious RCU usage", True),
+    ("INFO: trying to register non-static key.", True),
+    ("rcu: INFO: rcu_preempt detected stalls on CPUs/tasks:", True),
+    ("clocksource: WARNING: clock skew too large", False),  # not lockdep's
+    ("sd 0:0:0:0: WARNING: Block device not ready", False),
+])
+def test_lockdep_and_rcu_reports_are_incidents_other_warnings_are_not(line, found):
+    assert bool(console.incidents([f"[    1.000000] {line}"])) is found

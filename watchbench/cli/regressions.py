@@ -13,7 +13,7 @@ from watchbench.cli import command, settings_of, split_list
 from watchbench.cli.correctness import options_of, report_check
 from watchbench.errors import InputError, WatchbenchError
 from watchbench.flows.bisect import run_bisect
-from watchbench.flows.check import CheckOptions, run_check
+from watchbench.flows.check import EXIT_CORRECTNESS, CheckOptions, run_check
 from watchbench.flows.ci import EXIT_INFRA, EXIT_OK, CiOptions, CiResult, parse_rounds, run_ci
 from watchbench.flows.explain import parse_explain
 from watchbench.flows.shard import run_merge, run_shard
@@ -45,8 +45,10 @@ def checked(settings: Settings, check: CheckOptions | None, progress: Progress |
     if check is None:
         return EXIT_OK
     code = report_check(lambda p: run_check(settings, check, progress=p, **seams), progress)
-    if code:
+    if code == EXIT_CORRECTNESS:
         print(f"watchbench ci: not measured: the candidate failed `inv check` (exit {code})")
+    elif code:
+        print(f"watchbench ci: not measured: `inv check` could not run (exit {code})")
     return code
 
 

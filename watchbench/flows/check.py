@@ -33,11 +33,10 @@ from watchbench.guest import clients
 from watchbench.host.files import write_atomically
 from watchbench.host.progress import Progress, Silent
 from watchbench.host.runner import Runner, default_runner
-from watchbench.kernel import trees
 from watchbench.kernel.build import Kernel
 from watchbench.kernel.series import Series
 from watchbench.kernel.trees import Tree
-from watchbench.kernel.variant import Composer, stack
+from watchbench.kernel.variant import composing, stack
 from watchbench.report import correctness
 from watchbench.results import ktap
 from watchbench.settings import CheckSettings, Settings
@@ -217,26 +216,15 @@ def compose(settings: Settings, options: CheckOptions, runner: Runner, progress:
             get_clients: ClientsFn) -> tuple[Kernel, Path | str | clients.Broken, Path | str]:
     """The candidate's debug kernel and its clients. The tree and the active tree are put
     back as they were."""
-    previous = trees.active_id(settings)
-    try:
-        if kernels is None:
-            tree = trees.select(settings, options.tree, options.base, options.tarball, runner,
-                                progress)
-            kernels = Composer(settings, tree, runner, progress, wait=options.wait,
-                               purpose="check")
-        fragments = [*settings.fragments, *settings.check.fragments]
-        with kernels.hold():
-            try:
-                series = stack(settings, options.series)
-                progress.step(f"debug kernel: {series.name if series else 'base'} with "
-                              f"{', '.join(fragments)}")
-                kernel = kernels.kernel(series, fragments)
-                sample, suite = get_clients(settings, kernels.tree, kernel, runner)
-            finally:
-                kernels.restore()
-    finally:
-        if previous is not None:
-            trees.set_active(settings, previous)
+    fragments = [*settings.fragments, *settings.check.fragments]
+    with composing(settings, kernels, tree=options.tree, base=options.base,
+                   tarball=options.tarball, runner=runner, progress=progress,
+                   wait=options.wait, purpose="check") as source:
+        series = stack(settings, options.series)
+        progress.step(f"debug kernel: {series.name if series else 'base'} with "
+                      f"{', '.join(fragments)}")
+        kernel = source.kernel(series, fragments)
+        sample, suite = get_clients(settings, source.tree, kernel, runner)
     return kernel, sample, suite
 
 

@@ -27,10 +27,9 @@ from watchbench.errors import InputError, WatchbenchError
 from watchbench.flows.explain import Explain, Explanation, explain_gate, parse_explain, to_explain
 from watchbench.host.progress import Progress, Silent
 from watchbench.host.runner import Runner, default_runner
-from watchbench.kernel import trees
 from watchbench.kernel.build import Kernel
 from watchbench.kernel.series import Series
-from watchbench.kernel.variant import Composer, own_series, stack
+from watchbench.kernel.variant import composing, own_series, stack
 from watchbench.report import compare_markdown, write_report
 from watchbench.report.junit import write_junit
 from watchbench.report.profile import diff_markdown
@@ -323,26 +322,13 @@ def compose(settings: Settings, options: CiOptions, runner: Runner, progress: Pr
     """
     measured = variants(settings, options.series, options.per_patch)
     jobs = boot_jobs(options.jobs, options.accel, len(measured))  # refused before any build
-    previous = trees.active_id(settings)
-    try:
-        if kernels is None:
-            tree = trees.select(settings, options.tree, options.base, options.tarball, runner,
-                                progress)
-            progress.step(f"tree {tree.id}: {tree.src} at {tree.base_label} "
-                          f"({tree.base[:12]})")
-            kernels = Composer(settings, tree, runner, progress, wait=options.wait,
-                               purpose="ci")
-        with kernels.hold():  # another ci waits here, then builds while this one boots
-            try:
-                for variant in measured:
-                    label = variant.series.name if variant.series else "base"
-                    progress.step(f"{variant.role} {variant.patch_index}: {label}")
-                    variant.kernel = kernels.kernel(variant.series)
-            finally:
-                kernels.restore()
-    finally:
-        if previous is not None:
-            trees.set_active(settings, previous)  # --tree/--tarball must not move the user's
+    with composing(settings, kernels, tree=options.tree, base=options.base,
+                   tarball=options.tarball, runner=runner, progress=progress,
+                   wait=options.wait, purpose="ci") as source:
+        for variant in measured:
+            label = variant.series.name if variant.series else "base"
+            progress.step(f"{variant.role} {variant.patch_index}: {label}")
+            variant.kernel = source.kernel(variant.series)
     if jobs > 1:
         progress.step(f"{jobs} boots at once (icount: figures count guest instructions)")
     return measured, jobs

@@ -15,6 +15,7 @@ import copy
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from watchbench.host.progress import Progress, Silent
 from watchbench.host.runner import Runner, default_runner
@@ -147,3 +148,28 @@ class Composer:
         self.progress.step(f"config {done.hash} (allnoconfig + {', '.join(names)}): "
                            f"{len(done.requested)} requested options all survived")
         return build(self.settings, tree, self.runner, self.progress, force=force)
+
+
+@contextlib.contextmanager
+def composing(settings: Settings, kernels: Any, *, tree: str | None, base: str | None,
+              tarball: str | None, runner: Runner, progress: Progress, wait: bool,
+              purpose: str) -> Iterator[Any]:
+    """A kernel source held for one flow's variants (``ci``, ``check``): ``kernels``, or a
+    ``Composer`` on the tree ``tree``/``base``/``tarball`` select. The tree is put back as
+    it was (``restore``) and the active tree stays the active one, whatever happens, since
+    --tree or --tarball must not move the user's."""
+    previous = trees.active_id(settings)
+    try:
+        if kernels is None:
+            chosen = trees.select(settings, tree, base, tarball, runner, progress)
+            progress.step(f"tree {chosen.id}: {chosen.src} at {chosen.base_label} "
+                          f"({chosen.base[:12]})")
+            kernels = Composer(settings, chosen, runner, progress, wait=wait, purpose=purpose)
+        with kernels.hold():  # another flow waits here, then builds while this one boots
+            try:
+                yield kernels
+            finally:
+                kernels.restore()
+    finally:
+        if previous is not None:
+            trees.set_active(settings, previous)

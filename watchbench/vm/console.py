@@ -14,9 +14,16 @@ PATTERNS = (
     ("oops", re.compile(r"\bOops\b|general protection fault|BUG: kernel NULL pointer|"
                         r"BUG: unable to handle|unable to handle (kernel|page)")),
     ("bug", re.compile(r"\bBUG: |kernel BUG at |KASAN: |UBSAN: ")),
-    # WARN(); lockdep's reports (circular, recursive, inconsistent lock state, bad unlock
-    # balance, held lock freed, ...) and lockdep-RCU's.
-    ("warning", re.compile(r"\bWARNING: (CPU: \d+ PID: \d+ at |.*lock|suspicious RCU)")),
+    # WARN(); lockdep's own report headers (circular or recursive locking, inconsistent
+    # lock state, bad unlock balance, held lock freed, lock held returning to user space,
+    # irq lock inversion, lock order) and lockdep-RCU's; lockdep's "non-static key" INFO
+    # (after which it switches itself off) and RCU stall reports.
+    ("warning", re.compile(r"\bWARNING: (CPU: \d+ PID: \d+ at |possible \w+ locking|"
+                           r"possible irq lock inversion|inconsistent lock state|"
+                           r"bad unlock balance|held lock freed|lock held when returning|"
+                           r"\S+-safe -> \S+-unsafe lock order|suspicious RCU)|"
+                           r"\bINFO: trying to register non-static key|"
+                           r"\brcu: INFO: \w+ detected (expedited )?stalls")),
 )
 
 
