@@ -163,6 +163,8 @@ def test_the_terminal_quotes_the_splat_and_fits_80_columns():
     text = "\n".join(out)
     assert "conformance: a: kernel bug: BUG: KASAN: slab-out-of-bounds" in text
     assert "    | Call Trace:" in text
+    row = next(ln for ln in out if ln.startswith("  conformance "))
+    assert "FAIL" in row and "1/1 ok" in row and row.endswith("+ 1 kernel splat")
     assert out[-2].startswith("watchbench check: CORRECTNESS FAILURE")  # the verdict last
 
 

@@ -175,8 +175,9 @@ def boot_steps(settings: Settings, kernel: Kernel, steps: list[Step], accel: str
         if counts[index] < 0:
             counts[index] = 0
             progress.step(f"step {index + 1}/{len(runnable)}: {runnable[index].name}")
-        counts[index] += bool(ktap.RESULT.match(line))
-        progress.update(f"{runnable[index].name}: {counts[index]} results")
+        if ktap.RESULT.match(line):  # a header or a note is not progress
+            counts[index] += 1
+            progress.update(f"{runnable[index].name}: {counts[index]} results")
 
     progress.step(f"check boot on {kernel.release} [{guest.accel}]: "
                   f"{', '.join(s.name for s in runnable)}")

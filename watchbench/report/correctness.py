@@ -49,13 +49,20 @@ def _cases(part: Part) -> str:
     return f"{len(report.cases) - failed}/{len(report.cases)} ok"
 
 
-def _step_rows(parts: list[Part], seconds: dict[str, float | None]) -> list[str]:
+def _step_rows(parts: list[Part], seconds: dict[str, float | None],
+               findings: list[Finding]) -> list[str]:
+    """A row per step; a step whose tests all passed but whose kernel splatted says so,
+    or 'FAIL 43/43 ok' would read as a contradiction."""
     rows = []
     for part in parts:
         took = seconds.get(part.name)
         word = {Outcome.PASS: "ok", Outcome.FAIL: "FAIL", Outcome.SKIP: "skip"}[part.outcome]
-        rows.append(f"  {part.name:<15} {word:<5} {_cases(part):<12} "
-                    f"{f'{took:.0f} s' if took is not None else '':>6}")
+        splats = sum(f.step == part.name and f.kind is FindingKind.SPLAT for f in findings)
+        row = (f"  {part.name:<15} {word:<5} {_cases(part):<12} "
+               f"{f'{took:.0f} s' if took is not None else '':>6}")
+        if splats:
+            row += f"  + {splats} kernel splat{'s' if splats > 1 else ''}"
+        rows.append(row.rstrip())
         if part.outcome is Outcome.SKIP and part.reasons:
             rows += textwrap.wrap(part.reasons[0], WIDTH, initial_indent="      ",
                                   subsequent_indent="      ")
@@ -94,7 +101,7 @@ def terminal_lines(line: str, parts: list[Part], findings: list[Finding],
     the rest counted; the first splat of a step and every failed test with their evidence
     cut short; the steps never run as one line), where the files are, and the verdict last
     (80 columns)."""
-    out = ["step            result cases         time", *_step_rows(parts, seconds)]
+    out = ["step            result cases         time", *_step_rows(parts, seconds, findings)]
     never = [f for f in findings if f.kind is FindingKind.NOT_RUN]
     shown = [f for f in findings if f not in never]
     if findings:
