@@ -142,6 +142,32 @@ def test_judge_fails_a_step_that_breaks_in_any_way(result, what):
     assert any(f.step == "stress" and f.what.startswith(what) for f in findings)
 
 
+def test_a_splat_printed_over_and_over_is_one_finding_with_its_count():
+    # filter-oob under the stress prints thousands of these, offsets and tasks varying
+    flood = [splat(n, text=f"BUG: KASAN: slab-out-of-bounds in watch_queue_set_filter"
+                   f"+0x{offset:x}/0x710")
+             for n, offset in zip(range(5, 305), [0x5e8, 0x65f] * 150, strict=True)]
+    stackdepot = "at lib/stackdepot.c:451 depot_fetch_stack+0x83/0xa0"
+    flood += [splat(310, "warning", f"WARNING: CPU: 1 PID: 100 {stackdepot}"),
+              splat(311, "warning", f"WARNING: CPU: 0 PID: 103 {stackdepot}"),
+              splat(312, text="BUG: KASAN: slab-use-after-free in __post_watch_notification")]
+    parts, findings = judge(two_steps(), [ran(report("1..1", "ok 1 a"), begin=1,
+                                              seen=[2, 3, 400]),
+                                          ran(report("1..1", "ok 1 b"), begin=500)], flood)
+    assert [(f.count, f.what.split(": ", 1)[1][:33]) for f in findings] == [
+        (300, "BUG: KASAN: slab-out-of-bounds in"),
+        (2, "WARNING: CPU: 1 PID: 100 at lib/s"),
+        (1, "BUG: KASAN: slab-use-after-free i")]
+    assert findings[0].line().endswith("watch_queue_set_filter+0x5e8/0x710 (300 times)")
+    assert findings[0].evidence.startswith("BUG: KASAN: slab-out-of-bounds")
+    assert len(parts[0].reasons) == 3
+    root = ET.fromstring(correctness.junit_xml(parts, findings, "6.12"))
+    assert root.get("failures") == "3"
+    out = correctness.terminal_lines("v", parts, findings, {}, {})
+    assert any(ln.startswith("  conformance ") and ln.endswith("+ 303 kernel splats")
+               for ln in out)
+
+
 def test_a_step_that_never_ran_fails_and_says_why():
     parts, findings = judge(two_steps(), [ran(report("1..1", "ok 1 c"), rc=None), None], [],
                             stopped="guest stopped before finishing command 0")

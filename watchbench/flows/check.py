@@ -283,6 +283,7 @@ def provenance(result: CheckResult, options: CheckOptions) -> dict[str, object]:
         "boot_seconds": b.wall_seconds, "seconds": result.seconds,
         "steps": [{"name": p.name, "outcome": p.outcome, "reasons": list(p.reasons)}
                   for p in result.parts],
-        "findings": [{"step": f.step, "test": f.test, "what": f.what, "evidence": f.evidence}
+        "findings": [{"step": f.step, "test": f.test, "what": f.what, "count": f.count,
+                      "evidence": f.evidence}
                      for f in result.findings],
     }

@@ -57,11 +57,12 @@ def _step_rows(parts: list[Part], seconds: dict[str, float | None],
     for part in parts:
         took = seconds.get(part.name)
         word = {Outcome.PASS: "ok", Outcome.FAIL: "FAIL", Outcome.SKIP: "skip"}[part.outcome]
-        splats = sum(f.step == part.name and f.kind is FindingKind.SPLAT for f in findings)
+        splats = sum(f.count for f in findings
+                     if f.step == part.name and f.kind is FindingKind.SPLAT)
         row = (f"  {part.name:<15} {word:<5} {_cases(part):<12} "
                f"{f'{took:.0f} s' if took is not None else '':>6}")
         if splats:
-            row += f"  + {splats} kernel splat{'s' if splats > 1 else ''}"
+            row += f"  + {splats:,} kernel splat{'s' if splats > 1 else ''}"
         rows.append(row.rstrip())
         if part.outcome is Outcome.SKIP and part.reasons:
             rows += textwrap.wrap(part.reasons[0], WIDTH, initial_indent="      ",
@@ -176,7 +177,7 @@ def junit_xml(parts: list[Part], findings: list[Finding], kernel: str) -> str:
             node = ET.SubElement(suite, "testcase", {"classname": part.name,
                                                      "name": xml_text(f"{finding.test}: {kind}"),
                                                      "time": "0"})
-            failure = ET.SubElement(node, "failure", {"message": xml_text(finding.what),
+            failure = ET.SubElement(node, "failure", {"message": xml_text(finding.described()),
                                                       "type": kind})
             failure.text = xml_text(finding.evidence)
         if part.outcome is Outcome.SKIP and not part.report.cases:
@@ -197,7 +198,7 @@ def junit_xml(parts: list[Part], findings: list[Finding], kernel: str) -> str:
         for finding in boot:
             node = ET.SubElement(suite, "testcase", {"classname": "boot",
                                                      "name": "kernel-splat", "time": "0"})
-            failure = ET.SubElement(node, "failure", {"message": xml_text(finding.what),
+            failure = ET.SubElement(node, "failure", {"message": xml_text(finding.described()),
                                                       "type": "kernel-splat"})
             failure.text = xml_text(finding.evidence)
         cases_total, failures_total = cases_total + len(boot), failures_total + len(boot)

@@ -13,6 +13,7 @@ the step and the test whose result had not arrived yet.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
@@ -122,9 +123,35 @@ class Finding:
     what: str
     evidence: str = ""
     kind: FindingKind = FindingKind.BROKEN
+    count: int = 1  # the same splat, printed this many times (``collapse``)
+
+    def described(self) -> str:
+        return f"{self.what} ({self.count} times)" if self.count > 1 else self.what
 
     def line(self) -> str:
-        return f"{self.step}: {self.test}: {self.what}"
+        return f"{self.step}: {self.test}: {self.described()}"
+
+
+# What differs between two prints of one splat: code offsets, the CPU and the task.
+VARYING = re.compile(r"\+0x[0-9a-f]+/0x[0-9a-f]+|\b(CPU|PID): \d+|by task \S+")
+
+
+def collapse(findings: list[Finding]) -> list[Finding]:
+    """Repeats of one splat (same step, test and report title, offsets, CPU and task
+    aside) as one finding with a count, the first one's evidence kept: a bug on a hot path
+    prints thousands, and syzbot groups crashes by their title the same way."""
+    out: list[Finding] = []
+    first: dict[tuple[str, str, str], int] = {}
+    for finding in findings:
+        key = (finding.step, finding.test, VARYING.sub("", finding.what))
+        if finding.kind is FindingKind.SPLAT and key in first:
+            index = first[key]
+            out[index] = replace(out[index], count=out[index].count + 1)
+            continue
+        if finding.kind is FindingKind.SPLAT:
+            first[key] = len(out)
+        out.append(finding)
+    return out
 
 
 @dataclass(frozen=True)
@@ -235,6 +262,7 @@ def judge(steps: list[Step], ran: list[Ran | None], incidents: list[Incident],
             Finding(where, test, f"kernel {incident.kind}: "
                     f"{console.strip_timestamp(incident.line)}", incident.excerpt,
                     FindingKind.SPLAT))
+    per_step = {index: collapse(found) for index, found in per_step.items()}
     findings += per_step.get(None, [])
     parts: list[Part] = []
     for index, (step, result) in enumerate(zip(steps, ran, strict=True)):
@@ -247,7 +275,7 @@ def judge(steps: list[Step], ran: list[Ran | None], incidents: list[Incident],
                                 f"not run: {stopped or 'the guest stopped'}",
                                 kind=FindingKind.BROKEN if step.broken else FindingKind.NOT_RUN))
             parts.append(Part(step.name, ktap.Report(), Outcome.FAIL,
-                              tuple(f.what for f in mine)))
+                              tuple(f.described() for f in mine)))
             findings += mine
             continue
         report = ktap.parse(result.output)
@@ -255,7 +283,7 @@ def judge(steps: list[Step], ran: list[Ran | None], incidents: list[Incident],
         outcome = (Outcome.FAIL if mine else Outcome.SKIP if report.skip_all
                    else Outcome.PASS)
         parts.append(Part(step.name, report, outcome,
-                          tuple(f"{f.test}: {f.what}" for f in mine)
+                          tuple(f"{f.test}: {f.described()}" for f in mine)
                           or ((report.skip_all,) if report.skip_all else ())))
         findings += mine
     if stopped and all(r is not None and r.returncode is not None
