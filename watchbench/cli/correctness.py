@@ -39,11 +39,10 @@ def report_check(flow: Callable[[Progress], CheckResult], progress: Progress | N
     except WatchbenchError as exc:
         print(f"watchbench check: INFRASTRUCTURE FAILURE (exit {EXIT_INFRA}): {exc}")
         return EXIT_INFRA
-    seconds = {s.name: r.seconds for s, r in zip(
-        [s for s in result.steps if not s.skip], result.booted.ran, strict=False) if r}
     files = {"ktap": str(result.ktap), "junit": str(result.junit),
              "summary": str(result.summary), "console": str(result.booted.console_log)}
-    print("\n".join(terminal_lines(result.line, result.parts, result.findings, seconds, files)))
+    print("\n".join(terminal_lines(result.line, result.parts, result.findings,
+                                    result.step_seconds, files)))
     return result.exit_code
 
 

@@ -40,9 +40,19 @@ from watchbench.kernel.variant import composing, stack
 from watchbench.report import correctness
 from watchbench.results import ktap
 from watchbench.settings import CheckSettings, Settings
-from watchbench.suite.check import EXCERPT, STEPS, Booted, Finding, Ran, Step, judge, plan, write_booted
+from watchbench.suite.check import (
+    STEPS,
+    Booted,
+    Finding,
+    Ran,
+    Step,
+    by_step,
+    judge,
+    plan,
+    splats,
+    write_booted,
+)
 from watchbench.suite.run import cpu_model, normalized_argv
-from watchbench.vm import console
 from watchbench.vm.accel import AUTO
 from watchbench.vm.boot import prepare
 from watchbench.vm.errors import GuestError
@@ -141,6 +151,13 @@ class CheckResult:
         return EXIT_OK if self.passed else EXIT_CORRECTNESS
 
     @property
+    def step_seconds(self) -> dict[str, float | None]:
+        """How long each step that ran took in the guest."""
+        return {s.name: r.seconds for s, r in zip(self.steps, by_step(self.steps,
+                                                                       self.booted.ran),
+                                                    strict=True) if r}
+
+    @property
     def line(self) -> str:
         """The verdict in one sentence."""
         return correctness.verdict_line(self.parts, self.findings, self.exit_code,
@@ -189,17 +206,14 @@ def boot_steps(settings: Settings, kernel: Kernel, steps: list[Step], accel: str
                            judge=False, boot_limit=settings.qemu.boot_timeout,
                            append=APPEND)
     except GuestError as exc:
-        done = getattr(exc, "commands", None)
-        if done is None:  # not a guest that stopped: QEMU itself failed
+        if exc.commands is None:  # not a guest that stopped: QEMU itself failed
             raise
-        lines = getattr(exc, "console", [])
-        return Booted([_ran(r) for r in done], console.incidents(lines, context=EXCERPT),
+        return Booted([_ran(r) for r in exc.commands], splats(exc.console or []),
                       exc.message.splitlines()[0], exc.log, guest.accel, argv,
                       round(time.monotonic() - start, 1), qemu_version(runner))
-    lines = result.console_log.read_text(errors="replace").splitlines()
-    return Booted([_ran(r) for r in result.commands],
-                  console.incidents(lines, context=EXCERPT), "", result.console_log,
-                  guest.accel, argv, result.wall_seconds, qemu_version(runner))
+    return Booted([_ran(r) for r in result.commands], splats(result.console), "",
+                  result.console_log, guest.accel, argv, result.wall_seconds,
+                  qemu_version(runner))
 
 
 def find_clients(settings: Settings, tree: Tree, kernel: Kernel, runner: Runner = default_runner
@@ -244,9 +258,8 @@ def run_check(settings: Settings, options: CheckOptions, runner: Runner = defaul
     # The boot's deadline: booting, then every step's own limit (suite.check.LIMITS).
     deadline = settings.qemu.boot_timeout + sum(s.limit or 0 for s in steps if not s.skip)
     booted = boot(settings, kernel, steps, options.accel, deadline, runner, progress)
-    ran = iter(booted.ran)
-    per_step = [None if s.skip else next(ran, None) for s in steps]
-    parts, findings = judge(steps, per_step, booted.incidents, booted.stopped)
+    parts, findings = judge(steps, by_step(steps, booted.ran), booted.incidents,
+                            booted.stopped)
     out = options.out / CHECK_DIR
     out.mkdir(parents=True, exist_ok=True)
     write_booted(out / BOOT_FILE, steps, booted)  # to judge again, or replay in a test
@@ -258,9 +271,9 @@ def run_check(settings: Settings, options: CheckOptions, runner: Runner = defaul
                          out / "junit.xml", out / "summary.md", out / "check.json", seconds)
     write_atomically(result.ktap, ktap.render(parts))
     write_atomically(result.junit, correctness.junit_xml(parts, findings, kernel.release))
-    write_atomically(result.summary, correctness.markdown(result.line, parts, findings,
-                                                          provenance(result, options)))
-    write_atomically(result.record, json.dumps(provenance(result, options), indent=1) + "\n")
+    record = provenance(result, options)
+    write_atomically(result.summary, correctness.markdown(result.line, parts, findings, record))
+    write_atomically(result.record, json.dumps(record, indent=1) + "\n")
     progress.done(f"check: {'PASS' if result.passed else 'FAIL'} in {seconds:.0f} s")
     return result
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from watchbench.errors import BuildError, CommandError, InputError, WatchbenchError
-from watchbench.host.debsrc import extract_member, fetch_source, installed_source
+from watchbench.host.debsrc import installed_member
 from watchbench.host.runner import Runner, default_runner
 from watchbench.kernel.build import Kernel, build_dir
 from watchbench.kernel.kmake import KernelMake
@@ -43,11 +43,8 @@ def keyutils_tests(settings: Settings, runner: Runner = default_runner) -> Path 
     into the download cache). A test named in settings check.keyutils_tests that it does
     not hold is a settings error, not a test failure."""
     try:
-        package, version = installed_source("keyutils", runner)
-        into = (settings.cache_dir / "downloads" / "keyutils-tests" / version.replace(":", "%3a")
-                / "tests")
-        tests = extract_member(fetch_source(settings.cache_dir, package, version, runner),
-                               "tests", into, runner)
+        tests, version = installed_member(settings.cache_dir, "keyutils", "tests",
+                                          "keyutils-tests", runner)
     except WatchbenchError as exc:
         return Missing(f"keyutils' test suite is not available: {exc.message}")
     unknown = [t for t in settings.check.keyutils_tests if not (tests / t / "runtest.sh").is_file()]

@@ -132,8 +132,8 @@ def extract_member(source_dir: Path, member: str, into: Path,
         raise SourceError(f"{source_dir} holds no orig tarball", log=source_dir)
     listing = runner.run(["tar", "-t", "-f", str(tarballs[0])], timeout=600).stdout.splitlines()
     depth = member.count("/") + 1  # under the tarball's one top directory
-    names = [n.rstrip("/") for n in listing
-             if n.rstrip("/").endswith("/" + member) and n.rstrip("/").count("/") == depth]
+    names = [n for n in (line.rstrip("/") for line in listing)
+             if n.endswith("/" + member) and n.count("/") == depth]
     if not names:
         raise SourceError(f"{tarballs[0].name} has no {member}", log=tarballs[0])
     into.parent.mkdir(parents=True, exist_ok=True)
@@ -146,3 +146,16 @@ def extract_member(source_dir: Path, member: str, into: Path,
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return into
+
+
+def installed_member(cache: Path, binary_package: str, member: str, name: str,
+                     runner: Runner = default_runner) -> tuple[Path, str]:
+    """One file or directory of the source of an installed binary package, at its installed
+    version (the pin), kept under downloads/``name``/<version>/: (its path, the version).
+    Once extracted it is used as it is, even when the source package itself was pruned."""
+    package, version = installed_source(binary_package, runner)
+    into = cache / "downloads" / name / version.replace(":", "%3a") / Path(member).name
+    if into.exists():
+        return into, version
+    return extract_member(fetch_source(cache, package, version, runner), member, into,
+                          runner), version

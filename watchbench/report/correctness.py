@@ -146,6 +146,17 @@ def markdown(line: str, parts: list[Part], findings: list[Finding],
     return "\n".join(out) + "\n"
 
 
+def _finding_case(suite: ET.Element, classname: str, name: str, finding: Finding) -> None:
+    """A failed test case of its own for a finding that is no KTAP result: a kernel splat,
+    or a step that broke or never ran."""
+    kind = "kernel-splat" if finding.kind is FindingKind.SPLAT else "step-broken"
+    node = ET.SubElement(suite, "testcase", {"classname": classname, "name": xml_text(name),
+                                             "time": "0"})
+    failure = ET.SubElement(node, "failure", {"message": xml_text(finding.described()),
+                                              "type": kind})
+    failure.text = xml_text(finding.evidence)
+
+
 def junit_xml(parts: list[Part], findings: list[Finding], kernel: str) -> str:
     """One test suite per step, one test case per KTAP result; a kernel splat or a step
     that did not finish is a failed case of its own (``kernel``, ``step``)."""
@@ -174,12 +185,7 @@ def junit_xml(parts: list[Part], findings: list[Finding], kernel: str) -> str:
             cases += 1
             failures += 1
             kind = "kernel-splat" if finding.kind is FindingKind.SPLAT else "step-broken"
-            node = ET.SubElement(suite, "testcase", {"classname": part.name,
-                                                     "name": xml_text(f"{finding.test}: {kind}"),
-                                                     "time": "0"})
-            failure = ET.SubElement(node, "failure", {"message": xml_text(finding.described()),
-                                                      "type": kind})
-            failure.text = xml_text(finding.evidence)
+            _finding_case(suite, part.name, f"{finding.test}: {kind}", finding)
         if part.outcome is Outcome.SKIP and not part.report.cases:
             cases += 1
             skipped += 1
@@ -196,11 +202,7 @@ def junit_xml(parts: list[Part], findings: list[Finding], kernel: str) -> str:
                                                   "failures": str(len(boot)), "errors": "0",
                                                   "skipped": "0", "time": "0"})
         for finding in boot:
-            node = ET.SubElement(suite, "testcase", {"classname": "boot",
-                                                     "name": "kernel-splat", "time": "0"})
-            failure = ET.SubElement(node, "failure", {"message": xml_text(finding.described()),
-                                                      "type": "kernel-splat"})
-            failure.text = xml_text(finding.evidence)
+            _finding_case(suite, "boot", "kernel-splat", finding)
         cases_total, failures_total = cases_total + len(boot), failures_total + len(boot)
     root.attrib.update(tests=str(cases_total), failures=str(failures_total), errors="0",
                        skipped=str(skipped_total), time="0")

@@ -62,7 +62,7 @@ LIMITS = {"kmemleak-clear": 60.0, "conformance": 300.0, "faults": 300.0, "stress
 LIMIT_KEYUTILS_TEST = 300.0
 
 
-# Every step in boot order: the name, and whether it needs an argument from the host.
+# Every step's name, in boot order (``plan``; --only picks among them).
 STEPS = ("kmemleak-clear", "conformance", "faults", "stress", "keyctl-client", "watch-test",
          "keyutils-tests", "kmemleak")
 
@@ -184,6 +184,11 @@ BOOT_SCHEMA = 1
 EXCERPT = 40  # console lines kept after a splat: a KASAN or lockdep report's trace
 
 
+def splats(lines: list[str]) -> list[Incident]:
+    """A check boot's console incidents, each with a report's worth of lines after it."""
+    return console.incidents(lines, context=EXCERPT)
+
+
 def write_booted(path: Path, steps: list[Step], booted: Booted) -> Path:
     """boot.json: each step's output with the console line counts it was read at, so a
     check can be judged again (and replayed in the tests) beside its console log. The
@@ -212,8 +217,15 @@ def read_booted(path: Path, console_log: Path) -> tuple[list[Step], Booted]:
         raise ResultsError(f"{path} is not a readable boot.json: {exc}",
                            hint="run the check again") from exc
     lines = console_log.read_text(errors="replace").splitlines()
-    return steps, Booted(ran, console.incidents(lines, context=EXCERPT), data["stopped"], console_log,
-                         data["accel"], data["qemu_argv"], data["wall_seconds"], data["qemu"])
+    return steps, Booted(ran, splats(lines), data["stopped"], console_log, data["accel"],
+                         data["qemu_argv"], data["wall_seconds"], data["qemu"])
+
+
+def by_step(steps: list[Step], ran: list[Ran | None]) -> list[Ran | None]:
+    """``ran`` (one per runnable step, as the boot gave it back) laid out one per step of
+    ``steps``: None for a skipped step, and for a step the guest never reached."""
+    runnable = iter(ran)
+    return [None if s.skip else next(runnable, None) for s in steps]
 
 
 def running_test(ran: Ran, console_line: int, at_end: bool = False) -> str:

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from watchbench.errors import WatchbenchError
 
 
 class GuestError(WatchbenchError):
     """The guest did not finish its job (crashed, hung, or stopped early)."""
+
+    # A guest that hung or stopped early says what it did first (Guest.run): each
+    # command's result so far (vm.session.CommandResult) and the console lines. None: it
+    # carries none (QEMU itself failed, or a crash was judged).
+    commands: list[Any] | None = None
+    console: list[str] | None = None
 
 
 class GuestCrash(GuestError):

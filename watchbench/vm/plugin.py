@@ -17,7 +17,7 @@ from importlib import resources
 from pathlib import Path
 
 from watchbench.errors import BuildError, CommandError
-from watchbench.host.debsrc import extract_member, fetch_source, installed_source
+from watchbench.host.debsrc import installed_member
 from watchbench.host.files import write_atomically
 from watchbench.host.runner import Runner, default_runner
 from watchbench.kernel.build import compiler_version
@@ -48,13 +48,8 @@ def header(settings: Settings, runner: Runner = default_runner, arch: str = "x86
     for path in SYSTEM_HEADERS:
         if path.is_file():
             return path
-    package, version = installed_source(QEMU_PACKAGES[ARCHS[arch].binary], runner)
-    into = (settings.cache_dir / "downloads" / "qemu-plugin-h" / version.replace(":", "%3a")
-            / "qemu-plugin.h")
-    if into.exists():
-        return into
-    return extract_member(fetch_source(settings.cache_dir, package, version, runner),
-                          HEADER_IN_SOURCE, into, runner)
+    return installed_member(settings.cache_dir, QEMU_PACKAGES[ARCHS[arch].binary],
+                            HEADER_IN_SOURCE, "qemu-plugin-h", runner)[0]
 
 
 def build(settings: Settings, runner: Runner = default_runner) -> Path:

@@ -52,6 +52,7 @@ class BootResult:
     guest_seconds: float | None
     release: str
     warnings: list[console.Incident]
+    console: list[str] = field(default_factory=list)  # the console log's lines, as read
 
     @property
     def last_returncode(self) -> int:
@@ -120,9 +121,29 @@ class JobState:
 
 def _partial(exc: GuestError, state: JobState, lines: list[str]) -> GuestError:
     """``exc`` carrying what the guest did before it hung or stopped."""
-    exc.commands = state.results  # type: ignore[attr-defined]
-    exc.console = lines  # type: ignore[attr-defined]
+    exc.commands, exc.console = state.results, lines
     return exc
+
+
+def _overdue(state: JobState, elapsed: float, timeout: float,
+             boot_limit: float | None) -> tuple[str, str] | None:
+    """Why a guest must be killed now, if it must: past the boot's deadline, no command
+    begun within ``boot_limit``, or a command past its own limit. (why, what it was running
+    when the deadline does not say it)."""
+    if elapsed > timeout:
+        current = state.current
+        return (f"guest killed after {timeout:.0f} s (deadline)",
+                f"; it was running command {current.index}: {' '.join(current.command.argv)}"
+                if current else "")
+    if boot_limit is not None and elapsed > boot_limit and \
+            not any(r.host_began for r in state.results):
+        return f"guest killed: no command began within {boot_limit:.0f} s of boot", ""
+    late = state.current
+    if late is not None and late.command.limit is not None and \
+            time.monotonic() - late.host_began > late.command.limit:
+        return (f"guest killed: command {late.index} ({' '.join(late.command.argv)}) ran "
+                f"past its {late.command.limit:.0f} s limit"), ""
+    return None
 
 
 def qemu_version(runner: Runner = default_runner, arch: str = "x86_64") -> str:
@@ -219,28 +240,13 @@ class Guest:
                 state.console_seen = len(lines)
                 for event in channel.poll():
                     state.feed(event)
-                if time.monotonic() - start > timeout:
+                overdue = _overdue(state, time.monotonic() - start, timeout, boot_limit)
+                if overdue:
+                    why, running = overdue
                     since = time.monotonic() - proc.last_line_at
-                    raise _partial(GuestHang(
-                        f"guest killed after {timeout:.0f} s (deadline); last console line "
-                        f"{since:.0f} s before: {proc.last_line!r}"
-                        + (f"; it was running command {state.current.index}: "
-                           f"{' '.join(state.current.command.argv)}" if state.current else ""),
-                        log=console_log), state, lines)
-                if boot_limit is not None and not any(r.host_began for r in state.results) \
-                        and time.monotonic() - start > boot_limit:
-                    raise _partial(GuestHang(
-                        f"guest killed: no command began within {boot_limit:.0f} s of boot; "
-                        f"last console line {time.monotonic() - proc.last_line_at:.0f} s "
-                        f"before: {proc.last_line!r}", log=console_log), state, lines)
-                late = state.current
-                if late is not None and late.command.limit is not None and \
-                        time.monotonic() - late.host_began > late.command.limit:
-                    raise _partial(GuestHang(
-                        f"guest killed: command {late.index} ({' '.join(late.command.argv)}) "
-                        f"ran past its {late.command.limit:.0f} s limit; last console line "
-                        f"{time.monotonic() - proc.last_line_at:.0f} s before: "
-                        f"{proc.last_line!r}", log=console_log), state, lines)
+                    raise _partial(GuestHang(f"{why}; last console line {since:.0f} s before: "
+                                             f"{proc.last_line!r}{running}", log=console_log),
+                                   state, lines)
             qemu_rc = proc.wait()
         state.console_seen = len(lines)
         for event in channel.poll():
@@ -263,7 +269,7 @@ class Guest:
                 + (f"; guest said: {'; '.join(state.errors)}" if state.errors else ""),
                 log=console_log), state, lines)
         return BootResult(argv, console_log, spec.channel_file, state.results, round(wall, 2),
-                          state.done_at, state.release, found)
+                          state.done_at, state.release, found, lines)
 
     def shell(self) -> int:
         """An interactive guest console (Ctrl-A X quits QEMU)."""
