@@ -21,7 +21,6 @@
 #include <unistd.h>
 #include <sys/mman.h>
 #include <sys/uio.h>
-#include <sys/utsname.h>
 
 #include "wq.h"
 
@@ -231,12 +230,6 @@ static int32_t new_keyring(void)
 static int32_t new_key(int32_t ring, const char *desc)
 {
 	return wq_add_key("user", desc, "payload", 7, ring);
-}
-
-static long kctl(int cmd, long a2, long a3, long a4)
-{
-	return wq_keyctl(cmd, (unsigned long)a2, (unsigned long)a3,
-			 (unsigned long)a4, 0);
 }
 
 #define CHECK_SYS(expr) \
@@ -449,7 +442,7 @@ static enum result t_filter_unknown_types(void)
 		CHECK(ioctl(f.q->rfd, IOC_WATCH_QUEUE_SET_FILTER, wf) == 0,
 		      "filter of type %#x: %s, expected success", types[i],
 		      wq_errname(errno));
-		CHECK_SYS(kctl(KEYCTL_SETPERM, f.key, PERM, 0));
+		CHECK_SYS(wq_kctl(KEYCTL_SETPERM, f.key, PERM, 0));
 		if (expect_nothing(f.q, 50) != PASS)
 			return fail("type %#x filter let a key record through: %s",
 				    types[i], diag);
@@ -459,7 +452,7 @@ static enum result t_filter_unknown_types(void)
 
 		wf->filters[0].type = 0x7fffffff;
 		CHECK_SYS(ioctl(f.q->rfd, IOC_WATCH_QUEUE_SET_FILTER, wf));
-		CHECK_SYS(kctl(KEYCTL_SETPERM, f.key, PERM, 0));
+		CHECK_SYS(wq_kctl(KEYCTL_SETPERM, f.key, PERM, 0));
 		return expect_key(f.q, NOTIFY_KEY_SETATTR, f.key, 0, 1);
 	}
 }
@@ -635,7 +628,7 @@ static enum result t_notify_update(void)
 
 	SETUP(&f, 32);
 	WATCH(f.q, f.key, 4);
-	CHECK_SYS(kctl(KEYCTL_UPDATE, f.key, (long)"new", 3));
+	CHECK_SYS(wq_kctl(KEYCTL_UPDATE, f.key, (long)"new", 3));
 	return expect_key(f.q, NOTIFY_KEY_UPDATED, f.key, 0, 4);
 }
 
@@ -661,7 +654,7 @@ static enum result t_notify_link(void)
 	k = new_key(KEY_SPEC_SESSION_KEYRING, "wqc-loose");
 	CHECK(k > 0, "add_key: %s", wq_errname(errno));
 	WATCH(f.q, f.ring, 6);
-	CHECK_SYS(kctl(KEYCTL_LINK, k, f.ring, 0));
+	CHECK_SYS(wq_kctl(KEYCTL_LINK, k, f.ring, 0));
 	return expect_key(f.q, NOTIFY_KEY_LINKED, f.ring, (uint32_t)k, 6);
 }
 
@@ -671,8 +664,8 @@ static enum result t_notify_unlink(void)
 
 	SETUP(&f, 32);
 	WATCH(f.q, f.ring, 7);
-	CHECK_SYS(kctl(KEYCTL_LINK, f.key, KEY_SPEC_SESSION_KEYRING, 0));
-	CHECK_SYS(kctl(KEYCTL_UNLINK, f.key, f.ring, 0));
+	CHECK_SYS(wq_kctl(KEYCTL_LINK, f.key, KEY_SPEC_SESSION_KEYRING, 0));
+	CHECK_SYS(wq_kctl(KEYCTL_UNLINK, f.key, f.ring, 0));
 	return expect_key(f.q, NOTIFY_KEY_UNLINKED, f.ring, (uint32_t)f.key,
 			  7);
 }
@@ -683,7 +676,7 @@ static enum result t_notify_clear(void)
 
 	SETUP(&f, 32);
 	WATCH(f.q, f.ring, 8);
-	CHECK_SYS(kctl(KEYCTL_CLEAR, f.ring, 0, 0));
+	CHECK_SYS(wq_kctl(KEYCTL_CLEAR, f.ring, 0, 0));
 	return expect_key(f.q, NOTIFY_KEY_CLEARED, f.ring, 0, 8);
 }
 
@@ -693,7 +686,7 @@ static enum result t_notify_revoke(void)
 
 	SETUP(&f, 32);
 	WATCH(f.q, f.key, 9);
-	CHECK_SYS(kctl(KEYCTL_REVOKE, f.key, 0, 0));
+	CHECK_SYS(wq_kctl(KEYCTL_REVOKE, f.key, 0, 0));
 	return expect_key(f.q, NOTIFY_KEY_REVOKED, f.key, 0, 9);
 }
 
@@ -703,7 +696,7 @@ static enum result t_notify_invalidate(void)
 
 	SETUP(&f, 32);
 	WATCH(f.q, f.key, 10);
-	CHECK_SYS(kctl(KEYCTL_INVALIDATE, f.key, 0, 0));
+	CHECK_SYS(wq_kctl(KEYCTL_INVALIDATE, f.key, 0, 0));
 	return expect_key(f.q, NOTIFY_KEY_INVALIDATED, f.key, 0, 10);
 }
 
@@ -713,7 +706,7 @@ static enum result t_notify_setperm(void)
 
 	SETUP(&f, 32);
 	WATCH(f.q, f.key, 11);
-	CHECK_SYS(kctl(KEYCTL_SETPERM, f.key, PERM, 0));
+	CHECK_SYS(wq_kctl(KEYCTL_SETPERM, f.key, PERM, 0));
 	return expect_key(f.q, NOTIFY_KEY_SETATTR, f.key, 0, 11);
 }
 
@@ -723,7 +716,7 @@ static enum result t_notify_chown(void)
 
 	SETUP(&f, 32);
 	WATCH(f.q, f.key, 12);
-	CHECK_SYS(kctl(KEYCTL_CHOWN, f.key, -1, (long)getgid()));
+	CHECK_SYS(wq_kctl(KEYCTL_CHOWN, f.key, -1, (long)getgid()));
 	return expect_key(f.q, NOTIFY_KEY_SETATTR, f.key, 0, 12);
 }
 
@@ -733,7 +726,7 @@ static enum result t_notify_set_timeout(void)
 
 	SETUP(&f, 32);
 	WATCH(f.q, f.key, 13);
-	CHECK_SYS(kctl(KEYCTL_SET_TIMEOUT, f.key, 3600, 0));
+	CHECK_SYS(wq_kctl(KEYCTL_SET_TIMEOUT, f.key, 3600, 0));
 	return expect_key(f.q, NOTIFY_KEY_SETATTR, f.key, 0, 13);
 }
 
@@ -762,7 +755,7 @@ static enum result t_notify_two_queues(void)
 		return FAIL;
 	WATCH(f.q, f.key, 21);
 	WATCH(q2, f.key, 22);
-	CHECK_SYS(kctl(KEYCTL_SETPERM, f.key, PERM, 0));
+	CHECK_SYS(wq_kctl(KEYCTL_SETPERM, f.key, PERM, 0));
 	if (expect_key(f.q, NOTIFY_KEY_SETATTR, f.key, 0, 21) != PASS)
 		return FAIL;
 	return expect_key(q2, NOTIFY_KEY_SETATTR, f.key, 0, 22);
@@ -780,7 +773,7 @@ static enum result t_removal_unwatch(void)
 	if (expect_removal(f.q, f.key, 14, rec_timeout_ms) != PASS)
 		return FAIL;
 	/* Nothing more arrives once the watch is gone. */
-	CHECK_SYS(kctl(KEYCTL_SETPERM, f.key, PERM, 0));
+	CHECK_SYS(wq_kctl(KEYCTL_SETPERM, f.key, PERM, 0));
 	return expect_nothing(f.q, 100);
 }
 
@@ -791,7 +784,7 @@ static enum result t_removal_destroyed(void)
 	SETUP(&f, 32);
 	WATCH(f.q, f.key, 15);
 	/* The keyring holds the only reference: unlinking destroys the key. */
-	CHECK_SYS(kctl(KEYCTL_UNLINK, f.key, f.ring, 0));
+	CHECK_SYS(wq_kctl(KEYCTL_UNLINK, f.key, f.ring, 0));
 	return expect_removal(f.q, f.key, 15, gc_timeout_ms);
 }
 
@@ -804,7 +797,7 @@ static enum result t_loss(void)
 	SETUP(&f, 1);		/* rounds up to one page: 32 notes */
 	WATCH(f.q, f.key, 16);
 	for (i = 0; i < 40; i++)
-		CHECK_SYS(kctl(KEYCTL_SETPERM, f.key, PERM, 0));
+		CHECK_SYS(wq_kctl(KEYCTL_SETPERM, f.key, PERM, 0));
 	while (next_record(f.q, rec, 100)) {
 		struct watch_notification n;
 
@@ -822,7 +815,7 @@ static enum result t_loss(void)
 	CHECK(loss >= 1, "no loss record after 8 lost records");
 	CHECK(other == 0, "%d unexpected records", other);
 	/* Room again: records flow after the drain, without a new loss. */
-	CHECK_SYS(kctl(KEYCTL_SETPERM, f.key, PERM, 0));
+	CHECK_SYS(wq_kctl(KEYCTL_SETPERM, f.key, PERM, 0));
 	return expect_key(f.q, NOTIFY_KEY_SETATTR, f.key, 0, 16);
 }
 
@@ -847,8 +840,8 @@ static enum result t_filter_include_subtype(void)
 	CHECK_SYS(set_filter1(f.q, WATCH_TYPE_KEY_NOTIFY,
 			      1u << NOTIFY_KEY_SETATTR, 0, 0));
 	WATCH(f.q, f.key, 17);
-	CHECK_SYS(kctl(KEYCTL_UPDATE, f.key, (long)"new", 3));
-	CHECK_SYS(kctl(KEYCTL_SETPERM, f.key, PERM, 0));
+	CHECK_SYS(wq_kctl(KEYCTL_UPDATE, f.key, (long)"new", 3));
+	CHECK_SYS(wq_kctl(KEYCTL_SETPERM, f.key, PERM, 0));
 	/* UPDATED was filtered out: the first record is SETATTR. */
 	if (expect_key(f.q, NOTIFY_KEY_SETATTR, f.key, 0, 17) != PASS)
 		return FAIL;
@@ -863,8 +856,8 @@ static enum result t_filter_exclude_subtype(void)
 	CHECK_SYS(set_filter1(f.q, WATCH_TYPE_KEY_NOTIFY,
 			      ~(1u << NOTIFY_KEY_SETATTR), 0, 0));
 	WATCH(f.q, f.key, 18);
-	CHECK_SYS(kctl(KEYCTL_SETPERM, f.key, PERM, 0));
-	CHECK_SYS(kctl(KEYCTL_UPDATE, f.key, (long)"new", 3));
+	CHECK_SYS(wq_kctl(KEYCTL_SETPERM, f.key, PERM, 0));
+	CHECK_SYS(wq_kctl(KEYCTL_UPDATE, f.key, (long)"new", 3));
 	return expect_key(f.q, NOTIFY_KEY_UPDATED, f.key, 0, 18);
 }
 
@@ -876,8 +869,8 @@ static enum result t_filter_exclude_type(void)
 	/* Only meta records pass: key records are excluded by type. */
 	CHECK_SYS(set_filter1(f.q, WATCH_TYPE_META, ~0u, 0, 0));
 	WATCH(f.q, f.key, 19);
-	CHECK_SYS(kctl(KEYCTL_SETPERM, f.key, PERM, 0));
-	CHECK_SYS(kctl(KEYCTL_UPDATE, f.key, (long)"new", 3));
+	CHECK_SYS(wq_kctl(KEYCTL_SETPERM, f.key, PERM, 0));
+	CHECK_SYS(wq_kctl(KEYCTL_UPDATE, f.key, (long)"new", 3));
 	return expect_nothing(f.q, 100);
 }
 
@@ -894,8 +887,8 @@ static enum result t_filter_info_id(void)
 			      20 << WATCH_INFO_ID__SHIFT, WATCH_INFO_ID));
 	WATCH(f.q, f.key, 20);
 	WATCH(f.q, k2, 30);
-	CHECK_SYS(kctl(KEYCTL_SETPERM, k2, PERM, 0));
-	CHECK_SYS(kctl(KEYCTL_SETPERM, f.key, PERM, 0));
+	CHECK_SYS(wq_kctl(KEYCTL_SETPERM, k2, PERM, 0));
+	CHECK_SYS(wq_kctl(KEYCTL_SETPERM, f.key, PERM, 0));
 	if (expect_key(f.q, NOTIFY_KEY_SETATTR, f.key, 0, 20) != PASS)
 		return FAIL;
 	return expect_nothing(f.q, 50);
@@ -908,12 +901,12 @@ static enum result t_filter_remove(void)
 	SETUP(&f, 32);
 	CHECK_SYS(set_filter1(f.q, WATCH_TYPE_META, ~0u, 0, 0));
 	WATCH(f.q, f.key, 23);
-	CHECK_SYS(kctl(KEYCTL_SETPERM, f.key, PERM, 0));
+	CHECK_SYS(wq_kctl(KEYCTL_SETPERM, f.key, PERM, 0));
 	if (expect_nothing(f.q, 50) != PASS)
 		return FAIL;
 	/* A NULL filter removes the filter: everything passes again. */
 	CHECK_SYS(ioctl(f.q->rfd, IOC_WATCH_QUEUE_SET_FILTER, NULL));
-	CHECK_SYS(kctl(KEYCTL_SETPERM, f.key, PERM, 0));
+	CHECK_SYS(wq_kctl(KEYCTL_SETPERM, f.key, PERM, 0));
 	return expect_key(f.q, NOTIFY_KEY_SETATTR, f.key, 0, 23);
 }
 

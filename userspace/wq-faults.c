@@ -26,7 +26,6 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/utsname.h>
 #include <unistd.h>
 
 #include "wq.h"
@@ -158,18 +157,20 @@ static int setup_key(struct fixture *f)
 	return 0;
 }
 
-static int setup_watched(struct fixture *f)
+static int setup_sized(struct fixture *f)
 {
-	if (setup_queue(f, 1) || setup_key(f))
-		return -1;
-	if (wq_watch_key(f->key, f->q[0], 1) < 0 ||
-	    wq_watch_key(f->ring, f->q[0], 2) < 0)
-		return fail("KEYCTL_WATCH_KEY: %s", wq_errname(errno));
-	return 0;
+	return setup_queue(f, 1) || setup_key(f);
+}
+
+static int setup_unsized(struct fixture *f)
+{
+	return setup_queue(f, 0) || setup_key(f);
 }
 
 static void teardown(struct fixture *f)
 {
+	free(f->filter);
+	f->filter = NULL;
 	if (f->q[0] >= 0) {
 		close(f->q[0]);
 		close(f->q[1]);
@@ -224,30 +225,29 @@ static long op_unlink(struct fixture *f)
 
 /* ---- what each operation needs before, and must give after ------------- */
 
+static int setup_watched(struct fixture *f)
+{
+	if (setup_sized(f))
+		return -1;
+	if (op_watch(f) < 0 || wq_watch_key(f->ring, f->q[0], 2) < 0)
+		return fail("KEYCTL_WATCH_KEY: %s", wq_errname(errno));
+	return 0;
+}
+
 static int setup_pipe_op(struct fixture *f)
 {
+	(void)f;	/* pipe2 needs nothing */
 	return 0;
 }
 
 static int after_pipe(struct fixture *f, int ok)
 {
-	char why[256];
-
 	if (!ok)
 		return 0;
-	/* The new pipe is a working notification pipe. */
+	/* The new pipe is a working notification pipe (teardown closes it). */
 	if (ioctl(f->fresh[0], IOC_WATCH_QUEUE_SET_SIZE, NOTES) < 0)
 		return fail("SET_SIZE on the new pipe: %s", wq_errname(errno));
-	close(f->fresh[0]);
-	close(f->fresh[1]);
-	f->fresh[0] = -1;
-	(void)why;
 	return 0;
-}
-
-static int setup_unsized(struct fixture *f)
-{
-	return setup_queue(f, 0) || setup_key(f);
 }
 
 static int after_set_size(struct fixture *f, int ok)
@@ -256,7 +256,7 @@ static int after_set_size(struct fixture *f, int ok)
 		return fail("SET_SIZE after the failed one: %s, expected "
 			    "success (the queue must stay unconfigured)",
 			    wq_errname(errno));
-	if (wq_watch_key(f->key, f->q[0], 1) < 0)
+	if (op_watch(f) < 0)
 		return fail("KEYCTL_WATCH_KEY: %s", wq_errname(errno));
 	if (op_update(f) < 0)
 		return fail("KEYCTL_UPDATE: %s", wq_errname(errno));
@@ -267,7 +267,7 @@ static int setup_filter_op(struct fixture *f)
 {
 	struct watch_notification_filter *wf;
 
-	if (setup_queue(f, 1) || setup_key(f))
+	if (setup_sized(f))
 		return -1;
 	wf = calloc(1, sizeof(*wf) + 2 * sizeof(wf->filters[0]));
 	if (!wf)
@@ -278,7 +278,7 @@ static int setup_filter_op(struct fixture *f)
 	wf->filters[1].type = WATCH_TYPE_META;
 	wf->filters[1].subtype_filter[0] = ~0U;
 	f->filter = wf;
-	if (wq_watch_key(f->key, f->q[0], 1) < 0)
+	if (op_watch(f) < 0)
 		return fail("KEYCTL_WATCH_KEY: %s", wq_errname(errno));
 	return 0;
 }
@@ -293,11 +293,6 @@ static int after_set_filter(struct fixture *f, int ok)
 	    op_update(f) < 0)
 		return fail("SETPERM/UPDATE: %s", wq_errname(errno));
 	return expect_record(f, NOTIFY_KEY_UPDATED, f->key, 2000);
-}
-
-static int setup_watch_op(struct fixture *f)
-{
-	return setup_queue(f, 1) || setup_key(f);
 }
 
 static int after_watch(struct fixture *f, int ok)
@@ -371,7 +366,7 @@ static const struct test tests[] = {
 	{ "set_size", setup_unsized, op_set_size, after_set_size, { ENOMEM } },
 	{ "set_filter", setup_filter_op, op_set_filter, after_set_filter,
 	  { ENOMEM } },
-	{ "watch_key", setup_watch_op, op_watch, after_watch, { ENOMEM } },
+	{ "watch_key", setup_sized, op_watch, after_watch, { ENOMEM } },
 	{ "update_posts", setup_watched, op_update, after_update, { ENOMEM } },
 	{ "link_posts", setup_watched, op_link, after_link, { ENOMEM } },
 	{ "unlink_posts", setup_linked, op_unlink, after_unlink, { ENOMEM } },
@@ -429,7 +424,6 @@ static int run_test(const struct test *t, int *points, int *failed)
 			fail("after allocation %u failed (%s): %.400s", n,
 			     wq_errname(err), said);
 		}
-		free(f.filter);
 		teardown(&f);
 		if (ret)
 			return -1;

@@ -33,7 +33,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include <sys/utsname.h>
 
 #include "wq.h"
 
@@ -189,12 +188,6 @@ static void sleep_us(unsigned int us)
 		usleep(us);
 }
 
-static long kctl(int cmd, long a2, long a3, long a4)
-{
-	return wq_keyctl(cmd, (unsigned long)a2, (unsigned long)a3,
-			 (unsigned long)a4, 0);
-}
-
 /* ---- key ids: created ones, and ones seen before their creator knew ---- */
 
 static uint32_t known[1u << KNOWN_BITS];
@@ -326,7 +319,7 @@ static int32_t make_key(struct thr *t, int ring, int32_t dest)
 		known_add(id);
 		INC(st.keys_made);
 		/* User perms too: usable when no longer possessed. */
-		kctl(KEYCTL_SETPERM, id, WQ_KEY_PERM, 0);
+		wq_kctl(KEYCTL_SETPERM, id, WQ_KEY_PERM, 0);
 	}
 	return id;
 }
@@ -337,9 +330,9 @@ static void unlink_everywhere(struct thr *t, int32_t key)
 	int i;
 
 	doing(t, "KEYCTL_UNLINK");
-	kctl(KEYCTL_UNLINK, key, session_id, 0);
+	wq_kctl(KEYCTL_UNLINK, key, session_id, 0);
 	for (i = NUSER; i < NSLOT; i++)
-		kctl(KEYCTL_UNLINK, key, slot_id(i), 0);
+		wq_kctl(KEYCTL_UNLINK, key, slot_id(i), 0);
 }
 
 static void replace_slot(struct thr *t, int i, int32_t old)
@@ -378,10 +371,10 @@ static void check_alive(struct thr *t, int i, int err)
 	int32_t id = slot_id(i);
 
 	doing(t, "KEYCTL_DESCRIBE");
-	if (kctl(KEYCTL_DESCRIBE, id, 0, 0) < 0 && dead_err(errno))
+	if (wq_kctl(KEYCTL_DESCRIBE, id, 0, 0) < 0 && dead_err(errno))
 		replace_slot(t, i, id);
 	else if (err == EACCES &&
-		 kctl(KEYCTL_SETPERM, id, WQ_KEY_PERM, 0) < 0 &&
+		 wq_kctl(KEYCTL_SETPERM, id, WQ_KEY_PERM, 0) < 0 &&
 		 errno == EACCES)
 		replace_slot(t, i, id);
 }
@@ -413,10 +406,10 @@ static void poster(struct thr *t)
 		switch (op) {
 		case OP_UPDATE:
 			arg = 1 + below(t, sizeof(payload));
-			ret = kctl(KEYCTL_UPDATE, key, (long)payload, arg);
+			ret = wq_kctl(KEYCTL_UPDATE, key, (long)payload, arg);
 			break;
 		case OP_LINK:
-			ret = kctl(KEYCTL_LINK, key, ring, 0);
+			ret = wq_kctl(KEYCTL_LINK, key, ring, 0);
 			k2 = r;
 			break;
 		case OP_UNLINK:
@@ -424,28 +417,28 @@ static void poster(struct thr *t)
 				dest = session_id;
 			else
 				k2 = r;
-			ret = kctl(KEYCTL_UNLINK, key, dest, 0);
+			ret = wq_kctl(KEYCTL_UNLINK, key, dest, 0);
 			break;
 		case OP_SETPERM:
 			/* Keyrings keep write: their dead links must go. */
 			arg = k < NUSER && below(t, 3) ? PERM_LIMITED :
 			      WQ_KEY_PERM;
-			ret = kctl(KEYCTL_SETPERM, key, arg, 0);
+			ret = wq_kctl(KEYCTL_SETPERM, key, arg, 0);
 			break;
 		case OP_TIMEOUT:
 			arg = timeouts[below(t, WQ_ARRAY_SIZE(timeouts))];
-			ret = kctl(KEYCTL_SET_TIMEOUT, key, arg, 0);
+			ret = wq_kctl(KEYCTL_SET_TIMEOUT, key, arg, 0);
 			break;
 		case OP_REVOKE:
-			ret = kctl(KEYCTL_REVOKE, key, 0, 0);
+			ret = wq_kctl(KEYCTL_REVOKE, key, 0, 0);
 			break;
 		case OP_INVALIDATE:
-			ret = kctl(KEYCTL_INVALIDATE, key, 0, 0);
+			ret = wq_kctl(KEYCTL_INVALIDATE, key, 0, 0);
 			break;
 		default:
 			k = r;
 			key = ring;
-			ret = kctl(KEYCTL_CLEAR, ring, 0, 0);
+			ret = wq_kctl(KEYCTL_CLEAR, ring, 0, 0);
 			break;
 		}
 		if (ret >= 0) {
@@ -796,7 +789,6 @@ static void cond_wait_ms(int ms)
 struct rctx {
 	struct thr	*t;
 	struct squeue	*q;		/* NULL: the control queue */
-	int		qi;
 	char		where[40];
 };
 
@@ -1058,7 +1050,7 @@ static void wait_readable(struct thr *t, int fd)
 static void reader(struct thr *t)
 {
 	struct squeue *q = &sq[t->idx];
-	struct rctx rc = { .t = t, .q = q, .qi = t->idx };
+	struct rctx rc = { .t = t, .q = q };
 	uint64_t close_at = 0;
 	int mode = 0;
 
@@ -1141,7 +1133,7 @@ static void ctl_poster(struct thr *t)
 
 		for (i = 0; i < n; i++) {
 			doing(t, "update");
-			if (kctl(KEYCTL_UPDATE, ctl_key, (long)payload,
+			if (wq_kctl(KEYCTL_UPDATE, ctl_key, (long)payload,
 				 1 + below(t, sizeof(payload))) == 0) {
 				pthread_mutex_lock(&ctl.lock);
 				ctl.posted++;
@@ -1165,7 +1157,7 @@ static void ctl_poster(struct thr *t)
 
 static void ctl_reader(struct thr *t)
 {
-	struct rctx rc = { .t = t, .qi = -1 };
+	struct rctx rc = { .t = t };
 
 	snprintf(rc.where, sizeof(rc.where), "%s control queue", t->name);
 	for (;;) {
@@ -1200,9 +1192,9 @@ static void victim_kill(struct thr *t, int32_t v, int mode)
 
 	doing(t, what[mode]);
 	if (mode == 4)
-		ret = kctl(KEYCTL_CLEAR, gc_ring, 0, 0);
+		ret = wq_kctl(KEYCTL_CLEAR, gc_ring, 0, 0);
 	else if (mode)
-		ret = kctl(ops[mode], v, mode == 3 ? 1 : 0, 0);
+		ret = wq_kctl(ops[mode], v, mode == 3 ? 1 : 0, 0);
 	if (ret < 0 && errno != ENOMEM)
 		bad(T_KEYOPS, "%s: %s(victim %d): %s", t->name, what[mode], v,
 		    wq_errname(errno));
@@ -1213,7 +1205,7 @@ static void victim_kill(struct thr *t, int32_t v, int mode)
 	/* Not linked there, or already gone (the other unlink was the last). */
 	doing(t, "unlink");
 	for (i = 0; i < 2; i++)
-		if (kctl(KEYCTL_UNLINK, v, i ? gc_ring : session_id, 0) < 0 &&
+		if (wq_kctl(KEYCTL_UNLINK, v, i ? gc_ring : session_id, 0) < 0 &&
 		    errno != ENOENT && errno != ENOKEY && errno != ENOMEM)
 			bad(T_KEYOPS, "%s: unlink(victim %d, %s): %s", t->name,
 			    v, i ? "gc ring" : "session", wq_errname(errno));
@@ -1245,7 +1237,7 @@ static void victims(struct thr *t)
 		}
 		doing(t, "link");
 		if ((!below(t, 3) || (mode == 4 && !in_ring)) &&
-		    kctl(KEYCTL_LINK, v, in_ring ? session_id : gc_ring,
+		    wq_kctl(KEYCTL_LINK, v, in_ring ? session_id : gc_ring,
 			 0) < 0 && errno != ENOMEM)
 			bad(T_KEYOPS, "%s: link(victim %d): %s", t->name, v,
 			    wq_errname(errno));
@@ -1302,7 +1294,7 @@ static int setup(char *why, size_t len)
 	};
 	int i;
 
-	session_id = (int32_t)kctl(KEYCTL_GET_KEYRING_ID,
+	session_id = (int32_t)wq_kctl(KEYCTL_GET_KEYRING_ID,
 				   KEY_SPEC_SESSION_KEYRING, 0, 0);
 	if (session_id <= 0) {
 		snprintf(why, len, "KEYCTL_GET_KEYRING_ID: %s",
@@ -1419,7 +1411,8 @@ static void summary(int i, char *s, size_t n, int nthreads, double secs)
 			 secs);
 }
 
-static void report(double secs, int joined)
+/* Prints the results; returns how many tests failed. */
+static int report(double secs, int joined)
 {
 	int i, j, nfail = 0;
 	char s[256];
@@ -1466,6 +1459,7 @@ static void report(double secs, int joined)
 	if (nfail)
 		fprintf(stderr, "%s: %d of %d tests FAILED\n", wq_prog, nfail,
 			NTEST);
+	return nfail;
 }
 
 static void on_alarm(int sig)
@@ -1643,9 +1637,9 @@ static void cleanup(void)
 	close(ctl_fd[0]);
 	close(ctl_fd[1]);
 	for (i = NUSER; i < NSLOT; i++)
-		kctl(KEYCTL_CLEAR, slot_id(i), 0, 0);
-	kctl(KEYCTL_CLEAR, gc_ring, 0, 0);
-	kctl(KEYCTL_CLEAR, session_id, 0, 0);
+		wq_kctl(KEYCTL_CLEAR, slot_id(i), 0, 0);
+	wq_kctl(KEYCTL_CLEAR, gc_ring, 0, 0);
+	wq_kctl(KEYCTL_CLEAR, session_id, 0, 0);
 }
 
 int main(int argc, char **argv)
@@ -1653,7 +1647,7 @@ int main(int argc, char **argv)
 	long seconds = 20, nposters = 2, seed;
 	uint64_t start;
 	char why[256];
-	int joined, i;
+	int joined, failed;
 
 	wq_prog = "wq-stress";
 	seed = parse_args(argc, argv, &seconds, &nposters);
@@ -1678,10 +1672,7 @@ int main(int argc, char **argv)
 	}
 	final_checks();
 	cleanup();
-	report((double)(wq_now_ns() - start) / 1e9, joined);
+	failed = report((double)(wq_now_ns() - start) / 1e9, joined);
 	alarm(0);
-	for (i = 0; i < NTEST; i++)
-		if (res[i].nfail)
-			return WQ_EXIT_FAIL;
-	return WQ_EXIT_OK;
+	return failed ? WQ_EXIT_FAIL : WQ_EXIT_OK;
 }

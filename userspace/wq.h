@@ -137,6 +137,14 @@ static inline int wq_post_setperm(void)
 			      WQ_KEY_PERM, 0, 0);
 }
 
+/* keyctl(2) with the three arguments most operations take, as the tests write them
+ * (ids, pointers and lengths as long). */
+static inline long wq_kctl(int cmd, long a2, long a3, long a4)
+{
+	return wq_keyctl(cmd, (unsigned long)a2, (unsigned long)a3,
+			 (unsigned long)a4, 0);
+}
+
 /* Monotonic clock in nanoseconds. */
 uint64_t wq_now_ns(void);
 

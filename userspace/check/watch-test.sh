@@ -6,7 +6,7 @@
 #   watch-test.sh WATCH_TEST_BINARY
 set -u
 . "$(dirname "$0")/lib.sh"
-echo "KTAP version 1"
+[ "${2:-}" = --inside ] || echo "KTAP version 1"  # once: the script runs itself again inside
 bin=${1:-}
 if [ -z "$bin" ] || [ ! -x "$bin" ]; then
 	echo "1..0 # SKIP no watch_test binary at '$bin'"
