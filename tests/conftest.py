@@ -1,5 +1,12 @@
-"""Shared fixtures. Integration tests use a cache of their own (so a developer's active tree
-is never touched) that shares the download and ccache directories with the real one."""
+"""Shared fixtures and the suite's order. Integration tests use a cache of their own (so a
+developer's active tree is never touched) that shares the download and ccache directories
+with the real one.
+
+The suite builds two kernel configurations, no more: the bench kernel (our bench series
+and its fragment: every boot, gate, interrupt, ccache and misbehaving-guest test) and the
+debug kernel of ``inv check``. Fast tests run first; when one fails, the kernel tests are
+skipped with that reason, so a unit failure is seen in a minute, not after the builds.
+"""
 
 from __future__ import annotations
 
@@ -11,13 +18,61 @@ import pytest
 from watchbench.settings import Settings
 
 DATA = Path(__file__).resolve().parent / "data"
+FAST_TIMEOUT = 120  # seconds a test without the kernel mark may take (pyproject: the rest)
+# What the test cache keeps between sessions (tests.conftest.pytest_sessionfinish).
+KEEP_BOOTS, KEEP_RUNS, KEEP_LOGS = 40, 300, 100
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--keep-going", action="store_true",
+                     help="run the kernel tests even after a fast test failed")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Fast tests first (a stable sort keeps each tier's own order); each fast test gets
+    a short timeout of its own unless it names one."""
+    items.sort(key=lambda item: item.get_closest_marker("kernel") is not None)
+    for item in items:
+        if item.get_closest_marker("kernel") is None and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(FAST_TIMEOUT))
+
+
+_FAST_FAILED: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.failed and "kernel" not in report.keywords:
+        _FAST_FAILED.append(report.nodeid)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if (_FAST_FAILED and item.get_closest_marker("kernel") is not None
+            and not item.config.getoption("--keep-going")):
+        pytest.skip(f"{len(_FAST_FAILED)} fast test(s) failed (first: {_FAST_FAILED[0]}); "
+                    f"fix them first, or pass --keep-going")
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """The test cache prunes what the suite grows (boots, runs, logs), so that CI on a
+    reused machine does not slow down run after run."""
+    if not any(item.get_closest_marker("kernel") for item in session.items):
+        return
+    from watchbench.host.prune import prune_children
+
+    cache = _test_cache(Settings())
+    for directory, keep in ((cache / "boots", KEEP_BOOTS), (cache / "runs", KEEP_RUNS)):
+        prune_children(directory, keep, dirs_only=True)
+    prune_children(cache / "logs", KEEP_LOGS)
+
+
+def _test_cache(real: Settings) -> Path:
+    return Path(os.environ.get("WATCHBENCH_TEST_CACHE", str(real.cache_dir) + "-tests"))
 
 
 @pytest.fixture(scope="session")
 def test_settings() -> Settings:
     real = Settings()
-    cache = Path(os.environ.get("WATCHBENCH_TEST_CACHE", str(real.cache_dir) + "-tests"))
-    return real.scratch(cache, shared=("downloads", "ccache"))
+    return real.scratch(_test_cache(real), shared=("downloads", "ccache"))
 
 
 @pytest.fixture(scope="session")
@@ -42,25 +97,9 @@ def clean_tree(debian_tree):
 
 
 @pytest.fixture(scope="session")
-def default_kernel(debian_tree, test_settings):
-    """The default configuration (no series) built once per session."""
-    from watchbench.host.progress import Silent
-    from watchbench.kernel.variant import Composer
-
-    return Composer(test_settings, debian_tree, progress=Silent()).kernel(None)
-
-
-@pytest.fixture(scope="session")
-def guest(default_kernel, test_settings):
-    from watchbench.guest.initramfs import base_initramfs
-    from watchbench.vm.session import Guest
-
-    return Guest(default_kernel.bzimage, base_initramfs(test_settings), "tcg", test_settings.cache_dir)
-
-
-@pytest.fixture(scope="session")
-def bench_kernel(debian_tree, test_settings, default_kernel):
-    """Our in-kernel benchmark series applied, its fragment added, built once per session."""
+def bench_kernel(debian_tree, test_settings):
+    """Our in-kernel benchmark series applied, its fragment added, built once per session:
+    the one kernel of every boot test (the debug kernel of `inv check` is the other)."""
     from watchbench.host.progress import Silent
     from watchbench.kernel.variant import Composer, stack
 
@@ -69,3 +108,28 @@ def bench_kernel(debian_tree, test_settings, default_kernel):
         return composer.kernel(stack(test_settings))
     finally:
         composer.restore()
+
+
+@pytest.fixture
+def bench_tree(debian_tree, test_settings, bench_kernel):
+    """The test cache's Debian tree, active, with the bench series applied and configured
+    as ``bench_kernel`` was (so a build there is the bench kernel's, from its build
+    directory); bare again afterwards."""
+    from watchbench.kernel import patching, trees
+    from watchbench.kernel.configure import configure, fragments_for
+    from watchbench.kernel.variant import stack
+
+    tree = patching.apply(patching.reset(debian_tree, force=True), stack(test_settings))
+    configure(tree, test_settings, fragments_for(test_settings, tree))
+    assert tree.config_hash == bench_kernel.config_hash, "the bench configuration moved"
+    trees.set_active(test_settings, tree)
+    yield tree
+    patching.reset(debian_tree, force=True)
+
+
+@pytest.fixture(scope="session")
+def guest(bench_kernel, test_settings):
+    from watchbench.guest.initramfs import base_initramfs
+    from watchbench.vm.session import Guest
+
+    return Guest(bench_kernel.bzimage, base_initramfs(test_settings), "tcg", test_settings.cache_dir)

@@ -1,4 +1,4 @@
-"""Build the real default kernel once, boot it, and run things in it (TCG)."""
+"""Boot the real bench kernel and run things in it (TCG); builds that fail or are keyed."""
 
 from __future__ import annotations
 
@@ -12,9 +12,7 @@ from watchbench.guest.initramfs import GuestCommand, base_initramfs
 from watchbench.host.progress import Silent
 from watchbench.kernel import patching
 from watchbench.kernel.build import build
-from watchbench.kernel.configure import configure
-from watchbench.kernel.series import load_series
-from watchbench.kernel.variant import Composer
+from watchbench.kernel.variant import Composer, stack
 from watchbench.vm.errors import GuestCrash, GuestHang
 from watchbench.vm.session import Guest
 
@@ -35,15 +33,13 @@ def qemu_processes(marker: str) -> list[int]:
     return found
 
 
-def test_build_artifact_is_content_keyed(default_kernel, test_settings, debian_tree):
-    assert default_kernel.bzimage.stat().st_size > 500_000
-    assert "CONFIG_WATCH_QUEUE=y" in default_kernel.dotconfig.read_text()
-    patching.reset(debian_tree, force=True)  # other tests may have left another series/config
-    configure(debian_tree, test_settings, list(test_settings.fragments))
-    assert default_kernel.config_hash == debian_tree.config_hash
+def test_build_artifact_is_content_keyed(bench_kernel, test_settings, bench_tree):
+    assert bench_kernel.bzimage.stat().st_size > 500_000
+    assert "CONFIG_WATCH_QUEUE=y" in bench_kernel.dotconfig.read_text()
+    assert bench_kernel.config_hash == bench_tree.config_hash  # configured again: same hash
     start = time.monotonic()
-    again = build(test_settings, debian_tree, progress=Silent())
-    assert again.key == default_kernel.key and time.monotonic() - start < 20
+    again = build(test_settings, bench_tree, progress=Silent())
+    assert again.key == bench_kernel.key and time.monotonic() - start < 20
 
 
 def test_boot_runs_commands_and_propagates_exit_codes(guest):
@@ -122,10 +118,12 @@ def test_host_side_has_procfs_and_sysfs_of_its_own(guest, tmp_path):
 
 
 @pytest.fixture(scope="session")
-def misbehaving_kernel(debian_tree, test_settings, default_kernel):
+def misbehaving_kernel(debian_tree, test_settings, bench_kernel):
+    """The misbehave fixture on the bench series: the bench configuration, so a few
+    compiles (the suite builds no other configuration but the debug one)."""
     composer = Composer(test_settings, patching.reset(debian_tree, force=True), progress=Silent())
     try:
-        return composer.kernel(load_series(DATA / "patches", "misbehave"))
+        return composer.kernel(stack(test_settings, str(DATA / "patches" / "misbehave")))
     finally:
         patching.reset(debian_tree, force=True)
 
@@ -146,19 +144,19 @@ def test_oops_and_warning_are_detected(misbehaving_kernel, test_settings, param,
         assert ok.commands[0].returncode == 0 and ok.warnings[0].kind == "warning"
 
 
-def test_failed_build_names_file_line_and_keeps_log(debian_tree, test_settings, default_kernel):
+def test_failed_build_names_file_line_and_keeps_log(debian_tree, test_settings, bench_kernel):
     from watchbench.errors import BuildError
     from watchbench.kernel.build import kernels_dir
 
     composer = Composer(test_settings, patching.reset(debian_tree, force=True), progress=Silent())
     try:
         with pytest.raises(BuildError) as err:
-            composer.kernel(load_series(DATA / "patches", "broken-build"))
+            composer.kernel(stack(test_settings, str(DATA / "patches" / "broken-build")))
         message = str(err.value)
         assert "kernel/watch_queue.c:" in message and "undeclared_on_purpose" in message
         assert err.value.log.exists() and "undeclared_on_purpose" in err.value.log.read_text()
         built = [p for p in kernels_dir(test_settings).glob("*/kernel.json")
-                 if '"series": "broken-build"' in p.read_text()]
+                 if 'broken-build"' in p.read_text()]
         assert built == [], "a failed build left an artifact"
     finally:
         patching.reset(debian_tree, force=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import time
 from pathlib import Path
@@ -16,28 +17,42 @@ import pytest
 
 from tests.interrupting import INV, gone, interrupt, killed_as, processes, run
 from watchbench.kernel import patching, trees
-from watchbench.kernel.configure import configure
+from watchbench.kernel.series import load_series
 
 pytestmark = pytest.mark.kernel
+DATA = Path(__file__).resolve().parents[1] / "data" / "patches"
 
 SIGNALS = [pytest.param(signal.SIGINT, id="sigint"), pytest.param(signal.SIGKILL, id="sigkill")]
 
 
+def _env(settings) -> dict[str, str]:
+    return {"INVOKE_WATCHBENCH_CACHE_DIR": str(settings.cache_dir),
+            "INVOKE_WATCHBENCH_RUNS_DIR": str(settings.runs_dir)}
+
+
 @pytest.fixture
-def configured(debian_tree, test_settings, default_kernel):
-    """The test cache's Debian tree, active, bare and configured as default_kernel was."""
+def configured(bench_tree, test_settings):
+    """The test cache's Debian tree, active, with the bench series and configured as the
+    bench kernel was (so a build there is the bench kernel's, from its build directory)."""
+    return bench_tree, _env(test_settings)
+
+
+@pytest.fixture
+def with_user_series(debian_tree, test_settings, bench_kernel):
+    """The active tree carrying a series of the user's own, which `inv ci` must leave
+    exactly as it found it."""
+    mine = patching.apply(patching.reset(debian_tree, force=True),
+                          load_series(DATA, "two-patch"))
+    trees.set_active(test_settings, mine)
+    yield mine, _env(test_settings)
     patching.reset(debian_tree, force=True)
-    configure(debian_tree, test_settings, list(test_settings.fragments))
-    trees.set_active(test_settings, debian_tree)
-    env = {"INVOKE_WATCHBENCH_CACHE_DIR": str(test_settings.cache_dir),
-           "INVOKE_WATCHBENCH_RUNS_DIR": str(test_settings.runs_dir)}
-    return debian_tree, env
 
 
 @pytest.mark.parametrize("sig", SIGNALS)
-def test_config_interrupted_while_make_runs(configured, sig):
+def test_config_interrupted_while_make_runs(configured, test_settings, sig):
     tree, env = configured
     before = (tree.root / "tree.json").read_text()
+    shutil.rmtree(test_settings.cache_dir / "kconfig", ignore_errors=True)  # make must run
     make = f"O={tree.root / 'kconfig-stage'}"
     outcome = interrupt([*INV, "config"], env, lambda _: bool(processes(make)), sig)
     assert killed_as(outcome, sig), outcome.tail()
@@ -61,7 +76,7 @@ def _linking(lines: list[str]) -> bool:
 
 
 @pytest.mark.parametrize("sig", SIGNALS)
-def test_build_interrupted_mid_link_then_builds_and_boots(configured, default_kernel, sig):
+def test_build_interrupted_mid_link_then_builds_and_boots(configured, sig):
     tree, env = configured
     os.utime(tree.src / "kernel" / "watch_queue.c")  # make has work to do; the key is the same
     make = f"O={tree.root / 'build' / tree.config_hash}"
@@ -118,21 +133,31 @@ def test_bench_interrupted_mid_boot_kills_the_guest(configured, test_settings, s
 
 
 @pytest.mark.parametrize("sig", SIGNALS)
-def test_ci_interrupted_with_two_guests_running_leaves_none(configured, test_settings, sig):
+def test_ci_interrupted_with_two_guests_running_leaves_none(with_user_series, test_settings,
+                                                            tmp_path, sig):
     """`inv ci --jobs 2`: both guests of a round are running when the gate is interrupted.
     Neither outlives it (Ctrl-C: killed from the main thread; SIGKILL: each dies with the
-    thread that started it), and the same gate then answers."""
-    tree, env = configured
-    before = (tree.root / "tree.json").read_text()
-    argv = [*INV, "ci", "--jobs", "2", "--out",  # rounds auto: a fixed 4 can leave one undecided
-            str(test_settings.cache_dir / "reports-interrupted")]
+    thread that started it), and the same gate then answers: the suite's real A/A, which
+    is exit 0, decided within its first looks, explained in full with no function moved,
+    and leaves the user's tree and its series exactly as they were."""
+    tree, env = with_user_series
+    before = (tree.git().head(), (tree.root / "tree.json").read_text())
+    reports = tmp_path / "reports"
+    argv = [*INV, "ci", "--jobs", "2", "--out", str(reports)]  # rounds auto: 4 can be undecided
     outcome = interrupt(argv, env, lambda _: len(_qemus(test_settings.cache_dir)) == 2, sig)
     assert killed_as(outcome, sig), outcome.tail()
     deadline = time.monotonic() + 10
     while _qemus(test_settings.cache_dir) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert _qemus(test_settings.cache_dir) == [], "a guest outlived the interrupted ci"
-    assert (tree.root / "tree.json").read_text() == before
+    assert (tree.git().head(), (tree.root / "tree.json").read_text()) == before
 
-    again = run(argv, env)
+    again = run([*argv, "--profile", "all"], env)
     assert again.returncode == 0, again.tail()
+    out = "\n".join(again.lines)
+    assert "watchbench ci: OK (exit 0)" in out, again.tail()
+    decided = re.search(r"stopped: every gated metric decided after (\d+) rounds", out)
+    assert decided and int(decided[1]) <= 6, again.tail()  # icount: within the first looks
+    assert "no function changed" in (reports / "summary.md").read_text()
+    assert (tree.git().head(), (tree.root / "tree.json").read_text()) == before
+    assert json.loads(before[1])["series"] == "two-patch"

@@ -1,6 +1,7 @@
 """The instruction-count profile for real: the plugin is built against the installed
 QEMU's header, two profiled boots of the bench kernel give the same counts, and those
-agree with icount's timings."""
+agree with icount's timings. (A gate profiled in full: the A/A rerun of
+test_interrupt.py.)"""
 
 from __future__ import annotations
 
@@ -8,9 +9,6 @@ import json
 
 import pytest
 
-from watchbench.flows.ci import EXIT_OK, CiOptions, run_ci
-from watchbench.flows.explain import Explain
-from watchbench.host.progress import Silent
 from watchbench.results.profile import ASYNC, cases, read_insns, read_profile
 from watchbench.stats.profilediff import profile_diff
 from watchbench.suite.run import run_bench
@@ -47,14 +45,3 @@ def test_the_profile_agrees_with_icount_timing(profiled):
     free = read_profile(profiled[0])
     free = free[(free["benchmark"] == "kernel-post") & free["params"].str.contains("case=free")]
     assert free.iloc[0]["symbol"].startswith("post_one_notification")
-
-
-def test_an_a_a_gate_profiled_in_full_shows_no_change(test_settings, tmp_path):
-    options = CiOptions(series="", accel="icount", rounds=2, profile=Explain.ALL,
-                        accept_undecided=True,
-                        out=tmp_path / "reports")
-    result = run_ci(test_settings, options, progress=Silent())
-    assert result.exit_code == EXIT_OK
-    diff = result.explanation.diff
-    assert len(diff) > 100 and not diff["changed"].any(), diff[diff["changed"]].head()
-    assert "no function changed" in result.summary.read_text()

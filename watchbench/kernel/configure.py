@@ -8,6 +8,7 @@ from pathlib import Path
 from watchbench.errors import ConfigError
 from watchbench.host.files import write_atomically
 from watchbench.host.runner import Runner, default_runner
+from watchbench.kernel import kconfig_cache
 from watchbench.kernel.kconfig import (
     Fragment,
     config_hash,
@@ -65,8 +66,14 @@ def configure(tree: Tree, settings: Settings, fragments: list[str] | tuple[str, 
     merged = stage / "requested.config"
     merged.write_text(render(requested))
     (stage / ".config").unlink(missing_ok=True)
-    KernelMake(tree.src, stage, jobs=settings.job_count, runner=runner).allnoconfig(merged)
-    text = (stage / ".config").read_text()
+    key = kconfig_cache.cache_key(tree, render(requested), runner)
+    text = kconfig_cache.cached(settings.cache_dir, key)
+    if text is None:
+        KernelMake(tree.src, stage, jobs=settings.job_count, runner=runner).allnoconfig(merged)
+        text = (stage / ".config").read_text()
+        kconfig_cache.remember(settings.cache_dir, key, text)
+    else:
+        (stage / ".config").write_text(text)  # as make left it: a ConfigError points here
     dotconfig = parse_dotconfig(text)
     dropped = unmet(requested, dotconfig)
     if dropped:

@@ -68,8 +68,10 @@ def _locate(patch: PatchFile, output: str) -> PatchCheck:
                       if output.strip() else "git apply failed")
 
 
-def check(tree: Tree, series: Series, runner: Runner = default_runner) -> list[PatchCheck]:
-    """Dry-run the series on the tree's base in a scratch index; the work tree is not touched.
+def check(tree: Tree, series: Series, runner: Runner = default_runner,
+          onto: str | None = None) -> list[PatchCheck]:
+    """Dry-run the series on the tree's base (or ``onto``) in a scratch index; the work
+    tree is not touched.
 
     Stops at the first failing patch (later ones would be judged against a wrong state).
     """
@@ -79,7 +81,7 @@ def check(tree: Tree, series: Series, runner: Runner = default_runner) -> list[P
     scratch.unlink(missing_ok=True)
     results: list[PatchCheck] = []
     try:
-        git("read-tree", tree.base, env=env)
+        git("read-tree", onto or tree.base, env=env)
         for patch in series.patches:
             done = git("apply", "--cached", "--3way", str(patch.path), env=env, check=False)
             if done.returncode != 0:
@@ -106,8 +108,9 @@ def _failure_error(series: Series, failed: PatchCheck, tree: Tree, note: str) ->
 
 
 def apply(tree: Tree, series: Series, runner: Runner = default_runner,
-          precheck: bool = True) -> Tree:
-    """Put ``series`` on the tree's base with git am --3way; all or nothing."""
+          precheck: bool = True, onto: str | None = None) -> Tree:
+    """Put ``series`` on the tree's base (or on the commit ``onto``: bisect's steps) with
+    git am --3way; all or nothing."""
     git = tree.git(runner)
     dirty = git.dirty()
     if dirty:
@@ -115,11 +118,11 @@ def apply(tree: Tree, series: Series, runner: Runner = default_runner,
                         hint="commit or discard them, or run `inv patches.reset --force`")
     prior = git.head()
     if precheck:
-        failed = _first_failure(check(tree, series, runner))
+        failed = _first_failure(check(tree, series, runner, onto))
         if failed:
             raise _failure_error(series, failed, tree, "the tree was not touched")
     with journal.journaled(tree.root, git, f"apply of series {series.name}"):
-        git("checkout", "-q", "--detach", tree.base)
+        git("checkout", "-q", "--detach", onto or tree.base)
         am = git("am", "-q", "--3way", "--committer-date-is-author-date",
                  *[str(p.path) for p in series.patches], check=False, timeout=1800)
         if am.returncode != 0:

@@ -105,10 +105,21 @@ class Composer:
         return self._configured_build(tree, fragments, force)
 
     def at_commit(self, commit: str) -> Kernel:
-        """The tree checked out at ``commit`` (bisect: the commit carries its own changes)."""
+        """The tree at ``commit`` (bisect: the commit carries its own changes) with our
+        bench series on top, as every measured variant has it, so that the in-kernel
+        benchmark can be bisected too and every step shares the bench configuration."""
         with self.hold():
-            self.tree.git(self.runner)("checkout", "-q", "--detach", commit)
-            return self._configured_build(self.tree, None, False)
+            git = self.tree.git(self.runner)
+            git("checkout", "-q", "--detach", commit)
+            bench = stack(self.settings)
+            if bench is None:
+                self.tree.series, self.tree.series_hash = "", ""
+                self.tree.series_patches, self.tree.applied_head = [], ""
+                return self._configured_build(self.tree, None, False)
+            tree = patching.apply(self.tree, bench, self.runner, onto=commit)
+            self.progress.step(f"applied {bench.name} on {commit[:12]}: "
+                               f"HEAD {tree.applied_head[:12]}")
+            return self._configured_build(tree, None, False)
 
     def current(self, force: bool = False) -> Kernel:
         """The tree as it stands, whatever is applied (``inv build``, ``inv vm.run``):

@@ -125,10 +125,12 @@ COUNTED = {"conformance": "tests", "c": "records", "python": "pytest progress li
 def run_bench(settings: Settings, suite_name: str = "quick", accel: str | None = None,
               label: str = "", kernel: Kernel | None = None, runner: Runner = default_runner,
               progress: Progress | None = None, extra: dict | None = None,
-              profile: bool = False, only: frozenset[str] | None = None) -> Path:
+              profile: bool = False, only: frozenset[str] | None = None,
+              kernel_args: tuple[str, ...] = ()) -> Path:
     """One boot: conformance (required), then the suite; returns the run directory.
     ``profile``: under the instruction-count plugin (icount only), also profile.parquet.
-    ``only``: of the benchmarks, only the runs that measure one of these."""
+    ``only``: of the benchmarks, only the runs that measure one of these.
+    ``kernel_args``: extra boot parameters (in the QEMU argv, so in the provenance)."""
     progress = progress or Silent()
     suite = load_suite(settings.project_root, suite_name)
     if only is not None:
@@ -145,6 +147,9 @@ def run_bench(settings: Settings, suite_name: str = "quick", accel: str | None =
                         plugin_symbols=suite_profile.plugin_files(kernel))
         append = suite_profile.APPEND
         extra = {**(extra or {}), "profiled": True}
+    if kernel_args:
+        append = (*append, *kernel_args)
+        extra = {**(extra or {}), "kernel_args": list(kernel_args)}
     run_id = f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{kernel.key[:8]}-{secrets.token_hex(4)}"
     run_dir = settings.runs_dir / run_id
     raw = rundir.raw_dir(run_dir)
