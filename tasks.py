@@ -64,10 +64,13 @@ def reset(c, force=False):
       help={"name": "name of the new series directory under patches/",
             "tree": "with --range: your git checkout", "range": "git range, e.g. M^1..M^2",
             "mbox": "an mbox file (a saved thread)", "directory": "a directory of .patch files",
-            "force": "replace an existing series of that name"})
-def import_(c, name, tree=None, range=None, mbox=None, directory=None, force=False):  # noqa: A002
+            "force": "replace an existing series of that name (once the new one is written)",
+            "version": "the version to take from an mbox or directory holding several "
+                       "(v1, v2...)"})
+def import_(c, name, tree=None, range=None, mbox=None, directory=None, force=False,  # noqa: A002
+            version=None):
     """Write patches/<name>/ from a git range, an mbox or a directory of patches."""
-    patches.import_(c, name, tree, range, mbox, directory, force)
+    patches.import_(c, name, tree, range, mbox, directory, force, version)
 
 
 @task(help={"series": "series name under patches/", "strict": "checkpatch --strict"})

@@ -74,3 +74,7 @@ class DepsError(WatchbenchError):
 
 class ResultsError(WatchbenchError):
     """Benchmark results are unreadable, incompatible or not comparable; no file was changed."""
+
+
+class InternalError(WatchbenchError):
+    """An exception nobody expected (a bug): its traceback is in the log it names."""

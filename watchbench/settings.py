@@ -17,6 +17,62 @@ from typing import Any, get_type_hints
 from watchbench.errors import InputError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+ENV_PREFIX = "INVOKE_WATCHBENCH_"  # invoke's prefix for the settings' environment variables
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What a setting (or the option that stands for it) accepts beyond its type: an
+    interval of numbers, maybe with words besides ("auto"), or a closed set of names.
+    Declared here once, so the CLI, the config files and the environment agree."""
+
+    low: float | None = None
+    high: float | None = None
+    open_low: bool = False  # the interval excludes ``low``
+    open_high: bool = False
+    words: tuple[str, ...] = ()  # accepted besides a number
+    choices: tuple[str, ...] = ()  # the only values accepted
+
+    def allows(self, value: Any) -> bool:
+        if self.choices:
+            return value in self.choices
+        if isinstance(value, str) and value in self.words:
+            return True
+        if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+            return False
+        return not ((self.low is not None and (value < self.low or
+                                               (self.open_low and value == self.low)))
+                    or (self.high is not None and (value > self.high or
+                                                   (self.open_high and value == self.high))))
+
+    def describe(self) -> str:
+        """'in (0, 1)', '>= 2 or auto', 'one of a, b'."""
+        if self.choices:
+            return f"one of {', '.join(self.choices)}"
+        if self.low is not None and self.high is not None:
+            text = (f"in {'(' if self.open_low else '['}{_num(self.low)}, {_num(self.high)}"
+                    f"{')' if self.open_high else ']'}")
+        elif self.low is not None:
+            text = f"{'>' if self.open_low else '>='} {_num(self.low)}"
+        elif self.high is not None:
+            text = f"{'<' if self.open_high else '<='} {_num(self.high)}"
+        else:
+            text = "any number"
+        return " or ".join([text, *self.words])
+
+
+def _num(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def ruled(default: Any, rule: Rule) -> Any:
+    """A dataclass field with its ``Rule`` (checked by ``Settings.from_mapping``)."""
+    return field(default=default, metadata={"rule": rule})
+
+
+ACCELS = ("kvm", "tcg", "icount")  # vm.qemu.Accel (a test keeps the two equal)
+POSITIVE = Rule(0, open_low=True)
+AT_LEAST_0, AT_LEAST_1, AT_LEAST_2 = Rule(0), Rule(1), Rule(2)
 
 
 def _xdg(var: str, fallback: str) -> Path:
@@ -34,10 +90,11 @@ class KernelSettings:
 
 @dataclass
 class QemuSettings:
-    accel: str = "auto"  # auto | kvm | tcg | icount (vm.qemu.Accel, or auto: probe KVM by booting)
-    memory_mb: int = 1024
-    cpus: int = 2
-    boot_timeout: float = 300.0  # seconds a boot may take before the guest is killed
+    # auto | kvm | tcg | icount (vm.qemu.Accel, or auto: probe KVM by booting)
+    accel: str = ruled("auto", Rule(choices=("auto", *ACCELS)))
+    memory_mb: int = ruled(1024, Rule(64))
+    cpus: int = ruled(2, AT_LEAST_1)
+    boot_timeout: float = ruled(300.0, POSITIVE)  # seconds a boot may take before the guest is killed
     # qemu-plugin.h for the instruction-count plugin; empty: /usr/include, else the header of
     # Debian's qemu source package at the installed QEMU's version (vm.plugin)
     plugin_header: str = ""
@@ -50,9 +107,9 @@ class Judgement:
     family-wise alpha, and the smallest between-boot spread believed (icount measured
     0.17 %)."""
 
-    threshold: float = 0.05
-    alpha: float = 0.01
-    noise_floor: float = 0.001
+    threshold: float = ruled(0.05, Rule(0, 1, open_low=True, open_high=True))
+    alpha: float = ruled(0.01, Rule(0, 0.5, open_low=True))
+    noise_floor: float = ruled(0.001, Rule(0, 1, open_high=True))
 
 
 @dataclass
@@ -61,17 +118,18 @@ class CiSettings:
     ``round_step``, until every gated metric is decided, up to ``max_rounds`` or
     ``budget_s`` seconds of boots (alpha is spent across the looks); or a fixed number."""
 
-    rounds: str = "auto"
-    min_rounds: int = 4
-    round_step: int = 2
-    max_rounds: int = 12
-    budget_s: float = 1200.0
-    accel: str = "icount"  # vm.qemu.Accel; icount: near-deterministic timings
-    profile: str = "changed"  # flows.explain.Explain: which metrics to say where they moved
+    rounds: str = ruled("auto", Rule(2, words=("auto",)))
+    min_rounds: int = ruled(4, AT_LEAST_2)
+    round_step: int = ruled(2, AT_LEAST_1)
+    max_rounds: int = ruled(12, AT_LEAST_2)
+    budget_s: float = ruled(1200.0, POSITIVE)
+    accel: str = ruled("icount", Rule(choices=ACCELS))  # vm.qemu.Accel; icount: near-deterministic
+    # flows.explain.Explain: which metrics to say where they moved
+    profile: str = ruled("changed", Rule(choices=("changed", "all", "none")))
     suite: str = "ci"
     # Boots at once (0: the core count under icount, where figures count instructions and
     # not host time; always 1 under tcg and kvm, whose timings move with host load).
-    jobs: int = 0
+    jobs: int = ruled(0, AT_LEAST_0)
 
 
 @dataclass
@@ -84,8 +142,9 @@ class CheckSettings:
     # Added to the default fragments (``fragments``): KASAN, lockdep, KFENCE, kmemleak and
     # fault injection (kconfig/debug.config).
     fragments: tuple[str, ...] = ("debug",)
-    accel: str = "auto"  # auto | kvm | tcg (vm.qemu.Accel; auto: KVM only if it boots)
-    stress_seconds: int = 20  # how long userspace/wq-stress.c races (wq-stress --seconds)
+    # auto | kvm | tcg (vm.qemu.Accel; auto: KVM only if it boots)
+    accel: str = ruled("auto", Rule(choices=("auto", "kvm", "tcg")))
+    stress_seconds: int = ruled(20, AT_LEAST_1)  # how long userspace/wq-stress.c races (wq-stress --seconds)
     # keyutils' own tests (its source package's tests/ directories) run in the guest, each
     # under `keyctl watch_session`, its notifications checked off. Three keep a warm check
     # under 5 min here (README: their times; keyctl/invalidate/valid adds 23-40 s, and its
@@ -96,8 +155,8 @@ class CheckSettings:
 
 @dataclass
 class BisectSettings:
-    rounds: int = 3  # boots per commit
-    accel: str = "icount"
+    rounds: int = ruled(3, AT_LEAST_1)  # boots per commit
+    accel: str = ruled("icount", Rule(choices=ACCELS))
     suite: str = "ci"
     metric: str = "ns_per_op"
 
@@ -115,7 +174,7 @@ class Settings:
     # Where report, compare and ci write reports (relative: to the current directory).
     reports_dir: Path = Path("reports")
     kernel: KernelSettings = field(default_factory=KernelSettings)
-    jobs: int = 0  # parallel make jobs (0 = number of CPUs)
+    jobs: int = ruled(0, AT_LEAST_0)  # parallel make jobs (0 = number of CPUs)
     ccache: bool = True
     # ccache's remote_storage behind the local cache, shared by a team or CI ("" = none):
     # e.g. "redis://cache.example.org:6379" (kernel.ccache; INVOKE_WATCHBENCH_CCACHE_REMOTE).
@@ -161,10 +220,93 @@ class Settings:
         return _plain(self, exclude={"project_root"})
 
     @classmethod
-    def from_mapping(cls, data: dict[str, Any] | None) -> Settings:
+    def from_mapping(cls, data: dict[str, Any] | None,
+                     origins: dict[str, str] | None = None) -> Settings:
         """Build from the ``watchbench`` section of invoke's config (plain dicts). Every
-        key must name a setting: a typo in a config file is an error, not a silent default."""
-        return _build(cls, dict(data or {}), "watchbench", exclude={"project_root"})
+        key must name a setting and every value fit its type and ``Rule``: a typo or a
+        wrong value in a config file is an error naming where it came from (``origins``:
+        dotted key -> file or variable), not a silent default or a wrong gate."""
+        settings = _build(cls, dict(data or {}), "watchbench", exclude={"project_root"},
+                          origins=origins or {})
+        ci = settings.ci
+        if ci.max_rounds < ci.min_rounds:
+            key = "watchbench.ci.max_rounds"
+            raise InputError(f"setting {key}: {ci.max_rounds}{_from(origins or {}, key)} is "
+                             f"below watchbench.ci.min_rounds ({ci.min_rounds})",
+                             hint="make max_rounds at least min_rounds")
+        return settings
+
+
+def env_name(key: str) -> str:
+    """The environment variable invoke maps to a dotted key (``watchbench.ci.jobs``)."""
+    return "INVOKE_" + key.replace(".", "_").upper()
+
+
+def env_names() -> dict[str, str]:
+    """Every settings variable invoke reads (scalars only: invoke's rule) -> its key."""
+    out: dict[str, str] = {}
+
+    def walk(mapping: dict[str, Any], prefix: str) -> None:
+        for name, value in mapping.items():
+            if isinstance(value, dict):
+                walk(value, f"{prefix}.{name}")
+            elif not isinstance(value, list):
+                out[env_name(f"{prefix}.{name}")] = f"{prefix}.{name}"
+
+    walk(Settings().as_mapping(), "watchbench")
+    return out
+
+
+def check_environment(environ: dict[str, str] | os._Environ[str]) -> None:
+    """Refuse an ``INVOKE_WATCHBENCH_*`` variable that names no setting: invoke would
+    ignore it, and the run would silently use the default the user meant to change."""
+    known = env_names()
+    for name in sorted(n for n in environ if n.startswith(ENV_PREFIX)):
+        if name in known:
+            continue
+        moved = {env_name(k): env_name(v) for k, v in MOVED.items()}
+        if name in moved:
+            raise InputError(f"environment variable {name} is now {moved[name]}",
+                             hint=f"rename it: export {moved[name]}={environ[name]}")
+        lists = [env_name(f"watchbench.{f}") for f in _list_fields()]
+        if name in lists:
+            raise InputError(f"environment variable {name}: a list setting cannot be set "
+                             "from the environment (invoke's rule)",
+                             hint=f"unset {name}; set it in invoke.yaml or ~/.invoke.yaml")
+        raise InputError(f"environment variable {name}={environ[name]!r} names no setting",
+                         hint=f"unset {name}; the known ones: {', '.join(sorted(known))}")
+
+
+def _list_fields() -> list[str]:
+    out = []
+    for section, value in Settings().as_mapping().items():
+        if isinstance(value, list):
+            out.append(section)
+        elif isinstance(value, dict):
+            out += [f"{section}.{k}" for k, v in value.items() if isinstance(v, list)]
+    return out
+
+
+def rule_of(key: str) -> Rule:
+    """The ``Rule`` of a dotted setting (``decision.threshold``), for the options that
+    stand for it."""
+    cls: Any = Settings
+    *sections, name = key.split(".")
+    for section in sections:
+        cls = get_type_hints(cls)[section]
+    found = {f.name: f for f in dataclasses.fields(cls)}[name]
+    return found.metadata["rule"]
+
+
+def default_of(key: str) -> Any:
+    value: Any = Settings()
+    for part in key.split("."):
+        value = getattr(value, part)
+    return value
+
+
+def _from(origins: dict[str, str], key: str) -> str:
+    return f" (from {origins[key]})" if key in origins else ""
 
 
 def _plain(obj: Any, exclude: set[str] = frozenset()) -> dict[str, Any]:
@@ -191,16 +333,18 @@ MOVED = {"watchbench.ci.threshold": "watchbench.decision.threshold",
 EMPTY_IS_DEFAULT = (Path, tuple[str, ...])
 
 
-def _build(cls: type, data: dict[str, Any], where: str, exclude: set[str] = frozenset()) -> Any:
+def _build(cls: type, data: dict[str, Any], where: str, exclude: set[str] = frozenset(),
+           origins: dict[str, str] | None = None) -> Any:
+    origins = origins or {}
     hints = get_type_hints(cls)
     known = {f.name: f for f in dataclasses.fields(cls) if f.name not in exclude}
     unknown = sorted(set(data) - set(known))
     if unknown:
         key = f"{where}.{unknown[0]}"
         if key in MOVED:
-            raise InputError(f"setting {key} is now {MOVED[key]}",
+            raise InputError(f"setting {key}{_from(origins, key)} is now {MOVED[key]}",
                              hint="rename it in your invoke.yaml / ~/.invoke.yaml")
-        raise InputError(f"unknown setting {key}",
+        raise InputError(f"unknown setting {key}{_from(origins, key)}",
                          hint=f"known settings of {where}: {', '.join(known)} "
                               f"(defaults: watchbench/settings.py)")
     values: dict[str, Any] = {}
@@ -210,16 +354,32 @@ def _build(cls: type, data: dict[str, Any], where: str, exclude: set[str] = froz
             continue  # null (or an empty path or list): the default
         if dataclasses.is_dataclass(kind):
             if not hasattr(value, "items"):
-                raise InputError(f"setting {key}: expected a mapping, got {value!r}",
+                raise InputError(f"setting {key}{_from(origins, key)}: expected a mapping, "
+                                 f"got {value!r}",
                                  hint=f"its keys are in watchbench/settings.py ({_kind_name(kind)})")
-            values[name] = _build(kind, {k: v for k, v in value.items()}, key)
+            values[name] = _build(kind, {k: v for k, v in value.items()}, key, origins=origins)
             continue
         try:
             values[name] = _coerce(kind, value)
         except (TypeError, ValueError) as exc:
-            raise InputError(f"setting {key}: {value!r} is not a valid {_kind_name(kind)}",
+            raise InputError(f"setting {key}: {value!r} is not a valid {_kind_name(kind)}"
+                             f"{_from(origins, key)}",
                              hint="see watchbench/settings.py for its meaning and default") from exc
+        rule = known[name].metadata.get("rule")
+        if rule is not None and not rule.allows(_number_or_word(values[name], rule)):
+            default = getattr(cls(), name)
+            raise InputError(f"setting {key}: {value!r}{_from(origins, key)} must be "
+                             f"{rule.describe()}",
+                             hint=f"fix or remove it there (the default is {default!r})")
     return cls(**values)
+
+
+def _number_or_word(value: Any, rule: Rule) -> Any:
+    """A setting that takes words besides numbers (ci.rounds: auto or 6) as the rule sees it."""
+    if isinstance(value, str) and rule.words and value not in rule.words:
+        text = value.strip()
+        return int(text) if text.isdigit() else value
+    return value
 
 
 def _kind_name(kind: Any) -> str:
@@ -228,27 +388,39 @@ def _kind_name(kind: Any) -> str:
 
 def _coerce(kind: Any, value: Any) -> Any:
     if kind is Path:
+        if not isinstance(value, str | Path):
+            raise TypeError(value)
         return Path(os.path.expanduser(str(value)))
     if kind is bool:
         if isinstance(value, str):
             if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
                 raise ValueError(value)
             return value.lower() in ("true", "1", "yes")
+        if not isinstance(value, bool | int) or value not in (0, 1):
+            raise TypeError(value)
         return bool(value)
     if kind is int:
-        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+        if isinstance(value, bool) or not isinstance(value, int | float | str) or (
+                isinstance(value, float) and not value.is_integer()):
             raise TypeError(value)
         return int(value)
     if kind is float:
-        if isinstance(value, bool):
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
             raise TypeError(value)
-        return float(value)
+        number = float(value)
+        if number != number or number in (float("inf"), float("-inf")):
+            raise ValueError(value)
+        return number
     if kind is str:
+        if isinstance(value, dict | list | tuple):
+            raise TypeError(value)
         return "" if value is None else str(value)
     if kind == tuple[str, ...]:
         if isinstance(value, str):
             value = [v.strip() for v in value.split(",") if v.strip()]
-        return tuple(str(v) for v in value)
+        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+            raise TypeError(value)
+        return tuple(value)
     raise TypeError(f"no coercion for {kind}")
 
 

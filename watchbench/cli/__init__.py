@@ -9,23 +9,61 @@ stages return data.
 from __future__ import annotations
 
 import functools
+import os
 import sys
+import tempfile
+import textwrap
+import time
+import traceback
 from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
 from typing import Any
 
-from invoke.exceptions import Exit
+from invoke.config import AmbiguousMergeError
+from invoke.exceptions import Exit, UncastableEnvVar
 
-from watchbench.errors import WatchbenchError
-from watchbench.settings import Settings
+from watchbench.errors import InputError, InternalError, WatchbenchError
+from watchbench.settings import Settings, check_environment, env_name
 
 EXIT_INTERRUPTED = 130
+WIDTH = 80
+
+# invoke's configuration layers, lowest precedence first, and how a user knows each one.
+LAYERS = (("_system", "_system_path", "/etc/invoke.yaml"),
+          ("_user", "_user_path", "~/.invoke.yaml"),
+          ("_project", "_project_path", "invoke.yaml"),
+          ("_env", None, "the environment"),
+          ("_runtime", "_runtime_path", "the -f config file"))
 
 
 def settings_of(c: Any) -> Settings:
     """Settings from the ``watchbench`` section of invoke's config (defaults, invoke.yaml,
-    user overrides)."""
-    section = c.config.get("watchbench", {}) if hasattr(c, "config") else {}
-    return Settings.from_mapping(_plain(section))
+    user overrides, INVOKE_WATCHBENCH_* variables), each checked against its rule; an
+    error names the file or variable the bad value came from."""
+    check_environment(os.environ)
+    config = getattr(c, "config", None)
+    section = config.get("watchbench", {}) if config is not None else {}
+    return Settings.from_mapping(_plain(section), origins(config) if config is not None else {})
+
+
+def origins(config: Any) -> dict[str, str]:
+    """Dotted setting key -> where its value came from (the last layer that sets it)."""
+    found: dict[str, str] = {}
+
+    def walk(mapping: Any, prefix: str, label: str, env: bool) -> None:
+        for name, value in mapping.items():
+            key = f"{prefix}.{name}"
+            if hasattr(value, "items"):
+                walk(value, key, label, env)
+            found[key] = f"${env_name(key)}" if env else label
+
+    for layer, path_attr, label in LAYERS:
+        data = getattr(config, layer, None) or {}
+        path = getattr(config, path_attr, None) if path_attr else None
+        if hasattr(data, "get") and hasattr(data.get("watchbench"), "items"):
+            walk(data["watchbench"], "watchbench", str(path or label), layer == "_env")
+    return found
 
 
 def _plain(value: Any) -> Any:
@@ -38,20 +76,111 @@ def split_list(value: str | None) -> list[str]:
     return [item.strip() for item in (value or "").split(",") if item.strip()]
 
 
+def fit(text: str, width: int = WIDTH) -> str:
+    """Each line wrapped to ``width`` columns (a path longer than that stays whole)."""
+    out: list[str] = []
+    for line in text.splitlines():
+        indent = " " * (len(line) - len(line.lstrip()) or (2 if out else 0))
+        out += textwrap.wrap(line, width, subsequent_indent=indent, break_long_words=False,
+                             break_on_hyphens=False) or [""]
+    return "\n".join(out)
+
+
+def say_error(exc: WatchbenchError) -> int:
+    """The error as the user sees it, on stderr; its exit code."""
+    print(fit(f"error: {exc}"), file=sys.stderr)
+    return exc.exit_code
+
+
+def crash_log_dir(c: Any = None) -> Path:
+    """Where an unexpected exception's traceback goes: the cache's logs/, or the temp
+    directory when the settings themselves cannot be read."""
+    try:
+        cache = settings_of(c).cache_dir if c is not None else Settings().cache_dir
+        directory = cache / "logs"
+        directory.mkdir(parents=True, exist_ok=True)
+        return directory
+    except Exception:  # noqa: BLE001 -- a crash report must not crash
+        return Path(tempfile.gettempdir())
+
+
+def internal_error(exc: BaseException, tb: TracebackType | None, c: Any = None) -> InternalError:
+    """An exception nobody expected, as an error naming the log that holds its traceback."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    log = crash_log_dir(c) / f"crash-{stamp}-{os.getpid()}.log"
+    try:
+        log.write_text(f"watchbench: {' '.join(sys.argv)}\n"
+                       + "".join(traceback.format_exception(type(exc), exc, tb)))
+    except OSError:
+        log = Path("(could not be written)")
+    first = (str(exc).strip().splitlines() or [""])[0][:200]
+    return InternalError(f"internal error: {type(exc).__name__}: {first}", log=log,
+                         hint=f"this is a bug in watchbench: please report it (an issue "
+                              f"in the project's tracker) with the log: `cat {log}`")
+
+
+def config_error(exc: BaseException) -> InputError | None:
+    """invoke's own refusals of a configuration (a section replaced by a scalar, a list
+    set from the environment) as input errors; None for anything else."""
+    if isinstance(exc, AmbiguousMergeError):
+        return InputError(f"a setting has the wrong shape in a config file or the "
+                          f"environment: {str(exc)[:300]}",
+                          hint="a section (e.g. watchbench.ci) must stay a mapping of its "
+                               "settings: fix invoke.yaml, ~/.invoke.yaml or the -f file")
+    if isinstance(exc, UncastableEnvVar):
+        check_environment(os.environ)  # names the variable if it can
+        return InputError(f"an INVOKE_WATCHBENCH_* variable cannot set a list: {exc}",
+                          hint="unset it; set lists in invoke.yaml or ~/.invoke.yaml")
+    return None
+
+
+def report_uncaught(exc: BaseException, tb: TracebackType | None = None) -> int:
+    """What ``inv`` does with an exception that escaped everything else (invoke's config
+    loading, a bug): a message, never a traceback; the exit code."""
+    if isinstance(exc, SystemExit):
+        return exc.code if isinstance(exc.code, int) else 1
+    if isinstance(exc, KeyboardInterrupt):
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    try:
+        known = exc if isinstance(exc, WatchbenchError) else config_error(exc)
+    except WatchbenchError as refused:
+        known = refused
+    return say_error(known or internal_error(exc, tb or exc.__traceback__))
+
+
+def _excepthook(kind: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
+    code = report_uncaught(exc, tb)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)  # sys.exit cannot end the process from inside the hook
+
+
+def install_excepthook() -> None:
+    """Called by tasks.py: what escapes invoke itself (its config merge runs after our
+    tasks are loaded) is said as an error, not a traceback."""
+    sys.excepthook = _excepthook
+
+
 def command(func: Callable[..., int | None]) -> Callable[..., None]:
     """A task body: its returned int is the exit code; a WatchbenchError becomes its
-    message (with the hint and the log path) on stderr and the error's exit code."""
+    message (with the hint and the log path) on stderr and the error's exit code; any
+    other exception is an internal error whose traceback goes to a log file."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> None:
         try:
             code = func(*args, **kwargs)
         except WatchbenchError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            raise Exit(code=exc.exit_code) from None
+            raise Exit(code=say_error(exc)) from None
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)
             raise Exit(code=EXIT_INTERRUPTED) from None
+        except Exit:
+            raise
+        except Exception as exc:  # noqa: BLE001 -- the last line before a traceback
+            raise Exit(code=say_error(internal_error(exc, exc.__traceback__,
+                                                     args[0] if args else None))) from None
         if code:
             raise Exit(code=code)
 

@@ -6,11 +6,12 @@ from pathlib import Path
 from typing import Any
 
 from watchbench.cli import command, settings_of
+from watchbench.cli.options import Option
 from watchbench.errors import InputError
 from watchbench.host.progress import Progress
 from watchbench.kernel import patching, trees
-from watchbench.kernel.series import list_series, load_many, load_series
-from watchbench.settings import Settings
+from watchbench.kernel.series import check_name, list_series, load_many, load_series
+from watchbench.settings import Rule, Settings
 
 EXIT_FAILED = 1
 
@@ -46,8 +47,8 @@ def check(c: Any, series: str) -> int:
 @command
 def apply(c: Any, series: str) -> None:
     settings = settings_of(c)
-    tree = trees.active(settings)
     chosen = load_many(settings.patches_dir, series)
+    tree = trees.active(settings)
     progress = Progress("patches")
     progress.step(f"applying {chosen.name} ({len(chosen.patches)} patches) to {tree.base_label}")
     with trees.lock(tree, progress=progress):
@@ -63,26 +64,47 @@ def reset(c: Any, force: bool) -> None:
     print("tree reset to its base")
 
 
+VERSION = Option("--version", int, Rule(1), "./wb patches.import --name NAME --mbox "
+                 "thread.mbox --version 2")
+
+
 @command
 def import_(c: Any, name: str, tree: str | None, git_range: str | None, mbox: str | None,
-            directory: str | None, force: bool) -> None:
-    out = settings_of(c).patches_dir / name
-    if git_range:
-        names = patching.import_range(Path(tree or "."), git_range, out, force=force)
-    elif mbox:
-        names = patching.import_mbox(Path(mbox), out, force=force)
-    elif directory:
-        names = patching.import_directory(Path(directory), out, force=force)
+            directory: str | None, force: bool, version: str | None = None) -> None:
+    """Every option checked before the source is read or anything is written."""
+    out = settings_of(c).patches_dir / check_name(name)
+    given = [flag for flag, value in (("--range", git_range), ("--mbox", mbox),
+                                      ("--directory", directory)) if value is not None]
+    example = f"./wb patches.import --name {name} --mbox thread.mbox"
+    if len(given) != 1:
+        raise InputError(f"give one source: --range (with --tree), --mbox or --directory"
+                         f"{'' if not given else ', not ' + ' and '.join(given)}",
+                         hint=f"e.g. {example}")
+    chosen = VERSION.parse(version)
+    if git_range is not None:
+        if chosen is not None:
+            raise InputError("--version chooses among the mails of an --mbox or a "
+                             "--directory, not a --range", hint=f"e.g. {example} --version 2")
+        if not tree:
+            raise InputError(f"--range {git_range!r} needs --tree: the checkout it is in",
+                             hint=f"e.g. ./wb patches.import --name {name} --tree ~/linux "
+                                  f"--range {git_range!r}")
+        names = patching.import_range(Path(tree), git_range, out, force=force)
+    elif tree:
+        raise InputError("--tree is for --range only", hint=f"e.g. {example}")
+    elif mbox is not None:
+        names = patching.import_mbox(Path(mbox), out, force=force, version=chosen)
     else:
-        raise InputError("give one of --range (with --tree), --mbox or --directory")
+        names = patching.import_directory(Path(directory or ""), out, force=force,
+                                          version=chosen)
     print(f"wrote {out} with {len(names)} patches")
 
 
 @command
 def lint(c: Any, series: str, strict: bool) -> int:
     settings = settings_of(c)
-    results = patching.lint(trees.active(settings), load_many(settings.patches_dir, series),
-                            strict=strict)
+    chosen = load_many(settings.patches_dir, series)
+    results = patching.lint(trees.active(settings), chosen, strict=strict)
     for r in results:
         print(f"{r.patch.name:60} {r.errors} errors {r.warnings} warnings {r.checks} checks")
     return EXIT_FAILED if any(r.errors for r in results) else 0

@@ -44,7 +44,7 @@ from watchbench.host.runner import Runner, default_runner
 from watchbench.results import rundir
 from watchbench.results.schema import Role
 from watchbench.results.store import load_runs
-from watchbench.settings import Settings
+from watchbench.settings import Settings, rule_of
 from watchbench.suite.run import run_bench
 from watchbench.vm.qemu import Accel
 
@@ -221,11 +221,76 @@ def read_shard(directory: Path) -> dict[str, Any]:
     if schema != SHARD_SCHEMA:
         raise ResultsError(f"{path}: shard schema {schema!r}, expected {SHARD_SCHEMA}",
                            hint="merge with the watchbench that wrote it")
-    missing = [k for k in ("index", "count", "design", "planned", "variants", "rounds",
-                           "fingerprint") if k not in record]
+    missing = [k for k in ("index", "count", "series", "design", "planned", "variants",
+                           "rounds", "fingerprint") if k not in record]
     if missing:
         raise ResultsError(f"{path}: shard record lacks {', '.join(missing)}", hint=hint)
+    problem = record_problem(record)
+    if problem:
+        raise ResultsError(f"{path}: the shard record was changed or is corrupt: {problem}",
+                           hint=hint)
     return record
+
+
+RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")  # a directory name, never a path
+# The design's numbers, checked by the rules of the settings they came from.
+DESIGN_RULES = {"min_rounds": "ci.min_rounds", "round_step": "ci.round_step",
+                "max_rounds": "ci.max_rounds", "budget_s": "ci.budget_s", "accel": "ci.accel",
+                "threshold": "decision.threshold", "alpha": "decision.alpha",
+                "noise_floor": "decision.noise_floor"}
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def record_problem(record: dict[str, Any]) -> str:
+    """What is wrong with a shard record's shape or values ("" if nothing): a merge
+    trusts it to name run directories and to set how the gate judges."""
+    index, count = record["index"], record["count"]
+    if not (_is_int(index) and _is_int(count) and 1 <= index <= count):
+        return f"index/count {index!r}/{count!r} is not I/N with 1 <= I <= N"
+    if not isinstance(record["series"], str):
+        return f"series {record['series']!r} is not a string"
+    design = record["design"]
+    if not isinstance(design, dict) or set(design) != set(DESIGN):
+        return f"design must have exactly the keys {', '.join(DESIGN)}"
+    for name, key in DESIGN_RULES.items():
+        value = design[name]
+        if isinstance(value, bool) or not rule_of(key).allows(value):
+            return f"design.{name} {value!r} is not {rule_of(key).describe()}"
+    rounds = design["rounds"]
+    if rounds is not None and not (_is_int(rounds) and rule_of("ci.rounds").allows(rounds)):
+        return f"design.rounds {rounds!r} is not null or >= 2"
+    if not isinstance(design["per_patch"], bool) or not isinstance(design["suite"], str):
+        return "design.per_patch must be true/false and design.suite a string"
+    if not (isinstance(record["planned"], list) and all(_is_int(r) and r >= 0
+                                                        for r in record["planned"])):
+        return "planned must be a list of round numbers"
+    variants = record["variants"]
+    roles = {str(r) for r in Role}
+    if not (isinstance(variants, list) and variants and all(
+            isinstance(v, dict) and v.get("role") in roles and _is_int(v.get("patch_index"))
+            and v["patch_index"] >= 0 and isinstance(v.get("patch_subject"), str)
+            for v in variants)):
+        return "variants must be a list of {role, patch_index, patch_subject}"
+    keys = {variant_key(v) for v in variants}
+    if not isinstance(record["rounds"], list):
+        return "rounds must be a list"
+    for done in record["rounds"]:
+        if not (isinstance(done, dict) and _is_int(done.get("round")) and done["round"] >= 0
+                and isinstance(done.get("seconds"), int | float)
+                and not isinstance(done.get("seconds"), bool) and done["seconds"] >= 0
+                and isinstance(done.get("runs"), dict) and set(done["runs"]) == keys):
+            return f"round {done!r:.80} is not {{round, seconds, runs of every variant}}"
+        bad = [r for r in done["runs"].values() if not (isinstance(r, str) and RUN_ID.match(r))]
+        if bad:
+            return f"run id {bad[0]!r:.60} is not a run directory name"
+    fingerprint = record["fingerprint"]
+    if not (isinstance(fingerprint, dict) and isinstance(fingerprint.get("host"), str)
+            and isinstance(fingerprint.get("cpu_model"), str)):
+        return "fingerprint must be a mapping with host and cpu_model"
+    return ""
 
 
 def _differences(a: Any, b: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:

@@ -6,15 +6,18 @@ fails the work tree is put back at the commit it had, clean, before the error is
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from watchbench.errors import CommandError, InputError, PatchError, TreeError
 from watchbench.host.runner import Runner, default_runner
 from watchbench.kernel import journal
-from watchbench.kernel.series import SERIES_FILE, PatchFile, Series, parse_patch
+from watchbench.kernel.series import SERIES_FILE, PatchFile, Series, parse_patch, read_series_file
 from watchbench.kernel.trees import Tree
 
 FAILED_AT = re.compile(r"patch failed: (?P<file>\S+):(?P<line>\d+)")
@@ -76,11 +79,9 @@ def check(tree: Tree, series: Series, runner: Runner = default_runner,
     Stops at the first failing patch (later ones would be judged against a wrong state).
     """
     git = tree.git(runner)
-    scratch = tree.root / "check.index"
-    env = {"GIT_INDEX_FILE": str(scratch)}
-    scratch.unlink(missing_ok=True)
     results: list[PatchCheck] = []
-    try:
+    with tempfile.TemporaryDirectory(prefix="wb-check-") as scratch:  # never in the tree
+        env = {"GIT_INDEX_FILE": str(Path(scratch) / "index")}
         git("read-tree", onto or tree.base, env=env)
         for patch in series.patches:
             done = git("apply", "--cached", "--3way", str(patch.path), env=env, check=False)
@@ -88,8 +89,6 @@ def check(tree: Tree, series: Series, runner: Runner = default_runner,
                 results.append(_locate(patch, done.stdout + done.stderr))
                 break
             results.append(PatchCheck(patch, True))
-    finally:
-        scratch.unlink(missing_ok=True)
     return results
 
 
@@ -197,75 +196,282 @@ def _slug(subject: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.]+", "-", subject).strip("-.")[:52] or "patch"
 
 
-def _prepare_out(out_dir: Path, force: bool) -> None:
-    if out_dir.exists() and any(out_dir.iterdir()):
-        if not force:
-            raise InputError(f"{out_dir} already exists and is not empty",
-                             hint="choose another --name or pass --force to replace it")
-        shutil.rmtree(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+# --- imports: a source read whole into a directory beside patches/<name>, then renamed -----
+
+MAIL_FROM = "From 0000000000000000000000000000000000000000 Mon Sep 17 00:00:00 2001\n"
+TAG = re.compile(r"^\s*\[(?P<tag>[^\]]*)\]")
+COUNTER = re.compile(r"(?:^|\s)0*(?P<n>\d+)/0*(?P<m>\d+)(?:\s|$)")
+VERSION = re.compile(r"(?:^|\s)[vV](?P<v>\d+)(?:\s|$)")
 
 
-def _write_series(out_dir: Path, names: list[str]) -> None:
-    if not names:
-        shutil.rmtree(out_dir, ignore_errors=True)
-        raise InputError("nothing to import: no patch with a diff was found")
-    (out_dir / SERIES_FILE).write_text("".join(n + "\n" for n in names))
+@dataclass(frozen=True)
+class Mail:
+    """One patch of a source as imported: where its text is, and what its subject's
+    ``[PATCH vV N/M]`` says (None: no counter)."""
+
+    text: bytes
+    subject: str
+    where: str  # for messages: the source and the mail or file
+    version: int = 1
+    number: int | None = None
+    total: int | None = None
+
+
+def _subject(text: str) -> str:
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if not line.strip():
+            break
+        if line.startswith("Subject:"):
+            subject = line[len("Subject:"):].strip()
+            for cont in lines[i + 1:]:
+                if not cont.startswith((" ", "\t")):
+                    break
+                subject += " " + cont.strip()
+            return subject
+    return ""
+
+
+def _mail(text: bytes, where: str) -> Mail:
+    """A mail's subject read: its version and its n/m, refused when they do not parse."""
+    subject = _subject(text.decode("utf-8", errors="surrogateescape"))
+    tag = TAG.match(subject)
+    version, number, total = 1, None, None
+    if tag and re.search(r"\bPATCH\b|\bRFC\b", tag["tag"], re.I):
+        counter, ver = COUNTER.search(tag["tag"]), VERSION.search(tag["tag"])
+        if "/" in tag["tag"] and not counter:
+            raise InputError(f"{where}: cannot read the patch counter of {subject[:60]!r}",
+                             hint="the subject should say [PATCH n/m]; fix it or import "
+                                  "the patches one directory at a time with --directory")
+        if counter:
+            number, total = int(counter["n"]), int(counter["m"])
+        if ver:
+            version = int(ver["v"])
+    return Mail(text, subject, where, version, number, total)
+
+
+def _ordered(mails: list[Mail], where: str, version: int | None) -> list[Mail]:
+    """The series the mails make: one version, every n/m present once, in numeric order;
+    or, without counters, as given. Anything else is refused: a series with a hole in it
+    would be measured as if it were whole."""
+    versions = sorted({m.version for m in mails})
+    if version is None and len(versions) > 1:
+        raise InputError(f"{where} holds versions {', '.join(f'v{v}' for v in versions)} of "
+                         "the series", hint=f"choose one, e.g. ./wb patches.import ... "
+                                            f"--version {versions[-1]}")
+    if version is not None:
+        if version not in versions:
+            raise InputError(f"--version {version}: {where} holds "
+                             f"{', '.join(f'v{v}' for v in versions)}",
+                             hint=f"e.g. --version {versions[-1]}")
+        mails = [m for m in mails if m.version == version]
+    numbered = [m for m in mails if m.number is not None]
+    if not numbered:
+        return mails
+    if len(numbered) != len(mails):
+        bare = next(m for m in mails if m.number is None)
+        raise InputError(f"{where}: {bare.subject[:50]!r} has no n/m counter, others have",
+                         hint="import a complete series ([PATCH n/m] on every patch)")
+    totals = sorted({m.total for m in mails if m.total is not None})
+    if len(totals) > 1:
+        raise InputError(f"{where}: the counters disagree on the count ({', '.join(map(str, totals))})",
+                         hint="one version of one series at a time: choose it with --version")
+    total = totals[0]
+    by_number: dict[int, Mail] = {}
+    for mail in mails:
+        if mail.number in by_number or not 1 <= (mail.number or 0) <= total:
+            raise InputError(f"{where}: patch {mail.number}/{total} is there twice or out of "
+                             f"range ({mail.subject[:50]!r})",
+                             hint="keep one copy of each patch (a resend: choose --version)")
+        by_number[mail.number] = mail  # type: ignore[index]
+    missing = [n for n in range(1, total + 1) if n not in by_number]
+    if missing:
+        raise InputError(f"{where}: patch {', '.join(f'{n}/{total}' for n in missing)} "
+                         f"missing: {len(mails)} of {total} present",
+                         hint="save the whole thread (e.g. `b4 am`) and import it again")
+    return [by_number[n] for n in range(1, total + 1)]
+
+
+def _split(runner: Runner, source: Path, scratch: Path, single: bool = False) -> list[bytes]:
+    """The mails of ``source``, split by git itself (``git mailsplit``: CRs stripped as
+    ``git am`` strips them); ``single``: a file that does not start with From is one mail."""
+    scratch.mkdir(parents=True, exist_ok=True)
+    try:
+        runner.run(["git", "mailsplit", *(["-b"] if single else []), f"-o{scratch}",
+                    str(source)], timeout=600)
+    except CommandError as exc:
+        raise InputError(f"{source}: git mailsplit could not read it: "
+                         f"{exc.output.strip()[-200:] or exc.message}") from None
+    return [p.read_bytes() for p in sorted(scratch.iterdir())]
+
+
+def _patch_of(mail: Mail, scratch: Path) -> bool:
+    """Whether the mail is a patch (checked as a series patch is); False for a cover
+    letter or a reply without a diff. A numbered patch without a diff is refused."""
+    has_diff = any(line.startswith(b"diff --git ") for line in mail.text.splitlines())
+    if not has_diff:
+        if mail.number:
+            raise InputError(f"{mail.where}: patch {mail.number}/{mail.total} "
+                             f"({mail.subject[:50]!r}) holds no diff",
+                             hint="save the whole thread again and import it again")
+        return False
+    probe = scratch / "probe.patch"
+    probe.write_bytes(MAIL_FROM.encode() + mail.text)
+    try:
+        parse_patch(probe)
+    except InputError as exc:
+        raise InputError(exc.message.replace(str(probe), mail.where), hint=exc.hint) from None
+    return True
+
+
+def _with_subject(text: bytes, name: str) -> bytes:
+    """A plain diff (quilt's) as a mail: git am needs a subject; its file name is one."""
+    if _subject(text.decode("utf-8", errors="surrogateescape")):
+        return text
+    return f"Subject: [PATCH] {Path(name).stem}\n\n".encode() + text
+
+
+def _stale(path: Path) -> bool:
+    pid = path.name.rsplit("-", 1)[-1]
+    return not (pid.isdigit() and os.path.exists(f"/proc/{pid}"))
+
+
+def _into_place(out_dir: Path, force: bool, fill: Callable[[Path, Path], list[Mail]]) -> list[str]:
+    """Write the series into a directory beside ``out_dir`` and rename it into place:
+    nothing exists under the name until the series is whole and checked, and an old
+    series (``force``) is replaced only then. A failure leaves no trace to block a retry."""
+    if (out_dir.exists() or out_dir.is_symlink()) and not force and not (
+            out_dir.is_dir() and not out_dir.is_symlink() and not any(out_dir.iterdir())):
+        raise InputError(f"{out_dir} already exists",
+                         hint=f"choose another --name, or replace it: ./wb patches.import "
+                              f"--name {out_dir.name} --force ...")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    for old in out_dir.parent.glob(f".{out_dir.name}.*-*"):
+        if _stale(old):  # left by a killed import
+            shutil.rmtree(old, ignore_errors=True)
+    staging = out_dir.with_name(f".{out_dir.name}.import-{os.getpid()}")
+    scratch = out_dir.with_name(f".{out_dir.name}.scratch-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        staging.mkdir()
+        mails = fill(scratch, staging)
+        if not mails:
+            raise InputError("nothing to import: no patch with a diff was found")
+        names = [f"{i:04d}-{_slug(m.subject)}.patch" for i, m in enumerate(mails, 1)]
+        for name, mail in zip(names, mails, strict=True):
+            text = mail.text if mail.text.startswith(b"From ") else MAIL_FROM.encode() + mail.text
+            (staging / name).write_bytes(text)
+        (staging / SERIES_FILE).write_text("".join(n + "\n" for n in names))
+        for name in read_series_file(staging):
+            parse_patch(staging / name)
+        _replace(staging, out_dir)
+        return names
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _replace(staging: Path, out_dir: Path) -> None:
+    """``staging`` renamed to ``out_dir``; what was there is moved aside first and removed
+    after (a symlink or a file as itself, never what it points at)."""
+    if not (out_dir.exists() or out_dir.is_symlink()):
+        staging.rename(out_dir)
+        return
+    old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
+    out_dir.rename(old)
+    try:
+        staging.rename(out_dir)
+    except OSError:
+        old.rename(out_dir)
+        raise
+    if old.is_symlink() or not old.is_dir():
+        old.unlink()
+    else:
+        shutil.rmtree(old)
 
 
 def import_range(repo: Path, revision_range: str, out_dir: Path, runner: Runner = default_runner,
                  force: bool = False) -> list[str]:
     """git format-patch of a range in the user's tree (e.g. ``merge^1..merge^2``)."""
-    if ".." not in revision_range:
+    if ".." not in revision_range or revision_range.startswith("-"):
         raise InputError(f"--range {revision_range!r} is not a range",
-                         hint="use A..B, e.g. 'M^1..M^2' for the commits a merge M brought in")
-    _prepare_out(out_dir, force)
-    try:
-        done = runner.run(["git", "-C", str(repo), "format-patch", "--no-signature", "--zero-commit",
-                           "-o", str(out_dir), revision_range], timeout=600)
-    except CommandError:
-        shutil.rmtree(out_dir, ignore_errors=True)
-        raise
-    names = [Path(line).name for line in done.stdout.split() if line.endswith(".patch")]
-    for name in names:
-        parse_patch(out_dir / name)
-    _write_series(out_dir, names)
-    return names
+                         hint="use A..B, e.g. ./wb patches.import --name NAME --tree ~/linux "
+                              "--range 'M^1..M^2' (the commits a merge M brought in)")
+    if not (repo / ".git").exists():
+        raise InputError(f"--tree {str(repo)!r}: not a git checkout",
+                         hint="give your kernel checkout, e.g. --tree ~/linux")
+
+    def fill(scratch: Path, staging: Path) -> list[Mail]:
+        scratch.mkdir()
+        try:
+            runner.run(["git", "-C", str(repo), "format-patch", "--no-signature",
+                        "--zero-commit", "--binary", "-o", str(scratch), revision_range,
+                        "--"], timeout=600)
+        except CommandError as exc:
+            raise InputError(f"--range {revision_range!r}: git format-patch failed in {repo}: "
+                             f"{exc.output.strip()[-200:]}",
+                             hint="check the range with `git -C TREE log --oneline RANGE`") \
+                from None
+        mails = [_mail(p.read_bytes(), f"--range {revision_range} {p.name}")
+                 for p in sorted(scratch.glob("*.patch"))]
+        return [m for m in mails if _patch_of(m, scratch)]
+
+    return _into_place(out_dir, force, fill)
 
 
 def import_mbox(mbox: Path, out_dir: Path, runner: Runner = default_runner,
-                force: bool = False) -> list[str]:
-    """Split an mbox (a saved thread or `b4 am` output) into a series; cover letters are skipped."""
+                force: bool = False, version: int | None = None) -> list[str]:
+    """Split an mbox (a saved thread or `b4 am` output) into a series: cover letters and
+    replies skipped, every [n/m] present, one version, in numeric order."""
     if not mbox.is_file():
-        raise InputError(f"no such mbox: {mbox}")
-    _prepare_out(out_dir, force)
-    split = out_dir / ".split"
-    split.mkdir()
-    runner.run(["git", "mailsplit", f"-o{split}", str(mbox)])
-    names = []
-    for mail in sorted(split.iterdir()):
-        try:
-            patch = parse_patch(mail)
-        except InputError:
-            continue  # a cover letter or a reply without a diff
-        name = f"{len(names) + 1:04d}-{_slug(patch.subject)}.patch"
-        header = "From 0000000000000000000000000000000000000000 Mon Sep 17 00:00:00 2001\n"
-        (out_dir / name).write_bytes(header.encode() + mail.read_bytes())
-        names.append(name)
-    shutil.rmtree(split)
-    _write_series(out_dir, names)
-    return names
+        raise InputError(f"--mbox {str(mbox)!r}: no such file",
+                         hint="save the thread as an mbox (e.g. `b4 am MSGID`) and give its path")
+
+    def fill(scratch: Path, staging: Path) -> list[Mail]:
+        texts = _split(runner, mbox, scratch / "mails")
+        mails = [_mail(t, f"{mbox} mail {i}") for i, t in enumerate(texts, 1)]
+        patches = [m for m in mails if _patch_of(m, scratch)]
+        return _ordered(patches, str(mbox), version)
+
+    return _into_place(out_dir, force, fill)
 
 
-def import_directory(source: Path, out_dir: Path, force: bool = False) -> list[str]:
-    """Copy a directory of .patch/.diff files (in name order) into a series."""
+def _natural(name: str) -> list[object]:
+    """'2-x' before '10-x'."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
+def import_directory(source: Path, out_dir: Path, runner: Runner = default_runner,
+                     force: bool = False, version: int | None = None) -> list[str]:
+    """A directory of patches as a series: in the order of its quilt ``series`` file if it
+    has one, else its .patch/.diff files by their [n/m] (or their names, numerically)."""
     if not source.is_dir():
-        raise InputError(f"no such directory: {source}")
-    files = sorted(p for p in source.iterdir() if p.suffix in (".patch", ".diff"))
-    for path in files:
-        parse_patch(path)  # validate everything before writing anything
-    _prepare_out(out_dir, force)
-    for path in files:
-        shutil.copy2(path, out_dir / path.name)
-    _write_series(out_dir, [p.name for p in files])
-    return [p.name for p in files]
+        raise InputError(f"--directory {str(source)!r}: no such directory",
+                         hint="give a directory of .patch files, e.g. --directory ~/out")
+    quilt = (source / SERIES_FILE).is_file()
+    if quilt:
+        files = [source / name for name in read_series_file(source)]
+    else:
+        files = sorted((p for p in source.iterdir()
+                        if p.suffix in (".patch", ".diff") and p.is_file()),
+                       key=lambda p: _natural(p.name))
+
+    def fill(scratch: Path, staging: Path) -> list[Mail]:
+        mails = []
+        for number, path in enumerate(files):
+            texts = _split(runner, path, scratch / f"{number}", single=True)
+            if len(texts) != 1:
+                raise InputError(f"{path}: holds {len(texts)} mails, not one patch",
+                                 hint=f"import it on its own: ./wb patches.import --name "
+                                      f"{out_dir.name} --mbox {path}")
+            mail = _mail(_with_subject(texts[0], path.name), str(path))
+            if not _patch_of(mail, scratch):
+                raise InputError(f"{path}: no diff in it",
+                                 hint="a series directory holds patches only")
+            mails.append(mail)
+        if quilt:  # the series file's order is the series; a counter only checks it
+            _ordered(mails, str(source), version)
+            return mails
+        return _ordered(mails, str(source), version)
+
+    return _into_place(out_dir, force, fill)

@@ -13,6 +13,8 @@ from pathlib import Path
 from watchbench.errors import InputError
 
 SERIES_FILE = "series"
+# A series name is a directory name under patches/, never a path: --force replaces it.
+SERIES_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 HUNK = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
 
 
@@ -114,6 +116,24 @@ def _hunk_line(line: str) -> bool:
     return line[:1] in ("+", "-") or (line[:1] == " " and bool(line.strip()))
 
 
+def check_name(name: str, flag: str = "--name") -> str:
+    """``name`` if it is a safe series name (letters, digits, . _ -; at most 64; not a
+    path, not hidden); else an InputError saying what is allowed."""
+    if not SERIES_NAME.match(name or ""):
+        shown = repr(name)[:70]
+        raise InputError(f"{flag} {shown}: a series name is letters, digits, '.', '_' and "
+                         "'-' (at most 64, starting with a letter or digit), never a path",
+                         hint="e.g. ./wb patches.import --name my-fix --mbox thread.mbox")
+    return name
+
+
+# Extended git headers that make a diff without hunks (a rename, a mode change, a binary
+# patch, an empty new file): git am applies them, so a series may hold them.
+HEADER_ONLY = ("rename from ", "rename to ", "old mode ", "new mode ", "new file mode ",
+               "deleted file mode ", "copy from ", "copy to ", "GIT binary patch",
+               "Binary files ")
+
+
 def parse_patch(path: Path) -> PatchFile:
     """Check that ``path`` is a mail-form patch (Subject + a diff) and index its hunks."""
     try:
@@ -139,6 +159,7 @@ def parse_patch(path: Path) -> PatchFile:
         )
     files: dict[str, list[Hunk]] = {}
     current: str | None = None
+    header_file = ""
     saw_diff = False
     body: _HunkBody | None = None  # the hunk whose lines are being read
     for number, line in enumerate(lines, 1):
@@ -148,6 +169,10 @@ def parse_patch(path: Path) -> PatchFile:
         if line.startswith("diff --git "):
             saw_diff = True
             current = None
+            named = line[len("diff --git "):].split(" b/")[0]
+            header_file = named[2:] if named.startswith("a/") else named
+        elif saw_diff and current is None and line.startswith(HEADER_ONLY):
+            files.setdefault(header_file, [])
         elif line.startswith("--- "):
             old = line[4:].split("\t")[0]
             current = old[2:] if old.startswith("a/") else old
@@ -182,7 +207,15 @@ def read_series_file(directory: Path) -> list[str]:
         raise InputError(f"{directory} has no '{SERIES_FILE}' file listing its patches in order")
     names: list[str] = []
     seen: dict[str, int] = {}
-    for number, raw in enumerate(series_file.read_text().splitlines(), 1):
+    try:
+        text = series_file.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = series_file.read_bytes()[:exc.start].count(b"\n") + 1
+        raise InputError(f"{series_file}:{line}: not UTF-8 text (byte {exc.start})",
+                         hint="a series file lists patch file names, one a line, in UTF-8: "
+                              "fix it, or import the patches again with ./wb patches.import"
+                         ) from None
+    for number, raw in enumerate(text.splitlines(), 1):
         entry = raw.split("#", 1)[0].strip()
         if not entry:
             continue
@@ -193,6 +226,9 @@ def read_series_file(directory: Path) -> list[str]:
                 hint="remove the duplicate line",
             )
         seen[entry] = number
+        if entry.startswith("/") or ".." in Path(entry).parts:
+            raise InputError(f"{series_file}:{number}: '{entry}' is a path out of "
+                             f"{directory}", hint="list the patch files of the directory")
         if not (directory / entry).is_file():
             raise InputError(f"{series_file}:{number}: '{entry}' is listed but no such file exists "
                              f"in {directory}")
@@ -226,4 +262,5 @@ def list_series(patches_dir: Path) -> list[Path]:
     """Directories under ``patches_dir`` that hold a series file."""
     if not patches_dir.is_dir():
         return []
-    return sorted(p for p in patches_dir.iterdir() if (p / SERIES_FILE).is_file())
+    return sorted(p for p in patches_dir.iterdir()
+                  if not p.name.startswith(".") and (p / SERIES_FILE).is_file())

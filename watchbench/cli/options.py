@@ -1,0 +1,98 @@
+"""Options as a user types them: parsed and checked against the rule of the setting they
+stand for (``settings.Rule``), in the command layer, before anything is downloaded,
+built or booted. A bad one is an InputError naming the option, the value, what is
+allowed and a command to paste instead."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from watchbench.errors import InputError
+from watchbench.settings import ACCELS, Rule, default_of, rule_of
+from watchbench.suite.definition import Suite, load_suite
+
+NOUNS = {int: "a whole number", float: "a number"}
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option: its flag, its type, its rule and an example to paste."""
+
+    flag: str
+    kind: type
+    rule: Rule
+    example: str
+    setting: str = ""  # the setting it overrides: its default is said in the hint
+
+    def hint(self) -> str:
+        default = f" (left out: setting {self.setting} = {default_of(self.setting)})" \
+            if self.setting else ""
+        return f"e.g. {self.example}{default}"
+
+    def parse(self, text: object) -> Any:
+        """None stays None (not given); anything else parsed and checked."""
+        if text is None:
+            return None
+        raw = str(text).strip()
+        if self.kind is str or (self.rule.words and raw in self.rule.words):
+            value: Any = raw
+        else:
+            try:
+                value = self.kind(raw)
+            except ValueError:
+                raise InputError(f"{self.flag} {text!r}: not {NOUNS[self.kind]}; it must be "
+                                 f"{self.rule.describe()}", hint=self.hint()) from None
+        if not self.rule.allows(value):
+            raise InputError(f"{self.flag} {text!r}: must be {self.rule.describe()}",
+                             hint=self.hint())
+        return value
+
+
+THRESHOLD = Option("--threshold", float, rule_of("decision.threshold"),
+                   "./wb ci --threshold 0.05", "decision.threshold")
+ALPHA = Option("--alpha", float, rule_of("decision.alpha"), "./wb ci --alpha 0.01",
+               "decision.alpha")
+CI_ROUNDS = Option("--rounds", int, rule_of("ci.rounds"), "./wb ci --rounds auto", "ci.rounds")
+CI_JOBS = Option("--jobs", int, rule_of("ci.jobs"), "./wb ci --jobs 0", "ci.jobs")
+CI_ACCEL = Option("--accel", str, rule_of("ci.accel"), "./wb ci --accel icount", "ci.accel")
+TOP = Option("--top", int, Rule(1), "./wb profile --top 5")
+STRESS_SECONDS = Option("--stress-seconds", int, rule_of("check.stress_seconds"),
+                        "./wb check --stress-seconds 60", "check.stress_seconds")
+# 0: the configured rounds (settings bisect.rounds)
+BISECT_ROUNDS = Option("--rounds", int, Rule(0),
+                       "./wb bisect GOOD BAD BENCHMARK --rounds 3", "bisect.rounds")
+BISECT_ACCEL = Option("--accel", str, rule_of("bisect.accel"),
+                      "./wb bisect GOOD BAD BENCHMARK --accel icount", "bisect.accel")
+TIMEOUT = Option("--timeout", float, rule_of("qemu.boot_timeout"),
+                 "./wb vm.run --timeout 600 -- cat /proc/version", "qemu.boot_timeout")
+VM_ACCEL = Option("--accel", str, rule_of("qemu.accel"), "./wb vm.run --accel tcg -- true",
+                  "qemu.accel")
+BENCH_ACCEL = Option("--accel", str, Rule(choices=("auto", *ACCELS)),
+                     "./wb bench --accel icount", "qemu.accel")
+
+
+def suite_named(project_root: Path, name: str, flag: str = "--suite") -> Suite:
+    """The suite a --suite names, read now, so a typo is refused before any build."""
+    if not name.strip():
+        raise InputError(f"{flag} '': give a suite name",
+                         hint="e.g. ./wb bench --suite quick (the suites: bench/suites/)")
+    return load_suite(project_root, name)
+
+
+def benchmark_names(suite: Suite) -> set[str] | None:
+    """The benchmarks a suite runs, or None when an entry does not list its own."""
+    names: set[str] = set()
+    for run in suite.benchmarks:
+        if not run.benchmarks:
+            return None
+        names.update(run.benchmarks)
+    return names
+
+
+def non_empty(flag: str, items: list[str], example: str) -> list[str]:
+    """A list option that was given must name something (``--runs ,`` is a typo)."""
+    if not items:
+        raise InputError(f"{flag}: the list is empty", hint=f"e.g. {example}")
+    return items
