@@ -8,8 +8,20 @@ import sys
 
 from invoke import Collection, task
 
-from watchbench.cli import correctness, host, kernel, measure, patches, regressions, results, vm
+from watchbench.cli import (
+    correctness,
+    host,
+    install_excepthook,
+    kernel,
+    measure,
+    patches,
+    regressions,
+    results,
+    vm,
+)
 from watchbench.settings import Settings
+
+install_excepthook()  # what escapes invoke itself (its config merge) is an error, not a traceback
 
 ACCEL = "auto | kvm | tcg | icount (default: settings qemu.accel)"
 
@@ -103,7 +115,7 @@ def run(c, host=False, accel=None, timeout=None):
     """Boot the built kernel, run the command after --, stream its output, exit with its code."""
     # invoke joins the words after "--" with spaces, losing quotes: take them from sys.argv.
     argv = sys.argv[sys.argv.index("--") + 1:] if "--" in sys.argv else shlex.split(c.remainder)
-    vm.run(c, argv, host, accel, float(timeout) if timeout else None)
+    vm.run(c, argv, host, accel, timeout)
 
 
 @task(help={"accel": ACCEL})
@@ -130,9 +142,9 @@ def bench(c, suite=None, accel=None, label="", profile=False):
 @task(help={"suite": "suite to profile (default: settings ci.suite)",
             "top": "functions shown per case (default 5)",
             "run": "show a stored profiled run instead of booting"})
-def profile(c, suite=None, top=5, run=None):
+def profile(c, suite=None, top=None, run=None):
     """Boot once under the instruction-count plugin: each case's top kernel functions."""
-    measure.profile(c, suite, int(top), run)
+    measure.profile(c, suite, top, run)
 
 
 @task(help={"baseline": "comma-separated run ids (A side of the A/B table)",
@@ -198,7 +210,7 @@ def ci(c, series="", rounds=None, accel=None, suite=None, per_patch=False, thres
     regressions.ci(c, series=series, rounds=rounds, accel=accel, suite=suite,
                    per_patch=per_patch, threshold=threshold, alpha=alpha,
                    accept_undecided=accept_undecided, record=record, out=out, tree=tree,
-                   base=base, no_wait=no_wait, jobs=int(jobs) if jobs is not None else None,
+                   base=base, no_wait=no_wait, jobs=jobs,
                    shard=shard, merge=merge, profile=profile, check=check)
 
 
@@ -228,7 +240,7 @@ def correctness_check(c, series="", stress_seconds=None, accel=None, only=None, 
             "accel": "icount | tcg | kvm (default: settings bisect.accel)",
             "suite": "benchmark suite (default: settings bisect.suite)",
             "no_wait": "fail at once (exit 2) if another command is changing the kernel tree"})
-def bisect(c, good, bad, benchmark, metric=None, params="", rounds=0, accel=None, suite=None,
+def bisect(c, good, bad, benchmark, metric=None, params="", rounds=None, accel=None, suite=None,
            no_wait=False):
     """Find the commit (in the active tree, e.g. from `kernel.fetch --tree`) that slowed a benchmark."""
     regressions.bisect(c, good, bad, benchmark, metric, params, rounds, accel, suite, no_wait)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import sys
 import tempfile
 import textwrap
@@ -123,8 +124,10 @@ def config_error(exc: BaseException) -> InputError | None:
     """invoke's own refusals of a configuration (a section replaced by a scalar, a list
     set from the environment) as input errors; None for anything else."""
     if isinstance(exc, AmbiguousMergeError):
-        return InputError(f"a setting has the wrong shape in a config file or the "
-                          f"environment: {str(exc)[:300]}",
+        given = re.search(r"with <class '(\w+)'> \((.{0,60})", str(exc))
+        what = f"a {given[1]} ({given[2].rstrip(')')})" if given else "a value"
+        return InputError(f"a section of the watchbench settings was given {what} in a "
+                          "config file or the environment, not a mapping",
                           hint="a section (e.g. watchbench.ci) must stay a mapping of its "
                                "settings: fix invoke.yaml, ~/.invoke.yaml or the -f file")
     if isinstance(exc, UncastableEnvVar):

@@ -8,9 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from watchbench.cli import command, settings_of, split_list
+from watchbench.cli.options import STRESS_SECONDS, out_dir, tree_options
 from watchbench.errors import InputError, WatchbenchError
 from watchbench.flows.check import EXIT_INFRA, CheckOptions, CheckResult, run_check
 from watchbench.host.progress import Progress
+from watchbench.kernel.series import load_many
 from watchbench.report.correctness import terminal_lines
 from watchbench.settings import Settings
 
@@ -47,12 +49,7 @@ def report_check(flow: Callable[[Progress], CheckResult], progress: Progress | N
 
 
 def _seconds(text: object) -> int | None:
-    if text is None:
-        return None
-    if not str(text).strip().isdigit():
-        raise InputError(f"--stress-seconds {text!r}: give a whole number of seconds",
-                         hint="e.g. --stress-seconds 60 (default: settings check.stress_seconds)")
-    return int(str(text))
+    return STRESS_SECONDS.parse(text)
 
 
 @command
@@ -60,6 +57,10 @@ def check(c: Any, series: str = "", stress_seconds: object = None,
           accel: str | None = None, only: str | None = None, out: str | None = None,
           tree: str | None = None, base: str | None = None, no_wait: bool = False) -> int:
     settings = settings_of(c)
+    tree_options(tree, base, None)
+    if series.strip():
+        load_many(settings.patches_dir, series)
+    out_dir("--out", out)
     options = options_of(settings, series, stress_seconds=_seconds(stress_seconds), accel=accel,
                          only=only, out=out, tree=tree, base=base, no_wait=no_wait)
     return report_check(lambda progress: run_check(settings, options, progress=progress))

@@ -6,16 +6,18 @@ from pathlib import Path
 from typing import Any
 
 from watchbench.cli import command, settings_of, split_list
+from watchbench.cli.options import non_empty, tree_options
 from watchbench.host.progress import Progress
 from watchbench.host.runner import Runner, alive, default_runner
 from watchbench.kernel import journal, trees
-from watchbench.kernel.configure import configure, fragments_for
+from watchbench.kernel.configure import configure, fragment_paths, fragments_for
 from watchbench.kernel.trees import Tree
 from watchbench.kernel.variant import Composer
 
 
 @command
 def fetch(c: Any, tree: str | None, base: str | None, tarball: str | None) -> None:
+    tree_options(tree, base, tarball)
     result = trees.select(settings_of(c), tree, base, tarball, progress=Progress("kernel"))
     print(f"tree {result.id}: {result.src} at {result.base_label} ({result.base[:12]})")
 
@@ -59,6 +61,9 @@ def status(c: Any) -> None:
 @command
 def config(c: Any, fragments: str | None) -> None:
     settings = settings_of(c)
+    if fragments is not None:
+        fragment_paths(settings, non_empty("--fragments", split_list(fragments),
+                                           "./wb config --fragments base,watch_queue"))
     tree = trees.active(settings)
     names = fragments_for(settings, tree, split_list(fragments) or None)
     progress = Progress("config")

@@ -7,9 +7,13 @@ from pathlib import Path
 from typing import Any
 
 from watchbench.cli import command, settings_of, split_list
+from watchbench.cli.options import BENCH_ACCEL, TOP, non_empty, suite_named, tree_options
 from watchbench.errors import InputError
 from watchbench.flows.pipeline import run_all
+from watchbench.flows.shard import RUN_ID
 from watchbench.host.progress import Progress
+from watchbench.kernel.configure import fragment_paths
+from watchbench.kernel.series import load_many
 from watchbench.report.headline import focus_text, headline_lines
 from watchbench.report.profile import profile_lines
 from watchbench.report.questions import focus, headlines
@@ -36,6 +40,8 @@ def print_headline(settings: Settings, run_dir: Path, where: Path, label: str) -
 def bench(c: Any, suite: str | None, accel: str | None, label: str,
           profile: bool = False) -> None:
     settings = settings_of(c)
+    accel = BENCH_ACCEL.parse(accel)
+    suite_named(settings.project_root, suite or settings.suite)
     if profile and accel not in (None, Accel.ICOUNT):
         raise InputError(f"--profile counts instructions under icount, not {accel}",
                          hint="leave --accel out, or give --accel icount")
@@ -48,13 +54,21 @@ def bench(c: Any, suite: str | None, accel: str | None, label: str,
 
 
 @command
-def profile(c: Any, suite: str | None, top: int, run: str | None) -> None:
+def profile(c: Any, suite: str | None, top: object, run: str | None) -> None:
     """One boot under the instruction-count plugin (or a stored profiled run): the top
     functions of every case, in instructions per operation."""
     settings = settings_of(c)
-    if run:
+    top = TOP.parse(top) or 5
+    if run is not None:
+        if not RUN_ID.match(run):
+            raise InputError(f"--run {run!r}: not a run id (a directory name under the runs "
+                             "dir)", hint="the ids: ./wb report; e.g. ./wb profile --run ID")
         run_dir = settings.runs_dir / run
+        if not (run_dir / PROFILE_FILE).is_file():
+            raise InputError(f"--run {run!r}: no profiled run of that id in {settings.runs_dir}",
+                             hint="profile one first: ./wb profile (or ./wb bench --profile)")
     else:
+        suite_named(settings.project_root, suite or settings.ci.suite)
         run_dir = run_bench(settings, suite or settings.ci.suite, Accel.ICOUNT, "profile",
                             progress=Progress("profile"), profile=True)
     width = min(shutil.get_terminal_size().columns, 80)
@@ -67,6 +81,14 @@ def profile(c: Any, suite: str | None, top: int, run: str | None) -> None:
 def all_(c: Any, series: str | None, fragments: str | None, suite: str | None,
          accel: str | None, tree: str | None, base: str | None, tarball: str | None) -> None:
     settings = settings_of(c)
+    accel = BENCH_ACCEL.parse(accel)
+    tree_options(tree, base, tarball)
+    if series is not None:
+        load_many(settings.patches_dir, series)
+    if fragments is not None:
+        fragment_paths(settings, non_empty("--fragments", split_list(fragments),
+                                           "./wb all --fragments base,watch_queue"))
+    suite_named(settings.project_root, suite or settings.suite)
     result = run_all(settings, series, split_list(fragments) or None, suite or settings.suite,
                      accel, tree, base, tarball, progress=Progress("all"))
     print_headline(settings, result.run_dir, result.report, "report")

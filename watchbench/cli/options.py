@@ -96,3 +96,50 @@ def non_empty(flag: str, items: list[str], example: str) -> list[str]:
     if not items:
         raise InputError(f"{flag}: the list is empty", hint=f"e.g. {example}")
     return items
+
+
+def out_dir(flag: str, text: str | None) -> Path | None:
+    """A directory to write into: it may be missing (made later), never a file."""
+    if text is None:
+        return None
+    path = Path(text)
+    if not text.strip():
+        raise InputError(f"{flag} '': give a directory", hint=f"e.g. {flag} reports")
+    bad = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
+    if bad is not None:
+        raise InputError(f"{flag} {text!r}: {bad} is a file, not a directory",
+                         hint=f"give a directory, e.g. {flag} reports")
+    return path
+
+
+def out_file(flag: str, text: str | None) -> Path | None:
+    """A file to write: never a directory, and its directory is not a file."""
+    if text is None:
+        return None
+    path = Path(text)
+    if not text.strip() or path.is_dir():
+        raise InputError(f"{flag} {text!r}: is a directory, not a file name" if text.strip()
+                         else f"{flag} '': give a file name",
+                         hint=f"give a file, e.g. {flag} {path / 'out' if text.strip() else 'out'}")
+    out_dir(flag, str(path.parent))
+    return path
+
+
+def tree_options(tree: str | None, base: str | None, tarball: str | None) -> None:
+    """--tree/--base/--tarball as a whole, before anything is fetched or extracted."""
+    if tree is not None and tarball is not None:
+        raise InputError("give either --tree or --tarball, not both",
+                         hint="e.g. ./wb kernel.fetch --tree ~/linux --base v6.12")
+    if base is not None and tree is None:
+        raise InputError(f"--base {base!r} is for --tree: the commit your series applies to",
+                         hint="e.g. ./wb kernel.fetch --tree ~/linux --base v6.12")
+    if tree is not None:
+        if not Path(tree).expanduser().is_dir():
+            raise InputError(f"--tree {tree!r}: no such directory",
+                             hint="give your kernel checkout, e.g. --tree ~/linux --base v6.12")
+        if not (base or "").strip():
+            raise InputError(f"--tree {tree!r} needs --base REF (the commit the series "
+                             "applies to)", hint=f"e.g. ./wb kernel.fetch --tree {tree} --base v6.12")
+    if tarball is not None and not Path(tarball).expanduser().is_file():
+        raise InputError(f"--tarball {tarball!r}: no such file",
+                         hint="e.g. ./wb kernel.fetch --tarball ~/linux-6.12.tar.xz")

@@ -11,13 +11,26 @@ from typing import Any
 
 from watchbench.cli import command, settings_of, split_list
 from watchbench.cli.correctness import options_of, report_check
+from watchbench.cli.options import (
+    ALPHA,
+    BISECT_ACCEL,
+    BISECT_ROUNDS,
+    CI_ACCEL,
+    CI_JOBS,
+    CI_ROUNDS,
+    THRESHOLD,
+    benchmark_names,
+    out_dir,
+    suite_named,
+)
 from watchbench.errors import InputError, WatchbenchError
 from watchbench.flows.bisect import run_bisect
 from watchbench.flows.check import EXIT_CORRECTNESS, CheckOptions, run_check
-from watchbench.flows.ci import EXIT_INFRA, EXIT_OK, CiOptions, CiResult, parse_rounds, run_ci
+from watchbench.flows.ci import EXIT_INFRA, EXIT_OK, CiOptions, CiResult, run_ci
 from watchbench.flows.explain import parse_explain
-from watchbench.flows.shard import run_merge, run_shard
+from watchbench.flows.shard import parse_shard, run_merge, run_shard
 from watchbench.host.progress import Progress
+from watchbench.kernel.series import load_many
 from watchbench.report import compare_table, noise_table
 from watchbench.report.profile import diff_lines
 from watchbench.report.text import attribute
@@ -110,10 +123,16 @@ def ci(c: Any, series: str = "", rounds: str | None = None, accel: str | None = 
        suite: str | None = None, per_patch: bool = False, threshold: str | None = None,
        alpha: str | None = None, accept_undecided: bool = False, record: bool = False,
        out: str | None = None, tree: str | None = None, base: str | None = None,
-       no_wait: bool = False, jobs: int | None = None, shard: str | None = None,
+       no_wait: bool = False, jobs: object = None, shard: str | None = None,
        merge: list[str] | None = None, profile: str | None = None, check: bool = False) -> int:
     settings = settings_of(c)
+    merging = merge is not None and merge != []
     dirs = [Path(d) for item in merge or [] for d in split_list(item)]
+    if merging and not dirs:
+        raise InputError(f"--merge {','.join(merge or [])!r}: no shard directory named (an unset "
+                         "variable?); an empty merge is not a gate",
+                         hint="e.g. ./wb ci --merge artifacts/ (the --out of the shards)")
+    target = out_dir("--out", out)
     if dirs:
         given = {"series": series, "rounds": rounds, "accel": accel, "suite": suite,
                  "per_patch": per_patch, "threshold": threshold, "alpha": alpha,
@@ -125,17 +144,32 @@ def ci(c: Any, series: str = "", rounds: str | None = None, accel: str | None = 
                              f"shards; {', '.join(extra)} cannot be given with it",
                              hint="give them to every `inv ci --shard I/N` instead")
         return report_gate(lambda progress: run_merge(
-            settings, dirs, Path(out) if out else settings.reports_dir, record=record,
+            settings, dirs, target or settings.reports_dir, record=record,
             accept_undecided=accept_undecided, progress=progress))
+    if shard is not None:
+        parse_shard(shard)
+    if base and not tree:
+        raise InputError("--base is for --tree: the base ref in your checkout",
+                         hint="e.g. ./wb ci --tree ~/linux --base v6.12 --series my-fix")
+    if tree and not Path(tree).is_dir():
+        raise InputError(f"--tree {tree!r}: no such directory",
+                         hint="give your kernel checkout, e.g. ./wb ci --tree ~/linux --base v6.12")
+    if series.strip():
+        load_many(settings.patches_dir, series)  # every series named exists and parses
+    elif series:
+        raise InputError(f"--series {series!r}: names no series",
+                         hint="e.g. ./wb ci --series my-fix (leave it out for an A/A run)")
+    chosen_accel = CI_ACCEL.parse(accel)
+    suite_named(settings.project_root, suite or settings.ci.suite)
     options = CiOptions.from_settings(
-        settings, series, accel=accel, suite=suite, per_patch=per_patch,
-        threshold=float(threshold) if threshold is not None else None,
-        alpha=float(alpha) if alpha is not None else None,
+        settings, series, accel=chosen_accel, suite=suite, per_patch=per_patch,
+        threshold=THRESHOLD.parse(threshold), alpha=ALPHA.parse(alpha),
         accept_undecided=accept_undecided, record=record, wait=not no_wait,
-        out=Path(out) if out else None, tree=tree, base=base, jobs=jobs,
+        out=target, tree=tree, base=base, jobs=CI_JOBS.parse(jobs),
         profile=parse_explain(profile) if profile is not None else None)
     if rounds is not None:
-        options.rounds = parse_rounds(rounds, "--rounds")
+        parsed = CI_ROUNDS.parse(rounds)
+        options.rounds = None if parsed == "auto" else parsed
     first = options_of(settings, series, out=str(options.out), tree=tree, base=base,
                        no_wait=no_wait) if check else None
     if shard is not None:
@@ -145,9 +179,22 @@ def ci(c: Any, series: str = "", rounds: str | None = None, accel: str | None = 
 
 @command
 def bisect(c: Any, good: str, bad: str, benchmark: str, metric: str | None, params: str,
-           rounds: int, accel: str | None, suite: str | None, no_wait: bool = False) -> None:
-    first, steps = run_bisect(settings_of(c), good, bad, benchmark, metric, params, suite,
-                              accel, rounds or None,
+           rounds: object, accel: str | None, suite: str | None, no_wait: bool = False) -> None:
+    settings = settings_of(c)
+    for flag, ref in (("GOOD", good), ("BAD", bad)):
+        if not ref.strip() or ref.startswith("-"):
+            raise InputError(f"{flag} {ref!r}: give a commit", hint="e.g. ./wb bisect v6.11 "
+                             "v6.12 keyctl-post")
+    chosen = BISECT_ROUNDS.parse(rounds)
+    accel = BISECT_ACCEL.parse(accel)
+    defined = suite_named(settings.project_root, suite or settings.bisect.suite)
+    known = benchmark_names(defined)
+    if known is not None and benchmark not in known:
+        raise InputError(f"benchmark {benchmark!r} is not in suite {defined.name!r}",
+                         hint=f"one of {', '.join(sorted(known))}, e.g. ./wb bisect GOOD BAD "
+                              f"{sorted(known)[0]}")
+    first, steps = run_bisect(settings, good, bad, benchmark, metric, params, suite,
+                              accel, chosen or None,
                               progress=Progress("bisect"), wait=not no_wait)
     print("\n".join(step.describe() for step in steps))
     print(f"first bad commit: {first}")

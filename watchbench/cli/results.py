@@ -4,10 +4,10 @@ other tools read."""
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import Any
 
 from watchbench.cli import command, settings_of, split_list
+from watchbench.cli.options import non_empty, out_dir, out_file
 from watchbench.errors import InputError
 from watchbench.host.progress import Progress
 from watchbench.report import compare_markdown, compare_table, write_report
@@ -21,6 +21,14 @@ def report(c: Any, runs: str | None, baseline: str | None, candidate: str | None
            out: str | None, skip_bad: bool) -> None:
     settings = settings_of(c)
     runs_, a, b = split_list(runs), split_list(baseline), split_list(candidate)
+    for flag, given, items in (("--runs", runs, runs_), ("--baseline", baseline, a),
+                               ("--candidate", candidate, b)):
+        if given is not None:
+            non_empty(flag, items, f"./wb report {flag} RUN_ID[,RUN_ID...]")
+    if bool(a) != bool(b):
+        raise InputError("--baseline and --candidate go together (an A/B table needs both)",
+                         hint="e.g. ./wb report --baseline RUN_A --candidate RUN_B")
+    target_dir = out_dir("--out", out)
     wanted = (runs_ + a + b) or None
     progress = Progress("report")
     progress.step(f"loading {len(set(wanted)) if wanted else 'all'} runs from {settings.runs_dir}")
@@ -30,7 +38,7 @@ def report(c: Any, runs: str | None, baseline: str | None, candidate: str | None
         print(f"skipped bad result file: {bad}", file=sys.stderr)
     both = bool(a and b)
     judged = settings.decision
-    target = Path(out) if out else settings.reports_dir
+    target = target_dir or settings.reports_dir
     progress.step(f"{df['run_id'].nunique()} runs, {len(df):,} rows: writing {target}")
     print(write_report(df, target,
                        baseline=a if both else None, candidate=b if both else None,
@@ -42,13 +50,15 @@ def report(c: Any, runs: str | None, baseline: str | None, candidate: str | None
 def compare(c: Any, a: str, b: str, markdown: str | None, skip_bad: bool,
             show_unchanged: bool) -> None:
     settings = settings_of(c)
-    a_ids, b_ids = split_list(a), split_list(b)
+    a_ids = non_empty("A", split_list(a), "./wb compare RUN_A RUN_B")
+    b_ids = non_empty("B", split_list(b), "./wb compare RUN_A RUN_B")
+    target = out_file("--markdown", markdown)
     df = load_runs(settings.runs_dir, run_ids=[*a_ids, *b_ids], skip_bad=skip_bad)
     judged = settings.decision
     table = compare_frames(df, a_ids, b_ids, threshold=judged.threshold, alpha=judged.alpha,
                            noise_floor=judged.noise_floor)
-    if markdown:
-        Path(markdown).write_text(compare_markdown(table))
+    if target:
+        target.write_text(compare_markdown(table))
     print(compare_table(table, color=sys.stdout.isatty(), show_unchanged=show_unchanged))
 
 
@@ -62,7 +72,10 @@ def export(c: Any, fmt: str | None, runs: str | None, out: str | None, skip_bad:
         format_ = Format(fmt)
     except ValueError:
         raise InputError(f"unknown export format {fmt!r}", hint=f"one of {known}") from None
+    if runs is not None:
+        non_empty("--runs", split_list(runs), "./wb export --format csv --runs RUN_ID")
     wanted = list(dict.fromkeys(split_list(runs))) or None
+    target = out_file("--out", out)
     progress = Progress("export")
     progress.step(f"loading {len(wanted) if wanted else 'all'} runs from {settings.runs_dir}")
     df = load_runs(settings.runs_dir, run_ids=wanted, skip_bad=skip_bad)
@@ -73,7 +86,7 @@ def export(c: Any, fmt: str | None, runs: str | None, out: str | None, skip_bad:
         figures = int((table["direction"] == format_.direction).sum())
     else:
         figures = len(table)
-    path = write_export(table, format_, Path(out) if out else settings.reports_dir / format_.filename)
+    path = write_export(table, format_, target or settings.reports_dir / format_.filename)
     n_runs = df["run_id"].nunique()
     print(f"{figures} figures of {n_runs} run{'' if n_runs == 1 else 's'} as {format_.value}")
     print(path)

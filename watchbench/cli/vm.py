@@ -6,6 +6,7 @@ import sys
 from typing import Any
 
 from watchbench.cli import command, settings_of
+from watchbench.cli.options import TIMEOUT, VM_ACCEL
 from watchbench.errors import InputError
 from watchbench.guest.initramfs import base_initramfs
 from watchbench.host.progress import Progress
@@ -16,8 +17,9 @@ EXIT_NOT_RUN = 2  # the guest ended before the command reported an exit status
 
 
 @command
-def run(c: Any, argv: list[str], host: bool, accel: str | None, timeout: float | None) -> int:
+def run(c: Any, argv: list[str], host: bool, accel: str | None, timeout: object) -> int:
     """Boot, run one command streaming its output; its exit code is ours."""
+    accel, timeout = VM_ACCEL.parse(accel), TIMEOUT.parse(timeout)
     if not argv:
         raise InputError("no command to run in the guest",
                          hint="give the command after --, e.g. inv vm.run -- cat /proc/version")
@@ -36,6 +38,7 @@ def run(c: Any, argv: list[str], host: bool, accel: str | None, timeout: float |
 
 @command
 def shell(c: Any, accel: str | None) -> int:
+    accel = VM_ACCEL.parse(accel)
     return prepare(settings_of(c), accel, progress=Progress("vm")).guest.shell()
 
 
