@@ -68,6 +68,14 @@ class BuildError(WatchbenchError):
     """The kernel (or a guest program) failed to build."""
 
 
+class SandboxError(WatchbenchError):
+    """The sandbox a series' code must run in cannot be had here (bwrap, user namespaces)."""
+
+
+class SandboxViolation(BuildError):
+    """A sandboxed build tried to reach outside its sandbox (a write, a host file)."""
+
+
 class DepsError(WatchbenchError):
     """A host tool is missing and could not be installed."""
 

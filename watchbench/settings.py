@@ -179,6 +179,12 @@ class Settings:
     # ccache's remote_storage behind the local cache, shared by a team or CI ("" = none):
     # e.g. "redis://cache.example.org:6379" (kernel.ccache; INVOKE_WATCHBENCH_CCACHE_REMOTE).
     ccache_remote: str = ""
+    # A series under test is untrusted (docs/security.md). sandbox: its make and compiles
+    # run in bubblewrap and its guest sees only what it needs of the host (false: neither,
+    # with a warning on every run; INVOKE_WATCHBENCH_SANDBOX=0). ccache_trusted: builds may
+    # write the remote ccache (false: ccache only reads it; --trusted on a task).
+    sandbox: bool = True
+    ccache_trusted: bool = False
     # Kconfig fragments merged onto allnoconfig, in order (names under kconfig/).
     fragments: tuple[str, ...] = ("base", "watch_queue", "guest-9p")
     # Our in-kernel benchmark series: `all`, `ci` and the tests apply it under every series

@@ -12,7 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from watchbench.errors import BuildError, CommandError, InputError, WatchbenchError
+from watchbench.errors import (
+    BuildError,
+    CommandError,
+    InputError,
+    SandboxViolation,
+    WatchbenchError,
+)
 from watchbench.host.debsrc import installed_member
 from watchbench.host.runner import Runner, default_runner
 from watchbench.kernel.build import Kernel, build_dir
@@ -66,16 +72,21 @@ def watch_test(settings: Settings, tree: Tree, kernel: Kernel,
     if not source.is_file():
         return Missing(f"the tree has no {WATCH_TEST}")
     log = kernel.dir / "watch_test.log"
+    make = KernelMake(tree.src, build_dir(tree, kernel.config_hash), jobs=settings.job_count,
+                      sandboxed=settings.sandbox, runner=runner)
     try:
-        headers = KernelMake(tree.src, build_dir(tree, kernel.config_hash),
-                             jobs=settings.job_count, runner=runner).headers(log)
+        headers = make.headers(log)
+    except SandboxViolation:
+        raise  # the tree under test tried to reach the host: stopped, never a finding
     except BuildError:
         return Broken(f"the tree's UAPI headers do not export (`make headers`, log {log})")
     partial = binary.with_name(".watch_test.tmp")
     linebuf = settings.project_root / "userspace" / "check" / "linebuf.c"
     try:
-        runner.run(["gcc", "-static", "-O2", "-I", str(headers), "-o", str(partial),
-                    str(source), str(linebuf)], timeout=300, log=log)
+        # The tree's own code, compiled in make's sandbox: an #include of a host file fails.
+        make.compile(["gcc", "-static", "-O2", "-I", str(headers), "-o", str(partial),
+                      str(source), str(linebuf)], reads=(linebuf.parent,),
+                     writes=(kernel.dir,), timeout=300, log=log)
     except CommandError:
         return Broken(f"{WATCH_TEST} does not build against the tree's own headers (log {log})")
     partial.rename(binary)

@@ -38,6 +38,8 @@ PIPELINE: tuple[Need, ...] = (
     Need("perl", "perl"),
     # keyctl (watch, watch_session, watch_sync) and its test suite's client: `inv check`
     Need("keyutils", "keyctl"),
+    # the sandbox a series' make and compiles run in (host.sandbox, docs/security.md)
+    Need("bubblewrap", "bwrap"),
 )
 
 # Only the test suite needs these (headless report check, remote ccache).

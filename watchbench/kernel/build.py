@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from watchbench.errors import BuildError, ConfigError
+from watchbench.host import sandbox
 from watchbench.host.files import write_atomically
 from watchbench.host.progress import Progress, Silent
 from watchbench.host.runner import Runner, default_runner
@@ -173,7 +174,10 @@ def build(settings: Settings, tree: Tree, runner: Runner = default_runner,
     make = KernelMake(tree.src, out, jobs=settings.job_count, runner=runner,
                       ccache_dir=cache_dir if settings.ccache else None,
                       ccache_basedir=settings.cache_dir,
-                      ccache_remote=" ".join(r.entry for r in remotes))
+                      ccache_remote=" ".join(r.entry for r in remotes),
+                      ccache_trusted=settings.ccache_trusted, sandboxed=settings.sandbox)
+    if not settings.sandbox:
+        progress.step(sandbox.off_warning())
     before = ccache.read_stats(cache_dir, runner) if settings.ccache else None
     stamp = cold_steps_file(settings, tree.config_hash)
     expected = expected_steps(out, stamp)

@@ -66,6 +66,19 @@ def parse_remote(text: str) -> tuple[Remote, ...]:
     return tuple(remotes)
 
 
+def read_only(text: str) -> str:
+    """The remote entries as an untrusted build gets them: each with ccache's
+    ``read-only=true`` attribute (ccache 4.7, "Attributes for all backends"), any
+    ``read-only`` the setting gave dropped first. It binds ccache only: a network remote
+    also needs a read-only credential for such builds (docs/security.md)."""
+    entries = []
+    for entry in text.split():
+        url, *attributes = entry.split("|")
+        kept = [a for a in attributes if a.split("=", 1)[0] != "read-only"]
+        entries.append("|".join([url, *kept, "read-only=true"]))
+    return " ".join(entries)
+
+
 def unreachable(remote: Remote, timeout: float = 2.0) -> str | None:
     """Why ``remote`` cannot be used now (None: it answers a connection)."""
     if remote.scheme == "file":

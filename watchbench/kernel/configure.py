@@ -69,7 +69,8 @@ def configure(tree: Tree, settings: Settings, fragments: list[str] | tuple[str, 
     key = kconfig_cache.cache_key(tree, render(requested), runner)
     text = kconfig_cache.cached(settings.cache_dir, key)
     if text is None:
-        KernelMake(tree.src, stage, jobs=settings.job_count, runner=runner).allnoconfig(merged)
+        KernelMake(tree.src, stage, jobs=settings.job_count, sandboxed=settings.sandbox,
+                   runner=runner).allnoconfig(merged)
         text = (stage / ".config").read_text()
         kconfig_cache.remember(settings.cache_dir, key, text)
     else:
