@@ -24,6 +24,14 @@ from watchbench.settings import Settings
 install_excepthook()  # what escapes invoke itself (its config merge) is an error, not a traceback
 
 ACCEL = "auto | kvm | tcg | icount (default: settings qemu.accel)"
+TRUSTED = ("the series is trusted: its builds may write the remote ccache (default: settings "
+           "ccache_trusted, false: read-only; docs/security.md)")
+
+
+def _trust(c, trusted):
+    """--trusted: this run's builds may write the shared remote ccache."""
+    if trusted:
+        c.config.watchbench.ccache_trusted = True
 
 
 @task(help={"check": "only report what is missing; install nothing",
@@ -97,9 +105,10 @@ def config(c, fragments=None):
     kernel.config(c, fragments)
 
 
-@task(help={"force": "build even if this exact kernel was built before"})
-def build(c, force=False):
+@task(help={"force": "build even if this exact kernel was built before", "trusted": TRUSTED})
+def build(c, force=False, trusted=False):
     """Build the active tree's bzImage (content-keyed; ccache; progress; log kept)."""
+    _trust(c, trusted)
     kernel.build(c, force)
 
 
@@ -201,12 +210,15 @@ def export(c, format=None, runs=None, out=None, skip_bad=False):  # noqa: A002
             "merge": "shard directories (or a directory holding them), comma-separated or "
                      "repeated: the verdict of the merged shards",
             "check": "first run `inv check` on the candidate: a finding is exit 4 (its "
-                     "infrastructure failing, 2), and nothing is measured"},
+                     "infrastructure failing, 2), and nothing is measured",
+            "trusted": TRUSTED},
       iterable=["merge"])
 def ci(c, series="", rounds=None, accel=None, suite=None, per_patch=False, threshold=None,
        alpha=None, accept_undecided=False, record=False, out=None, tree=None, base=None,
-       no_wait=False, jobs=None, shard=None, merge=None, profile=None, check=False):
+       no_wait=False, jobs=None, shard=None, merge=None, profile=None, check=False,
+       trusted=False):
     """Gate a series: exit 0 ok, 1 slower or broken, 2 infra, 3 undecided, 4 incorrect."""
+    _trust(c, trusted)
     regressions.ci(c, series=series, rounds=rounds, accel=accel, suite=suite,
                    per_patch=per_patch, threshold=threshold, alpha=alpha,
                    accept_undecided=accept_undecided, record=record, out=out, tree=tree,
@@ -224,10 +236,12 @@ def ci(c, series="", rounds=None, accel=None, suite=None, per_patch=False, thres
                     "keyctl-client, watch-test, keyutils-tests (default: all)",
             "out": "report directory; files go to OUT/check/ (default: settings reports_dir)",
             "tree": "your kernel checkout", "base": "with --tree: base ref",
-            "no_wait": "fail at once (exit 2) if another command is changing the kernel tree"})
+            "no_wait": "fail at once (exit 2) if another command is changing the kernel tree",
+            "trusted": TRUSTED})
 def correctness_check(c, series="", stress_seconds=None, accel=None, only=None, out=None,
-                      tree=None, base=None, no_wait=False):
+                      tree=None, base=None, no_wait=False, trusted=False):
     """Correctness on a debug kernel (KASAN, lockdep, kmemleak): exit 0 pass, 4 fail, 2 infra."""
+    _trust(c, trusted)
     correctness.check(c, series=series, stress_seconds=stress_seconds, accel=accel, only=only,
                       out=out, tree=tree, base=base, no_wait=no_wait)
 
@@ -257,9 +271,12 @@ def test(c, k=None, fast=False, args=""):
             "fragments": "comma-separated kconfig fragments (default: settings)",
             "suite": "benchmark suite (default: settings suite)",
             "accel": ACCEL, "tree": "your kernel checkout (with --base)",
-            "base": "with --tree: the base ref", "tarball": "a kernel tarball"})
-def all_(c, series=None, fragments=None, suite=None, accel=None, tree=None, base=None, tarball=None):
+            "base": "with --tree: the base ref", "tarball": "a kernel tarball",
+            "trusted": TRUSTED})
+def all_(c, series=None, fragments=None, suite=None, accel=None, tree=None, base=None, tarball=None,
+         trusted=False):
     """The whole pipeline: deps, fetch, patch, config, build, boot, bench, report."""
+    _trust(c, trusted)
     measure.all_(c, series, fragments, suite, accel, tree, base, tarball)
 
 
