@@ -24,7 +24,9 @@ def test_golden_tcg_with_shares():
         "-append", "console=ttyS0 panic=-1 oops=panic",
         "-virtfs", "local,path=/,mount_tag=hostroot,security_model=none,multidevs=remap,id=hostroot,"
                    "readonly=on",
-        "-virtfs", "local,path=/r,mount_tag=results,security_model=none,multidevs=remap,id=results",
+        # writable: mapped-file, so guest-made links and specials are regular files here
+        "-virtfs", "local,path=/r,mount_tag=results,security_model=mapped-file,"
+                   "multidevs=remap,id=results",
     ]
 
 

@@ -199,10 +199,11 @@ def boot_steps(settings: Settings, kernel: Kernel, steps: list[Step], accel: str
     progress.step(f"check boot on {kernel.release} [{guest.accel}]: "
                   f"{', '.join(s.name for s in runnable)}")
     start = time.monotonic()
+    commands = [s.command() for s in runnable]
     argv = normalized_argv(guest.spec(Path("WORK"), Path("RESULTS"),
-                                      any(s.side == "host" for s in runnable), APPEND))
+                                      any(s.side == "host" for s in runnable), APPEND, commands))
     try:
-        result = guest.run([s.command() for s in runnable], timeout=timeout, on_output=seen,
+        result = guest.run(commands, timeout=timeout, on_output=seen,
                            judge=False, boot_limit=settings.qemu.boot_timeout,
                            append=APPEND)
     except GuestError as exc:

@@ -25,12 +25,34 @@ mount_results() {
 		say "WB-ERROR cannot mount the results share"
 }
 
+# The host side as the host's whole / (read-only): vm.run --host, vm.shell, sandbox off.
 mount_host() {
 	mkdir -p /host
 	if ! mount -t 9p -o trans=virtio,version=9p2000.L,cache=loose,ro,msize=512000 hostroot /host; then
 		say "WB-ERROR cannot mount the host root share"
 		return 1
 	fi
+	host_pseudo overlay
+}
+
+# The host side as a root of its own in guest memory holding only the read-only shares
+# job.sh names (view_mount) and the links of a merged /usr (view_link): guest.hostview.
+mount_view() {
+	mkdir -p /host
+	mount -t tmpfs view /host
+}
+view_mount() {
+	mkdir -p "/host$2"
+	mount -t 9p -o trans=virtio,version=9p2000.L,cache=loose,ro,msize=512000 "$1" "/host$2" ||
+		say "WB-ERROR cannot mount the host share $1 at $2"
+}
+view_link() { ln -s "$2" "/host$1"; }
+
+# The host side's /proc, /sys, /dev, /run (the results at /run/wb-results) and /tmp.
+# "overlay": /tmp is the host's, read-only, with an overlay whose writes stay in guest
+# memory; otherwise /tmp is a directory of the view's own memory root.
+host_pseudo() {
+	mkdir -p /host/proc /host/sys /host/dev /host/run /host/tmp /host/root
 	mount -t proc proc /host/proc
 	mount -t sysfs sys /host/sys
 	mount -t debugfs debugfs /host/sys/kernel/debug 2>/dev/null
@@ -39,9 +61,10 @@ mount_host() {
 	mkdir -p /host/run/wb-results /host/run/wb-tmp /host/run/wb-tmp-upper /host/run/wb-tmp-work
 	chmod 1777 /host/run/wb-tmp /host/run/wb-tmp-upper  # the overlay's root takes the upper's mode
 	[ -d /results ] && mount -o bind /results /host/run/wb-results
+	WB_TMPDIR=/tmp
+	[ "$1" = overlay ] || { chmod 1777 /host/tmp; return 0; }
 	# /tmp stays the host's (the project, or a CI checkout, may live there) and is writable:
 	# an overlay whose writes go to tmpfs and vanish with the guest.
-	WB_TMPDIR=/tmp
 	if ! mount -t overlay overlay -o lowerdir=/host/tmp,upperdir=/host/run/wb-tmp-upper,workdir=/host/run/wb-tmp-work /host/tmp; then
 		say "WB-ERROR no overlay on the host side's /tmp (CONFIG_OVERLAY_FS): it is read-only, TMPDIR is /run/wb-tmp"
 		WB_TMPDIR=/run/wb-tmp

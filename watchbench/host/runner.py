@@ -90,6 +90,7 @@ def _kill_group(proc: subprocess.Popen, grace: float = 2.0) -> None:
             continue
 
 
+LINE_LIMIT = 1 << 20  # bytes of one output line at most (a longer one is cut in pieces)
 _LIVE: set[Process] = set()  # spawned and not yet killed, in this process
 _LIVE_LOCK = threading.Lock()
 _STOPPING = threading.Event()  # kill_all: nothing new may start until resume
@@ -116,7 +117,10 @@ class Process:
 
     def _read(self) -> None:
         assert self.popen.stdout is not None
-        for raw in iter(self.popen.stdout.readline, b""):
+        stdout = self.popen.stdout
+        # A line is cut every LINE_LIMIT bytes: a child (a guest's console) that prints
+        # without a newline cannot grow one line without bound.
+        for raw in iter(lambda: stdout.readline(LINE_LIMIT), b""):
             line = raw.decode("utf-8", "replace")
             if self._log:
                 self._log.write(line)

@@ -13,6 +13,7 @@ from typing import Any
 
 from watchbench.errors import ResultsError
 from watchbench.results.schema import DIRECTIONS, LEGACY_PRIMARY, STATUSES
+from watchbench.vm.share import LIMITS, read_bytes
 
 RECORD_SCHEMA = 1
 SOURCES = frozenset({"c", "kernel", "python"})
@@ -134,7 +135,7 @@ def read_jsonl(path: Path, raw_file: str) -> list[Row]:
     """Rows of every record line in ``path``; lines not starting with ``{`` are chatter."""
     rows: list[Row] = []
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_bytes(path).decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ResultsError(f"{path}: unreadable: {exc}", hint=_HINT) from exc
     for lineno, line in enumerate(text.splitlines(), start=1):
@@ -142,6 +143,9 @@ def read_jsonl(path: Path, raw_file: str) -> list[Row]:
         if not line.startswith("{"):
             continue
         where = f"{path}:{lineno}"
+        if len(line) > LIMITS.record_bytes:
+            raise _fail(where, f"a record of {len(line):,} bytes, over the "
+                        f"{LIMITS.record_bytes:,} one may hold (vm.share.Limits)")
         try:
             record = json.loads(line)
         except ValueError as exc:

@@ -27,6 +27,7 @@ from watchbench.vm import plugin
 from watchbench.vm.boot import prepare
 from watchbench.vm.qemu import MEASURES, Accel, Share, VmSpec, qemu_argv
 from watchbench.vm.session import BootResult, qemu_version
+from watchbench.vm.share import read_file, write_file
 
 # How much longer a suite takes than on TCG (icount serialises the vCPUs).
 SLOWDOWN = {Accel.KVM: 1.0, Accel.TCG: 1.0, Accel.ICOUNT: 3.0}
@@ -92,25 +93,27 @@ def manifest(run_id: str, suite: Suite, kernel: Kernel, accel: str, argv: list[s
 
 
 def _write_outputs(raw: Path, runs: list[SuiteRun], result: BootResult) -> list[str]:
-    """Save each command's output where the ingest expects it; return failure notes."""
+    """Save each command's output where the ingest expects it (never through what the guest
+    left in its share: vm.share.write_file); return failure notes."""
     problems = []
     for run, outcome in zip(runs, result.commands, strict=True):
         lines = outcome.output
         if run.kind == "conformance":
-            (raw / rundir.RawFile.KTAP.of(run.name)).write_text("\n".join(lines) + "\n")
+            write_file(raw / rundir.RawFile.KTAP.of(run.name), "\n".join(lines) + "\n")
         elif run.kind == "c":
             records = [ln for ln in lines if ln.startswith("{")]
-            (raw / rundir.RawFile.RECORDS.of(run.name)).write_text("".join(r + "\n" for r in records))
-            (raw / rundir.RawFile.LOG.of(run.name)).write_text("\n".join(lines) + "\n")
+            write_file(raw / rundir.RawFile.RECORDS.of(run.name),
+                       "".join(r + "\n" for r in records))
+            write_file(raw / rundir.RawFile.LOG.of(run.name), "\n".join(lines) + "\n")
         else:
-            (raw / rundir.RawFile.PYTEST_LOG.of(run.name)).write_text("\n".join(lines) + "\n")
+            write_file(raw / rundir.RawFile.PYTEST_LOG.of(run.name), "\n".join(lines) + "\n")
             skips = [ln for ln in lines if ln.startswith("SKIPPED")]
             if skips:
                 status = [{"schema": 1, "benchmark": b, "source": "python", "params": {},
                            "status": "skipped", "reason": skips[0].split("] ", 1)[-1][:300]}
                           for b in (run.benchmarks or (run.name,))]
-                (raw / rundir.RawFile.STATUS.of(run.name)).write_text(
-                    "".join(json.dumps(s) + "\n" for s in status))
+                write_file(raw / rundir.RawFile.STATUS.of(run.name),
+                           "".join(json.dumps(s) + "\n" for s in status))
         if outcome.returncode is None:
             problems.append(f"{run.name}: not run")
         elif outcome.returncode != 0:
@@ -156,7 +159,7 @@ def run_bench(settings: Settings, suite_name: str = "quick", accel: str | None =
     raw.mkdir(parents=True)
     runs = suite.conformance + suite.benchmarks
     commands = [replace(r.command(), required=r.kind == "conformance") for r in runs]
-    spec = guest.spec(raw, raw, any(c.side == "host" for c in commands), append)
+    spec = guest.spec(raw, raw, any(c.side == "host" for c in commands), append, commands)
     argv = normalized_argv(spec)
     meta = manifest(run_id, suite, kernel, guest.accel, argv, label, extra,
                     qemu=qemu_version(runner), initramfs=guest.base_initrd.name,
@@ -188,7 +191,7 @@ def run_bench(settings: Settings, suite_name: str = "quick", accel: str | None =
     failed_conformance = [r for r, c in zip(runs, result.commands, strict=True)
                           if r.kind == "conformance" and c.returncode != 0]
     if failed_conformance:
-        ktap = (raw / rundir.RawFile.KTAP.of(failed_conformance[0].name)).read_text().splitlines()
+        ktap = read_file(raw / rundir.RawFile.KTAP.of(failed_conformance[0].name)).splitlines()
         bad = [ln for ln in ktap if ln.lstrip().startswith("not ok")][:10]
         raise ConformanceError(
             f"API conformance failed on {kernel.release} ({kernel.series or 'no series'}); "

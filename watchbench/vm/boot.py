@@ -6,9 +6,11 @@ Without a kernel, the active tree as it stands is built first (``Composer.curren
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from watchbench.guest.hostview import View
 from watchbench.guest.initramfs import GuestCommand, base_initramfs
+from watchbench.host import sandbox
 from watchbench.host.progress import Progress, Silent
 from watchbench.host.runner import Runner, default_runner
 from watchbench.kernel import trees
@@ -38,9 +40,13 @@ def prepare(settings: Settings, accel: str | None = None, kernel: Kernel | None 
     kernel = kernel or Composer(settings, trees.active(settings), runner, progress).current()
     initrd = base_initramfs(settings, runner)
 
+    view = View.NARROW if settings.sandbox else View.WHOLE
+    if not settings.sandbox:
+        progress.step(sandbox.off_warning())
+
     def guest(accel_name: str) -> Guest:
         return Guest(kernel.bzimage, initrd, accel_name, settings.cache_dir, settings.qemu.cpus,
-                     settings.qemu.memory_mb, settings.project_root, runner)
+                     settings.qemu.memory_mb, settings.project_root, runner, view=view)
 
     def boot_probe(limit: float) -> None:
         guest(Accel.KVM).run([GuestCommand(("true",))], timeout=limit, judge=judge_probe)
@@ -52,7 +58,9 @@ def prepare(settings: Settings, accel: str | None = None, kernel: Kernel | None 
 
 def run_command(prepared: Prepared, argv: list[str], host: bool, timeout: float,
                 on_line: Callable[[str], None]) -> BootResult:
-    """Boot once and run one command on the busybox or the host-root side, its output
-    handed line by line to ``on_line`` as it arrives."""
-    return prepared.guest.run([GuestCommand(tuple(argv), "host" if host else "guest")],
+    """Boot once and run one command on the busybox or the host side, its output handed
+    line by line to ``on_line`` as it arrives. The host side of ``vm.run --host`` sees the
+    host's whole / read-only: the user's explicit choice (docs/security.md)."""
+    guest = replace(prepared.guest, view=View.WHOLE) if host else prepared.guest
+    return guest.run([GuestCommand(tuple(argv), "host" if host else "guest")],
                               timeout=timeout, on_output=lambda _index, line: on_line(line))

@@ -27,3 +27,8 @@ class GuestCrash(GuestError):
 
 class GuestHang(GuestError):
     """The guest outlived its deadline and was killed."""
+
+
+class HostileGuest(GuestError):
+    """The guest did what no benchmark does: flooded its console, its report port or its
+    share, or left links or special files there. Stopped; its log kept (truncated)."""

@@ -56,11 +56,21 @@ ACCEL_ARGS = {
 
 @dataclass(frozen=True)
 class Share:
-    """A virtio-9p share: host ``path`` seen by the guest under ``tag``."""
+    """A virtio-9p share: host ``path`` seen by the guest under ``tag``.
+
+    A writable share is ``security_model=mapped-file``: what the guest makes there (a
+    symlink, a fifo, a device node, an owner, a mode) is a regular file on the host with
+    its metadata kept aside (``.virtfs_metadata/``), so nothing the guest creates can make
+    the host follow it out of the share (results.rawcheck refuses such entries). A
+    read-only share keeps the host's own modes (``none``)."""
 
     tag: str
     path: Path
     readonly: bool = False
+
+    @property
+    def security_model(self) -> str:
+        return "none" if self.readonly else "mapped-file"
 
 
 @dataclass(frozen=True)
@@ -105,7 +115,8 @@ def qemu_argv(spec: VmSpec) -> list[str]:
         # and /sys both have inode 1) gets inode numbers unique across them; without it the
         # guest's 9p client merges such inodes, and sysfs mounted on /host/sys lands on
         # /host/proc too.
-        opts = (f"local,path={share.path},mount_tag={share.tag},security_model=none,"
+        opts = (f"local,path={share.path},mount_tag={share.tag},"
+                f"security_model={share.security_model},"
                 f"multidevs=remap,id={share.tag}")
         argv += ["-virtfs", opts + (",readonly=on" if share.readonly else "")]
     return argv

@@ -12,16 +12,21 @@ import shutil
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from watchbench.errors import CommandError
+from watchbench.guest import hostview
+from watchbench.guest.hostview import WHOLE, HostView, View
 from watchbench.guest.initramfs import GuestCommand, job_initramfs, job_script
 from watchbench.host.runner import Runner, default_runner
 from watchbench.vm import console
-from watchbench.vm.errors import GuestCrash, GuestError, GuestHang
+from watchbench.vm.errors import GuestCrash, GuestError, GuestHang, HostileGuest
 from watchbench.vm.plugin import OUTPUT as PLUGIN_OUTPUT
 from watchbench.vm.qemu import ARCHS, Share, VmSpec, qemu_argv
+from watchbench.vm.share import HINT, LIMITS, MIB, Limits, check_share
+
+SHARE_CHECK_S = 2.0  # how often a running guest's share is checked against its limits
 
 _VERSIONS: dict[str, str] = {}
 
@@ -60,24 +65,67 @@ class BootResult:
 
 
 class Channel:
-    """Incremental reader of the guest's report port (a growing file)."""
+    """Incremental reader of the guest's report port (a growing file), at most ``chunk``
+    bytes a poll; ``longest`` is the longest line (or unfinished line) seen."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, chunk: int = 16 << 20):
         self.path = path
         self.offset = 0
         self.partial = b""
+        self.chunk = chunk
+        self.longest = 0
+
+    def size(self) -> int:
+        try:
+            return self.path.stat().st_size
+        except FileNotFoundError:
+            return 0
 
     def poll(self) -> list[str]:
         try:
             with self.path.open("rb") as fh:
                 fh.seek(self.offset)
-                data = fh.read()
+                data = fh.read(self.chunk)
         except FileNotFoundError:
             return []
         self.offset += len(data)
         chunks = (self.partial + data).split(b"\n")
         self.partial = chunks.pop()
+        self.longest = max([self.longest, len(self.partial), *map(len, chunks)])
         return [c.decode("utf-8", "replace").rstrip("\r") for c in chunks]
+
+
+def _flood(console_bytes: int, channel: Channel, results: Path, limits: Limits,
+           check_results: bool, log: Path) -> str | None:
+    """Why a guest must be stopped for what it hands back, if it must: a console, a report
+    port or a single record (line) over its limit, or a share over its limits (checked
+    every few seconds, ``check_results``; vm.share)."""
+    if console_bytes > limits.console_bytes:
+        return (f"the guest flooded its console: over {limits.console_bytes / MIB:.0f} MiB "
+                "(stopped; the log is kept, truncated)")
+    if channel.size() > limits.channel_bytes:
+        return (f"the guest flooded its report port: over {limits.channel_bytes / MIB:.0f} "
+                "MiB of command output (stopped)")
+    if channel.longest > limits.record_bytes:
+        return (f"the guest printed a line (a record) over {limits.record_bytes / MIB:.0f} "
+                "MiB (stopped)")
+    if check_results:
+        try:
+            check_share(results, limits, log)
+        except HostileGuest as exc:
+            return exc.message + " (stopped)"
+    return None
+
+
+def _truncate(path: Path, limit: int, what: str) -> None:
+    """Cut a flooded log to ``limit`` bytes and say so at its end."""
+    try:
+        with path.open("r+b") as fh:
+            fh.truncate(min(limit, path.stat().st_size))
+            fh.seek(0, os.SEEK_END)
+            fh.write(f"\n[watchbench: {what} truncated at {limit / MIB:.0f} MiB]\n".encode())
+    except FileNotFoundError:
+        pass
 
 
 class JobState:
@@ -196,12 +244,24 @@ class Guest:
     runner: Runner = default_runner
     plugin: Path | None = None  # the instruction-count plugin (vm.plugin), if profiling,
     plugin_symbols: tuple[Path, Path, Path] | None = None  # vm.qemu.VmSpec.plugin_symbols
+    # What of the host the host side sees (guest.hostview): NARROW unless the user chose
+    # WHOLE (vm.run --host, vm.shell) or turned the sandbox off.
+    view: View = View.NARROW
+    limits: Limits = LIMITS  # what it may hand back (vm.share)
+
+    def host_view(self, commands: list[GuestCommand] = ()) -> HostView:
+        if self.view is View.WHOLE:
+            return WHOLE
+        return hostview.narrow(self.project_root, self.cache_dir,
+                               [c.argv for c in commands if c.side == "host"])
 
     def spec(self, workdir: Path, results: Path | None, host_root: bool,
-             append: tuple[str, ...] = ()) -> VmSpec:
+             append: tuple[str, ...] = (), commands: list[GuestCommand] = ()) -> VmSpec:
+        """``host_root``: the host side is used, so its view is shared (``host_view``)."""
         shares = []
         if host_root:
-            shares.append(Share("hostroot", Path("/"), readonly=True))
+            shares += [Share(m.tag, m.host, readonly=True)
+                       for m in self.host_view(commands).mounts]
         if results is not None:
             shares.append(Share("results", results))
         out = (results or workdir) / PLUGIN_OUTPUT if self.plugin else None
@@ -223,9 +283,10 @@ class Guest:
         results = results or workdir / "results"
         results.mkdir(parents=True, exist_ok=True)
         host_root = any(c.side == "host" for c in commands)
-        spec = self.spec(workdir, results, host_root, append)
-        job_initramfs(self.base_initrd, job_script(commands, self.project_root, host_path()),
-                      spec.initrd)
+        view = self.host_view(commands)
+        spec = self.spec(workdir, results, host_root, append, commands)
+        job_initramfs(self.base_initrd, job_script(commands, self.project_root, host_path(),
+                                                   view=view), spec.initrd)
         argv = qemu_argv(spec)
         (workdir / "qemu-argv.txt").write_text("\n".join(argv) + "\n")
         console_log = workdir / "console.log"
@@ -233,13 +294,21 @@ class Guest:
         channel = Channel(spec.channel_file)
         start = time.monotonic()
         lines: list[str] = []
+        console_bytes, checked, flood = 0, start, None
         with self.runner.spawn(argv, log=console_log) as proc:
             for line in proc.lines(poll=0.1):
                 if line is not None:
                     lines.append(line)
+                    console_bytes += len(line) + 1
                 state.console_seen = len(lines)
                 for event in channel.poll():
                     state.feed(event)
+                check_results = time.monotonic() - checked > SHARE_CHECK_S
+                checked = time.monotonic() if check_results else checked
+                flood = _flood(console_bytes, channel, results, self.limits, check_results,
+                               console_log)
+                if flood:
+                    break
                 overdue = _overdue(state, time.monotonic() - start, timeout, boot_limit)
                 if overdue:
                     why, running = overdue
@@ -247,7 +316,15 @@ class Guest:
                     raise _partial(GuestHang(f"{why}; last console line {since:.0f} s before: "
                                              f"{proc.last_line!r}{running}", log=console_log),
                                    state, lines)
-            qemu_rc = proc.wait()
+            qemu_rc = proc.wait() if flood is None else None
+        if flood:
+            _truncate(console_log, self.limits.console_bytes, "console")
+            _truncate(spec.channel_file, self.limits.channel_bytes, "report port")
+            raise _partial(HostileGuest(flood, log=console_log, hint=HINT), state, lines)
+        try:
+            check_share(results, self.limits, console_log)  # before the host reads a byte
+        except HostileGuest as exc:
+            raise _partial(exc, state, lines) from None
         state.console_seen = len(lines)
         for event in channel.poll():
             state.feed(event)
@@ -274,7 +351,8 @@ class Guest:
     def shell(self) -> int:
         """An interactive guest console (Ctrl-A X quits QEMU)."""
         workdir = boot_dir(self.cache_dir)
-        spec = self.spec(workdir, workdir / "results", host_root=True)
+        shell = replace(self, view=View.WHOLE)  # the user's own console: the host's /
+        spec = shell.spec(workdir, workdir / "results", host_root=True)
         (workdir / "results").mkdir()
         job_initramfs(self.base_initrd, job_script([], self.project_root, host_path(),
                                                    interactive=True), spec.initrd)
