@@ -118,7 +118,9 @@ def initramfs(c):
     vm.initramfs(c)
 
 
-@task(help={"host": "run on the host-root side (the host's Python and this virtualenv via 9p)",
+@task(help={"host": "run on the host side, which then sees the host's whole / read-only "
+                    "(your explicit choice: bench, ci and check give it only what it needs; "
+                    "docs/security.md)",
             "accel": ACCEL, "timeout": "seconds before the guest is killed (default: settings)"})
 def run(c, host=False, accel=None, timeout=None):
     """Boot the built kernel, run the command after --, stream its output, exit with its code."""

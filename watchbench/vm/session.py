@@ -141,6 +141,14 @@ class JobState:
         self.console_seen = 0  # console lines read so far (set by the boot loop)
 
     def feed(self, line: str) -> None:
+        """One report line; a malformed one (the kernel under test controls the guest) is
+        noted in ``errors``, never a crash of ours."""
+        try:
+            self._feed(line)
+        except (ValueError, IndexError):
+            self.errors.append(f"malformed report line: {line[:120]!r}")
+
+    def _feed(self, line: str) -> None:
         head, _, rest = line.partition(" ")
         if head == "O" and self.current is not None:
             self.current.output.append(rest)
