@@ -48,3 +48,20 @@ def test_the_matrix_shards_are_1_to_n_and_merged_by_a_job_that_needs_them():
     runs = [step.get("run", "") for step in shard["steps"]]
     assert any(re.search(r'--shard "\$\{\{ matrix.index \}\}/\$SHARDS"', r) for r in runs)
     assert any("--merge shards" in step.get("run", "") for step in merge["steps"])
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=[p.name for p in EXAMPLES])
+def test_pull_requests_only_read_the_caches_and_hold_no_secrets(path):
+    """docs/security.md: a pull request's series is untrusted."""
+    text = path.read_text()
+    workflow = yaml.safe_load(text)
+    assert "pull_request_target" not in workflow[True]  # PyYAML reads `on:` as True
+    assert "secrets." not in text
+    assert workflow["permissions"] == {"contents": "read"}
+    trusted = "${{ github.event_name == 'pull_request' && '0' || '1' }}"
+    envs = [workflow.get("env", {}), *(j.get("env", {}) for j in workflow["jobs"].values())]
+    assert any(e.get("INVOKE_WATCHBENCH_CCACHE_TRUSTED") == trusted for e in envs)
+    for job in workflow["jobs"].values():
+        for step in job["steps"]:
+            if step.get("uses", "").startswith("actions/cache@"):
+                assert step["if"] == "github.event_name != 'pull_request'"
