@@ -200,7 +200,23 @@ def test_the_host_side_sees_what_it_needs_never_the_hosts_root(tmp_path):
 def test_whole_stays_the_users_explicit_choice(tmp_path):
     assert WHOLE.job_lines() == ["mount_host"]
     guest = guest_for(tmp_path, None)
-    assert guest.view is View.NARROW
-    spec = replace(guest, view=View.WHOLE).spec(tmp_path, tmp_path / "r", host_root=True)
+    assert guest.view is View.WHOLE  # made by hand; vm.boot.prepare makes the pipeline's NARROW
+    spec = guest.spec(tmp_path, tmp_path / "r", host_root=True)
     assert spec.shares[0].path == Path("/") and spec.shares[0].readonly
     assert named_paths([("/",), ("relative",), (str(tmp_path / "nope"),)]) == []
+
+
+def test_the_pipelines_guests_see_the_narrow_view_unless_the_sandbox_is_off(tmp_path,
+                                                                          monkeypatch):
+    from watchbench.settings import Settings
+    from watchbench.vm import boot
+
+    kernel = type("K", (), {"bzimage": tmp_path / "bzImage"})()
+    monkeypatch.setattr(boot, "base_initramfs", lambda *a: tmp_path / "base.cpio.gz")
+    settings = Settings(cache_dir=tmp_path)
+    steps: list[str] = []
+    progress = type("P", (), {"step": lambda self, m: steps.append(m)})()
+    on = boot.prepare(settings, "tcg", kernel, progress=progress)
+    assert on.guest.view is View.NARROW and not any("sandbox is off" in s for s in steps)
+    off = boot.prepare(replace(settings, sandbox=False), "tcg", kernel, progress=progress)
+    assert off.guest.view is View.WHOLE and any("sandbox is off" in s for s in steps)

@@ -252,9 +252,10 @@ class Guest:
     runner: Runner = default_runner
     plugin: Path | None = None  # the instruction-count plugin (vm.plugin), if profiling,
     plugin_symbols: tuple[Path, Path, Path] | None = None  # vm.qemu.VmSpec.plugin_symbols
-    # What of the host the host side sees (guest.hostview): NARROW unless the user chose
-    # WHOLE (vm.run --host, vm.shell) or turned the sandbox off.
-    view: View = View.NARROW
+    # What of the host the host side sees (guest.hostview). The pipeline's guests
+    # (vm.boot.prepare: bench, ci, check, bisect, all) are NARROW unless the sandbox is
+    # off; vm.run --host and vm.shell are WHOLE, as is a Guest made by hand (tests, scripts).
+    view: View = View.WHOLE
     limits: Limits = LIMITS  # what it may hand back (vm.share)
 
     def host_view(self, commands: list[GuestCommand] = ()) -> HostView:
