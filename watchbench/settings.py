@@ -283,6 +283,23 @@ def check_environment(environ: dict[str, str] | os._Environ[str]) -> None:
                          hint=f"unset {name}; the known ones: {', '.join(sorted(known))}")
 
 
+def check_environment_values(environ: dict[str, str] | os._Environ[str]) -> None:
+    """Each known ``INVOKE_WATCHBENCH_*`` value read by its setting's type and rule (invoke
+    casts them first and fails with a bare ValueError on one that does not parse)."""
+    check_environment(environ)
+    data: dict[str, Any] = {}
+    origins: dict[str, str] = {}
+    for name, key in env_names().items():
+        if name in environ:
+            *sections, last = key.split(".")[1:]
+            target = data
+            for section in sections:
+                target = target.setdefault(section, {})
+            target[last] = environ[name]
+            origins[key] = f"${name}"
+    Settings.from_mapping(data, origins)
+
+
 def _list_fields() -> list[str]:
     out = []
     for section, value in Settings().as_mapping().items():

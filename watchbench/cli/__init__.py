@@ -25,7 +25,7 @@ from invoke.config import AmbiguousMergeError
 from invoke.exceptions import Exit, UncastableEnvVar
 
 from watchbench.errors import InputError, InternalError, WatchbenchError
-from watchbench.settings import Settings, check_environment, env_name
+from watchbench.settings import Settings, check_environment, check_environment_values, env_name
 
 EXIT_INTERRUPTED = 130
 WIDTH = 80
@@ -97,7 +97,9 @@ def crash_log_dir(c: Any = None) -> Path:
     """Where an unexpected exception's traceback goes: the cache's logs/, or the temp
     directory when the settings themselves cannot be read."""
     try:
-        cache = settings_of(c).cache_dir if c is not None else Settings().cache_dir
+        given = os.environ.get("INVOKE_WATCHBENCH_CACHE_DIR")
+        cache = settings_of(c).cache_dir if c is not None else (
+            Path(given).expanduser() if given else Settings().cache_dir)
         directory = cache / "logs"
         directory.mkdir(parents=True, exist_ok=True)
         return directory
@@ -130,8 +132,9 @@ def config_error(exc: BaseException) -> InputError | None:
                           "config file or the environment, not a mapping",
                           hint="a section (e.g. watchbench.ci) must stay a mapping of its "
                                "settings: fix invoke.yaml, ~/.invoke.yaml or the -f file")
+    if any(name.startswith("INVOKE_WATCHBENCH_") for name in os.environ):
+        check_environment_values(os.environ)  # a value invoke could not cast, named
     if isinstance(exc, UncastableEnvVar):
-        check_environment(os.environ)  # names the variable if it can
         return InputError(f"an INVOKE_WATCHBENCH_* variable cannot set a list: {exc}",
                           hint="unset it; set lists in invoke.yaml or ~/.invoke.yaml")
     return None

@@ -7,8 +7,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from watchbench.cli import command, settings_of, split_list
-from watchbench.cli.options import STRESS_SECONDS, out_dir, tree_options
+from watchbench.cli import command, fit, settings_of, split_list
+from watchbench.cli.options import STRESS_SECONDS, non_empty, out_dir, tree_options
 from watchbench.errors import InputError, WatchbenchError
 from watchbench.flows.check import EXIT_INFRA, CheckOptions, CheckResult, run_check
 from watchbench.host.progress import Progress
@@ -39,7 +39,7 @@ def report_check(flow: Callable[[Progress], CheckResult], progress: Progress | N
     except InputError:
         raise  # the user's to mend: said as an error (cli.command), exit 2
     except WatchbenchError as exc:
-        print(f"watchbench check: INFRASTRUCTURE FAILURE (exit {EXIT_INFRA}): {exc}")
+        print(fit(f"watchbench check: INFRASTRUCTURE FAILURE (exit {EXIT_INFRA}): {exc}"))
         return EXIT_INFRA
     files = {"ktap": str(result.ktap), "junit": str(result.junit),
              "summary": str(result.summary), "console": str(result.booted.console_log)}
@@ -58,6 +58,8 @@ def check(c: Any, series: str = "", stress_seconds: object = None,
           tree: str | None = None, base: str | None = None, no_wait: bool = False) -> int:
     settings = settings_of(c)
     tree_options(tree, base, None)
+    if only is not None:
+        non_empty("--only", split_list(only), "./wb check --only conformance,stress")
     if series.strip():
         load_many(settings.patches_dir, series)
     out_dir("--out", out)

@@ -41,7 +41,7 @@ def bench(c: Any, suite: str | None, accel: str | None, label: str,
           profile: bool = False) -> None:
     settings = settings_of(c)
     accel = BENCH_ACCEL.parse(accel)
-    suite_named(settings.project_root, suite or settings.suite)
+    suite_named(settings.project_root, settings.suite if suite is None else suite)
     if profile and accel not in (None, Accel.ICOUNT):
         raise InputError(f"--profile counts instructions under icount, not {accel}",
                          hint="leave --accel out, or give --accel icount")
@@ -68,7 +68,7 @@ def profile(c: Any, suite: str | None, top: object, run: str | None) -> None:
             raise InputError(f"--run {run!r}: no profiled run of that id in {settings.runs_dir}",
                              hint="profile one first: ./wb profile (or ./wb bench --profile)")
     else:
-        suite_named(settings.project_root, suite or settings.ci.suite)
+        suite_named(settings.project_root, settings.ci.suite if suite is None else suite)
         run_dir = run_bench(settings, suite or settings.ci.suite, Accel.ICOUNT, "profile",
                             progress=Progress("profile"), profile=True)
     width = min(shutil.get_terminal_size().columns, 80)
@@ -88,7 +88,7 @@ def all_(c: Any, series: str | None, fragments: str | None, suite: str | None,
     if fragments is not None:
         fragment_paths(settings, non_empty("--fragments", split_list(fragments),
                                            "./wb all --fragments base,watch_queue"))
-    suite_named(settings.project_root, suite or settings.suite)
+    suite_named(settings.project_root, settings.suite if suite is None else suite)
     result = run_all(settings, series, split_list(fragments) or None, suite or settings.suite,
                      accel, tree, base, tarball, progress=Progress("all"))
     print_headline(settings, result.run_dir, result.report, "report")

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from watchbench.cli import command, settings_of, split_list
+from watchbench.cli import command, fit, settings_of, split_list
 from watchbench.cli.correctness import options_of, report_check
 from watchbench.cli.options import (
     ALPHA,
@@ -71,7 +71,7 @@ def report_gate(flow: Callable[[Progress], CiResult], progress: Progress | None 
     try:
         result = flow(progress or Progress("ci"))
     except WatchbenchError as exc:
-        print(f"watchbench ci: INFRASTRUCTURE FAILURE (exit {EXIT_INFRA}): {exc}")
+        print(fit(f"watchbench ci: INFRASTRUCTURE FAILURE (exit {EXIT_INFRA}): {exc}"))
         return EXIT_INFRA
     print(compare_table(result.comparisons))
     print()
@@ -101,7 +101,7 @@ def shard_gate(settings: Settings, options: CiOptions, shard: str, **seams: Any)
         done = run_shard(settings, options, shard, progress=seams.pop("progress", None)
                          or Progress("ci"), **seams)
     except WatchbenchError as exc:
-        print(f"watchbench ci: INFRASTRUCTURE FAILURE (exit {EXIT_INFRA}): {exc}")
+        print(fit(f"watchbench ci: INFRASTRUCTURE FAILURE (exit {EXIT_INFRA}): {exc}"))
         return EXIT_INFRA
     shown = ", ".join(str(r + 1) for r in done.rounds)
     print("\n".join(textwrap.wrap(
@@ -160,7 +160,7 @@ def ci(c: Any, series: str = "", rounds: str | None = None, accel: str | None = 
         raise InputError(f"--series {series!r}: names no series",
                          hint="e.g. ./wb ci --series my-fix (leave it out for an A/A run)")
     chosen_accel = CI_ACCEL.parse(accel)
-    suite_named(settings.project_root, suite or settings.ci.suite)
+    suite_named(settings.project_root, settings.ci.suite if suite is None else suite)
     options = CiOptions.from_settings(
         settings, series, accel=chosen_accel, suite=suite, per_patch=per_patch,
         threshold=THRESHOLD.parse(threshold), alpha=ALPHA.parse(alpha),
@@ -187,7 +187,7 @@ def bisect(c: Any, good: str, bad: str, benchmark: str, metric: str | None, para
                              "v6.12 keyctl-post")
     chosen = BISECT_ROUNDS.parse(rounds)
     accel = BISECT_ACCEL.parse(accel)
-    defined = suite_named(settings.project_root, suite or settings.bisect.suite)
+    defined = suite_named(settings.project_root, settings.bisect.suite if suite is None else suite)
     known = benchmark_names(defined)
     if known is not None and benchmark not in known:
         raise InputError(f"benchmark {benchmark!r} is not in suite {defined.name!r}",
