@@ -469,8 +469,7 @@ def import_directory(source: Path, out_dir: Path, runner: Runner = default_runne
                 raise InputError(f"{path}: no diff in it",
                                  hint="a series directory holds patches only")
             mails.append(mail)
-        if quilt:  # the series file's order is the series; a counter only checks it
-            _ordered(mails, str(source), version)
+        if quilt:  # the series file says which patches and in what order, as for quilt
             return mails
         return _ordered(mails, str(source), version)
 
