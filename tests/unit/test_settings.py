@@ -93,3 +93,35 @@ def test_rounds_from_the_environment_are_a_number_or_auto(monkeypatch):
     settings = settings_of(type("C", (), {"config": config})())
     assert CiOptions.from_settings(settings, "").rounds == 6
     assert CiOptions.from_settings(Settings(), "").rounds is None  # auto
+
+
+def test_the_rules_name_the_accelerators_and_explanations_that_exist():
+    from watchbench.flows.explain import Explain
+    from watchbench.settings import ACCELS, rule_of
+    from watchbench.vm.qemu import Accel
+
+    assert ACCELS == tuple(Accel)
+    assert rule_of("ci.profile").choices == tuple(Explain)
+
+
+@pytest.mark.parametrize(("mapping", "message"), [
+    ({"decision": {"threshold": 5}}, "threshold: 5 (from f.yaml) must be in (0, 1)"),
+    ({"decision": {"alpha": 0.6}}, "must be in (0, 0.5]"),
+    ({"ci": {"rounds": "1"}}, "must be >= 2 or auto"),
+    ({"ci": {"max_rounds": 3}}, "below watchbench.ci.min_rounds"),
+    ({"ci": {"jobs": -1}}, "must be >= 0"),
+    ({"fragments": 4}, "not a valid tuple"),
+])
+def test_a_value_out_of_its_range_names_where_it_came_from(mapping, message):
+    origins = {"watchbench.decision.threshold": "f.yaml"}
+    with pytest.raises(InputError) as err:
+        Settings.from_mapping(mapping, origins)
+    assert message in str(err.value)
+
+
+def test_an_unknown_environment_variable_is_refused_by_name():
+    from watchbench.settings import check_environment
+
+    with pytest.raises(InputError, match="INVOKE_WATCHBENCH_CI_MAXROUNDS"):
+        check_environment({"INVOKE_WATCHBENCH_CI_MAXROUNDS": "8"})
+    check_environment({"INVOKE_WATCHBENCH_CI_MAX_ROUNDS": "8", "INVOKE_RUN_ECHO": "1"})
