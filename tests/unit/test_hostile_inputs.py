@@ -401,9 +401,14 @@ def inv(argv: list[str]) -> tuple[int, str]:
     return code, out.getvalue()
 
 
+# The gate's infrastructure line is printed as tests/integration match it, unwrapped.
+UNWRAPPED = ("watchbench ci: INFRASTRUCTURE FAILURE", "watchbench check: INFRASTRUCTURE FAILURE")
+
+
 def fits(text: str) -> list[str]:
     """Lines wider than 80 columns that are not one long word (a path)."""
-    return [line for line in text.splitlines() if len(line) > 80 and len(line.split()) > 1]
+    return [line for line in text.splitlines()
+            if len(line) > 80 and len(line.split()) > 1 and not line.startswith(UNWRAPPED)]
 
 
 @pytest.mark.parametrize(("argv", "needle", "env"), [c[1:] for c in CASES],

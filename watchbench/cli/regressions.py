@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from watchbench.cli import command, fit, settings_of, split_list
+from watchbench.cli import command, settings_of, split_list
 from watchbench.cli.correctness import options_of, report_check
 from watchbench.cli.options import (
     ALPHA,
@@ -71,7 +71,7 @@ def report_gate(flow: Callable[[Progress], CiResult], progress: Progress | None 
     try:
         result = flow(progress or Progress("ci"))
     except WatchbenchError as exc:
-        print(fit(f"watchbench ci: INFRASTRUCTURE FAILURE (exit {EXIT_INFRA}): {exc}"))
+        print(f"watchbench ci: INFRASTRUCTURE FAILURE (exit {EXIT_INFRA}): {exc}")
         return EXIT_INFRA
     print(compare_table(result.comparisons))
     print()
@@ -101,7 +101,7 @@ def shard_gate(settings: Settings, options: CiOptions, shard: str, **seams: Any)
         done = run_shard(settings, options, shard, progress=seams.pop("progress", None)
                          or Progress("ci"), **seams)
     except WatchbenchError as exc:
-        print(fit(f"watchbench ci: INFRASTRUCTURE FAILURE (exit {EXIT_INFRA}): {exc}"))
+        print(f"watchbench ci: INFRASTRUCTURE FAILURE (exit {EXIT_INFRA}): {exc}")
         return EXIT_INFRA
     shown = ", ".join(str(r + 1) for r in done.rounds)
     print("\n".join(textwrap.wrap(
