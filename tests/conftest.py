@@ -11,6 +11,8 @@ skipped with that reason, so a unit failure is seen in a minute, not after the b
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -20,7 +22,7 @@ from watchbench.settings import Settings
 DATA = Path(__file__).resolve().parent / "data"
 FAST_TIMEOUT = 120  # seconds a test without the kernel mark may take (pyproject: the rest)
 # What the test cache keeps between sessions (tests.conftest.pytest_sessionfinish).
-KEEP_BOOTS, KEEP_RUNS, KEEP_LOGS = 40, 300, 100
+KEEP_BOOTS, KEEP_RUNS, KEEP_LOGS, KEEP_KERNELS, KEEP_BUILD_DIRS = 40, 300, 100, 40, 3
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -29,12 +31,35 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Fast tests first (a stable sort keeps each tier's own order); each fast test gets
-    a short timeout of its own unless it names one."""
-    items.sort(key=lambda item: item.get_closest_marker("kernel") is not None)
+    """Fast tests first, then the kernel tests in ``KERNEL_ORDER`` (a stable sort keeps
+    each module's own order); each fast test gets a short timeout unless it names one."""
+    items.sort(key=_tier)
     for item in items:
         if item.get_closest_marker("kernel") is None and item.get_closest_marker("timeout") is None:
             item.add_marker(pytest.mark.timeout(FAST_TIMEOUT))
+
+
+# The kernel tests' modules in the order they run: what builds and times on TCG first,
+# then the icount gates (``OVERLAP``), during which the debug kernel of the check builds
+# in the background (``debug_build``): icount figures count guest instructions, so host
+# load does not move them. The check itself runs last. A module not named runs before
+# the gates.
+KERNEL_ORDER = ("test_tree_integration", "test_bench_patch", "test_bench_integration",
+                "test_boot_integration", "test_ccache_remote", "*", "test_ci_integration",
+                "test_bisect_integration", "test_profile_integration", "test_interrupt",
+                "test_check_integration")
+OVERLAP = frozenset(KERNEL_ORDER[KERNEL_ORDER.index("test_ci_integration"):-1])
+
+
+def _module(item: pytest.Item) -> str:
+    return Path(str(item.fspath)).stem
+
+
+def _tier(item: pytest.Item) -> tuple[int, int]:
+    if item.get_closest_marker("kernel") is None:
+        return (0, 0)
+    name = _module(item)
+    return (1, KERNEL_ORDER.index(name if name in KERNEL_ORDER else "*"))
 
 
 _FAST_FAILED: list[str] = []
@@ -53,16 +78,20 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    """The test cache prunes what the suite grows (boots, runs, logs), so that CI on a
-    reused machine does not slow down run after run."""
+    """The test cache prunes what the suite grows (boots, runs, logs, kernels, each
+    tree's build directories), so that CI on a reused machine does not slow down or fill
+    its disk run after run."""
     if not any(item.get_closest_marker("kernel") for item in session.items):
         return
     from watchbench.host.prune import prune_children
 
     cache = _test_cache(Settings())
-    for directory, keep in ((cache / "boots", KEEP_BOOTS), (cache / "runs", KEEP_RUNS)):
+    for directory, keep in ((cache / "boots", KEEP_BOOTS), (cache / "runs", KEEP_RUNS),
+                            (cache / "kernels", KEEP_KERNELS)):
         prune_children(directory, keep, dirs_only=True)
     prune_children(cache / "logs", KEEP_LOGS)
+    for builds in (cache / "trees").glob("*/build"):
+        prune_children(builds, KEEP_BUILD_DIRS, dirs_only=True)
 
 
 def _test_cache(real: Settings) -> Path:
@@ -125,6 +154,46 @@ def bench_tree(debian_tree, test_settings, bench_kernel):
     trees.set_active(test_settings, tree)
     yield tree
     patching.reset(debian_tree, force=True)
+
+
+@pytest.fixture(scope="session")
+def debug_build(debian_tree, test_settings, bench_kernel) -> Iterator[Future]:
+    """The check's debug kernel (our bench series, the debug fragments), building in a
+    thread on a worktree of its own, so it holds its own tree's lock, not the Debian
+    tree's that the gates compose on; the future's result is that worktree."""
+    from watchbench.host.progress import Silent
+    from watchbench.kernel.trees import BASE_TAG, fetch_user
+    from watchbench.kernel.variant import Composer, stack
+
+    def build() -> object:
+        tree = fetch_user(test_settings, debian_tree.src, BASE_TAG)
+        composer = Composer(test_settings, tree, progress=Silent(), purpose="check")
+        try:
+            composer.kernel(stack(test_settings),
+                            [*test_settings.fragments, *test_settings.check.fragments])
+        finally:
+            composer.restore()
+        return tree
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="debug-build") as pool:
+        yield pool.submit(build)
+
+
+@pytest.fixture(autouse=True)
+def _debug_builds_meanwhile(request: pytest.FixtureRequest) -> None:
+    """Start ``debug_build`` with the first icount gate, when the check runs later."""
+    if _module(request.node) in OVERLAP and any(
+            _module(item) == "test_check_integration" for item in request.session.items):
+        request.getfixturevalue("debug_build")
+
+
+@pytest.fixture
+def debug_kernels(debug_build, test_settings):
+    """A composer on the debug kernel's worktree (built already, or being built)."""
+    from watchbench.host.progress import Silent
+    from watchbench.kernel.variant import Composer
+
+    return Composer(test_settings, debug_build.result(), progress=Silent(), purpose="check")
 
 
 @pytest.fixture(scope="session")

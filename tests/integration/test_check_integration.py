@@ -3,12 +3,15 @@ injection) built from the Debian tree and booted under TCG. A clean tree with ou
 series passes every step with every client present; each fixture series that brings back
 a known bug class is caught, named after its test and quoted.
 
-To keep CI short, the fixtures run the steps that catch them (``--only``); the whole
-`inv check` on each of them is measured by bench/scripts/check_figures.py (README)."""
+To keep CI short, the fixtures run the steps that catch them (``--only``) and the clean
+check one of keyutils' tests; the whole `inv check` on each of them is measured by
+bench/scripts/check_figures.py (README). The debug kernel is built on a worktree of its
+own while the gates boot (tests/conftest.py: ``debug_build``)."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -28,8 +31,14 @@ def options(tmp_path: Path, series: str = "", **kw) -> CheckOptions:
     return CheckOptions(series=series, accel="tcg", out=tmp_path / "reports", **kw)
 
 
-def test_a_clean_tree_passes_every_check_with_every_client(test_settings, tmp_path):
-    result = run_check(test_settings, options(tmp_path, stress_seconds=10), progress=Silent())
+def test_a_clean_tree_passes_every_check_with_every_client(test_settings, debug_kernels,
+                                                           tmp_path):
+    """Every step and every client, each of keyutils' tests proven by one of them (the
+    default subset, in full: bench/scripts/check_figures.py) and the stress for 10 s."""
+    test_settings = replace(test_settings, check=replace(
+        test_settings.check, keyutils_tests=test_settings.check.keyutils_tests[:1]))
+    result = run_check(test_settings, options(tmp_path, stress_seconds=10), progress=Silent(),
+                       kernels=debug_kernels)
     assert result.exit_code == EXIT_OK, "\n".join(f.line() for f in result.findings)
     assert [p.outcome for p in result.parts] == [Outcome.PASS] * 8  # nothing skipped
     counts = {p.name: len(p.report.cases) for p in result.parts}
@@ -45,14 +54,14 @@ def test_a_clean_tree_passes_every_check_with_every_client(test_settings, tmp_pa
 
 
 def test_the_filter_bound_bug_fails_ci_check_with_kasan_and_nothing_is_measured(
-        test_settings, tmp_path, capsys):
+        test_settings, debug_kernels, tmp_path, capsys):
     """CVE-2022-0995's class: KASAN on the out-of-bounds write, in the test that sets a
     filter of an unknown type; `ci --check` exits 4 before measuring anything."""
     series = str(PATCHES / "filter-oob")
     bench = FakeBench()  # would measure; must not be reached
     code = gate(test_settings, CiOptions(series=series, out=tmp_path / "reports"),
                 check=options(tmp_path, series, only=frozenset({"conformance"})),
-                bench=bench, progress=Silent())
+                check_seams={"kernels": debug_kernels}, bench=bench, progress=Silent())
     out = capsys.readouterr().out
     assert code == EXIT_CORRECTNESS and bench.boots == []
     # the terminal wraps at 79 columns: the finding's first line, then the rest of it
@@ -60,10 +69,11 @@ def test_the_filter_bound_bug_fails_ci_check_with_kasan_and_nothing_is_measured(
     assert "out-of-bounds in watch_queue_set_filter" in out
 
 
-def test_posting_without_the_rcu_read_lock_is_caught_by_lockdep(test_settings, tmp_path):
+def test_posting_without_the_rcu_read_lock_is_caught_by_lockdep(test_settings, debug_kernels,
+                                                                tmp_path):
     result = run_check(test_settings, options(tmp_path, str(PATCHES / "post-without-rcu"),
                                               only=frozenset({"conformance"})),
-                       progress=Silent())
+                       progress=Silent(), kernels=debug_kernels)
     assert result.exit_code == EXIT_CORRECTNESS
     first = result.findings[0]
     assert first.step == "conformance" and first.test != "-"
@@ -71,10 +81,10 @@ def test_posting_without_the_rcu_read_lock_is_caught_by_lockdep(test_settings, t
     assert "kernel/watch_queue.c" in first.evidence
 
 
-def test_a_leak_on_watch_removal_is_caught_by_kmemleak(test_settings, tmp_path):
+def test_a_leak_on_watch_removal_is_caught_by_kmemleak(test_settings, debug_kernels, tmp_path):
     result = run_check(test_settings, options(tmp_path, str(PATCHES / "leak-on-removal"),
                                               only=frozenset({"conformance", "kmemleak"})),
-                       progress=Silent())
+                       progress=Silent(), kernels=debug_kernels)
     assert result.exit_code == EXIT_CORRECTNESS
     assert [(f.step, f.test, f.what) for f in result.findings] == [
         ("kmemleak", "kmemleak_scan", "not ok")]
