@@ -28,6 +28,7 @@ from watchbench.errors import InputError, InternalError, WatchbenchError
 from watchbench.settings import Settings, check_environment, check_environment_values, env_name
 
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports a reader that left early
 WIDTH = 80
 
 # invoke's configuration layers, lowest precedence first, and how a user knows each one.
@@ -156,6 +157,8 @@ def report_uncaught(exc: BaseException, tb: TracebackType | None = None) -> int:
 
 
 def _excepthook(kind: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
+    if isinstance(exc, BrokenPipeError):  # `./wb --help ci | head`: the reader left
+        os._exit(EXIT_BROKEN_PIPE)
     code = report_uncaught(exc, tb)
     sys.stdout.flush()
     sys.stderr.flush()

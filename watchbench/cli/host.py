@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import re
+import shlex
+import sys
+import tempfile
+from collections import Counter
+from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 from watchbench.cli import command
 from watchbench.errors import DepsError
 from watchbench.host.deps import PIPELINE, TESTS, ensure, missing
+from watchbench.host.runner import default_runner
 
 
 def check_or_install(install: bool, tests: bool) -> str:
@@ -26,11 +35,69 @@ def deps(c: Any, check: bool, tests: bool) -> None:
     print(check_or_install(install=not check, tests=tests))
 
 
-@command
-def test(c: Any, k: str | None, fast: bool, args: str) -> int:
-    import pytest  # only this task needs it
+class Tier(StrEnum):
+    """The suite's two tiers: ``fast`` needs no kernel (about a minute, its tests spread
+    over the cores by pytest-xdist), ``kernel`` builds and boots the real one (one
+    process: its session fixtures build each kernel once)."""
 
+    FAST = "fast"
+    KERNEL = "kernel"
+
+
+MARKS = {Tier.FAST: "not kernel", Tier.KERNEL: "kernel"}
+COUNTED = ("passed", "failed", "errors", "skipped")
+PYTEST_SUMMARY = re.compile(r"^=+ (.*) in [\d.]+s(?: \([\d:]+\))? =+$")
+NO_TESTS = 5  # pytest's exit code when a tier selects nothing (-k)
+
+
+def tier_argv(tier: Tier, k: str | None, args: str) -> list[str]:
+    """pytest's arguments for one tier."""
+    spread = ["-n", "auto"] if tier is Tier.FAST else []
+    return ["-m", MARKS[tier], *spread, *(["-k", k] if k else []), *shlex.split(args)]
+
+
+def counts(output: str) -> Counter[str]:
+    """passed/failed/errors/skipped of pytest's closing line in ``output``."""
+    found: Counter[str] = Counter()
+    lines = [m[1] for m in map(PYTEST_SUMMARY.match, output.splitlines()) if m]
+    for part in (lines[-1].split(", ") if lines else []):
+        number, _, word = part.strip().partition(" ")
+        word = "errors" if word == "error" else word
+        if number.isdigit() and word in COUNTED:
+            found[word] += int(number)
+    return found
+
+
+@command
+def test(c: Any, k: str | None, fast: bool, args: str, keep_going: bool = False) -> int:
+    """The fast tier, then (unless --fast, or the fast tier failed and not --keep-going)
+    the kernel tier; one closing line with the whole suite's counts."""
     if not fast:
         print(check_or_install(install=True, tests=True))
-    argv = (["-k", k] if k else []) + (["-m", "not kernel"] if fast else []) + args.split()
-    return int(pytest.main(argv))
+    total: Counter[str] = Counter()
+    code = 0
+    for tier in (Tier.FAST,) if fast else (Tier.FAST, Tier.KERNEL):
+        if code and not keep_going:
+            print(f"wb test: the {tier} tier is not run: the fast tier failed "
+                  f"(`./wb test --keep-going` runs it anyway)")
+            break
+        argv = [sys.executable, "-m", "pytest", *tier_argv(tier, k, args)]
+        print(f"wb test: {tier} tier: {shlex.join(argv[1:])}", flush=True)
+        log = Path(tempfile.gettempdir()) / f"watchbench-test-{tier}-{os.getpid()}.log"
+        try:  # the output is echoed as it comes; the file only buffers it for the counts
+            done = default_runner.stream(argv, log=log, on_line=_echo, check=False)
+        finally:
+            log.unlink(missing_ok=True)
+        total += counts(done.stdout)
+        if done.returncode not in (0, NO_TESTS):
+            code = code or done.returncode
+    if not total["passed"] and not total["failed"] and not total["errors"]:
+        return code or NO_TESTS  # nothing ran: never a pass
+    print(f"{total['passed']} passed, {total['failed'] + total['errors']} failed"
+          + (f", {total['skipped']} skipped" if total["skipped"] else ""))
+    return code
+
+
+def _echo(line: str) -> None:
+    print(line, flush=True)
+

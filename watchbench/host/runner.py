@@ -275,8 +275,10 @@ class Runner:
         log: Path,
         on_line: Callable[[str], None] | None = None,
         timeout: float | None = None,
+        check: bool = True,
     ) -> Completed:
-        """Run a long command, teeing output to ``log`` and feeding each line to ``on_line``."""
+        """Run a long command, teeing output to ``log`` and feeding each line to ``on_line``;
+        raise CommandError on non-zero when ``check``."""
         start = time.monotonic()
         with self.spawn(argv, cwd=cwd, env=env, log=log) as proc:
             for line in proc.lines():
@@ -289,7 +291,7 @@ class Runner:
                     on_line(line)
             rc = proc.wait()
         out = log.read_text(encoding="utf-8", errors="replace")
-        if rc != 0:
+        if rc != 0 and check:
             raise CommandError([os.fspath(a) for a in argv], rc, out, log=log)
         return Completed([os.fspath(a) for a in argv], rc, out, "", time.monotonic() - start)
 
