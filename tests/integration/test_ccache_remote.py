@@ -17,9 +17,8 @@ from tests.fakes import Steps
 from watchbench.errors import ConfigError
 from watchbench.host.progress import Silent
 from watchbench.host.runner import default_runner
-from watchbench.kernel import ccache, patching
+from watchbench.kernel import ccache
 from watchbench.kernel.build import build
-from watchbench.kernel.configure import configure
 from watchbench.kernel.kmake import KernelMake
 
 pytestmark = pytest.mark.kernel
@@ -50,10 +49,9 @@ def redis(tmp_path):
 
 
 @pytest.fixture
-def configured(debian_tree, test_settings, default_kernel):
-    patching.reset(debian_tree, force=True)
-    configure(debian_tree, test_settings, list(test_settings.fragments))
-    return debian_tree
+def configured(bench_tree):
+    """The Debian tree with the bench series, configured as the bench kernel was."""
+    return bench_tree
 
 
 def _make(tree, name: str, ccache_dir: Path, settings, remote: str, reshare: bool) -> KernelMake:
@@ -65,7 +63,7 @@ def _make(tree, name: str, ccache_dir: Path, settings, remote: str, reshare: boo
     shutil.copyfile(tree.root / "configs" / f"{tree.config_hash}.config", out / ".config")
     return KernelMake(tree.src, out, jobs=settings.job_count, ccache_dir=ccache_dir,
                       ccache_basedir=settings.cache_dir, ccache_remote=remote,
-                      ccache_reshare=reshare)
+                      ccache_reshare=reshare, sandboxed=settings.sandbox)  # as the pipeline
 
 
 def test_an_empty_local_cache_builds_from_the_remote(configured, test_settings, redis, tmp_path):

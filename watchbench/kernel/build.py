@@ -75,6 +75,33 @@ def build_key(tree: Tree, head: str, dirty_hash: str, config_hash: str, compiler
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+# Beside a build's outputs while make runs: its mtime is when the build started.
+BUILDING = ".watchbench-building"
+
+
+def clear_torn(out: Path) -> int:
+    """A build killed outright (SIGKILL, or the sandbox's namespace torn down with it, which
+    SIGKILLs make) leaves the files it was writing half-written and newer than their
+    inputs, so the next make would take them as done: every file written since that build
+    started goes (ccache makes the recompiles cheap). Returns how many."""
+    marker = out / BUILDING
+    try:
+        since = marker.stat().st_mtime
+    except FileNotFoundError:
+        return 0
+    removed = 0
+    for path in out.rglob("*"):
+        try:
+            if path != marker and not path.is_symlink() and path.is_file() \
+                    and path.stat().st_mtime >= since:
+                path.unlink()
+                removed += 1
+        except FileNotFoundError:
+            continue
+    marker.unlink(missing_ok=True)
+    return removed
+
+
 def build_dir(tree: Tree, config_hash: str) -> Path:
     """Where a tree is built with one configuration (out-of-tree, kept between builds)."""
     return tree.root / "build" / config_hash
@@ -169,6 +196,9 @@ def build(settings: Settings, tree: Tree, runner: Runner = default_runner,
     remotes = _usable_remotes(settings, progress)  # a bad setting fails before make starts
     out = build_dir(tree, tree.config_hash)
     out.mkdir(parents=True, exist_ok=True)
+    torn = clear_torn(out)
+    if torn:
+        progress.step(f"removed {torn} files an interrupted build was writing in {out}")
     shutil.copyfile(tree.root / "configs" / f"{tree.config_hash}.config", out / ".config")
     cache_dir = settings.cache_dir / "ccache"
     make = KernelMake(tree.src, out, jobs=settings.job_count, runner=runner,
@@ -188,7 +218,13 @@ def build(settings: Settings, tree: Tree, runner: Runner = default_runner,
                   f"config {tree.config_hash} with -j{settings.job_count} (log {log})")
     counter = _BuildProgress(progress, expected)
     start = time.monotonic()
-    make.build("bzImage", log, on_line=counter)
+    (out / BUILDING).touch()
+    try:
+        make.build("bzImage", log, on_line=counter)
+    except BuildError:  # make stopped on its own: it deleted what it was writing
+        (out / BUILDING).unlink(missing_ok=True)
+        raise
+    (out / BUILDING).unlink(missing_ok=True)
     seconds = time.monotonic() - start
     cached = ccache.read_stats(cache_dir, runner) - before if before is not None else None
     if cached is not None:

@@ -101,13 +101,13 @@ def _flood(console_bytes: int, channel: Channel, results: Path, limits: Limits,
     port or a single record (line) over its limit, or a share over its limits (checked
     every few seconds, ``check_results``; vm.share)."""
     if console_bytes > limits.console_bytes:
-        return (f"the guest flooded its console: over {limits.console_bytes / MIB:.0f} MiB "
+        return (f"the guest flooded its console: over {limits.console_bytes / MIB:g} MiB "
                 "(stopped; the log is kept, truncated)")
     if channel.size() > limits.channel_bytes:
-        return (f"the guest flooded its report port: over {limits.channel_bytes / MIB:.0f} "
+        return (f"the guest flooded its report port: over {limits.channel_bytes / MIB:g} "
                 "MiB of command output (stopped)")
     if channel.longest > limits.record_bytes:
-        return (f"the guest printed a line (a record) over {limits.record_bytes / MIB:.0f} "
+        return (f"the guest printed a line (a record) over {limits.record_bytes / MIB:g} "
                 "MiB (stopped)")
     if check_results:
         try:
@@ -123,7 +123,7 @@ def _truncate(path: Path, limit: int, what: str) -> None:
         with path.open("r+b") as fh:
             fh.truncate(min(limit, path.stat().st_size))
             fh.seek(0, os.SEEK_END)
-            fh.write(f"\n[watchbench: {what} truncated at {limit / MIB:.0f} MiB]\n".encode())
+            fh.write(f"\n[watchbench: {what} truncated at {limit / MIB:g} MiB]\n".encode())
     except FileNotFoundError:
         pass
 

@@ -98,12 +98,12 @@ def check_share(root: Path, limits: Limits = LIMITS, log: Path | None = None) ->
                                        log=log, hint=HINT)
                 size = entry.stat(follow_symlinks=False).st_size
                 if size > limits.file_bytes:
-                    raise HostileGuest(f"the guest wrote {size / MIB:.0f} MiB to {where}, over "
-                                       f"the {limits.file_bytes / MIB:.0f} MiB a result file "
+                    raise HostileGuest(f"the guest wrote {size / MIB:g} MiB to {where}, over "
+                                       f"the {limits.file_bytes / MIB:g} MiB a result file "
                                        "may hold (refused, not read)", log=log, hint=HINT)
                 total += size
                 if total > limits.share_bytes:
-                    raise HostileGuest(f"the guest wrote over {limits.share_bytes / MIB:.0f} "
+                    raise HostileGuest(f"the guest wrote over {limits.share_bytes / MIB:g} "
                                        f"MiB of results to {root} (refused, not read)",
                                        log=log, hint=HINT)
     return total
@@ -156,5 +156,5 @@ def read_bytes(path: Path, limit: int = LIMITS.file_bytes) -> bytes:
                                hint=HINT) from exc
         raise
     if len(data) > limit:
-        raise HostileGuest(f"{path} holds over {limit / MIB:.0f} MiB (refused)", hint=HINT)
+        raise HostileGuest(f"{path} holds over {limit / MIB:g} MiB (refused)", hint=HINT)
     return data
