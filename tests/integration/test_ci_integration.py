@@ -1,7 +1,7 @@
 """`inv ci` for real under icount, each behaviour proven once: a deliberately slower post
 path is caught, pinned on its patch and explained per function, with two boots side by
-side; a benchmark that breaks on the candidate fails the gate; two shards booted as two
-processes at once on one cache and merged give the verdict. (A/A, the user's tree put back
+side; two shards booted as two processes at once on one cache and merged give the
+verdict, in which a benchmark that breaks on the candidate fails the gate. (A/A, the user's tree put back
 and a full profile: the interrupted gate's rerun in test_interrupt.py. That --jobs 1, 2
 and shards decide alike on the same boots: tests/unit/test_flows.py and test_shard.py.)"""
 
@@ -17,7 +17,6 @@ import pytest
 from tests.fakes import Steps
 from watchbench.flows.ci import EXIT_REGRESSED, CiOptions, run_ci
 from watchbench.flows.shard import run_merge
-from watchbench.host.progress import Silent
 from watchbench.report.text import attribute
 
 pytestmark = pytest.mark.kernel
@@ -56,19 +55,6 @@ def test_slow_post_series_regresses_and_patch_2_is_named(test_settings, tmp_path
     assert "`watch_queue_extra_work +" in result.summary.read_text()
 
 
-def test_a_benchmark_broken_on_the_candidate_fails_the_gate(test_settings, tmp_path):
-    options = CiOptions(series=str(DATA / "breaks-kernel-post"), accel="icount",
-                        out=tmp_path / "reports")
-    result = run_ci(test_settings, options, progress=Silent())
-    assert result.exit_code == EXIT_REGRESSED, result.comparisons[["params", "verdict"]]
-    broken = [r for r in result.regressed if r.endswith(": failed")]
-    assert broken and all(r.startswith("kernel-post") and "case=none" in r for r in broken)
-    row = result.comparisons[result.comparisons["verdict"] == "failed"].iloc[0]
-    assert "EOPNOTSUPP" in row["reason"] or "Operation not supported" in row["reason"]
-    failures = ET.parse(result.junit).getroot().iter("failure")
-    assert any(f.get("type") == "benchmark-broken" for f in failures)
-
-
 def _inv(args: list[str], settings, env: dict | None = None, timeout: float = 1800):
     """`inv ARGS` as its own process on the test cache (a CI job, a shard of a matrix)."""
     import sys
@@ -86,10 +72,13 @@ def test_two_shards_at_once_on_one_cache_merge_into_the_verdict(test_settings, d
                                                                  tmp_path):
     """Two `inv ci --shard I/2` processes started together on one cache, as two matrix
     jobs on one runner: the second waits for the tree while the first composes, both boot
-    their rounds, and `inv ci --merge` gives the slow series' verdict. A shard whose
-    record was altered to another accelerator is refused by name."""
+    their rounds, and `inv ci --merge` gives the verdict. The candidate is the slow series
+    plus one that breaks a benchmark: the slow case regresses and the broken one fails the
+    gate closed, named with its errno. A shard whose record was altered to another
+    accelerator is refused by name."""
     before = (debian_tree.git().head(), (debian_tree.root / "tree.json").read_text())
-    given = ["--series", str(DATA / "slow-post"), "--rounds", "4", "--jobs", "1"]
+    series = f"{DATA / 'slow-post'},{DATA / 'breaks-kernel-post'}"
+    given = ["--series", series, "--rounds", "4", "--jobs", "1"]
     shards: dict[int, object] = {}
 
     def shard(index: int) -> None:
@@ -112,7 +101,14 @@ def test_two_shards_at_once_on_one_cache_merge_into_the_verdict(test_settings, d
     assert "kernel-post" in merged.stdout and "case=free" in merged.stdout
     again = run_merge(test_settings, [tmp_path / "artifacts"], tmp_path / "merged-again")
     assert again.exit_code == EXIT_REGRESSED and again.rounds == 4
-    assert any(r.startswith("kernel-post") and "case=free" in r for r in again.regressed)
+    assert any(r.startswith("kernel-post") and "case=free" in r and r.endswith("regressed")
+               for r in again.regressed), again.regressed
+    broken = [r for r in again.regressed if r.endswith(": failed")]
+    assert broken and all(r.startswith("kernel-post") and "case=none" in r for r in broken)
+    row = again.comparisons[again.comparisons["verdict"] == "failed"].iloc[0]
+    assert "EOPNOTSUPP" in row["reason"] or "Operation not supported" in row["reason"]
+    failures = ET.parse(again.junit).getroot().iter("failure")
+    assert any(f.get("type") == "benchmark-broken" for f in failures)
     assert (tmp_path / "merged" / "index.html").exists()
     assert (tmp_path / "merged" / "summary.md").read_text().startswith("## watchbench: REGRESSED")
     record = tmp_path / "artifacts" / "shard-2-of-2" / "shard.json"
