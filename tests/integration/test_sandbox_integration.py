@@ -152,4 +152,4 @@ def test_a_flooding_guest_is_stopped_and_its_log_kept_truncated(guest, tmp_path)
         log = caught.value.log
         assert log.exists() and log.stat().st_size < MIB // 4 + 4096
         if "console" in said:
-            assert log.read_text(errors="replace").rstrip().endswith("truncated at 0.25 MiB]")
+            assert log.read_text(errors="replace").rstrip().endswith("truncated at 256 KiB]")

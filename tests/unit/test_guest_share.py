@@ -86,7 +86,7 @@ def test_a_device_node_is_refused(host):
 def test_oversized_files_and_shares_are_refused_unread(host):
     _, share = host
     (share / "big.jsonl").write_bytes(b"{" + b"x" * 4096 + b"}\n")
-    with pytest.raises(HostileGuest, match="over the 0 MiB a result file may hold"):
+    with pytest.raises(HostileGuest, match="over the 1 KiB a result file may hold"):
         check_share(share, Limits(file_bytes=1024))
     with pytest.raises(HostileGuest, match="results"):
         check_share(share, Limits(share_bytes=2048))

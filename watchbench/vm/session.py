@@ -24,7 +24,7 @@ from watchbench.vm import console
 from watchbench.vm.errors import GuestCrash, GuestError, GuestHang, HostileGuest
 from watchbench.vm.plugin import OUTPUT as PLUGIN_OUTPUT
 from watchbench.vm.qemu import ARCHS, Share, VmSpec, qemu_argv
-from watchbench.vm.share import HINT, LIMITS, MIB, Limits, check_share
+from watchbench.vm.share import HINT, LIMITS, Limits, check_share, size_text
 
 SHARE_CHECK_S = 2.0  # how often a running guest's share is checked against its limits
 
@@ -101,14 +101,14 @@ def _flood(console_bytes: int, channel: Channel, results: Path, limits: Limits,
     port or a single record (line) over its limit, or a share over its limits (checked
     every few seconds, ``check_results``; vm.share)."""
     if console_bytes > limits.console_bytes:
-        return (f"the guest flooded its console: over {limits.console_bytes / MIB:g} MiB "
+        return (f"the guest flooded its console: over {size_text(limits.console_bytes)} "
                 "(stopped; the log is kept, truncated)")
     if channel.size() > limits.channel_bytes:
-        return (f"the guest flooded its report port: over {limits.channel_bytes / MIB:g} "
-                "MiB of command output (stopped)")
+        return (f"the guest flooded its report port: over {size_text(limits.channel_bytes)} "
+                "of command output (stopped)")
     if channel.longest > limits.record_bytes:
-        return (f"the guest printed a line (a record) over {limits.record_bytes / MIB:g} "
-                "MiB (stopped)")
+        return (f"the guest printed a line (a record) over "
+                f"{size_text(limits.record_bytes)} (stopped)")
     if check_results:
         try:
             check_share(results, limits, log)
@@ -123,7 +123,7 @@ def _truncate(path: Path, limit: int, what: str) -> None:
         with path.open("r+b") as fh:
             fh.truncate(min(limit, path.stat().st_size))
             fh.seek(0, os.SEEK_END)
-            fh.write(f"\n[watchbench: {what} truncated at {limit / MIB:g} MiB]\n".encode())
+            fh.write(f"\n[watchbench: {what} truncated at {size_text(limit)}]\n".encode())
     except FileNotFoundError:
         pass
 

@@ -26,6 +26,13 @@ _MODE = re.compile(r"^virtfs\.mode=(\d+)$", re.M)
 MIB = 1 << 20
 
 
+def size_text(n: float) -> str:
+    """A size as people read it: 64 MiB, 256 KiB, 1.5 MiB, 700 B."""
+    if n >= MIB:
+        return f"{n / MIB:.4g} MiB"
+    return f"{n / 1024:.4g} KiB" if n >= 1024 else f"{n:.0f} B"
+
+
 @dataclass(frozen=True)
 class Limits:
     """What a guest may hand back: its console log, one file of its share, the whole
@@ -98,13 +105,13 @@ def check_share(root: Path, limits: Limits = LIMITS, log: Path | None = None) ->
                                        log=log, hint=HINT)
                 size = entry.stat(follow_symlinks=False).st_size
                 if size > limits.file_bytes:
-                    raise HostileGuest(f"the guest wrote {size / MIB:g} MiB to {where}, over "
-                                       f"the {limits.file_bytes / MIB:g} MiB a result file "
+                    raise HostileGuest(f"the guest wrote {size_text(size)} to {where}, over "
+                                       f"the {size_text(limits.file_bytes)} a result file "
                                        "may hold (refused, not read)", log=log, hint=HINT)
                 total += size
                 if total > limits.share_bytes:
-                    raise HostileGuest(f"the guest wrote over {limits.share_bytes / MIB:g} "
-                                       f"MiB of results to {root} (refused, not read)",
+                    raise HostileGuest(f"the guest wrote over {size_text(limits.share_bytes)} "
+                                       f"of results to {root} (refused, not read)",
                                        log=log, hint=HINT)
     return total
 
@@ -156,5 +163,5 @@ def read_bytes(path: Path, limit: int = LIMITS.file_bytes) -> bytes:
                                hint=HINT) from exc
         raise
     if len(data) > limit:
-        raise HostileGuest(f"{path} holds over {limit / MIB:g} MiB (refused)", hint=HINT)
+        raise HostileGuest(f"{path} holds over {size_text(limit)} (refused)", hint=HINT)
     return data
