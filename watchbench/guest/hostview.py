@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from watchbench.host.sandbox import ROOT_DIRS
+from watchbench.host.sandbox import host_layout
 
 
 class View(StrEnum):
@@ -130,13 +130,8 @@ def narrow(project_root: Path, cache_dir: Path, argvs: Iterable[Iterable[str]] =
     runtime = runtime if runtime is not None else (Path(sys.base_prefix).resolve(),
                                                    Path(sys.prefix))
     wanted = [root / "usr", *runtime, project_root / "userspace", *named_paths(argvs)]
-    links, dirs = [], []
-    for name in ROOT_DIRS:
-        path = root / name.lstrip("/")
-        if path.is_symlink():
-            links.append((name, os.readlink(path)))
-        elif path.is_dir():
-            dirs.append(path)
+    layout = host_layout(root)
+    links, dirs = list(layout.links), [root / name.lstrip("/") for name in layout.dirs]
     chosen: list[tuple[Path, str]] = []
     for path in sorted({*wanted, *dirs}, key=lambda p: (len(p.parts), str(p))):
         if not _covered(path, [p for p, _ in chosen]):

@@ -17,7 +17,14 @@ from pathlib import Path
 from watchbench.errors import CommandError, InputError, PatchError, TreeError
 from watchbench.host.runner import Runner, default_runner
 from watchbench.kernel import journal
-from watchbench.kernel.series import SERIES_FILE, PatchFile, Series, parse_patch, read_series_file
+from watchbench.kernel.series import (
+    SERIES_FILE,
+    PatchFile,
+    Series,
+    mail_subject,
+    parse_patch,
+    read_series_file,
+)
 from watchbench.kernel.trees import Tree
 
 FAILED_AT = re.compile(r"patch failed: (?P<file>\S+):(?P<line>\d+)")
@@ -217,24 +224,9 @@ class Mail:
     total: int | None = None
 
 
-def _subject(text: str) -> str:
-    lines = text.splitlines()
-    for i, line in enumerate(lines):
-        if not line.strip():
-            break
-        if line.startswith("Subject:"):
-            subject = line[len("Subject:"):].strip()
-            for cont in lines[i + 1:]:
-                if not cont.startswith((" ", "\t")):
-                    break
-                subject += " " + cont.strip()
-            return subject
-    return ""
-
-
 def _mail(text: bytes, where: str) -> Mail:
     """A mail's subject read: its version and its n/m, refused when they do not parse."""
-    subject = _subject(text.decode("utf-8", errors="surrogateescape"))
+    subject = mail_subject(text.decode("utf-8", errors="surrogateescape"))
     tag = TAG.match(subject)
     version, number, total = 1, None, None
     if tag and re.search(r"\bPATCH\b|\bRFC\b", tag["tag"], re.I):
@@ -326,7 +318,7 @@ def _patch_of(mail: Mail, scratch: Path) -> bool:
 
 def _with_subject(text: bytes, name: str) -> bytes:
     """A plain diff (quilt's) as a mail: git am needs a subject; its file name is one."""
-    if _subject(text.decode("utf-8", errors="surrogateescape")):
+    if mail_subject(text.decode("utf-8", errors="surrogateescape")):
         return text
     return f"Subject: [PATCH] {Path(name).stem}\n\n".encode() + text
 

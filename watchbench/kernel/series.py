@@ -134,6 +134,23 @@ HEADER_ONLY = ("rename from ", "rename to ", "old mode ", "new mode ", "new file
                "Binary files ")
 
 
+def mail_subject(text: str) -> str:
+    """The Subject: header of a mail-form patch, unfolded ("" when its headers, which end
+    at the first blank line, have none)."""
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if not line.strip():
+            break
+        if line.startswith("Subject:"):
+            subject = line[len("Subject:"):].strip()
+            for cont in lines[i + 1:]:
+                if not cont.startswith((" ", "\t")):
+                    break
+                subject += " " + cont.strip()
+            return subject
+    return ""
+
+
 def parse_patch(path: Path) -> PatchFile:
     """Check that ``path`` is a mail-form patch (Subject + a diff) and index its hunks."""
     try:
@@ -141,17 +158,7 @@ def parse_patch(path: Path) -> PatchFile:
     except OSError as exc:
         raise InputError(f"cannot read patch {path}: {exc.strerror}") from exc
     lines = text.splitlines()
-    subject = ""
-    for i, line in enumerate(lines):
-        if line.startswith("Subject:"):
-            subject = line[len("Subject:"):].strip()
-            for cont in lines[i + 1:]:
-                if not cont.startswith((" ", "\t")):
-                    break
-                subject += " " + cont.strip()
-            break
-        if not line.strip():
-            break
+    subject = mail_subject(text)
     if not subject:
         raise InputError(
             f"{path}: not a git format-patch file (no Subject: header before the body)",
