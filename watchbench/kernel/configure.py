@@ -64,9 +64,9 @@ def configure(tree: Tree, settings: Settings, fragments: list[str] | tuple[str, 
     stage = tree.root / "kconfig-stage"
     stage.mkdir(parents=True, exist_ok=True)
     merged = stage / "requested.config"
-    merged.write_text(render(requested))
+    merged.write_text(wanted := render(requested))
     (stage / ".config").unlink(missing_ok=True)
-    key = kconfig_cache.cache_key(tree, render(requested), runner)
+    key = kconfig_cache.cache_key(tree, wanted, runner)
     text = kconfig_cache.cached(settings.cache_dir, key)
     if text is None:
         KernelMake(tree.src, stage, jobs=settings.job_count, sandboxed=settings.sandbox,
