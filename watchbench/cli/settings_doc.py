@@ -112,7 +112,7 @@ def _section(title: str, prefix: str, cls: type, fields: list[dataclasses.Field[
         kind = _hint(cls, f)
         out += [f"### `{short}`", ""]
         meaning = notes.get((cls.__name__, f.name), "")
-        out += [_wrap(_sentence(meaning)) if meaning else
+        out += [_wrap(meaning) if meaning else
                 "See the section above (no comment of its own in settings.py).", ""]
         rule = f.metadata.get("rule")
         allowed = rule.describe() if rule is not None else (
@@ -192,18 +192,12 @@ def _wrap_items(first: str, items: list[str]) -> str:
     lines, line = [], first
     for n, item in enumerate(items):
         piece = item + ("," if n < len(items) - 1 else "")
-        if line.strip() and len(line) + 1 + len(piece) > WIDTH and line != first:
+        if line != first and len(line) + 1 + len(piece) > WIDTH:
             lines.append(line)
             line = "  " + piece
         else:
             line += ("" if line.endswith(" ") else " ") + piece
     return "\n".join([*lines, line])
-
-
-def _sentence(text: str) -> str:
-    """A comment as a sentence: a capital first letter, a full stop at the end."""
-    text = text[:1].upper() + text[1:]
-    return text if text.endswith((".", ")", "!", "?")) else text + "."
 
 
 def _markdown(text: str) -> str:
