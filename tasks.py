@@ -23,9 +23,9 @@ class _Lazy(ModuleType):
         return getattr(importlib.import_module(f"watchbench.cli.{self.__name__}"), name)
 
 
-correctness, host, kernel, measure, patches, regressions, results, vm = (
+correctness, host, kernel, measure, patches, regressions, results, settings_view, vm = (
     _Lazy(name) for name in ("correctness", "host", "kernel", "measure", "patches",
-                             "regressions", "results", "vm"))
+                             "regressions", "results", "settings_view", "vm"))
 
 install_excepthook()  # what escapes invoke itself (its config merge) is an error, not a traceback
 
@@ -53,6 +53,13 @@ def deps(c, check=False, tests=False):
 def fetch(c, tree=None, base=None, tarball=None):
     """Get a kernel tree and make it the active one (default: Debian linux-source, pinned)."""
     kernel.fetch(c, tree, base, tarball)
+
+
+@task
+def settings(c):
+    """Every setting's value and where it came from (default, invoke.yaml, ~/.invoke.yaml,
+    -f FILE or an INVOKE_WATCHBENCH_* variable); meanings in docs/settings.md."""
+    settings_view.settings(c)
 
 
 @task
@@ -294,8 +301,8 @@ def all_(c, series=None, fragments=None, suite=None, accel=None, tree=None, base
 kernel_ns = Collection("kernel", fetch, status)
 patches_ns = Collection("patches", list_, check_series, apply, reset, import_, lint)
 vm_ns = Collection("vm", run, shell, probe)
-ns = Collection(deps, config, build, initramfs, bench, profile, report, compare, export, ci, bisect, test,
-                correctness_check, kernel_ns, patches_ns, vm_ns)
+ns = Collection(deps, settings, config, build, initramfs, bench, profile, report, compare, export,
+                ci, bisect, test, correctness_check, kernel_ns, patches_ns, vm_ns)
 ns.add_task(all_, name="all")
 # The defaults, from the one place they are written; invoke.yaml and the user's config
 # override them by the same names (and INVOKE_WATCHBENCH_* variables, since the keys exist).

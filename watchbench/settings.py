@@ -18,6 +18,7 @@ from watchbench.errors import InputError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ENV_PREFIX = "INVOKE_WATCHBENCH_"  # invoke's prefix for the settings' environment variables
+SHOW = "./wb settings"  # the task that shows every setting and where it came from
 
 
 @dataclass(frozen=True)
@@ -196,7 +197,9 @@ class Settings:
     ci: CiSettings = field(default_factory=CiSettings)
     bisect: BisectSettings = field(default_factory=BisectSettings)
     check: CheckSettings = field(default_factory=CheckSettings)
-    project_root: Path = PROJECT_ROOT
+    # Read when a Settings is made, not when this module is: a test gives the project a
+    # root of its own (a patches/ it may write) by patching PROJECT_ROOT.
+    project_root: Path = field(default_factory=lambda: PROJECT_ROOT)
 
     @property
     def job_count(self) -> int:
@@ -239,7 +242,8 @@ class Settings:
             key = "watchbench.ci.max_rounds"
             raise InputError(f"setting {key}: {ci.max_rounds}{_from(origins or {}, key)} is "
                              f"below watchbench.ci.min_rounds ({ci.min_rounds})",
-                             hint="make max_rounds at least min_rounds")
+                             hint=f"make max_rounds at least min_rounds; "
+                                  f"{remedy(origins or {}, key, CiSettings().max_rounds)}")
         return settings
 
 
@@ -273,14 +277,17 @@ def check_environment(environ: dict[str, str] | os._Environ[str]) -> None:
         moved = {env_name(k): env_name(v) for k, v in MOVED.items()}
         if name in moved:
             raise InputError(f"environment variable {name} is now {moved[name]}",
-                             hint=f"rename it: export {moved[name]}={environ[name]}")
+                             hint=f"rename it: unset {name}; export {moved[name]}="
+                                  f"{environ[name]}; then check: {SHOW}")
         lists = [env_name(f"watchbench.{f}") for f in _list_fields()]
         if name in lists:
             raise InputError(f"environment variable {name}: a list setting cannot be set "
                              "from the environment (invoke's rule)",
-                             hint=f"unset {name}; set it in invoke.yaml or ~/.invoke.yaml")
+                             hint=f"unset {name}; set it in invoke.yaml or ~/.invoke.yaml; "
+                                  f"then check: {SHOW}")
         raise InputError(f"environment variable {name}={environ[name]!r} names no setting",
-                         hint=f"unset {name}; the known ones: {', '.join(sorted(known))}")
+                         hint=f"unset {name}; the known ones: {', '.join(sorted(known))}; "
+                              f"then check: {SHOW}")
 
 
 def check_environment_values(environ: dict[str, str] | os._Environ[str]) -> None:
@@ -328,6 +335,20 @@ def default_of(key: str) -> Any:
     return value
 
 
+def remedy(origins: dict[str, str], key: str, default: Any) -> str:
+    """What to do about a bad setting where it was set, then the command that shows
+    every setting again (a hint ends with a ./wb line to paste)."""
+    where = origins.get(key, "")
+    shown = str(default) if isinstance(default, Path) else repr(default)
+    if where.startswith("$"):
+        todo = f"unset {where[1:]} (the default is {shown}) or export a valid value"
+    elif where:
+        todo = f"edit {where}: fix or remove {key} (the default is {shown})"
+    else:
+        todo = f"fix {key} (the default is {shown})"
+    return f"{todo}; meanings: docs/settings.md; then check: {SHOW}"
+
+
 def _from(origins: dict[str, str], key: str) -> str:
     return f" (from {origins[key]})" if key in origins else ""
 
@@ -366,10 +387,11 @@ def _build(cls: type, data: dict[str, Any], where: str, exclude: set[str] = froz
         key = f"{where}.{unknown[0]}"
         if key in MOVED:
             raise InputError(f"setting {key}{_from(origins, key)} is now {MOVED[key]}",
-                             hint="rename it in your invoke.yaml / ~/.invoke.yaml")
+                             hint=f"rename it in {origins.get(key, 'your invoke.yaml')}; "
+                                  f"then check: {SHOW}")
         raise InputError(f"unknown setting {key}{_from(origins, key)}",
-                         hint=f"known settings of {where}: {', '.join(known)} "
-                              f"(defaults: watchbench/settings.py)")
+                         hint=f"known settings of {where}: {', '.join(known)}; "
+                              f"then check: {SHOW}")
     values: dict[str, Any] = {}
     for name, value in data.items():
         kind, key = hints[name], f"{where}.{name}"
@@ -379,7 +401,7 @@ def _build(cls: type, data: dict[str, Any], where: str, exclude: set[str] = froz
             if not hasattr(value, "items"):
                 raise InputError(f"setting {key}{_from(origins, key)}: expected a mapping, "
                                  f"got {value!r}",
-                                 hint=f"its keys are in watchbench/settings.py ({_kind_name(kind)})")
+                                 hint=f"its keys: docs/settings.md; then check: {SHOW}")
             values[name] = _build(kind, {k: v for k, v in value.items()}, key, origins=origins)
             continue
         try:
@@ -387,13 +409,13 @@ def _build(cls: type, data: dict[str, Any], where: str, exclude: set[str] = froz
         except (TypeError, ValueError) as exc:
             raise InputError(f"setting {key}: {value!r} is not a valid {_kind_name(kind)}"
                              f"{_from(origins, key)}",
-                             hint="see watchbench/settings.py for its meaning and default") from exc
+                             hint=remedy(origins, key, getattr(cls(), name))) from exc
         rule = known[name].metadata.get("rule")
         if rule is not None and not rule.allows(_number_or_word(values[name], rule)):
             default = getattr(cls(), name)
             raise InputError(f"setting {key}: {value!r}{_from(origins, key)} must be "
                              f"{rule.describe()}",
-                             hint=f"fix or remove it there (the default is {default!r})")
+                             hint=remedy(origins, key, default))
     return cls(**values)
 
 

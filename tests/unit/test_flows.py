@@ -143,7 +143,7 @@ def test_the_pipeline_failing_is_exit_2_with_its_reason_and_the_tree_restored(
                 progress=Silent())
     out = capsys.readouterr().out
     assert code == EXIT_INFRA
-    assert out.startswith("watchbench ci: INFRASTRUCTURE FAILURE (exit 2): ")
+    assert out.startswith("watchbench ci: INFRASTRUCTURE FAILURE (exit 2):\n  ")
     assert error.message in out
     assert kernels.restored == 1 and bench.boots == []  # nothing was measured
 

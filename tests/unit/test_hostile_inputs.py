@@ -14,20 +14,21 @@ import contextlib
 import io
 import json
 import os
+import shutil
 import stat
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from invoke import Program
 
 import tasks
+from watchbench import settings
 from watchbench.cli import report_uncaught
+from watchbench.cli.program import WatchbenchProgram
 from watchbench.settings import PROJECT_ROOT
 
 TWO = Path(__file__).resolve().parents[1] / "data" / "patches" / "two-patch"
-PATCHES = PROJECT_ROOT / "patches"
 
 
 # --- hostile sources, made once ------------------------------------------------------------
@@ -84,10 +85,24 @@ TAMPERS = ["index=\"1\"", "count=0", "index=3", "design.threshold=5", "design.al
            "series=DELETE", "design.rounds=1", "rounds.0.seconds=-1", "list"]
 
 
+def own_project(where: Path) -> Path:
+    """A project root of this test's own: a copy of patches/ (which imports write into,
+    staging beside the series), links to the rest. Under pytest-xdist each worker has
+    one, so no case sees another worker's staging directories."""
+    where.mkdir()
+    for entry in sorted(PROJECT_ROOT.iterdir()):
+        if entry.name == "patches":
+            shutil.copytree(entry, where / "patches", symlinks=True)
+        else:
+            (where / entry.name).symlink_to(entry)
+    return where
+
+
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """The dirs a case may name ({canary}, {mbox_gap}...) and the ones it must not touch."""
     root = tmp_path_factory.mktemp("hostile")
+    project = own_project(root / "project")
     canary = root / "canary"
     _write(canary / "keep.txt", "do not delete\n")
     _write(canary / "sub" / "also.txt", "nor this\n")
@@ -95,7 +110,8 @@ def world(tmp_path_factory):
     src = root / "src"
     ok = "".join(p.read_text() for p in sorted(TWO.glob("*.patch")))
     paths = {
-        "canary": canary, "file": file, "root": root,
+        "canary": canary, "file": file, "root": root, "project": project,
+        "patches": project / "patches",
         "mbox_ok": _write(src / "ok.mbox", ok),
         "mbox_gap": _write(src / "gap.mbox", _mail("[PATCH 1/3] a", _diff(1))
                            + _mail("[PATCH 3/3] c", _diff(3))),
@@ -347,6 +363,25 @@ for name, needle in [("threshold", "threshold"), ("alpha", "alpha"), ("noise", "
                      ("jobs", "jobs"), ("ccache", "ccache"), ("accel", "accel"),
                      ("budget", "budget_s")]:
     case(f"config-file-{name}", ["-f", f"{{cfg_{name}}}", "patches.list"], needle)
+# invoke's own usage errors, said by ./wb's Program (cli/program.py) as exit 2.
+for ident, argv, needle in [
+    ("unknown-option", ["ci", "--bogus"], "ci: unknown option --bogus"),
+    ("typo-option", ["ci", "--thresold", "0.1"], "did you mean --threshold?"),
+    ("core-option", ["--bogus", "ci"], "unknown option --bogus"),
+    ("missing-value", ["ci", "--threshold"], "--threshold needs a value"),
+    ("missing-value-import", ["patches.import", "--name"], "--name needs a value"),
+    ("missing-value-run", ["vm.run", "--accel"], "--accel needs a value"),
+    ("unknown-task", ["cii"], "no task named 'cii'"),
+    ("unknown-task-after", ["ci", "nope"], "'nope' is neither"),
+    ("help-unknown-task", ["--help", "nope"], "no task named 'nope'"),
+    ("list-unknown-group", ["--list", "nope"], "--list 'nope'"),
+    ("missing-positionals", ["compare"], "missing A and B"),
+    ("missing-positional", ["bisect", "a", "b"], "missing BENCHMARK"),
+    ("missing-series", ["patches.check"], "missing SERIES"),
+    ("extra-argument", ["compare", "a", "b", "c"], "'c' is neither"),
+    ("switch-given-value", ["ci", "--per-patch=yes"], "'yes'"),
+]:
+    case(f"usage-{ident}", argv, needle)
 
 
 # --- running a case -------------------------------------------------------------------------
@@ -373,6 +408,12 @@ def changed(before: dict[str, object], after: dict[str, object]) -> list[str]:
 
 
 @pytest.fixture(autouse=True)
+def project_of_its_own(world, monkeypatch):
+    """Every Settings made during a case has the world's project root (its patches/)."""
+    monkeypatch.setattr(settings, "PROJECT_ROOT", world["project"])
+
+
+@pytest.fixture(autouse=True)
 def nothing_but_git(monkeypatch):
     """A case that slips through validation must not download, build or boot here."""
     from watchbench.host.runner import default_runner
@@ -388,12 +429,14 @@ def nothing_but_git(monkeypatch):
 
 
 def inv(argv: list[str]) -> tuple[int, str]:
-    """``inv ARGV`` in this process: exit code and everything it printed."""
+    """``./wb ARGV`` in this process (its Program, our tasks): exit code and everything
+    it printed."""
     out = io.StringIO()
     code = 0
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
         try:
-            Program(namespace=tasks.ns, name="watchbench", binary="inv").run(["inv", *argv])
+            WatchbenchProgram(namespace=tasks.ns, name="watchbench", binary="./wb").run(
+                ["./wb", *argv])
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else 1
         except BaseException as exc:  # noqa: BLE001 -- what inv's excepthook gets
@@ -401,14 +444,15 @@ def inv(argv: list[str]) -> tuple[int, str]:
     return code, out.getvalue()
 
 
-# The gate's infrastructure line is printed as tests/integration match it, unwrapped.
-UNWRAPPED = ("watchbench ci: INFRASTRUCTURE FAILURE", "watchbench check: INFRASTRUCTURE FAILURE")
-
-
 def fits(text: str) -> list[str]:
     """Lines wider than 80 columns that are not one long word (a path)."""
-    return [line for line in text.splitlines()
-            if len(line) > 80 and len(line.split()) > 1 and not line.startswith(UNWRAPPED)]
+    return [line for line in text.splitlines() if len(line) > 80 and len(line.split()) > 1]
+
+
+def pastes_wb(text: str) -> bool:
+    """The message says what to do with a ./wb command to paste (in its hint)."""
+    hint = " ".join(text.split()).partition("hint: ")[2]
+    return "./wb " in hint or hint.endswith("./wb")
 
 
 @pytest.mark.parametrize(("argv", "needle", "env"), [c[1:] for c in CASES],
@@ -423,7 +467,7 @@ def test_hostile_input_is_exit_2_named_and_harmless(world, monkeypatch, argv, ne
         monkeypatch.setenv(name, value)
     argv = [arg.format(**world) for arg in argv]
     needle = needle.format(**world)
-    guarded = (PATCHES, world["runs"], world["canary"], world["work"], world["root"] / "src",
+    guarded = (world["project"], world["runs"], world["canary"], world["work"], world["root"] / "src",
                world["file"])
     before = snapshot(*guarded)
     code, out = inv(argv)
@@ -431,12 +475,14 @@ def test_hostile_input_is_exit_2_named_and_harmless(world, monkeypatch, argv, ne
     assert needle in " ".join(out.split()), out
     assert "Traceback" not in out and "internal error" not in out, out
     assert not fits(out), fits(out)
+    assert pastes_wb(out), out
     assert not changed(before, snapshot(*guarded)), out
 
 
 def test_the_table_is_big_enough_and_covers_every_task_without_a_kernel():
     assert len(CASES) >= 150
-    tasks_named = {argv[0] if not argv[0].startswith("-") else argv[2] for _, argv, _, _ in CASES}
+    tasks_named = {argv[0] if not argv[0].startswith("-") else argv[2]
+                   for ident, argv, _, _ in CASES if not ident.startswith("usage-")}
     assert tasks_named >= {"patches.import", "patches.check", "patches.apply", "patches.lint",
                            "patches.list", "ci", "check", "bisect", "compare", "report",
                            "export", "profile", "bench", "vm.run", "vm.shell", "kernel.fetch",
@@ -476,3 +522,48 @@ def test_inv_itself_turns_what_escapes_invoke_into_an_error(world, tmp_path):
     out = done.stdout + done.stderr
     assert done.returncode == 2, out
     assert "Traceback" not in out and "watchbench settings" in out and not fits(out)
+
+
+# --- ./wb itself ---------------------------------------------------------------------------
+
+
+def test_wb_runs_its_own_program_and_a_usage_error_is_exit_2(world, tmp_path):
+    """The launcher runs cli/program.py (not invoke's inv, whose usage errors are exit 1),
+    loading tasks.py and invoke.yaml as inv does (one subprocess, ~2 s)."""
+    assert 'exec "$venv/bin/python" -m watchbench.cli.program "$@"' in (
+        PROJECT_ROOT / "wb").read_text()
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("INVOKE_")},
+           "INVOKE_WATCHBENCH_CACHE_DIR": str(world["cache"])}
+    done = subprocess.run([sys.executable, "-m", "watchbench.cli.program", "ci", "--thresold",
+                           "0.1"], env=env, capture_output=True, text=True, timeout=120,
+                          cwd=PROJECT_ROOT)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr == ("error: ci: unknown option --thresold\n"
+                           "hint: did you mean --threshold? its options: ./wb --help ci\n")
+
+
+def test_settings_shows_each_value_and_where_it_came_from(world, monkeypatch, tmp_path):
+    monkeypatch.chdir(world["work"])
+    for name in [n for n in os.environ if n.startswith("INVOKE_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("INVOKE_WATCHBENCH_CI_JOBS", "3")
+    config = _write(tmp_path / "mine.yaml", "watchbench:\n  decision: {threshold: 0.1}\n")
+    code, out = inv(["-f", str(config), "settings"])
+    assert code == 0 and not fits(out), out
+    out = " ".join(out.split())
+    assert "watchbench.ci.jobs = 3 (from $INVOKE_WATCHBENCH_CI_JOBS)" in out
+    assert f"watchbench.decision.threshold = 0.1 (from {config})" in out
+    assert "watchbench.decision.alpha = 0.01 (default)" in out
+
+
+def test_every_command_body_names_the_task_its_help_hint_points_at():
+    """``command`` appends `./wb --help TASK` to a hint without a ./wb line: the TASK
+    it derives from the function must be a real one."""
+    import importlib
+
+    names = set(tasks.ns.task_names)
+    bodies = [body for module in ("correctness", "host", "kernel", "measure", "patches",
+                                  "regressions", "results", "settings_view", "vm")
+              for body in vars(importlib.import_module(f"watchbench.cli.{module}")).values()
+              if hasattr(body, "task")]
+    assert len(bodies) >= 25 and {b.task for b in bodies} <= names

@@ -41,7 +41,7 @@ def test_invoke_yaml_names_only_known_settings():
 def test_a_setting_that_does_not_exist_or_does_not_parse_is_refused(mapping, message):
     with pytest.raises(InputError, match=message) as err:
         Settings.from_mapping(mapping)
-    assert "settings.py" in str(err.value)
+    assert str(err.value).endswith("then check: ./wb settings")  # a ./wb line to paste
 
 
 def test_the_defaults_round_trip_through_invoke_config_format():

@@ -24,9 +24,16 @@ from typing import Any
 from invoke.config import AmbiguousMergeError
 from invoke.exceptions import Exit, UncastableEnvVar
 
-from watchbench.errors import InputError, InternalError, WatchbenchError
-from watchbench.settings import Settings, check_environment, check_environment_values, env_name
+from watchbench.errors import ConfigError, InputError, InternalError, ResultsError, WatchbenchError
+from watchbench.settings import (
+    SHOW,
+    Settings,
+    check_environment,
+    check_environment_values,
+    env_name,
+)
 
+BAD_INPUT = (InputError, ConfigError, ResultsError)  # the errors a user mends by what they type
 EXIT_INTERRUPTED = 130
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports a reader that left early
 WIDTH = 80
@@ -88,6 +95,13 @@ def fit(text: str, width: int = WIDTH) -> str:
     return "\n".join(out)
 
 
+def infrastructure_failure(name: str, code: int, exc: BaseException) -> str:
+    """A gate's pipeline failing: the verdict on a line of its own, whole (tests and CI
+    logs look for it), and the reason under it, wrapped to 80 columns."""
+    reason = "\n".join("  " + line for line in fit(str(exc), WIDTH - 2).splitlines())
+    return f"watchbench {name}: INFRASTRUCTURE FAILURE (exit {code}):\n{reason}"
+
+
 def say_error(exc: WatchbenchError) -> int:
     """The error as the user sees it, on stderr; its exit code."""
     print(fit(f"error: {exc}"), file=sys.stderr)
@@ -132,12 +146,14 @@ def config_error(exc: BaseException) -> InputError | None:
         return InputError(f"a section of the watchbench settings was given {what} in a "
                           "config file or the environment, not a mapping",
                           hint="a section (e.g. watchbench.ci) must stay a mapping of its "
-                               "settings: fix invoke.yaml, ~/.invoke.yaml or the -f file")
+                               "settings: fix invoke.yaml, ~/.invoke.yaml or the -f file; "
+                               f"then check: {SHOW}")
     if any(name.startswith("INVOKE_WATCHBENCH_") for name in os.environ):
         check_environment_values(os.environ)  # a value invoke could not cast, named
     if isinstance(exc, UncastableEnvVar):
         return InputError(f"an INVOKE_WATCHBENCH_* variable cannot set a list: {exc}",
-                          hint="unset it; set lists in invoke.yaml or ~/.invoke.yaml")
+                          hint="unset it; set lists in invoke.yaml or ~/.invoke.yaml; "
+                               f"then check: {SHOW}")
     return None
 
 
@@ -171,26 +187,52 @@ def install_excepthook() -> None:
     sys.excepthook = _excepthook
 
 
+# Command modules whose tasks are named with the module as a prefix (tasks.py's
+# collections): all of patches', only these of kernel's and vm's.
+PREFIXED: dict[str, frozenset[str] | None] = {
+    "patches": None, "kernel": frozenset({"fetch", "status"}),
+    "vm": frozenset({"run", "shell", "probe"})}
+
+
+def task_of(func: Callable[..., Any]) -> str:
+    """The task a command body serves, as typed after ./wb (``patches.import``, ``all``)."""
+    group, name = func.__module__.rsplit(".", 1)[-1], func.__name__.rstrip("_")
+    if group in PREFIXED and (PREFIXED[group] is None or name in PREFIXED[group]):
+        return f"{group}.{name}"
+    return name
+
+
+def with_help(exc: WatchbenchError, task: str) -> WatchbenchError:
+    """Bad input says what to do with a ./wb line to paste: a hint without one gets the
+    task's help (where its options and their forms are)."""
+    if isinstance(exc, BAD_INPUT) and "./wb" not in (exc.hint or ""):
+        exc.hint = f"{exc.hint}; see ./wb --help {task}" if exc.hint else \
+            f"see ./wb --help {task}"
+    return exc
+
+
 def command(func: Callable[..., int | None]) -> Callable[..., None]:
     """A task body: its returned int is the exit code; a WatchbenchError becomes its
     message (with the hint and the log path) on stderr and the error's exit code; any
     other exception is an internal error whose traceback goes to a log file."""
+    task = task_of(func)
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> None:
         try:
             code = func(*args, **kwargs)
         except WatchbenchError as exc:
-            raise Exit(code=say_error(exc)) from None
+            raise Exit(code=say_error(with_help(exc, task))) from None
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)
             raise Exit(code=EXIT_INTERRUPTED) from None
-        except Exit:
-            raise
+        except (Exit, BrokenPipeError):
+            raise  # a reader that left (| head) is exit 141, in the excepthook
         except Exception as exc:  # noqa: BLE001 -- the last line before a traceback
             raise Exit(code=say_error(internal_error(exc, exc.__traceback__,
                                                      args[0] if args else None))) from None
         if code:
             raise Exit(code=code)
 
+    wrapper.task = task  # type: ignore[attr-defined]  # tests: each names a real task
     return wrapper

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from watchbench.cli import command, settings_of, split_list
+from watchbench.cli import command, infrastructure_failure, settings_of, split_list
 from watchbench.cli.options import STRESS_SECONDS, non_empty, out_dir, tree_options
 from watchbench.errors import InputError, WatchbenchError
 from watchbench.flows.check import EXIT_INFRA, CheckOptions, CheckResult, run_check
@@ -39,7 +39,7 @@ def report_check(flow: Callable[[Progress], CheckResult], progress: Progress | N
     except InputError:
         raise  # the user's to mend: said as an error (cli.command), exit 2
     except WatchbenchError as exc:
-        print(f"watchbench check: INFRASTRUCTURE FAILURE (exit {EXIT_INFRA}): {exc}")
+        print(infrastructure_failure("check", EXIT_INFRA, exc))
         return EXIT_INFRA
     files = {"ktap": str(result.ktap), "junit": str(result.junit),
              "summary": str(result.summary), "console": str(result.booted.console_log)}

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from watchbench.cli import command, settings_of, split_list
+from watchbench.cli import command, infrastructure_failure, settings_of, split_list
 from watchbench.cli.correctness import options_of, report_check
 from watchbench.cli.options import (
     ALPHA,
@@ -71,7 +71,7 @@ def report_gate(flow: Callable[[Progress], CiResult], progress: Progress | None 
     try:
         result = flow(progress or Progress("ci"))
     except WatchbenchError as exc:
-        print(f"watchbench ci: INFRASTRUCTURE FAILURE (exit {EXIT_INFRA}): {exc}")
+        print(infrastructure_failure("ci", EXIT_INFRA, exc))
         return EXIT_INFRA
     print(compare_table(result.comparisons))
     print()
@@ -101,7 +101,7 @@ def shard_gate(settings: Settings, options: CiOptions, shard: str, **seams: Any)
         done = run_shard(settings, options, shard, progress=seams.pop("progress", None)
                          or Progress("ci"), **seams)
     except WatchbenchError as exc:
-        print(f"watchbench ci: INFRASTRUCTURE FAILURE (exit {EXIT_INFRA}): {exc}")
+        print(infrastructure_failure("ci", EXIT_INFRA, exc))
         return EXIT_INFRA
     shown = ", ".join(str(r + 1) for r in done.rounds)
     print("\n".join(textwrap.wrap(
@@ -109,7 +109,7 @@ def shard_gate(settings: Settings, options: CiOptions, shard: str, **seams: Any)
         f"design in {done.boot_seconds:.0f} s ({done.stop_reason})", WIDTH,
         subsequent_indent="  ")))
     print(f"shard:  {done.directory}")
-    print("no verdict from one shard: merge them all with `inv ci --merge DIR,DIR...`")
+    print("no verdict from one shard: merge them all with `./wb ci --merge DIR,DIR...`")
     return EXIT_OK
 
 
@@ -142,7 +142,7 @@ def ci(c: Any, series: str = "", rounds: str | None = None, accel: str | None = 
         if extra:
             raise InputError(f"--merge takes what was measured and how it is judged from the "
                              f"shards; {', '.join(extra)} cannot be given with it",
-                             hint="give them to every `inv ci --shard I/N` instead")
+                             hint="give them to every shard instead: ./wb ci --shard I/N ...")
         return report_gate(lambda progress: run_merge(
             settings, dirs, target or settings.reports_dir, record=record,
             accept_undecided=accept_undecided, progress=progress))

@@ -106,9 +106,10 @@ class CheckOptions:
     def validate(self) -> None:
         """Refuse bad options before anything is built."""
         if self.accel == Accel.ICOUNT:
-            raise InputError("inv check does not run under icount: its CPUs take turns on "
+            raise InputError("./wb check does not run under icount: its CPUs take turns on "
                              "one host thread, so the race stress would race nothing",
-                             hint="use --accel tcg (or kvm where it works), or leave it out")
+                             hint="leave --accel out, or ./wb check --accel tcg (or kvm "
+                                  "where it works)")
         if self.accel not in ACCELS:
             raise InputError(f"--accel {self.accel!r}: not an accelerator the check runs under",
                              hint=f"use one of {', '.join(ACCELS)}")

@@ -206,13 +206,14 @@ def find_shards(paths: list[Path]) -> list[Shard]:
         else:
             raise InputError(f"{path}: neither a shard directory nor one holding shards "
                              f"(no {SHARD_FILE})",
-                             hint="give the --out directories of `inv ci --shard I/N`")
+                             hint="give the --out directories of the shards: "
+                                  "./wb ci --merge DIR,DIR...")
     return [Shard(path, read_shard(path)) for path in found]
 
 
 def read_shard(directory: Path) -> dict[str, Any]:
     path = directory / SHARD_FILE
-    hint = "it is written by `inv ci --shard I/N`; run that shard again"
+    hint = "run that shard again: ./wb ci --shard I/N --out DIR"
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -220,7 +221,8 @@ def read_shard(directory: Path) -> dict[str, Any]:
     schema = record.get("schema") if isinstance(record, dict) else None
     if schema != SHARD_SCHEMA:
         raise ResultsError(f"{path}: shard schema {schema!r}, expected {SHARD_SCHEMA}",
-                           hint="merge with the watchbench that wrote it")
+                           hint="merge with the watchbench that wrote it, or boot that "
+                                "shard again: ./wb ci --shard I/N --out DIR")
     missing = [k for k in ("index", "count", "series", "design", "planned", "variants",
                            "rounds", "fingerprint") if k not in record]
     if missing:
@@ -310,13 +312,13 @@ def check_shards(shards: list[Shard]) -> None:
             raise InputError(f"{shard.name} measured other kernels than {first.name}: "
                              f"{kernels[1]}, not {kernels[0]} (another series, or "
                              "--per-patch on one only)",
-                             hint="merge the shards of one `inv ci` matrix")
+                             hint="merge the shards of one gate: ./wb ci --merge DIR,DIR...")
         for section in ("design", "variants"):
             for name, a, b in _differences(first.record[section], shard.record[section],
                                            f"{section}."):
                 raise InputError(f"{shard.name} was asked for another gate than {first.name}: "
                                  f"{name} {b!r}, not {a!r}",
-                                 hint="merge the shards of one `inv ci` matrix")
+                                 hint="merge the shards of one gate: ./wb ci --merge DIR,DIR...")
         mine, theirs = first.record["fingerprint"], shard.record["fingerprint"]
         bound = () if first.record["design"]["accel"] == Accel.ICOUNT else HOST_BOUND
         for name, a, b in _differences(mine, theirs):

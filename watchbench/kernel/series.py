@@ -162,7 +162,8 @@ def parse_patch(path: Path) -> PatchFile:
     if not subject:
         raise InputError(
             f"{path}: not a git format-patch file (no Subject: header before the body)",
-            hint="create patches with `git format-patch` or import them with `inv patches.import`",
+            hint="create patches with `git format-patch` or import them: "
+                 "./wb patches.import --name NAME --mbox FILE",
         )
     files: dict[str, list[Hunk]] = {}
     current: str | None = None
@@ -209,7 +210,7 @@ def read_series_file(directory: Path) -> list[str]:
     series_file = directory / SERIES_FILE
     if not directory.is_dir():
         raise InputError(f"no series directory {directory}",
-                         hint="list the available series with `inv patches.list`")
+                         hint="the series there are: ./wb patches.list")
     if not series_file.is_file():
         raise InputError(f"{directory} has no '{SERIES_FILE}' file listing its patches in order")
     names: list[str] = []

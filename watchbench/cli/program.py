@@ -1,0 +1,134 @@
+"""The ``./wb`` program: invoke's ``Program`` with its usage errors (an unknown option or
+task, an option without its value, a missing argument) said as every other bad input
+is: exit 2, 80 columns, the help command to paste. invoke itself exits 1 for them, the
+code a gate gives for "slower", so a typo in a CI job would read as a regression."""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import importlib.metadata
+import re
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+from invoke import Program
+from invoke.exceptions import Exit, ParseError
+
+from watchbench.cli import fit
+from watchbench.errors import InputError
+
+WB = "./wb"
+EXIT_USAGE = InputError.exit_code
+
+
+def _flag(name: str) -> str:
+    """An invoke argument's name as it is typed (``skip_bad`` -> ``--skip-bad``)."""
+    return f"-{name}" if len(name) == 1 else f"--{name.replace('_', '-')}"
+
+
+def _near(word: str, known: list[str]) -> str:
+    """'did you mean --threshold? ' for a near miss (compared without the dashes)."""
+    bare = {k.lstrip("-"): k for k in known}
+    close = difflib.get_close_matches(word.lstrip("-"), list(bare), n=1, cutoff=0.75)
+    return f"did you mean {bare[close[0]]}? " if close else ""
+
+
+def usage_error(message: str, task: str | None, tasks: list[str], flags: list[str],
+                positionals: list[str] = ()) -> InputError:
+    """invoke's parse error ``message`` (in ``task``'s arguments, or ./wb's own when None)
+    as an error naming the input, with the help command that lists what is allowed;
+    ``positionals``: the task's positional arguments, all of them, in order."""
+    where = f"{task}: " if task else ""
+    help_cmd = f"{WB} --help {task}" if task else f"{WB} --list"
+    unknown = re.fullmatch(r"No idea what '(.*)' is!", message)
+    needs = re.fullmatch(r"Flag <Argument: (\w+)[^>]*> needed value and was not given one!",
+                         message)
+    no_value = re.fullmatch(r"Flag <Argument: (\w+)[^>]*> doesn't take any value!", message)
+    missing = re.fullmatch(r"'.*' did not receive required positional arguments: (.*)",
+                           message)
+    group = re.fullmatch(r"Sub-collection '(.*)' not found!", message)
+    if unknown and unknown[1].startswith("-"):
+        token = unknown[1]
+        return InputError(f"{where}unknown option {token}",
+                          hint=f"{_near(token.split('=')[0], flags)}"
+                               f"{'its' if task else 'the'} options: {WB} --help"
+                               f"{' ' + task if task else ''}")
+    if unknown:
+        token = unknown[1]
+        what = f"{where}{token!r} is neither an argument of {task} nor a task" if task else \
+            f"no task named {token!r}"
+        return InputError(what, hint=f"{_near(token, tasks)}the tasks: {WB} --list"
+                                     f"{f'; {task} takes: {help_cmd}' if task else ''}")
+    if needs:
+        return InputError(f"{where}{_flag(needs[1])} needs a value",
+                          hint=f"what it takes: {help_cmd}")
+    if no_value:
+        return InputError(f"{where}{_flag(no_value[1])} is a switch: it takes no value",
+                          hint=f"give it alone; see {help_cmd}")
+    if missing:
+        names = [n.strip(" '").upper() for n in missing[1].split(",")]
+        every = [n.upper() for n in positionals] or names
+        return InputError(f"{where}missing {' and '.join(names)}",
+                          hint=f"it is {WB} {task} {' '.join(every)}; see {help_cmd}")
+    if group:
+        return InputError(f"--list {group[1]!r}: no group of tasks has that name",
+                          hint=f"{_near(group[1], tasks)}the tasks: {WB} --list")
+    return InputError(f"{where}{message}", hint=f"see {help_cmd}")
+
+
+class WatchbenchProgram(Program):
+    """invoke's Program, its parse errors turned into ``usage_error`` (exit 2)."""
+
+    @contextlib.contextmanager
+    def _usage(self) -> Iterator[None]:
+        try:
+            yield
+        except ParseError as exc:
+            context = getattr(exc, "context", None)
+            task = getattr(context, "name", None)
+            positionals = [a.name for a in getattr(context, "positional_args", [])]
+            err = usage_error(str(exc), task, self._tasks(), self._flags(context), positionals)
+            raise Exit(fit(f"error: {err}"), code=EXIT_USAGE) from None
+        except Exit as exc:
+            # invoke's own refusals during parsing (`--list nope`) carry a message and
+            # code 1; help, --list and --version end with no message and code 0.
+            if exc.message and exc.code == 1:
+                err = usage_error(str(exc.message), None, self._tasks(), [])
+                raise Exit(fit(f"error: {err}"), code=EXIT_USAGE) from None
+            raise
+
+    def _tasks(self) -> list[str]:
+        collection = getattr(self, "collection", None)
+        return sorted(collection.task_names) if collection is not None else []
+
+    @staticmethod
+    def _flags(context: Any) -> list[str]:
+        return sorted(getattr(context, "flags", {}) or {})
+
+    def parse_core(self, argv: list[str] | None) -> None:
+        with self._usage():
+            super().parse_core(argv)
+
+    def parse_tasks(self) -> None:
+        with self._usage():
+            super().parse_tasks()
+
+    def parse_cleanup(self) -> None:
+        with self._usage():
+            super().parse_cleanup()
+
+
+def program() -> WatchbenchProgram:
+    """The program ``./wb`` runs: tasks.py is loaded from the project, as ``inv`` does."""
+    return WatchbenchProgram(name="watchbench", binary=WB, binary_names=["wb"],
+                             version=importlib.metadata.version("watchbench"))
+
+
+def main(argv: list[str] | None = None) -> None:
+    program().run(argv if argv is not None else sys.argv)
+
+
+if __name__ == "__main__":  # ./wb: python -m watchbench.cli.program ARGS
+    main()
