@@ -3,10 +3,13 @@
 The plugin (``vm/wb-insns.c``) writes ``raw/insns.txt``: a ``P`` line when a program of
 ours starts (``wq.c`` runs the marker from a constructor), then per region of interest
 its blocks ``vaddr n_insns count other async`` (executions on the region's vCPU, on the
-other vCPUs, inside interrupts). Each record of a profiled measurement says which
-of its program's regions it timed and over how many operations (``roi``:
-bench/RECORDS.md). This module pairs the two, maps the blocks to functions and writes
-``profile.parquet`` (its columns and schema version are owned here).
+other vCPUs, inside interrupts). With its cache model on (``cache=on``) the file is
+format 2: the same, plus the model's configuration and, on every line, the model's
+events (``CACHE_EVENTS``) in the same three slots; both formats are read here. Each
+record of a profiled measurement says which of its program's regions it timed and over
+how many operations (``roi``: bench/RECORDS.md). This module pairs the two, maps the
+blocks to functions and writes ``profile.parquet`` (its columns and schema version are
+owned here).
 """
 
 from __future__ import annotations
@@ -25,6 +28,13 @@ from watchbench.kernel.symbols import SymbolMap
 from watchbench.results.records import params_key, round_robin
 
 INSNS_VERSION = 1  # "# wb-insns 1", the first line the plugin writes
+CACHE_VERSION = 2  # "# wb-insns 2": the same with the cache model's counts (cache=on)
+# The cache model's events, in the plugin's order: data references, I1 misses, D1 misses,
+# LL misses of instruction fetches and of data references. Instruction references are
+# the instructions themselves.
+CACHE_EVENTS = ("dr", "i1", "d1", "lli", "lld")
+CACHE_LEVELS = ("I1", "D1", "LL")
+_SLOTS = 3  # count, other, async
 PROFILE_SCHEMA = 1
 PROFILE_FILE = "profile.parquet"
 # One row per case and symbol: ``instr_per_op`` the median of its repeats' (``spread`` how
@@ -46,6 +56,17 @@ class ProfileError(ResultsError):
 
 
 @dataclass
+class CacheCounts:
+    """The cache model's events of one region (format 2), keyed by ``CACHE_EVENTS``: per
+    block on the region's vCPU and on the others, summed over everything asynchronous,
+    like the instructions beside them."""
+
+    count: dict[str, np.ndarray]
+    other: dict[str, np.ndarray]
+    async_events: dict[str, int]
+
+
+@dataclass
 class Region:
     """The blocks that ran between one begin and one end marker."""
 
@@ -53,6 +74,7 @@ class Region:
     insns: np.ndarray  # n_insns * executions on the region's vCPU, per block
     other: np.ndarray  # the same on the other vCPUs
     async_insns: int  # all instructions run inside interrupts
+    cache: CacheCounts | None = None  # format 2 only
 
 
 @dataclass
@@ -67,20 +89,70 @@ class Insns:
     programs: list[Program]
     unmatched_ends: int
     exited: bool
+    # The cache model's levels (``CACHE_LEVELS``) as (size, associativity, line) in
+    # bytes; None when the model was off (format 1).
+    cache: dict[str, tuple[int, int, int]] | None = None
+
+
+def _cache_config(line: str, path: Path) -> dict[str, tuple[int, int, int]]:
+    """``C I1 <size> <assoc> <line> D1 ... LL ...``, the second line of format 2."""
+    words = line.split()
+    names = words[1::4]
+    if words[:1] != ["C"] or len(words) != 13 or tuple(names) != CACHE_LEVELS:
+        raise ProfileError(f"{path}: line 2 is not the cache model's configuration "
+                           f"({line[:60]!r})", log=path)
+    return {name: (int(words[k + 1]), int(words[k + 2]), int(words[k + 3]))
+            for k, name in zip(range(1, 13, 4), names, strict=True)}
+
+
+def _region_cache(table: np.ndarray, head: list[str], path: Path) -> CacheCounts:
+    """The 15 event columns of a format 2 region (per event: count, other, async)."""
+    events = table.astype(np.int64).reshape(len(table), len(CACHE_EVENTS), _SLOTS)
+    sums = [int(v) for v in events.sum(axis=0).reshape(-1)]
+    if sums != [int(h) for h in head]:
+        raise ProfileError(f"{path}: a region's cache events sum to {sums}, its header "
+                           f"says {head}", log=path)
+    return CacheCounts(
+        count={e: events[:, k, 0] for k, e in enumerate(CACHE_EVENTS)},
+        other={e: events[:, k, 1] for k, e in enumerate(CACHE_EVENTS)},
+        async_events={e: int(events[:, k, 2].sum()) for k, e in enumerate(CACHE_EVENTS)})
+
+
+def cache_totals(region: Region) -> dict[str, int]:
+    """A format 2 region's operation (its ``count`` slot) summed: instructions (``ir``),
+    ``CACHE_EVENTS``, and LL misses of fetches and data together (``ll``)."""
+    if region.cache is None:
+        raise ProfileError("a format 1 region has no cache counts: the plugin ran without "
+                           "cache=on")
+    out = {"ir": int(region.insns.sum())}
+    out.update({e: int(region.cache.count[e].sum()) for e in CACHE_EVENTS})
+    out["ll"] = out["lli"] + out["lld"]
+    return out
 
 
 def read_insns(path: Path) -> Insns:
-    """Parse the plugin's file; a torn last region (QEMU killed mid-write) is dropped."""
+    """Parse the plugin's file, format 1 or 2; a torn last region (QEMU killed mid-write)
+    is dropped."""
     try:
         lines = path.read_text().splitlines()
     except OSError as exc:
         raise ProfileError(f"{path}: the plugin wrote no counts ({exc.strerror})",
                            hint="the guest log of this boot says why QEMU stopped") from exc
-    if not lines or lines[0] != f"# wb-insns {INSNS_VERSION}":
-        raise ProfileError(f"{path}: not a wb-insns {INSNS_VERSION} file "
+    if not lines or lines[0] not in (f"# wb-insns {INSNS_VERSION}",
+                                     f"# wb-insns {CACHE_VERSION}"):
+        raise ProfileError(f"{path}: not a wb-insns {INSNS_VERSION} file, nor a wb-insns "
+                           f"{CACHE_VERSION} one "
                            f"(first line {lines[0] if lines else '(empty)'!r})", log=path)
+    cache = None
+    i = 1
+    if lines[0] == f"# wb-insns {CACHE_VERSION}":
+        if len(lines) < 2:
+            return Insns([], 0, False, None)  # killed before its configuration
+        cache = _cache_config(lines[1], path)
+        i = 2
+    width = 5 + (len(CACHE_EVENTS) * _SLOTS if cache else 0)
     programs: list[Program] = []
-    unmatched, exited, i = 0, False, 1
+    unmatched, exited = 0, False
     while i < len(lines):
         head = lines[i].split()
         i += 1
@@ -90,25 +162,32 @@ def read_insns(path: Path) -> Insns:
             unmatched += 1
         elif head and head[0] == "E":
             exited = True
-        elif head and head[0] == "R" and len(head) == 5:
+        elif head and head[0] == "R" and len(head) == width:
             blocks = int(head[1])
             body = lines[i:i + blocks]
             i += blocks
             if len(body) < blocks or not programs:
                 continue  # torn at the end, or before any program of ours
-            table = np.array([ln.split() for ln in body], dtype=object).reshape(-1, 5)
+            rows = [ln.split() for ln in body]
+            if any(len(r) != width for r in rows):
+                if i >= len(lines):
+                    continue  # its last line torn
+                raise ProfileError(f"{path}: a region's block lines are not {width} "
+                                   "columns wide", log=path)
+            table = np.array(rows, dtype=object).reshape(-1, width)
             vaddr = np.array([int(v, 16) for v in table[:, 0]], dtype=np.uint64)
             size = table[:, 1].astype(np.int64)
             insns, other = size * table[:, 2].astype(np.int64), size * table[:, 3].astype(np.int64)
             async_insns = int((size * table[:, 4].astype(np.int64)).sum())
             sums = [int(insns.sum()), int(other.sum()), async_insns]
-            if sums != [int(h) for h in head[2:]]:
+            if sums != [int(h) for h in head[2:5]]:
                 raise ProfileError(f"{path}: a region of {blocks} blocks sums to {sums}, its "
-                                   f"header says {head[2:]}", log=path)
-            programs[-1].regions.append(Region(vaddr, insns, other, async_insns))
+                                   f"header says {head[2:5]}", log=path)
+            events = _region_cache(table[:, 5:], head[5:], path) if cache else None
+            programs[-1].regions.append(Region(vaddr, insns, other, async_insns, events))
         else:
             raise ProfileError(f"{path}: line {i}: unexpected {lines[i - 1][:60]!r}", log=path)
-    return Insns(programs, unmatched, exited)
+    return Insns(programs, unmatched, exited, cache)
 
 
 def _record_regions(record: dict, program: Program, where: str) -> list[Region]:

@@ -47,6 +47,50 @@
  *
  * Counts are exact under -icount, where one thread runs every vCPU in turn;
  * under MTTCG the counters would race, so watchbench profiles under icount.
+ *
+ * The cache model (cache=on; off by default, and then the output is format 1
+ * exactly as above) simulates, as Cachegrind does, a first-level instruction
+ * cache (I1), a first-level data cache (D1) and a last-level cache (LL) that
+ * sees the I1 and D1 misses, so that a region's memory cost can be counted
+ * as deterministically as its instructions.  Each level is set-associative
+ * with LRU replacement, write-allocate (a store is an access like a load;
+ * nothing is written back), indexed by the low bits of the line number and
+ * fed virtual addresses: guest-virtual, kernel and user alike, deterministic
+ * under icount (physical ones would follow the page allocator).  An access
+ * that straddles lines looks all of them up and is one miss at most, in
+ * each level, as in Cachegrind.  Sizes (l1i=, l1d=, ll=SIZE:ASSOC:LINE, a
+ * size in bytes or with K or M; sets must be a power of two) default to a
+ * Skylake-class x86 part, the common CI runner:
+ *	I1 32K:8:64	D1 32K:8:64	LL 8M:16:64
+ * Cachegrind reads the host's CPUID instead; fixed sizes keep counts equal
+ * from runner to runner.
+ *
+ * Instruction fetches are simulated a piece at a time when it starts: the
+ * lines from its first to its last byte, in order (its first instruction is
+ * one access, however many lines it spans; every later line one access),
+ * which is what fetching it an instruction at a time would do, except that
+ * LL sees the piece's fetch misses before its data misses.  Data accesses
+ * are QEMU's memory callbacks, one per access QEMU makes (a 16-byte vector
+ * load may be two), MMIO left out; each is counted under the piece that
+ * the vCPU is running, in the same count/other/async slot as the piece's
+ * instructions.  The caches run from the start, regions or not, so a
+ * region starts with them as the guest left them.
+ *
+ * With the model on the file is format 2: format 1 with a configuration
+ * line after the header and 15 more numbers on every R and piece line:
+ *	# wb-insns 2
+ *	C I1 <size> <assoc> <line> D1 <size> <assoc> <line> LL <size> <assoc> <line>
+ *	R <pieces> <count> <other> <async> <events>
+ *	<vaddr hex> <n_insns> <count> <other> <async> <events>
+ * where <events> is, for each of
+ *	dr	data references (loads and stores);
+ *	i1	I1 misses;
+ *	d1	D1 misses;
+ *	lli	LL misses of instruction fetches;
+ *	lld	LL misses of data references,
+ * its count, other and async, so 15 numbers (dr count, dr other, dr async,
+ * i1 count, ...), sums over the region on the R line.  Instruction
+ * references are the instructions: n_insns times the executions.
  */
 #include <inttypes.h>
 #include <pthread.h>
@@ -63,6 +107,10 @@ QEMU_PLUGIN_EXPORT int qemu_plugin_version = QEMU_PLUGIN_VERSION;
 #define WB_MARK_BEGIN	(WB_MARK_BASE | 2)
 #define WB_MARK_END	(WB_MARK_BASE | 3)
 
+/* The cache model's events, counted per piece and slot (count, other, async). */
+enum event { EV_DR, EV_I1, EV_D1, EV_LLI, EV_LLD, N_EVENTS };
+enum slot { SLOT_COUNT, SLOT_OTHER, SLOT_ASYNC, N_SLOTS };
+
 struct block {
 	uint64_t	count;		/* executions in the region on its vCPU */
 	uint64_t	other;		/* ... on the other vCPUs */
@@ -72,6 +120,21 @@ struct block {
 	int		irq_entry;	/* the block starts an interrupt entry */
 	int		irq_exit;	/* the block is an iretq: async, even when icount
 					 * runs it again after its callback ran */
+	uint64_t	first_end;	/* the end of its first instruction */
+	uint64_t	end;		/* the end of its last instruction */
+	uint64_t	ev[N_SLOTS][N_EVENTS];	/* the cache model's counts */
+};
+
+/* One level of the cache model. */
+struct cache {
+	const char	*name;
+	uint64_t	size;
+	unsigned int	assoc;
+	unsigned int	line;		/* bytes, a power of two */
+	unsigned int	line_shift;
+	uint64_t	set_mask;	/* sets - 1 */
+	uint64_t	*tags;		/* per set, most recently used first:
+					 * line number + 1, 0 for an empty way */
 };
 
 #define MAX_VCPUS	64
@@ -92,6 +155,12 @@ static int in_region;
 static unsigned int home;	/* the vCPU that opened the region */
 static unsigned long regions;
 static unsigned int depth[MAX_VCPUS];	/* interrupt nesting, per vCPU */
+static int cache_on;
+static struct cache l1i = { "I1", 32 << 10, 8, 64, 0, 0, NULL };
+static struct cache l1d = { "D1", 32 << 10, 8, 64, 0, 0, NULL };
+static struct cache llc = { "LL", 8 << 20, 16, 64, 0, 0, NULL };
+static uint64_t *cur[MAX_VCPUS];	/* the counts of the piece each vCPU runs
+					 * in a region (a slot of its ev), or NULL */
 
 static size_t slot_of(uint64_t vaddr, uint32_t n, size_t size)
 {
@@ -179,19 +248,114 @@ static struct block *block_of(uint64_t vaddr, uint32_t n)
 	return b;
 }
 
+/*
+ * Look the lines @first..@last up in @c, making each the most recently used
+ * of its set; 1 when any of them was absent (one access, one miss at most).
+ */
+static int lookup(struct cache *c, uint64_t first, uint64_t last)
+{
+	int miss = 0;
+	uint64_t l;
+
+	for (l = first; l <= last; l++) {
+		uint64_t *set = c->tags + (l & c->set_mask) * c->assoc;
+		uint64_t key = l + 1;
+		unsigned int way;
+
+		if (set[0] == key)
+			continue;
+		for (way = 1; way < c->assoc && set[way] != key; way++)
+			;
+		if (way == c->assoc) {
+			miss = 1;
+			way--;	/* the least recently used goes */
+		}
+		memmove(set + 1, set, way * sizeof(*set));
+		set[0] = key;
+	}
+	return miss;
+}
+
+/* An access to the bytes [@addr, @end) through @l1 and then LL; counted into @ev. */
+static void access_bytes(struct cache *l1, uint64_t addr, uint64_t end, uint64_t *ev,
+			 enum event l1_miss, enum event ll_miss)
+{
+	uint64_t first = addr >> l1->line_shift, last = (end - 1) >> l1->line_shift;
+
+	if (!lookup(l1, first, last))
+		return;
+	if (ev)
+		ev[l1_miss]++;
+	if (lookup(&llc, addr >> llc.line_shift, (end - 1) >> llc.line_shift) && ev)
+		ev[ll_miss]++;
+}
+
+/* Fetch the piece @b: its first instruction, then each further line it spans. */
+static void fetch(const struct block *b, uint64_t *ev)
+{
+	uint64_t line = (uint64_t)1 << l1i.line_shift;
+	uint64_t next = ((b->first_end - 1) | (line - 1)) + 1;	/* the line after it */
+
+	access_bytes(&l1i, b->vaddr, b->first_end, ev, EV_I1, EV_LLI);
+	for (; next < b->end; next += line)
+		access_bytes(&l1i, next, next + 1, ev, EV_I1, EV_LLI);
+}
+
+/* A data access: counted under the piece its vCPU runs; MMIO is not cached. */
+static void on_mem(unsigned int vcpu, qemu_plugin_meminfo_t info, uint64_t vaddr, void *udata)
+{
+	struct qemu_plugin_hwaddr *hw = qemu_plugin_get_hwaddr(info, vaddr);
+	uint64_t *ev = cur[vcpu < MAX_VCPUS ? vcpu : MAX_VCPUS - 1];
+
+	(void)udata;
+	if (hw && qemu_plugin_hwaddr_is_io(hw))
+		return;
+	if (ev)
+		ev[EV_DR]++;
+	access_bytes(&l1d, vaddr, vaddr + (1u << qemu_plugin_mem_size_shift(info)), ev, EV_D1,
+		     EV_LLD);
+}
+
 static void begin_region(void)
 {
 	size_t i;
 
-	for (i = 0; i < nblocks; i++)
+	for (i = 0; i < nblocks; i++) {
 		blocks[i]->count = blocks[i]->other = blocks[i]->async = 0;
+		memset(blocks[i]->ev, 0, sizeof(blocks[i]->ev));
+	}
+	memset(cur, 0, sizeof(cur));	/* until each vCPU starts a piece */
 	in_region = 1;
+}
+
+static int moved(const struct block *b)
+{
+	const uint64_t *ev = &b->ev[0][0];
+	size_t i;
+
+	if (b->count || b->other || b->async)
+		return 1;
+	for (i = 0; i < N_SLOTS * N_EVENTS; i++)
+		if (ev[i])
+			return 1;
+	return 0;
+}
+
+/* The 15 numbers of format 2: per event, its count, other and async. */
+static void put_events(const uint64_t ev[N_SLOTS][N_EVENTS])
+{
+	int e, s;
+
+	for (e = 0; e < N_EVENTS; e++)
+		for (s = 0; s < N_SLOTS; s++)
+			fprintf(out, " %" PRIu64, ev[s][e]);
 }
 
 static void end_region(void)
 {
-	uint64_t insns = 0, other = 0, async = 0;
-	size_t i, moved = 0;
+	uint64_t insns = 0, other = 0, async = 0, ev[N_SLOTS][N_EVENTS] = { { 0 } };
+	size_t i, pieces = 0;
+	int e, s;
 
 	if (!in_region) {
 		fputs("X\n", out);
@@ -200,47 +364,70 @@ static void end_region(void)
 	for (i = 0; i < nblocks; i++) {
 		const struct block *b = blocks[i];
 
-		if (b->count || b->other || b->async) {
-			moved++;
+		if (moved(b)) {
+			pieces++;
 			insns += b->count * b->n_insns;
 			other += b->other * b->n_insns;
 			async += b->async * b->n_insns;
+			for (s = 0; s < N_SLOTS; s++)
+				for (e = 0; e < N_EVENTS; e++)
+					ev[s][e] += b->ev[s][e];
 		}
 	}
-	fprintf(out, "R %zu %" PRIu64 " %" PRIu64 " %" PRIu64 "\n", moved, insns, other,
-		async);
+	fprintf(out, "R %zu %" PRIu64 " %" PRIu64 " %" PRIu64, pieces, insns, other, async);
+	if (cache_on)
+		put_events(ev);
+	fputc('\n', out);
 	for (i = 0; i < nblocks; i++) {
 		const struct block *b = blocks[i];
 
-		if (b->count || b->other || b->async)
-			fprintf(out, "%" PRIx64 " %u %" PRIu64 " %" PRIu64 " %" PRIu64 "\n",
-				b->vaddr, b->n_insns, b->count, b->other, b->async);
+		if (!moved(b))
+			continue;
+		fprintf(out, "%" PRIx64 " %u %" PRIu64 " %" PRIu64 " %" PRIu64, b->vaddr,
+			b->n_insns, b->count, b->other, b->async);
+		if (cache_on)
+			put_events(b->ev);
+		fputc('\n', out);
 	}
 	fflush(out);
+	memset(cur, 0, sizeof(cur));
 	in_region = 0;
 	regions++;
 }
 
 /*
  * A block starts: count it, under "async" while its vCPU is in an interrupt
- * (entered at an interrupt entry, left at an iretq).  Under icount one thread
- * runs every vCPU, so no lock is needed.
+ * (entered at an interrupt entry, left at an iretq), and fetch it through the
+ * cache model; its data accesses are counted in the same slot.  Under icount
+ * one thread runs every vCPU, so no lock is needed.
  */
 static void on_block(unsigned int vcpu, void *udata)
 {
 	struct block *b = udata;
 	unsigned int v = vcpu < MAX_VCPUS ? vcpu : MAX_VCPUS - 1;
+	enum slot slot;
 
 	if (b->irq_entry)
 		depth[v]++;
-	if (!in_region)
+	if (!in_region) {
+		if (cache_on)
+			fetch(b, NULL);
 		return;
-	if (depth[v] || b->irq_exit)
+	}
+	if (depth[v] || b->irq_exit) {
 		b->async++;
-	else if (v == home)
+		slot = SLOT_ASYNC;
+	} else if (v == home) {
 		b->count++;
-	else
+		slot = SLOT_COUNT;
+	} else {
 		b->other++;
+		slot = SLOT_OTHER;
+	}
+	if (cache_on) {
+		cur[v] = b->ev[slot];
+		fetch(b, cur[v]);
+	}
 }
 
 static void on_iret(unsigned int vcpu, void *udata)
@@ -299,14 +486,22 @@ static int is_iret(const struct qemu_plugin_insn *insn)
 	return qemu_plugin_insn_size(insn) == 2 && p[0] == 0x48 && p[1] == 0xcf;
 }
 
-/* Count the piece of @n instructions that starts with @first. */
-static void count_piece(struct qemu_plugin_insn *first, size_t n)
+static uint64_t insn_end(const struct qemu_plugin_insn *insn)
 {
+	return qemu_plugin_insn_vaddr(insn) + qemu_plugin_insn_size(insn);
+}
+
+/* Count the piece of @n instructions of @tb that starts with its @at-th. */
+static void count_piece(struct qemu_plugin_tb *tb, size_t at, size_t n)
+{
+	struct qemu_plugin_insn *first = qemu_plugin_tb_get_insn(tb, at);
 	struct block *b;
 
 	pthread_mutex_lock(&lock);
 	b = block_of(qemu_plugin_insn_vaddr(first), (uint32_t)n);
 	b->irq_exit = n == 1 && is_iret(first);
+	b->first_end = insn_end(first);
+	b->end = insn_end(qemu_plugin_tb_get_insn(tb, at + n - 1));
 	pthread_mutex_unlock(&lock);
 	qemu_plugin_register_vcpu_insn_exec_cb(first, on_block, QEMU_PLUGIN_CB_NO_REGS, b);
 }
@@ -350,7 +545,7 @@ static void on_translate(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
 		uint32_t kind = marker_of(insn);
 
 		if (i > first && qemu_plugin_insn_vaddr(insn) >= boundary) {
-			count_piece(qemu_plugin_tb_get_insn(tb, first), i - first);
+			count_piece(tb, first, i - first);
 			first = i;
 			boundary = next_start(qemu_plugin_insn_vaddr(insn));
 		}
@@ -364,8 +559,11 @@ static void on_translate(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
 			qemu_plugin_register_vcpu_insn_exec_cb(insn, on_marker,
 							       QEMU_PLUGIN_CB_NO_REGS,
 							       (void *)(uintptr_t)kind);
+		if (cache_on)
+			qemu_plugin_register_vcpu_mem_cb(insn, on_mem, QEMU_PLUGIN_CB_NO_REGS,
+							 QEMU_PLUGIN_MEM_RW, NULL);
 	}
-	count_piece(qemu_plugin_tb_get_insn(tb, first), n - first);
+	count_piece(tb, first, n - first);
 }
 
 static int load_sorted(const char *path, uint64_t **vec, size_t *nvec)
@@ -407,6 +605,67 @@ static void at_exit(qemu_plugin_id_t id, void *udata)
 	pthread_mutex_unlock(&lock);
 }
 
+/* A size in bytes, with an optional K or M; 0 when it is not one. */
+static uint64_t parse_size(const char *s, char **end)
+{
+	uint64_t v = strtoull(s, end, 10);
+
+	if (*end == s)
+		return 0;
+	if (**end == 'K' || **end == 'k') {
+		v <<= 10;
+		(*end)++;
+	} else if (**end == 'M' || **end == 'm') {
+		v <<= 20;
+		(*end)++;
+	}
+	return v;
+}
+
+static int power_of_two(uint64_t v)
+{
+	return v && !(v & (v - 1));
+}
+
+/* SIZE:ASSOC:LINE into @c; sets and lines must be powers of two. */
+static int parse_cache(struct cache *c, const char *arg)
+{
+	char *end;
+	uint64_t size = parse_size(arg, &end), assoc = 0, line = 0;
+
+	if (*end == ':')
+		assoc = parse_size(end + 1, &end);
+	if (*end == ':')
+		line = parse_size(end + 1, &end);
+	if (*end || !size || !assoc || assoc > 1024 || !power_of_two(line) || line < 4 ||
+	    size % (assoc * line) || !power_of_two(size / (assoc * line))) {
+		fprintf(stderr, "wb-insns: %s=%s: want SIZE:ASSOC:LINE, the line and the number of sets (SIZE / (ASSOC * LINE)) powers of two\n",
+			c->name, arg);
+		return -1;
+	}
+	c->size = size;
+	c->assoc = (unsigned int)assoc;
+	c->line = (unsigned int)line;
+	return 0;
+}
+
+static void setup_cache(struct cache *c)
+{
+	uint64_t sets = c->size / ((uint64_t)c->assoc * c->line);
+
+	for (c->line_shift = 0; (1u << c->line_shift) < c->line; c->line_shift++)
+		;
+	c->set_mask = sets - 1;
+	c->tags = calloc(sets * c->assoc, sizeof(*c->tags));
+	if (!c->tags)
+		die("out of memory");
+}
+
+static void put_cache(const struct cache *c)
+{
+	fprintf(out, " %s %" PRIu64 " %u %u", c->name, c->size, c->assoc, c->line);
+}
+
 QEMU_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t *info,
 					   int argc, char **argv)
 {
@@ -425,8 +684,16 @@ QEMU_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_
 		else if (!strncmp(argv[i], "softirq=", 8) &&
 			 load_sorted(argv[i] + 8, &soft, &nsoft))
 			return -1;
+		else if (!strcmp(argv[i], "cache=on"))
+			cache_on = 1;
+		else if (!strcmp(argv[i], "cache=off"))
+			cache_on = 0;
+		else if ((!strncmp(argv[i], "l1i=", 4) && parse_cache(&l1i, argv[i] + 4)) ||
+			 (!strncmp(argv[i], "l1d=", 4) && parse_cache(&l1d, argv[i] + 4)) ||
+			 (!strncmp(argv[i], "ll=", 3) && parse_cache(&llc, argv[i] + 3)))
+			return -1;
 	if (!path) {
-		fprintf(stderr, "wb-insns: usage: -plugin FILE,out=PATH[,symbols=PATH][,irq=PATH][,softirq=PATH]\n");
+		fprintf(stderr, "wb-insns: usage: -plugin FILE,out=PATH[,symbols=PATH][,irq=PATH][,softirq=PATH][,cache=on[,l1i=SIZE:ASSOC:LINE][,l1d=...][,ll=...]]\n");
 		return -1;
 	}
 	if (strcmp(info->target_name, "x86_64")) {
@@ -439,7 +706,18 @@ QEMU_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_
 		perror(path);
 		return -1;
 	}
-	fputs("# wb-insns 1\n", out);
+	if (cache_on) {
+		setup_cache(&l1i);
+		setup_cache(&l1d);
+		setup_cache(&llc);
+		fputs("# wb-insns 2\nC", out);
+		put_cache(&l1i);
+		put_cache(&l1d);
+		put_cache(&llc);
+		fputc('\n', out);
+	} else {
+		fputs("# wb-insns 1\n", out);
+	}
 	fflush(out);
 	qemu_plugin_register_vcpu_tb_trans_cb(id, on_translate);
 	qemu_plugin_register_atexit_cb(id, at_exit, NULL);

@@ -1,0 +1,67 @@
+"""The cache model of the instruction-count plugin (``wb-insns.c``, ``cache=on``): its
+configuration as plugin arguments, and user-space programs run under it.
+
+The plugin simulates the caches of one configuration, given as plugin arguments; its
+defaults are ``DEFAULT`` here, a Skylake-class x86 part (the plugin's header comment says
+why). Running a program under ``qemu-x86_64`` (QEMU's user mode, Debian ``qemu-user``)
+with the plugin is how the model is checked without a kernel: by the fast tests and by
+bench/scripts/cache_model_vs_cachegrind.py, which holds it against Cachegrind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from watchbench.host.runner import Runner, default_runner
+
+QEMU_USER = "qemu-x86_64"  # Debian qemu-user, the same QEMU release as qemu-system-x86
+
+
+@dataclass(frozen=True)
+class Level:
+    """One cache: its size, associativity and line, in bytes."""
+
+    size: int
+    assoc: int
+    line: int
+
+    def arg(self, sep: str) -> str:
+        return sep.join(str(v) for v in (self.size, self.assoc, self.line))
+
+
+@dataclass(frozen=True)
+class CacheConfig:
+    """I1, D1 and LL, as the plugin and Cachegrind both take them."""
+
+    i1: Level = Level(32 << 10, 8, 64)
+    d1: Level = Level(32 << 10, 8, 64)
+    ll: Level = Level(8 << 20, 16, 64)
+
+    def plugin_args(self) -> list[str]:
+        """``cache=on`` and the three levels (``:`` inside a value: QEMU splits on ``,``)."""
+        return ["cache=on", f"l1i={self.i1.arg(':')}", f"l1d={self.d1.arg(':')}",
+                f"ll={self.ll.arg(':')}"]
+
+    def cachegrind_args(self) -> list[str]:
+        return [f"--I1={self.i1.arg(',')}", f"--D1={self.d1.arg(',')}",
+                f"--LL={self.ll.arg(',')}"]
+
+    def levels(self) -> dict[str, tuple[int, int, int]]:
+        """As ``Insns.cache`` reads them back from the plugin's file."""
+        return {name: (lv.size, lv.assoc, lv.line)
+                for name, lv in (("I1", self.i1), ("D1", self.d1), ("LL", self.ll))}
+
+
+DEFAULT = CacheConfig()
+
+
+def run_user(plugin: Path, argv: Sequence[str | Path], out: Path,
+             cache: CacheConfig | None = DEFAULT, runner: Runner = default_runner,
+             timeout: float = 600) -> Path:
+    """Run a static x86-64 program under ``qemu-x86_64`` with the plugin, the cache model
+    on with ``cache`` (off when None); the plugin's file (results.profile.read_insns)."""
+    args = ",".join([f"file={plugin}", f"out={out}", *(cache.plugin_args() if cache else [])])
+    runner.run([QEMU_USER, "-plugin", args, *[str(a) for a in argv]], timeout=timeout)
+    return out
