@@ -49,17 +49,57 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.timeout(FAST_TIMEOUT))
 
 
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
+    """``--dist loadgroup``: the tests go to the workers by the tree they compose on,
+    "side" or "debian" (below), each group whole to one worker, in collection order.
+    (xdist's own loadgroup marks do not group under pytest 9, whose node ids they can
+    no longer suffix.)"""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByTree(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return tree_group(Path(nodeid.split("::", 1)[0]).stem)
+
+    return ByTree(config, log)
+
+
+def tree_group(module: str) -> str:
+    """The kernel tier's worker group of a test module."""
+    return "side" if module in SIDE_MODULES else "debian"
+
+
 # The kernel tests' modules in the order they run: what builds and times on TCG first,
-# then the icount gates, the check last. From the first boot of the bench kernel on
-# (``OVERLAP``), the debug kernel of the check builds in the background at the lowest CPU
-# priority (``debug_build``): it takes only the cycles the tests leave idle, so TCG
-# timings barely feel it, and icount figures count guest instructions, which host load
-# does not move. A module not named runs before the gates.
+# then the icount gates, the check last. A module not named runs before the gates.
+#
+# The kernel tier (`./wb test`) runs in two xdist workers, one per group (``--dist
+# loadgroup``), each on trees of its own so that neither changes what the other stands
+# on: "debian", the modules that compose on the test cache's Debian tree, and "side"
+# (``SIDE_MODULES``), which compose on worktrees of it: the gates and bisect on
+# ``side_tree`` (a cache of its own that shares the built kernels, so the bench kernel
+# is built once: kernel.build locks each kernel's key), the check on the debug kernel's
+# worktree. The side worker builds the debug kernel in the background from its first
+# test on, at the lowest CPU priority: it takes the cycles the tests leave idle (a
+# guest keeps one core busy), so TCG timings barely feel it, and icount figures count
+# guest instructions, which host load does not move. In one process (pytest without
+# -n) it builds from the first boot of the bench kernel on (``OVERLAP``), for the check
+# that runs last.
 KERNEL_ORDER = ("test_tree_integration", "test_bench_patch", "test_bench_integration",
                 "test_boot_integration", "test_ccache_remote", "*", "test_ci_integration",
                 "test_bisect_integration", "test_profile_integration", "test_interrupt",
                 "test_check_integration")
 OVERLAP = frozenset(KERNEL_ORDER[KERNEL_ORDER.index("test_bench_integration"):-1])
+SIDE_MODULES = frozenset({"test_ci_integration", "test_bisect_integration",
+                          "test_check_integration"})
+# What the side cache shares with the test cache: downloads and everything built from
+# them by content (kernels by key, allnoconfig, the guest's pieces).
+SIDE_SHARES = ("downloads", "ccache", "kernels", "kconfig", "build-steps", "initramfs",
+               "guest-src", "userspace", "plugins", "hostview", "probe")
+
+
+def _in_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")  # an xdist worker
 
 
 def _module(item: pytest.Item) -> str:
@@ -96,23 +136,50 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         return
     from watchbench.host.prune import prune_children
 
-    cache = _test_cache(Settings())
-    for directory, keep in ((cache / "boots", KEEP_BOOTS), (cache / "runs", KEEP_RUNS),
-                            (cache / "kernels", KEEP_KERNELS)):
-        prune_children(directory, keep, dirs_only=True)
-    prune_children(cache / "logs", KEEP_LOGS)
-    for builds in (cache / "trees").glob("*/build"):
-        prune_children(builds, KEEP_BUILD_DIRS, dirs_only=True)
+    for cache in (_test_cache(Settings()), _side_cache(Settings())):
+        for directory, keep in ((cache / "boots", KEEP_BOOTS), (cache / "runs", KEEP_RUNS),
+                                (cache / "kernels", KEEP_KERNELS)):
+            prune_children(directory, keep, dirs_only=True)
+        prune_children(cache / "logs", KEEP_LOGS)
+        for builds in (cache / "trees").glob("*/build"):
+            prune_children(builds, KEEP_BUILD_DIRS, dirs_only=True)
 
 
 def _test_cache(real: Settings) -> Path:
     return Path(os.environ.get("WATCHBENCH_TEST_CACHE", str(real.cache_dir) + "-tests"))
 
 
+def _side_cache(real: Settings) -> Path:
+    return Path(str(_test_cache(real)) + "-side")
+
+
 @pytest.fixture(scope="session")
 def test_settings() -> Settings:
     real = Settings()
     return real.scratch(_test_cache(real), shared=("downloads", "ccache"))
+
+
+@pytest.fixture(scope="session")
+def side_settings(test_settings) -> Settings:
+    """The side worker's cache: its own active tree, runs, boots and logs; the test
+    cache's kernels and other content-keyed pieces (``SIDE_SHARES``)."""
+    side = test_settings.scratch(_side_cache(Settings()), shared=SIDE_SHARES)
+    probe = test_settings.cache_dir / "accel-kvm.json"  # the KVM probe's answer (a file)
+    if probe.exists() and not (side.cache_dir / probe.name).exists():
+        (side.cache_dir / probe.name).symlink_to(probe)
+    return side
+
+
+@pytest.fixture(scope="session")
+def side_tree(debian_source, side_settings):
+    """A worktree of the Debian tree at its base, the side cache's active tree: the
+    gates and bisect compose there while the other worker uses the Debian tree."""
+    from watchbench.kernel import patching, trees
+
+    tree = trees.fetch_user(side_settings, debian_source.src, trees.BASE_TAG)
+    tree = patching.reset(tree, force=True)
+    trees.set_active(side_settings, tree)
+    return tree
 
 
 @pytest.fixture(scope="session")
@@ -168,7 +235,17 @@ def bench_tree(debian_tree, test_settings, bench_kernel):
 
 
 @pytest.fixture(scope="session")
-def debug_build(debian_tree, test_settings, bench_kernel) -> Iterator[Future]:
+def debian_source(test_settings):
+    """The Debian tree fetched, as it stands: for a worktree of it, never changed here
+    (the other worker may be composing on it)."""
+    from watchbench.host.progress import Silent
+    from watchbench.kernel.trees import fetch_debian
+
+    return fetch_debian(test_settings, progress=Silent())
+
+
+@pytest.fixture(scope="session")
+def debug_build(debian_source, test_settings) -> Iterator[Future]:
     """The check's debug kernel (our bench series, the debug fragments), building in a
     thread at nice 19 on a worktree of its own, so it holds its own tree's lock, not the
     Debian tree's that the other tests compose on; the future's result is that worktree."""
@@ -179,7 +256,7 @@ def debug_build(debian_tree, test_settings, bench_kernel) -> Iterator[Future]:
     def build() -> object:
         # nice 19 for this thread, so for the make it starts (Linux: niceness is a thread's)
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
-        tree = fetch_user(test_settings, debian_tree.src, BASE_TAG)
+        tree = fetch_user(test_settings, debian_source.src, BASE_TAG)
         composer = Composer(test_settings, tree, progress=Silent(), purpose="check")
         try:
             composer.kernel(stack(test_settings),
@@ -194,11 +271,15 @@ def debug_build(debian_tree, test_settings, bench_kernel) -> Iterator[Future]:
 
 @pytest.fixture(autouse=True)
 def _debug_builds_meanwhile(request: pytest.FixtureRequest) -> None:
-    """Start ``debug_build`` once the bench kernel is there, when the check runs later."""
+    """Start ``debug_build`` early when the check runs later in this process: in an
+    xdist worker, from the side group's first test on; in one process, once the bench
+    kernel is there."""
     module = _module(request.node)
-    if (module in OVERLAP or module not in KERNEL_ORDER) and request.node.get_closest_marker(  # "*"
-            "kernel") is not None and any(
+    if request.node.get_closest_marker("kernel") is None or not any(
             _module(item) == "test_check_integration" for item in request.session.items):
+        return
+    if module in SIDE_MODULES if _in_worker(request.config) else (
+            module in OVERLAP or module not in KERNEL_ORDER):  # not named: "*"
         request.getfixturevalue("debug_build")
 
 

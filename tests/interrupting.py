@@ -125,6 +125,7 @@ def gone(needle: str, within: float = 10.0) -> bool:
 class Outcome:
     returncode: int
     lines: list[str]
+    pid: int = 0  # of the command, which names its boot directories (vm.session.boot_dir)
 
     def tail(self) -> str:
         return "\n".join(self.lines[-25:])
@@ -148,7 +149,7 @@ def interrupt(argv: list[str], env: dict[str, str], ready: Callable[[list[str]],
                 raise AssertionError("ended before the point to interrupt it:\n"
                                      + "\n".join(lines[-25:]))
             assert time.monotonic() - proc.started_at < timeout, lines[-25:]
-        rc = proc.wait(timeout=120)
+        rc, pid = proc.wait(timeout=120), proc.pid
         after()
         deadline = time.monotonic() + 10
         for line in proc.lines(poll=0.1):
@@ -156,7 +157,7 @@ def interrupt(argv: list[str], env: dict[str, str], ready: Callable[[list[str]],
                 lines.append(line)
             if time.monotonic() > deadline:
                 break
-    return Outcome(rc, lines)
+    return Outcome(rc, lines, pid)
 
 
 def killed_as(outcome: Outcome, sig: signal.Signals) -> bool:

@@ -1,7 +1,8 @@
 """`inv bisect` for real: a tree whose middle commit slows the post path (icount). Our
 bench series goes on every step, so the in-kernel benchmark is what is bisected, and every
 step builds incrementally in the bench kernel's configuration. The commits are made on the
-test cache's Debian tree itself (its bench build directory makes each step a few compiles);
+side worktree of the test tree (tests/conftest.py; its bench build directory makes each
+step a few compiles);
 a user's own checkout is reached through a worktree the same way (test_tree_integration.py
 proves that checkout is left untouched)."""
 
@@ -21,9 +22,8 @@ PATCHES = Path(__file__).resolve().parents[1] / "data" / "patches"
 FREE = "case=free, filter=none, len=16, queue_size=256, queues=1, subtype=7"
 
 
-def test_bisect_names_the_commit_that_slowed_kernel_post(debian_tree, test_settings,
-                                                         bench_kernel):
-    tree = patching.reset(debian_tree, force=True)
+def test_bisect_names_the_commit_that_slowed_kernel_post(side_tree, side_settings):
+    tree = patching.reset(side_tree, force=True)
     git = tree.git()
     good = git.head()
     for patch in (PATCHES / "two-patch" / "0001-watch_queue-note-the-documentation-in-the-header-com.patch",
@@ -31,9 +31,9 @@ def test_bisect_names_the_commit_that_slowed_kernel_post(debian_tree, test_setti
                   PATCHES / "two-patch" / "0002-watch_queue-add-a-helper-that-counts-note-slots.patch"):
         git("am", "-q", "--committer-date-is-author-date", str(patch))
     culprit, bad = git.rev("HEAD~1"), git.head()
-    set_active(test_settings, tree)
+    set_active(side_settings, tree)
     try:
-        first, steps = run_bisect(test_settings, good, bad, "kernel-post", "ns_per_record",
+        first, steps = run_bisect(side_settings, good, bad, "kernel-post", "ns_per_record",
                                   FREE, rounds=2, accel="icount", progress=Silent())
         assert first == culprit
         assert {s.verdict for s in steps} <= {"good", "bad"} and steps
@@ -42,4 +42,4 @@ def test_bisect_names_the_commit_that_slowed_kernel_post(debian_tree, test_setti
         assert git.head() == bad, "bisect must leave the tree where it was"
         assert "bisect" not in git.out("status")
     finally:
-        patching.reset(debian_tree, force=True)
+        patching.reset(side_tree, force=True)

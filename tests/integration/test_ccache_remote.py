@@ -25,6 +25,12 @@ pytestmark = pytest.mark.kernel
 
 
 
+# What the two builds make: the kernel/ directory's objects (the notification queue's
+# among them), not the whole bzImage: the same ccache traffic per object, a fifth of the
+# compiles (the whole image builds from the local cache in every other kernel test).
+TARGET = "kernel/"
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -75,21 +81,22 @@ def test_an_empty_local_cache_builds_from_the_remote(configured, test_settings, 
             make = _make(tree, f"ccache-{name}", cache_dir, test_settings, redis, reshare)
             before = ccache.read_stats(cache_dir)
             start = time.monotonic()
-            make.build("bzImage", tmp_path / f"{name}.log")
+            make.build(TARGET, tmp_path / f"{name}.log")
             timed[name] = (time.monotonic() - start, ccache.read_stats(cache_dir) - before)
-            assert (make.out / "arch/x86/boot/bzImage").is_file()
+            assert (make.out / "kernel" / "watch_queue.o").is_file()
     finally:
         for name in ("fill", "from-remote"):
             shutil.rmtree(tree.root / "build" / f"ccache-{name}", ignore_errors=True)
     seconds, stats = timed["from-remote"]
     print(f"\nfill (warm local, reshare): {timed['fill'][0]:.0f} s, {timed['fill'][1].describe()}"
           f"\nempty local + remote: {seconds:.0f} s, {stats.describe()}")
-    assert stats.get("remote_storage_hit") > 500
+    assert stats.get("remote_storage_hit") > 100
     assert stats.remote_rate is not None and stats.remote_rate >= 0.9, stats.describe()
 
 
 def test_an_unreachable_remote_is_a_warning_and_a_local_build(configured, test_settings):
-    settings = replace(test_settings, ccache_remote=f"redis://127.0.0.1:{_free_port()}")
+    settings = replace(test_settings, ccache_remote=f"redis://127.0.0.1:{_free_port()}",
+                       ccache_trusted=True)  # an untrusted build leaves a network remote out
     steps = Steps()
     kernel = build(settings, configured, progress=steps, force=True)
     assert kernel.bzimage.is_file()

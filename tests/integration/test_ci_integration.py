@@ -1,7 +1,9 @@
 """`inv ci` for real under icount, each behaviour proven once: a deliberately slower post
 path is caught, pinned on its patch and explained per function, with two boots side by
 side; two shards booted as two processes at once on one cache and merged give the
-verdict, in which a benchmark that breaks on the candidate fails the gate. (A/A, the user's tree put back
+verdict, in which a benchmark that breaks on the candidate fails the gate. They compose on
+a worktree of the test tree, beside the tests that use the tree itself (tests/conftest.py:
+``side_tree``). (A/A, the user's tree put back
 and a full profile: the interrupted gate's rerun in test_interrupt.py. That --jobs 1, 2
 and shards decide alike on the same boots: tests/unit/test_flows.py and test_shard.py.)"""
 
@@ -23,11 +25,11 @@ pytestmark = pytest.mark.kernel
 DATA = Path(__file__).resolve().parents[1] / "data" / "patches"
 
 
-def test_slow_post_series_regresses_and_patch_2_is_named(test_settings, tmp_path):
+def test_slow_post_series_regresses_and_patch_2_is_named(side_settings, side_tree, tmp_path):
     options = CiOptions(series=str(DATA / "slow-post"), accel="icount", per_patch=True,
                         jobs=2, out=tmp_path / "reports")
     steps = Steps()
-    result = run_ci(test_settings, options, progress=steps)
+    result = run_ci(side_settings, options, progress=steps)
     assert result.exit_code == EXIT_REGRESSED, result.stop_reason
     assert any(line.startswith("2 boots at once") for line in steps.lines), steps.lines[:8]
     assert any(r.startswith("kernel-post") and "case=free" in r for r in result.regressed), \
@@ -68,7 +70,7 @@ def _inv(args: list[str], settings, env: dict | None = None, timeout: float = 18
                               cwd=root, env=env, check=False, timeout=timeout)
 
 
-def test_two_shards_at_once_on_one_cache_merge_into_the_verdict(test_settings, debian_tree,
+def test_two_shards_at_once_on_one_cache_merge_into_the_verdict(side_settings, side_tree,
                                                                  tmp_path):
     """Two `inv ci --shard I/2` processes started together on one cache, as two matrix
     jobs on one runner: the second waits for the tree while the first composes, both boot
@@ -76,14 +78,14 @@ def test_two_shards_at_once_on_one_cache_merge_into_the_verdict(test_settings, d
     plus one that breaks a benchmark: the slow case regresses and the broken one fails the
     gate closed, named with its errno. A shard whose record was altered to another
     accelerator is refused by name."""
-    before = (debian_tree.git().head(), (debian_tree.root / "tree.json").read_text())
+    before = (side_tree.git().head(), (side_tree.root / "tree.json").read_text())
     series = f"{DATA / 'slow-post'},{DATA / 'breaks-kernel-post'}"
     given = ["--series", series, "--rounds", "4", "--jobs", "1"]
     shards: dict[int, object] = {}
 
     def shard(index: int) -> None:
         shards[index] = _inv(["ci", *given, "--shard", f"{index}/2",
-                              "--out", str(tmp_path / "artifacts")], test_settings)
+                              "--out", str(tmp_path / "artifacts")], side_settings)
 
     threads = [threading.Thread(target=shard, args=(i,)) for i in (1, 2)]
     for thread in threads:
@@ -93,14 +95,14 @@ def test_two_shards_at_once_on_one_cache_merge_into_the_verdict(test_settings, d
     for index, done in shards.items():
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
         assert f"shard {index}/2 booted rounds" in done.stdout and "no verdict" in done.stdout
-    assert (debian_tree.git().head(), (debian_tree.root / "tree.json").read_text()) == before
+    assert (side_tree.git().head(), (side_tree.root / "tree.json").read_text()) == before
     merged = _inv(["ci", "--merge", str(tmp_path / "artifacts"), "--out",
-                   str(tmp_path / "merged")], test_settings)
+                   str(tmp_path / "merged")], side_settings)
     assert merged.returncode == EXIT_REGRESSED, merged.stdout[-3000:] + merged.stderr[-2000:]
     # a broken benchmark is the verdict's first word; the slow cases are listed regressed
     assert "watchbench ci: BENCHMARK BROKEN ON THE CANDIDATE (exit 1)" in merged.stdout
     assert "kernel-post" in merged.stdout and "case=free" in merged.stdout
-    again = run_merge(test_settings, [tmp_path / "artifacts"], tmp_path / "merged-again")
+    again = run_merge(side_settings, [tmp_path / "artifacts"], tmp_path / "merged-again")
     assert again.exit_code == EXIT_REGRESSED and again.rounds == 4
     assert any(r.startswith("kernel-post") and "case=free" in r and r.endswith("regressed")
                for r in again.regressed), again.regressed
@@ -118,6 +120,6 @@ def test_two_shards_at_once_on_one_cache_merge_into_the_verdict(test_settings, d
     data["design"]["accel"] = data["fingerprint"]["accel"] = "tcg"
     record.write_text(json.dumps(data))
     refused = _inv(["ci", "--merge", str(tmp_path / "artifacts"), "--out",
-                    str(tmp_path / "refused")], test_settings)
+                    str(tmp_path / "refused")], side_settings)
     assert refused.returncode == 2, refused.stdout[-2000:]
     assert "design.accel 'tcg', not 'icount'" in refused.stdout.replace("\n  ", " ")

@@ -25,9 +25,15 @@ DATA = Path(__file__).resolve().parents[1] / "data" / "patches"
 SIGNALS = [pytest.param(signal.SIGINT, id="sigint"), pytest.param(signal.SIGKILL, id="sigkill")]
 
 
+# In the environment of every `inv` these tests start, so of its QEMUs: the test cache's
+# other users (the check's worker runs beside this one) have QEMUs of their own.
+MARK = f"WATCHBENCH_TEST_INTERRUPT={os.getpid()}"
+
+
 def _env(settings) -> dict[str, str]:
+    name, value = MARK.split("=")
     return {"INVOKE_WATCHBENCH_CACHE_DIR": str(settings.cache_dir),
-            "INVOKE_WATCHBENCH_RUNS_DIR": str(settings.runs_dir)}
+            "INVOKE_WATCHBENCH_RUNS_DIR": str(settings.runs_dir), name: value}
 
 
 @pytest.fixture
@@ -94,9 +100,16 @@ def test_build_interrupted_mid_link_then_builds_and_boots(configured, sig):
     assert boot.returncode == 0, boot.tail()
 
 
-def _qemus(cache: Path) -> list[int]:
-    return [pid for pid in processes("qemu-system") if str(cache).encode()
-            in Path(f"/proc/{pid}/cmdline").read_bytes()]
+def _qemus() -> list[int]:
+    """The QEMUs of the `inv` this test started (by ``MARK`` in their environment)."""
+    mine = []
+    for pid in processes("qemu-system"):
+        try:
+            if MARK.encode() in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0"):
+                mine.append(pid)
+        except OSError:  # gone meanwhile
+            continue
+    return mine
 
 
 @pytest.mark.parametrize("sig", SIGNALS)
@@ -119,11 +132,12 @@ def test_bench_interrupted_mid_boot_kills_the_guest(configured, test_settings, s
                    .rsplit(" -> ", 1)[1])
     assert not (run_dir / "results.parquet").exists()
     deadline = time.monotonic() + 10
-    while _qemus(test_settings.cache_dir) and time.monotonic() < deadline:
+    while _qemus() and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert _qemus(test_settings.cache_dir) == [], "QEMU outlived the interrupted bench"
-    boots = sorted((test_settings.cache_dir / "boots").iterdir(), key=lambda p: p.stat().st_mtime)
-    assert "Linux version" in (boots[-1] / "console.log").read_text(errors="replace")
+    assert _qemus() == [], "QEMU outlived the interrupted bench"
+    boots = (test_settings.cache_dir / "boots").glob(f"*-{outcome.pid}-*")
+    logs = [(boot / "console.log").read_text(errors="replace") for boot in boots]
+    assert len(logs) == 1 and "Linux version" in logs[0], logs
 
     again = run([*argv[:-1], "again"], env)
     assert again.returncode == 0, again.tail()
@@ -146,12 +160,12 @@ def test_ci_interrupted_with_two_guests_running_leaves_none(with_user_series, te
     before = (tree.git().head(), (tree.root / "tree.json").read_text())
     reports = tmp_path / "reports"
     argv = [*INV, "ci", "--jobs", "2", "--out", str(reports)]  # rounds auto: 4 can be undecided
-    outcome = interrupt(argv, env, lambda _: len(_qemus(test_settings.cache_dir)) == 2, sig)
+    outcome = interrupt(argv, env, lambda _: len(_qemus()) == 2, sig)
     assert killed_as(outcome, sig), outcome.tail()
     deadline = time.monotonic() + 10
-    while _qemus(test_settings.cache_dir) and time.monotonic() < deadline:
+    while _qemus() and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert _qemus(test_settings.cache_dir) == [], "a guest outlived the interrupted ci"
+    assert _qemus() == [], "a guest outlived the interrupted ci"
     assert (tree.git().head(), (tree.root / "tree.json").read_text()) == before
     if sig != signal.SIGKILL:
         return

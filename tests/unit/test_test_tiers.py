@@ -3,15 +3,33 @@ lines (a real run of both tiers is CI's own `./wb test`)."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
+from tests.conftest import SIDE_MODULES, tree_group
 from watchbench.cli.host import Tier, counts, tier_argv
 
 
-def test_the_fast_tier_spreads_over_the_cores_and_the_kernel_tier_does_not():
+def test_the_fast_tier_spreads_over_the_cores_and_the_kernel_tier_over_its_two_trees():
     assert tier_argv(Tier.FAST, None, "") == ["-m", "not kernel", "-n", "auto"]
     assert tier_argv(Tier.KERNEL, "boot", "--durations=5 -x") == [
-        "-m", "kernel", "-k", "boot", "--durations=5", "-x"]
+        "-m", "kernel", "-n", "2", "--dist", "loadgroup", "-k", "boot", "--durations=5", "-x"]
+
+
+def test_the_side_group_leaves_the_debian_tree_to_the_other_worker():
+    """A module in the "side" group must never compose on the Debian tree: its worker
+    runs beside the one that does."""
+    integration = Path(__file__).resolve().parents[1] / "integration"
+    modules = {p.stem for p in integration.glob("test_*.py")}
+    assert SIDE_MODULES <= modules
+    assert {tree_group(m) for m in modules} == {"side", "debian"}
+    assert tree_group("test_check_integration") == "side" == tree_group("test_ci_integration")
+    for name in SIDE_MODULES:
+        text = (integration / f"{name}.py").read_text()
+        for fixture in ("debian_tree", "clean_tree", "bench_tree", "bench_kernel", "guest"):
+            assert not re.search(rf"\b{fixture}\b", text), (name, fixture)
 
 
 @pytest.mark.parametrize("closing,expected", [

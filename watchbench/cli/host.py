@@ -37,14 +37,16 @@ def deps(c: Any, check: bool, tests: bool) -> None:
 
 class Tier(StrEnum):
     """The suite's two tiers: ``fast`` needs no kernel (about a minute, its tests spread
-    over the cores by pytest-xdist), ``kernel`` builds and boots the real one (one
-    process: its session fixtures build each kernel once)."""
+    over the cores by pytest-xdist), ``kernel`` builds and boots the real one in two
+    workers, each on trees of its own (tests/conftest.py: the Debian tree's tests one
+    after another; the gates, bisect and the check on worktrees of it beside them)."""
 
     FAST = "fast"
     KERNEL = "kernel"
 
 
 MARKS = {Tier.FAST: "not kernel", Tier.KERNEL: "kernel"}
+SPREAD = {Tier.FAST: ("-n", "auto"), Tier.KERNEL: ("-n", "2", "--dist", "loadgroup")}
 COUNTED = ("passed", "failed", "errors", "skipped")
 PYTEST_SUMMARY = re.compile(r"^=+ (.*) in [\d.]+s(?: \([\d:]+\))? =+$")
 NO_TESTS = 5  # pytest's exit code when a tier selects nothing (-k)
@@ -52,8 +54,7 @@ NO_TESTS = 5  # pytest's exit code when a tier selects nothing (-k)
 
 def tier_argv(tier: Tier, k: str | None, args: str) -> list[str]:
     """pytest's arguments for one tier."""
-    spread = ["-n", "auto"] if tier is Tier.FAST else []
-    return ["-m", MARKS[tier], *spread, *(["-k", k] if k else []), *shlex.split(args)]
+    return ["-m", MARKS[tier], *SPREAD[tier], *(["-k", k] if k else []), *shlex.split(args)]
 
 
 def counts(output: str) -> Counter[str]:

@@ -18,6 +18,7 @@ from pathlib import Path
 from watchbench.errors import BuildError, ConfigError
 from watchbench.host import sandbox
 from watchbench.host.files import write_atomically
+from watchbench.host.lock import Lock
 from watchbench.host.progress import Progress, Silent
 from watchbench.host.runner import Runner, default_runner
 from watchbench.kernel import ccache
@@ -165,6 +166,12 @@ def _usable_remotes(settings: Settings, progress: Progress) -> tuple[ccache.Remo
         return ()
     usable = []
     for remote in ccache.parse_remote(settings.ccache_remote):
+        if remote.scheme != "file" and settings.sandbox and not settings.ccache_trusted:
+            # An untrusted build has no network: a hostile Makefile could otherwise talk
+            # to the server itself, past ccache's read-only attribute (docs/security.md).
+            progress.step(f"warning: remote ccache {remote.shown} not used: an untrusted "
+                          "build has no network (--trusted for your own series)")
+            continue
         why = ccache.unreachable(remote)
         if why:
             progress.step(f"warning: remote ccache {remote.shown} unreachable ({why}); "
@@ -189,10 +196,25 @@ def build(settings: Settings, tree: Tree, runner: Runner = default_runner,
     compiler = compiler_version(runner)
     key = build_key(tree, head, dirty, tree.config_hash, compiler)
     artifact = kernels_dir(settings) / key
-    if (artifact / "kernel.json").exists() and (artifact / "bzImage").exists() and not force:
+    if _complete(artifact) and not force:
         progress.step(f"kernel {key} already built ({artifact})")
         return Kernel.load(artifact)
+    # Two trees (a worktree each, two CI jobs on one cache) may compose the same kernel
+    # at once: one builds it, the other waits and takes it.
+    with Lock(kernels_dir(settings) / f"{key}.lock", f"the build of kernel {key}",
+              progress=progress):
+        if _complete(artifact) and not force:
+            progress.step(f"kernel {key} built meanwhile by another command ({artifact})")
+            return Kernel.load(artifact)
+        return _build(settings, tree, runner, progress, key, artifact, head, dirty, compiler)
 
+
+def _complete(artifact: Path) -> bool:
+    return (artifact / "kernel.json").exists() and (artifact / "bzImage").exists()
+
+
+def _build(settings: Settings, tree: Tree, runner: Runner, progress: Progress, key: str,
+           artifact: Path, head: str, dirty: str, compiler: str) -> Kernel:
     remotes = _usable_remotes(settings, progress)  # a bad setting fails before make starts
     out = build_dir(tree, tree.config_hash)
     out.mkdir(parents=True, exist_ok=True)
