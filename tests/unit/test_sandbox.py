@@ -2,6 +2,7 @@
 sandboxed make's log says it tried outside, and the read-only remote cache. The real
 sandbox builds hostile series in integration/test_sandbox_integration.py."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -156,13 +157,28 @@ def test_make_sees_the_tree_read_only_and_its_build_and_cache_dirs_writable(tmp_
     box = make.sandbox(make.env())
     assert box.readable == (tmp_path / "src", Path("/srv/cc"))
     assert box.writable == (tmp_path / "out", tmp_path / "cc")
-    assert box.share_net  # a redis remote: the network (docs/security.md)
+    # untrusted: no network, so no network remote (a hostile Makefile could talk to the
+    # server itself, past the read-only attribute: docs/security.md)
+    assert not box.share_net
     env = dict(box.env)
-    assert env["CCACHE_REMOTE_STORAGE"] == ("file:///srv/cc|read-only=true "
-                                            "redis://h:1|read-only=true")
+    assert env["CCACHE_REMOTE_STORAGE"] == "file:///srv/cc|read-only=true"
     trusted = KernelMake(tmp_path / "src", tmp_path / "out", ccache_dir=tmp_path / "cc",
-                         ccache_remote="file:///srv/cc", ccache_trusted=True, sandboxed=True)
-    assert Path("/srv/cc") in trusted.sandbox(trusted.env()).writable
+                         ccache_remote="file:///srv/cc redis://h:1", ccache_trusted=True,
+                         sandboxed=True)
+    box = trusted.sandbox(trusted.env())
+    assert Path("/srv/cc") in box.writable and box.share_net
+    assert dict(box.env)["CCACHE_REMOTE_STORAGE"] == "file:///srv/cc redis://h:1"
+
+
+def test_an_untrusted_build_leaves_a_network_remote_out_and_says_so(tmp_path):
+    from tests.fakes import Steps
+    from watchbench.kernel.build import _usable_remotes
+
+    settings = replace(Settings(), ccache_remote=f"redis://cache.example.org file://{tmp_path}")
+    steps = Steps()
+    assert [r.scheme for r in _usable_remotes(settings, steps)] == ["file"]
+    assert steps.lines == ["warning: remote ccache redis://cache.example.org:6379 not used: "
+                           "an untrusted build has no network (--trusted for your own series)"]
 
 
 def test_a_worktree_build_reads_the_users_git_objects(tmp_path):

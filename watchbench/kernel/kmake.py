@@ -110,9 +110,13 @@ class KernelMake:
                 # warm hits are unchanged (all direct).
                 "CCACHE_DEPEND": "1",
             })
-            if self.ccache_remote:
-                env["CCACHE_REMOTE_STORAGE"] = (self.ccache_remote if self.ccache_trusted else
-                                                ccache.read_only(self.ccache_remote))
+            remote = self.ccache_remote
+            if self.sandboxed and not self.ccache_trusted:  # no network in its sandbox
+                remote = " ".join(r.entry for r in ccache.parse_remote(remote)
+                                  if r.scheme == "file")
+            if remote:
+                env["CCACHE_REMOTE_STORAGE"] = (remote if self.ccache_trusted else
+                                                ccache.read_only(remote))
                 # ccache refuses "0" for a boolean: the negative has a variable of its own.
                 reshare = self.ccache_reshare and self.ccache_trusted
                 env["CCACHE_RESHARE" if reshare else "CCACHE_NORESHARE"] = "1"
@@ -123,8 +127,8 @@ class KernelMake:
                 writes: tuple[Path, ...] = ()) -> sandbox.Sandbox:
         """What a make (or a compile of the tree's code) may see: the tree and its git
         directories read-only, the build and ccache directories writable, a file://
-        remote cache writable only when trusted; the network only for a network remote
-        (docs/security.md)."""
+        remote cache writable only when trusted; the network only for a trusted build's
+        network remote (docs/security.md)."""
         remotes = ccache.parse_remote(self.ccache_remote) if self.ccache_dir else ()
         files = tuple(Path(r.path) for r in remotes if r.scheme == "file")
         cache = (self.ccache_dir,) if self.ccache_dir else ()
@@ -133,7 +137,7 @@ class KernelMake:
                       *(() if self.ccache_trusted else files)),
             writable=(self.out, *cache, *writes, *(files if self.ccache_trusted else ())),
             env=sandbox.environment(env),
-            share_net=any(r.scheme != "file" for r in remotes),
+            share_net=self.ccache_trusted and any(r.scheme != "file" for r in remotes),
             layout=sandbox.host_layout())
 
     def _command(self, argv: list[str], env: dict[str, str], reads: tuple[Path, ...] = (),
