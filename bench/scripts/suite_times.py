@@ -11,6 +11,7 @@ kept under --work. Targets (README, docs): fast <= 90 s, cold <= 30 min, warm <=
 
   .venv/bin/python bench/scripts/suite_times.py --fast          # about a minute
   .venv/bin/python bench/scripts/suite_times.py --cold --warm   # about 40 minutes
+  .venv/bin/python bench/scripts/suite_times.py --warm          # the clone moved to HEAD
 """
 
 from __future__ import annotations
@@ -98,6 +99,9 @@ def main() -> None:
             default_runner.run(["git", "clone", "-q", str(ROOT), str(clone)])
         elif not clone.exists():
             parser.error(f"--warm alone needs the clone a --cold run left in {clone}")
+        else:  # the caches the cold run left, the code of this commit
+            default_runner.run(["git", "-C", str(clone), "fetch", "-q", str(ROOT), "HEAD"])
+            default_runner.run(["git", "-C", str(clone), "reset", "-q", "--hard", "FETCH_HEAD"])
         fresh = {**env, "XDG_CACHE_HOME": str(caches / "cache"),
                  "XDG_DATA_HOME": str(caches / "data"), "CI": "true"}
         for name in ("cold", "warm"):
