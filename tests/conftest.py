@@ -131,9 +131,17 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """The test cache prunes what the suite grows (boots, runs, logs, kernels, each
     tree's build directories), so that CI on a reused machine does not slow down or fill
-    its disk run after run."""
-    if not any(item.get_closest_marker("kernel") for item in session.items):
+    its disk run after run. Under xdist the controller prunes, once every worker is done
+    (a worker that finished first would prune under the other)."""
+    config = session.config
+    if _in_worker(config):
         return
+    if session.items:
+        if not any(item.get_closest_marker("kernel") for item in session.items):
+            return
+    elif not getattr(config.option, "numprocesses", None) or \
+            config.getoption("markexpr", "").strip() == "not kernel":
+        return  # nothing ran here, or the workers ran the fast tier only
     from watchbench.host.prune import prune_children
 
     for cache in (_test_cache(Settings()), _side_cache(Settings())):

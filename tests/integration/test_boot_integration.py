@@ -70,8 +70,8 @@ def test_panic_is_reported_as_panic(guest):
 def test_hanging_guest_is_killed_at_deadline(guest):
     start = time.monotonic()
     with pytest.raises(GuestHang) as err:
-        guest.run([GuestCommand(("sleep", "600"))], timeout=15)
-    assert time.monotonic() - start < 35
+        guest.run([GuestCommand(("sleep", "600"))], timeout=25)
+    assert time.monotonic() - start < 45
     assert "deadline" in str(err.value) and "sleep 600" in str(err.value)
     log = err.value.log
     assert log.exists() and "Linux version" in log.read_text()

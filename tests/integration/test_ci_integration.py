@@ -2,8 +2,8 @@
 path is caught, pinned on its patch and explained per function, with two boots side by
 side; two shards booted as two processes at once on one cache and merged give the
 verdict, in which a benchmark that breaks on the candidate fails the gate. They compose on
-a worktree of the test tree, beside the tests that use the tree itself (tests/conftest.py:
-``side_tree``). (A/A, the user's tree put back
+a worktree of the test tree through --tree/--base, as a developer's own checkout is used,
+beside the tests that use the tree itself (tests/conftest.py: ``side_tree``). (A/A, the user's tree put back
 and a full profile: the interrupted gate's rerun in test_interrupt.py. That --jobs 1, 2
 and shards decide alike on the same boots: tests/unit/test_flows.py and test_shard.py.)"""
 
@@ -19,15 +19,25 @@ import pytest
 from tests.fakes import Steps
 from watchbench.flows.ci import EXIT_REGRESSED, CiOptions, run_ci
 from watchbench.flows.shard import run_merge
+from watchbench.kernel.trees import BASE_TAG
 from watchbench.report.text import attribute
 
 pytestmark = pytest.mark.kernel
 DATA = Path(__file__).resolve().parents[1] / "data" / "patches"
 
 
+def _on_side_tree(side_tree) -> tuple[str, str]:
+    """--tree/--base that compose on ``side_tree``: a worktree's id is its repository's
+    (kernel.trees.fetch_user), so these name that very worktree."""
+    repo = side_tree.git().out("rev-parse", "--path-format=absolute", "--git-common-dir")
+    return str(Path(repo).parent), BASE_TAG
+
+
 def test_slow_post_series_regresses_and_patch_2_is_named(side_settings, side_tree, tmp_path):
+    tree, base = _on_side_tree(side_tree)
+    before = (side_tree.git().head(), (side_tree.root / "tree.json").read_text())
     options = CiOptions(series=str(DATA / "slow-post"), accel="icount", per_patch=True,
-                        jobs=2, out=tmp_path / "reports")
+                        jobs=2, out=tmp_path / "reports", tree=tree, base=base)
     steps = Steps()
     result = run_ci(side_settings, options, progress=steps)
     assert result.exit_code == EXIT_REGRESSED, result.stop_reason
@@ -55,6 +65,8 @@ def test_slow_post_series_regresses_and_patch_2_is_named(side_settings, side_tre
         watchers = int(case[1].split("queues=")[1].split(",")[0])
         assert 64 * 4 * watchers <= top["delta"] <= 64 * 8 * watchers, (case, top)
     assert "`watch_queue_extra_work +" in result.summary.read_text()
+    assert any(line.startswith(f"tree {side_tree.id}: {side_tree.src} ") for line in steps.lines)
+    assert (side_tree.git().head(), (side_tree.root / "tree.json").read_text()) == before
 
 
 def _inv(args: list[str], settings, env: dict | None = None, timeout: float = 1800):
@@ -80,7 +92,8 @@ def test_two_shards_at_once_on_one_cache_merge_into_the_verdict(side_settings, s
     accelerator is refused by name."""
     before = (side_tree.git().head(), (side_tree.root / "tree.json").read_text())
     series = f"{DATA / 'slow-post'},{DATA / 'breaks-kernel-post'}"
-    given = ["--series", series, "--rounds", "4", "--jobs", "1"]
+    tree, base = _on_side_tree(side_tree)
+    given = ["--series", series, "--rounds", "4", "--jobs", "1", "--tree", tree, "--base", base]
     shards: dict[int, object] = {}
 
     def shard(index: int) -> None:
@@ -95,6 +108,7 @@ def test_two_shards_at_once_on_one_cache_merge_into_the_verdict(side_settings, s
     for index, done in shards.items():
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
         assert f"shard {index}/2 booted rounds" in done.stdout and "no verdict" in done.stdout
+        assert f"tree {side_tree.id}: " in done.stdout + done.stderr, done.stdout[-3000:]
     assert (side_tree.git().head(), (side_tree.root / "tree.json").read_text()) == before
     merged = _inv(["ci", "--merge", str(tmp_path / "artifacts"), "--out",
                    str(tmp_path / "merged")], side_settings)

@@ -10,8 +10,10 @@ import os
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.fakes import FakeRunner, Steps
-from watchbench.host.lock import Lock
+from watchbench.host.lock import Lock, LockBusy
 from watchbench.host.runner import Completed
 from watchbench.kernel.build import BUILDING, Kernel, build, build_key, clear_torn, kernels_dir
 from watchbench.kernel.trees import Tree, TreeKind
@@ -83,3 +85,25 @@ def test_a_kernel_another_command_is_building_is_waited_for_and_taken(tmp_path):
     assert not any("make" in " ".join(call) for call in runner.calls), runner.calls
     assert any("built meanwhile by another command" in line for line in steps.lines), steps.lines
     assert any(line.startswith("waiting for the build of kernel") for line in steps.lines)
+
+
+def test_no_wait_names_the_command_building_the_same_kernel(tmp_path):
+    """`ci --no-wait` fails at once, naming the holder, rather than waiting for a whole
+    build of the same kernel by another job."""
+    settings = Settings().scratch(tmp_path / "cache")
+    tree = Tree("t", tmp_path / "tree", TreeKind.USER, "o", "b" * 40, "base",
+                config_hash="c0ffee", config_head="f" * 40)
+    key = build_key(tree, "f" * 40, "", "c0ffee", "gcc (Debian 12.2.0-14) 12.2.0")
+    artifact = kernels_dir(settings) / key
+    theirs = Kernel(key, artifact, "6.12.0", "other", tree.base, "base", "f" * 40, "", "",
+                    "", "c0ffee", "gcc", 1.0, 1)
+    ready = CTX.Event()
+    child = CTX.Process(target=_built_by_the_other, args=(
+        str(kernels_dir(settings) / f"{key}.lock"), str(artifact), theirs, ready))
+    child.start()
+    assert ready.wait(10)
+    runner = _Tree()
+    with pytest.raises(LockBusy, match=f"the build of kernel {key} is in use by pid {child.pid}"):
+        build(settings, tree, runner, Steps(), wait=False)
+    child.join()
+    assert not any("make" in " ".join(call) for call in runner.calls)

@@ -170,7 +170,8 @@ def _usable_remotes(settings: Settings, progress: Progress) -> tuple[ccache.Remo
             # An untrusted build has no network: a hostile Makefile could otherwise talk
             # to the server itself, past ccache's read-only attribute (docs/security.md).
             progress.step(f"warning: remote ccache {remote.shown} not used: an untrusted "
-                          "build has no network (--trusted for your own series)")
+                          "build has no network")
+            progress.step("  (a trusted run uses it: ccache_trusted: true, or --trusted)")
             continue
         why = ccache.unreachable(remote)
         if why:
@@ -182,8 +183,9 @@ def _usable_remotes(settings: Settings, progress: Progress) -> tuple[ccache.Remo
 
 
 def build(settings: Settings, tree: Tree, runner: Runner = default_runner,
-          progress: Progress | None = None, force: bool = False) -> Kernel:
-    """Build the configured tree's bzImage; reuse the one cached under the same key."""
+          progress: Progress | None = None, force: bool = False, wait: bool = True) -> Kernel:
+    """Build the configured tree's bzImage; reuse the one cached under the same key.
+    ``wait``: for another command building the same kernel (False: LockBusy at once)."""
     progress = progress or Silent()
     head = tree.git(runner).head()
     if not tree.config_hash or tree.config_head != head:
@@ -202,9 +204,9 @@ def build(settings: Settings, tree: Tree, runner: Runner = default_runner,
     # Two trees (a worktree each, two CI jobs on one cache) may compose the same kernel
     # at once: one builds it, the other waits and takes it.
     with Lock(kernels_dir(settings) / f"{key}.lock", f"the build of kernel {key}",
-              progress=progress):
+              wait=wait, progress=progress):
         if _complete(artifact) and not force:
-            progress.step(f"kernel {key} built meanwhile by another command ({artifact})")
+            progress.step(f"kernel {key} built meanwhile by another command")
             return Kernel.load(artifact)
         return _build(settings, tree, runner, progress, key, artifact, head, dirty, compiler)
 
