@@ -178,7 +178,8 @@ def test_an_untrusted_build_leaves_a_network_remote_out_and_says_so(tmp_path):
     steps = Steps()
     assert [r.scheme for r in _usable_remotes(settings, steps)] == ["file"]
     assert steps.lines == ["warning: remote ccache redis://cache.example.org:6379 not used: "
-                           "an untrusted build has no network (--trusted for your own series)"]
+                           "an untrusted build has no network",
+                           "  (a trusted run uses it: ccache_trusted: true, or --trusted)"]
 
 
 def test_a_worktree_build_reads_the_users_git_objects(tmp_path):
