@@ -40,15 +40,15 @@ PIPELINE: tuple[Need, ...] = (
     Need("keyutils", "keyctl"),
     # the sandbox a series' make and compiles run in (host.sandbox, docs/security.md)
     Need("bubblewrap", "bwrap"),
-    # QEMU's user mode, the same release as qemu-system-x86 (so the plugin built against
-    # its header loads in both): the plugin's cache model run on user-space programs, by
-    # the fast tests (tests/unit/test_cache_model.py) and bench/scripts
-    Need("qemu-user", "qemu-x86_64"),
 )
 
-# Only the test suite needs these (headless report check, remote ccache).
+# Only the test suite needs these (headless report check, remote ccache, and QEMU's user
+# mode, the same release as qemu-system-x86 so the plugin built against its header loads
+# in both: the cache model run on user-space programs by tests/unit/test_cache_model.py
+# and bench/scripts).
 TESTS: tuple[Need, ...] = (Need("chromium", "chromium"),
-                           Need("redis-server", "redis-server"))  # a remote ccache to build against
+                           Need("redis-server", "redis-server"),  # a remote ccache
+                           Need("qemu-user", "qemu-x86_64"))
 
 
 def _present(need: Need) -> bool:
