@@ -61,6 +61,10 @@ def test_a_format_2_file_that_does_not_add_up_is_refused_and_a_torn_one_kept(tmp
     torn.write_text(text[:text.index("4015a0") + 20])  # killed mid-line
     insns = read_insns(torn)
     assert not insns.exited and len(insns.programs[0].regions) == 2
+    header = text.index("R 1 1275 0 0 255 0 0 0 0 0 0")  # the third region's header line
+    torn.write_text(text[:header + 20])  # killed while writing that header
+    insns = read_insns(torn)
+    assert not insns.exited and len(insns.programs[0].regions) == 2
 
 
 @pytest.fixture(scope="module")
@@ -102,3 +106,11 @@ def test_the_caches_are_configurable_and_a_bad_size_refused(test_settings, strid
     out = default_runner.run(["qemu-x86_64", "-plugin", f"{so},out={tmp_path / 'x'},cache=on,"
                               "l1d=1000:3:64", stride], check=False)
     assert out.returncode != 0 and "SIZE:ASSOC:LINE" in out.stderr
+    for bad in ("ll=1:2:9223372036854775808", "l1d=32768:8:8192", "ll=8589934592:16:64"):
+        # ASSOC * LINE must neither wrap to 0 (a division by zero in QEMU) nor be huge
+        out = default_runner.run(["qemu-x86_64", "-plugin", f"{so},out={tmp_path / 'x'},"
+                                  f"cache=on,{bad}", stride], check=False)
+        assert out.returncode != 0 and "SIZE:ASSOC:LINE" in out.stderr, (bad, out.stderr)
+    out = default_runner.run(["qemu-x86_64", "-plugin", f"{so},out={tmp_path / 'x'},cache=yes",
+                              stride], check=False)  # a typo never leaves the model off
+    assert out.returncode != 0 and "unknown argument cache=yes" in out.stderr

@@ -185,6 +185,8 @@ def read_insns(path: Path) -> Insns:
                                    f"header says {head[2:5]}", log=path)
             events = _region_cache(table[:, 5:], head[5:], path) if cache else None
             programs[-1].regions.append(Region(vaddr, insns, other, async_insns, events))
+        elif head and head[0] == "R" and i >= len(lines):
+            continue  # a region's header line torn at the end (killed while writing it)
         else:
             raise ProfileError(f"{path}: line {i}: unexpected {lines[i - 1][:60]!r}", log=path)
     return Insns(programs, unmatched, exited, cache)

@@ -637,10 +637,13 @@ static int parse_cache(struct cache *c, const char *arg)
 		assoc = parse_size(end + 1, &end);
 	if (*end == ':')
 		line = parse_size(end + 1, &end);
-	if (*end || !size || !assoc || assoc > 1024 || !power_of_two(line) || line < 4 ||
+	/* bounded first, so that ASSOC * LINE can neither wrap nor be 0 */
+	if (*end || !size || size > (1ULL << 32) || !assoc || assoc > 1024 ||
+	    line < 4 || line > 4096 || !power_of_two(line) ||
 	    size % (assoc * line) || !power_of_two(size / (assoc * line))) {
-		fprintf(stderr, "wb-insns: %s=%s: want SIZE:ASSOC:LINE, the line and the number of sets (SIZE / (ASSOC * LINE)) powers of two\n",
-			c->name, arg);
+		fprintf(stderr, "wb-insns: %s=%s: want SIZE:ASSOC:LINE (SIZE <= 4G,\n"
+			"  ASSOC <= 1024, LINE 4..4096), LINE and SIZE / (ASSOC * LINE)\n"
+			"  powers of two\n", c->name, arg);
 		return -1;
 	}
 	c->size = size;
@@ -692,8 +695,18 @@ QEMU_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_
 			 (!strncmp(argv[i], "l1d=", 4) && parse_cache(&l1d, argv[i] + 4)) ||
 			 (!strncmp(argv[i], "ll=", 3) && parse_cache(&llc, argv[i] + 3)))
 			return -1;
+		else if (strncmp(argv[i], "out=", 4) && strncmp(argv[i], "symbols=", 8) &&
+			 strncmp(argv[i], "irq=", 4) && strncmp(argv[i], "softirq=", 8) &&
+			 strncmp(argv[i], "l1i=", 4) && strncmp(argv[i], "l1d=", 4) &&
+			 strncmp(argv[i], "ll=", 3)) {
+			/* a typo (cache=yes) must not leave the model silently off */
+			fprintf(stderr, "wb-insns: unknown argument %s\n", argv[i]);
+			return -1;
+		}
 	if (!path) {
-		fprintf(stderr, "wb-insns: usage: -plugin FILE,out=PATH[,symbols=PATH][,irq=PATH][,softirq=PATH][,cache=on[,l1i=SIZE:ASSOC:LINE][,l1d=...][,ll=...]]\n");
+		fprintf(stderr, "wb-insns: usage: -plugin FILE,out=PATH[,symbols=PATH]\n"
+			"  [,irq=PATH][,softirq=PATH]\n"
+			"  [,cache=on[,l1i=SIZE:ASSOC:LINE][,l1d=...][,ll=...]]\n");
 		return -1;
 	}
 	if (strcmp(info->target_name, "x86_64")) {
