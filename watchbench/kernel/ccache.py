@@ -69,8 +69,8 @@ def parse_remote(text: str) -> tuple[Remote, ...]:
 def read_only(text: str) -> str:
     """The remote entries as an untrusted build gets them: each with ccache's
     ``read-only=true`` attribute (ccache 4.7, "Attributes for all backends"), any
-    ``read-only`` the setting gave dropped first. It binds ccache only: a network remote
-    also needs a read-only credential for such builds (docs/security.md)."""
+    ``read-only`` the setting gave dropped first. It binds ccache only, so a sandboxed
+    untrusted build gets no network remote at all (kernel.build, docs/security.md)."""
     entries = []
     for entry in text.split():
         url, *attributes = entry.split("|")

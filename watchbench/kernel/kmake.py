@@ -83,9 +83,10 @@ class KernelMake:
         self.ccache_basedir = ccache_basedir or self.src.parent
         self.ccache_remote = ccache_remote  # ccache remote_storage entries (kernel.ccache)
         self.ccache_reshare = ccache_reshare  # local hits are written to the remote too (fill it)
-        # An untrusted build (a series under test) only reads the remote (ccache's
-        # read-only). The pipeline passes settings ccache_trusted (default false); a
-        # KernelMake made by hand (the ccache scripts and tests, which fill a remote) trusts.
+        # An untrusted build (a series under test) only reads a file:// remote (ccache's
+        # read-only) and, sandboxed, gets no network remote. The pipeline passes settings
+        # ccache_trusted (default false); a KernelMake made by hand (the ccache scripts and
+        # tests, which fill a remote) trusts.
         self.ccache_trusted = ccache_trusted
         self.sandboxed = sandboxed
         self.runner = runner
