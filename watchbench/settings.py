@@ -1,6 +1,6 @@
 """Settings: the single source of every default, plus the user's overrides, as one typed object.
 
-The defaults are the dataclass fields below and nowhere else. ``tasks.py`` hands them to
+The defaults are the dataclass fields below and nowhere else. ``cli/tasks.py`` hands them to
 invoke as the collection's configuration, so ``invoke.yaml``, ``~/.invoke.yaml`` and
 ``INVOKE_WATCHBENCH_*`` variables can override any of them by the same names; a name
 that is not a setting is refused with the list of known ones (``from_mapping``).
@@ -16,7 +16,8 @@ from typing import Any, get_type_hints
 
 from watchbench.errors import InputError
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parent.parent  # the checkout, when run from one
+DATA = "_data"  # the pipeline's files inside an installed package (pyproject.toml: package-dir)
 ENV_PREFIX = "INVOKE_WATCHBENCH_"  # invoke's prefix for the settings' environment variables
 SHOW = "./wb settings"  # the task that shows every setting and where it came from
 
@@ -74,6 +75,29 @@ def ruled(default: Any, rule: Rule) -> Any:
 ACCELS = ("kvm", "tcg", "icount")  # vm.qemu.Accel (a test keeps the two equal)
 POSITIVE = Rule(0, open_low=True)
 AT_LEAST_0, AT_LEAST_1, AT_LEAST_2 = Rule(0), Rule(1), Rule(2)
+
+
+def is_checkout(root: Path) -> bool:
+    """A source checkout (./wb), not an installed package: it has its pyproject.toml."""
+    return (root / "pyproject.toml").is_file()
+
+
+def data_root() -> Path:
+    """Where the pipeline's own files are (patches/, kconfig/, bench/suites/, userspace/):
+    the checkout when run from one, else their copy shipped in the package, so that an
+    installed ``wb`` works from any directory. Read at call time: tests patch
+    PROJECT_ROOT to give a case a project of its own."""
+    if is_checkout(PROJECT_ROOT):
+        return PROJECT_ROOT
+    from importlib import resources  # only an installed package pays for it
+
+    shipped = resources.files("watchbench").joinpath(DATA)
+    if not isinstance(shipped, Path) or not shipped.is_dir():
+        raise InputError(f"watchbench is installed without its data ({shipped} is missing "
+                         "or inside an archive)",
+                         hint="reinstall it from a wheel or a checkout: pipx install "
+                              "--force <watchbench>; then check: wb --list")
+    return shipped
 
 
 def _xdg(var: str, fallback: str) -> Path:
@@ -163,6 +187,20 @@ class BisectSettings:
 
 
 @dataclass
+class GcSettings:
+    """``wb gc``: what it keeps of each kind. An entry goes only when it is beyond the
+    newest N of its kind and older than ``days``; the runs the history names, the kernels
+    those kept runs were made on, and whatever a running command holds always stay."""
+
+    runs: int = ruled(100, AT_LEAST_0)  # runs kept (besides the history's)
+    kernels: int = ruled(8, AT_LEAST_0)  # built kernels kept (besides the kept runs')
+    build_dirs: int = ruled(2, AT_LEAST_0)  # build directories kept per kernel tree (~320 MiB each)
+    boots: int = ruled(20, AT_LEAST_0)  # boot directories kept (console logs of recent boots)
+    logs: int = ruled(100, AT_LEAST_0)  # build and crash logs kept
+    days: float = ruled(14.0, AT_LEAST_0)  # only what is older than this goes (0: any age)
+
+
+@dataclass
 class Settings:
     """Everything a task needs to know about where things are and how to run them."""
 
@@ -197,9 +235,11 @@ class Settings:
     ci: CiSettings = field(default_factory=CiSettings)
     bisect: BisectSettings = field(default_factory=BisectSettings)
     check: CheckSettings = field(default_factory=CheckSettings)
-    # Read when a Settings is made, not when this module is: a test gives the project a
-    # root of its own (a patches/ it may write) by patching PROJECT_ROOT.
-    project_root: Path = field(default_factory=lambda: PROJECT_ROOT)
+    gc: GcSettings = field(default_factory=GcSettings)
+    # Where the pipeline's files are (``data_root``). Read when a Settings is made, not
+    # when this module is: a test gives the project a root of its own (a patches/ it may
+    # write) by patching PROJECT_ROOT.
+    project_root: Path = field(default_factory=lambda: data_root())
 
     @property
     def job_count(self) -> int:
@@ -207,7 +247,17 @@ class Settings:
 
     @property
     def patches_dir(self) -> Path:
-        return self.project_root / "patches"
+        """Your series (``patches.import`` writes them here): the project's patches/ in a
+        checkout, else patches/ in the current directory (an installed ``wb``)."""
+        if is_checkout(self.project_root):
+            return self.project_root / "patches"
+        return Path.cwd() / "patches"
+
+    @property
+    def series_dirs(self) -> tuple[Path, ...]:
+        """Where a series name is looked up, the first match winning: yours, then the
+        ones shipped with watchbench (the bench series)."""
+        return tuple(dict.fromkeys([self.patches_dir, self.project_root / "patches"]))
 
     @property
     def kconfig_dir(self) -> Path:

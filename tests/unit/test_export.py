@@ -314,9 +314,27 @@ def test_the_task_writes_the_default_file_and_prints_a_count_and_the_path(
     check_github(json.loads(Path(lines[-1]).read_text(encoding="utf-8")))
 
     out = tmp_path / "all.parquet"
-    tasks.export(_context(stored, reports), format="parquet", out=str(out))
+    tasks.export(_context(stored, reports), format="parquet", runs="all", out=str(out))
     assert capsys.readouterr().out.splitlines()[-1] == str(out)
     assert pd.read_parquet(out)["series_name"].unique().tolist() == ["", "wq-rework"]
+
+
+def test_without_runs_the_newest_run_and_those_comparable_with_it_are_exported(
+        stored: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    """As the headline pools them (questions.focus): one kernel's runs, so a JSON format
+    works on a cache holding several kernels (issue 30)."""
+    manifests = {run.name: json.loads((run / "manifest.json").read_text())
+                 for run in stored.iterdir()}
+    newest = max(manifests, key=lambda r: manifests[r]["timestamp"])
+    out = tmp_path / "newest.parquet"
+    tasks.export(_context(stored, tmp_path / "reports"), format="parquet", out=str(out))
+    captured = capsys.readouterr()
+    assert f"the newest run {newest}" in captured.err and "--runs all" in captured.err
+    table = pd.read_parquet(out)
+    assert table["series_name"].unique().tolist() == [manifests[newest]["series_name"]]
+    assert newest in ",".join(table["run_ids"])
+    tasks.export(_context(stored, tmp_path / "reports"), format="bmf")
+    assert capsys.readouterr().out.splitlines()[-1].endswith("export.bmf.json")
 
 
 @pytest.mark.parametrize(("fmt", "expected"), [
@@ -325,7 +343,7 @@ def test_the_task_writes_the_default_file_and_prints_a_count_and_the_path(
 def test_the_task_refuses_mixed_kernels_and_unknown_formats(
         stored: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], fmt, expected):
     with pytest.raises(Exit) as caught:
-        tasks.export(_context(stored, tmp_path / "reports"), format=fmt)
+        tasks.export(_context(stored, tmp_path / "reports"), format=fmt, runs="all")
     assert caught.value.code == 2
     err = capsys.readouterr().err
     assert expected in err and "hint:" in err

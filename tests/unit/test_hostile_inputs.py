@@ -170,7 +170,8 @@ def world(tmp_path_factory):
                "jobs": "watchbench:\n  jobs: -3\n",
                "ccache": "watchbench:\n  ccache: maybe\n",
                "accel": "watchbench:\n  ci: {accel: auto}\n",
-               "budget": "watchbench:\n  ci: {budget_s: 0}\n"}
+               "budget": "watchbench:\n  ci: {budget_s: 0}\n",
+               "gc": "watchbench:\n  gc: {boots: -1}\n"}
     for name, text in configs.items():
         paths[f"cfg_{name}"] = _write(root / "configs" / f"{name}.yaml", text)
     paths["work"] = root / "work"
@@ -341,6 +342,13 @@ for ident, argv, needle in [
     ("all-fragments", ["all", "--fragments", "nope"], "nope"),
     ("all-suite", ["all", "--suite", "nope"], "nope"),
     ("all-base", ["all", "--base", "v1"], "--base"),
+    *[(f"runs-limit-{v}", ["runs", "--limit", v], "--limit") for v in ("x", "-1", "1.5", "", "2x")],
+    *[(f"gc-keep-{kind}-{v}", ["gc", f"--keep-{kind}", v], f"--keep-{kind}")
+      for kind in ("runs", "kernels", "builds", "boots") for v in ("x", "-1", "1.5", "")],
+    *[(f"gc-older-than-{v}", ["gc", "--older-than", v], "--older-than")
+      for v in ("x", "-1", "nan", "", "inf-")],
+    *[(f"gc-delete-{v}", ["gc", "--delete", "--older-than", v], "--older-than")
+      for v in ("-3", "x")],
 ]:
     case(ident, argv, needle)
 
@@ -354,6 +362,7 @@ for ident, var, value, needle in [
     ("accel", "CI_ACCEL", "bogus", "accel"), ("list", "FRAGMENTS", "x", "FRAGMENTS"),
     ("max-rounds", "CI_MAX_ROUNDS", "2", "max_rounds"),
     ("typo", "CI_MAXROUNDS", "8", "INVOKE_WATCHBENCH_CI_MAXROUNDS"),
+    ("gc-days", "GC_DAYS", "-1", "gc.days"), ("gc-runs", "GC_RUNS", "x", "gc.runs"),
 ]:
     case(f"env-{ident}", ["patches.list"], needle, {f"INVOKE_WATCHBENCH_{var}": value})
 for name, needle in [("threshold", "threshold"), ("alpha", "alpha"), ("noise", "noise_floor"),
@@ -361,7 +370,7 @@ for name, needle in [("threshold", "threshold"), ("alpha", "alpha"), ("noise", "
                      ("rounds", "rounds"), ("unknown", "max_round"), ("moved", "ci.threshold"),
                      ("max_rounds", "max_rounds"), ("threshold_x", "threshold"),
                      ("jobs", "jobs"), ("ccache", "ccache"), ("accel", "accel"),
-                     ("budget", "budget_s")]:
+                     ("budget", "budget_s"), ("gc", "gc.boots")]:
     case(f"config-file-{name}", ["-f", f"{{cfg_{name}}}", "patches.list"], needle)
 # invoke's own usage errors, said by ./wb's Program (cli/program.py) as exit 2.
 for ident, argv, needle in [
@@ -380,6 +389,8 @@ for ident, argv, needle in [
     ("missing-series", ["patches.check"], "missing SERIES"),
     ("extra-argument", ["compare", "a", "b", "c"], "'c' is neither"),
     ("switch-given-value", ["ci", "--per-patch=yes"], "'yes'"),
+    ("gc-switch-given-value", ["gc", "--delete=yes"], "'yes'"),
+    ("runs-unknown-option", ["runs", "--all"], "runs: unknown option --all"),
 ]:
     case(f"usage-{ident}", argv, needle)
 
@@ -486,7 +497,7 @@ def test_the_table_is_big_enough_and_covers_every_task_without_a_kernel():
     assert tasks_named >= {"patches.import", "patches.check", "patches.apply", "patches.lint",
                            "patches.list", "ci", "check", "bisect", "compare", "report",
                            "export", "profile", "bench", "vm.run", "vm.shell", "kernel.fetch",
-                           "config", "all"}
+                           "config", "all", "runs", "gc"}
 
 
 # --- no traceback, ever ----------------------------------------------------------------------

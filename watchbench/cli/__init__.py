@@ -1,6 +1,6 @@
 """The command layer: what each task prints and which exit code it gives.
 
-Every task in ``tasks.py`` is one call into a module here. Only this layer prints (the
+Every task in ``cli/tasks.py`` is one call into a module here. Only this layer prints (the
 domain reports through the ``Progress`` it is handed) and only it turns a
 ``WatchbenchError`` into a message and an exit code (``command``). Below it, flows and
 stages return data.
@@ -24,6 +24,7 @@ from typing import Any
 from invoke.config import AmbiguousMergeError
 from invoke.exceptions import Exit, UncastableEnvVar
 
+import watchbench.settings
 from watchbench.errors import ConfigError, InputError, InternalError, ResultsError, WatchbenchError
 from watchbench.settings import (
     SHOW,
@@ -31,6 +32,7 @@ from watchbench.settings import (
     check_environment,
     check_environment_values,
     env_name,
+    is_checkout,
 )
 
 BAD_INPUT = (InputError, ConfigError, ResultsError)  # the errors a user mends by what they type
@@ -102,9 +104,18 @@ def infrastructure_failure(name: str, code: int, exc: BaseException) -> str:
     return f"watchbench {name}: INFRASTRUCTURE FAILURE (exit {code}):\n{reason}"
 
 
+_WB = re.compile(r"(?<![\w/.])\./wb\b")
+
+
+def as_typed(text: str) -> str:
+    """Commands to paste as the user runs watchbench: ``./wb`` in a checkout, ``wb`` when
+    it is installed (messages are written with ``./wb``)."""
+    return text if is_checkout(watchbench.settings.PROJECT_ROOT) else _WB.sub("wb", text)
+
+
 def say_error(exc: WatchbenchError) -> int:
     """The error as the user sees it, on stderr; its exit code."""
-    print(fit(f"error: {exc}"), file=sys.stderr)
+    print(fit(as_typed(f"error: {exc}")), file=sys.stderr)
     return exc.exit_code
 
 
@@ -182,12 +193,12 @@ def _excepthook(kind: type[BaseException], exc: BaseException, tb: TracebackType
 
 
 def install_excepthook() -> None:
-    """Called by tasks.py: what escapes invoke itself (its config merge runs after our
+    """Called by cli/tasks.py: what escapes invoke itself (its config merge runs after our
     tasks are loaded) is said as an error, not a traceback."""
     sys.excepthook = _excepthook
 
 
-# Command modules whose tasks are named with the module as a prefix (tasks.py's
+# Command modules whose tasks are named with the module as a prefix (cli/tasks.py's
 # collections): all of patches', only these of kernel's and vm's.
 PREFIXED: dict[str, frozenset[str] | None] = {
     "patches": None, "kernel": frozenset({"fetch", "status"}),

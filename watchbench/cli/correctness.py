@@ -61,7 +61,7 @@ def check(c: Any, series: str = "", stress_seconds: object = None,
     if only is not None:
         non_empty("--only", split_list(only), "./wb check --only conformance,stress")
     if series.strip():
-        load_many(settings.patches_dir, series)
+        load_many(settings.series_dirs, series)
     out_dir("--out", out)
     options = options_of(settings, series, stress_seconds=_seconds(stress_seconds), accel=accel,
                          only=only, out=out, tree=tree, base=base, no_wait=no_wait)

@@ -84,7 +84,7 @@ def all_(c: Any, series: str | None, fragments: str | None, suite: str | None,
     accel = BENCH_ACCEL.parse(accel)
     tree_options(tree, base, tarball)
     if series is not None:
-        load_many(settings.patches_dir, series)
+        load_many(settings.series_dirs, series)
     if fragments is not None:
         fragment_paths(settings, non_empty("--fragments", split_list(fragments),
                                            "./wb all --fragments base,watch_queue"))

@@ -143,3 +143,10 @@ def tree_options(tree: str | None, base: str | None, tarball: str | None) -> Non
     if tarball is not None and not Path(tarball).expanduser().is_file():
         raise InputError(f"--tarball {tarball!r}: no such file",
                          hint="e.g. ./wb kernel.fetch --tarball ~/linux-6.12.tar.xz")
+
+
+GC_KEEP = {kind: Option(f"--keep-{kind}", int, rule_of(f"gc.{setting}"),
+                        f"./wb gc --keep-{kind} {default_of(f'gc.{setting}')}", f"gc.{setting}")
+           for kind, setting in (("runs", "runs"), ("kernels", "kernels"),
+                                 ("builds", "build_dirs"), ("boots", "boots"))}
+GC_DAYS = Option("--older-than", float, rule_of("gc.days"), "./wb gc --older-than 14", "gc.days")

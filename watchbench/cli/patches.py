@@ -18,14 +18,14 @@ EXIT_FAILED = 1
 
 def series_table(settings: Settings) -> list[str]:
     rows = []
-    for directory in list_series(settings.patches_dir):
+    for directory in list_series(settings.series_dirs):
         try:
-            series = load_series(settings.patches_dir, directory.name)
+            series = load_series(directory.parent, directory.name)
             rows.append(f"{series.name:24} {len(series.patches):3} patches  {series.hash}")
             rows += [f"    {i:2}. {p.subject}" for i, p in enumerate(series.patches, 1)]
         except InputError as exc:
             rows.append(f"{directory.name:24} INVALID: {exc.message}")
-    return rows or [f"no series under {settings.patches_dir}"]
+    return rows or [f"no series under {' or '.join(map(str, settings.series_dirs))}"]
 
 
 @command
@@ -36,7 +36,7 @@ def list_(c: Any) -> None:
 @command
 def check(c: Any, series: str) -> int:
     settings = settings_of(c)
-    chosen = load_many(settings.patches_dir, series)
+    chosen = load_many(settings.series_dirs, series)
     results = patching.check(trees.active(settings), chosen)
     for result in results:
         print(result.describe())
@@ -47,7 +47,7 @@ def check(c: Any, series: str) -> int:
 @command
 def apply(c: Any, series: str) -> None:
     settings = settings_of(c)
-    chosen = load_many(settings.patches_dir, series)
+    chosen = load_many(settings.series_dirs, series)
     tree = trees.active(settings)
     progress = Progress("patches")
     progress.step(f"applying {chosen.name} ({len(chosen.patches)} patches) to {tree.base_label}")
@@ -103,7 +103,7 @@ def import_(c: Any, name: str, tree: str | None, git_range: str | None, mbox: st
 @command
 def lint(c: Any, series: str, strict: bool) -> int:
     settings = settings_of(c)
-    chosen = load_many(settings.patches_dir, series)
+    chosen = load_many(settings.series_dirs, series)
     results = patching.lint(trees.active(settings), chosen, strict=strict)
     for r in results:
         print(f"{r.patch.name:60} {r.errors} errors {r.warnings} warnings {r.checks} checks")

@@ -1,7 +1,11 @@
-"""The ``./wb`` program: invoke's ``Program`` with its usage errors (an unknown option or
-task, an option without its value, a missing argument) said as every other bad input
-is: exit 2, 80 columns, the help command to paste. invoke itself exits 1 for them, the
-code a gate gives for "slower", so a typo in a CI job would read as a regression."""
+"""The ``./wb`` and ``wb`` program: invoke's ``Program`` with its usage errors (an unknown
+option or task, an option without its value, a missing argument) said as every other bad
+input is: exit 2, 80 columns, the help command to paste. invoke itself exits 1 for them,
+the code a gate gives for "slower", so a typo in a CI job would read as a regression.
+
+Its tasks are the package's collection (watchbench/cli/tasks.py), bundled, so that an
+installed ``wb`` (pyproject.toml's [project.scripts]) works from any directory; run from
+a checkout, it reads the checkout's invoke.yaml as ``inv`` would."""
 
 from __future__ import annotations
 
@@ -16,7 +20,9 @@ from typing import Any
 from invoke import Program
 from invoke.exceptions import Exit, ParseError
 
-from watchbench.cli import fit
+from watchbench import settings
+from watchbench.cli import as_typed, fit
+from watchbench.cli.tasks import ns
 from watchbench.errors import InputError
 
 WB = "./wb"
@@ -90,13 +96,13 @@ class WatchbenchProgram(Program):
             task = getattr(context, "name", None)
             positionals = [a.name for a in getattr(context, "positional_args", [])]
             err = usage_error(str(exc), task, self._tasks(), self._flags(context), positionals)
-            raise Exit(fit(f"error: {err}"), code=EXIT_USAGE) from None
+            raise Exit(fit(as_typed(f"error: {err}")), code=EXIT_USAGE) from None
         except Exit as exc:
             # invoke's own refusals during parsing (`--list nope`) carry a message and
             # code 1; help, --list and --version end with no message and code 0.
             if exc.message and exc.code == 1:
                 err = usage_error(str(exc.message), None, self._tasks(), [])
-                raise Exit(fit(f"error: {err}"), code=EXIT_USAGE) from None
+                raise Exit(fit(as_typed(f"error: {err}")), code=EXIT_USAGE) from None
             raise
 
     def _tasks(self) -> list[str]:
@@ -106,6 +112,24 @@ class WatchbenchProgram(Program):
     @staticmethod
     def _flags(context: Any) -> list[str]:
         return sorted(getattr(context, "flags", {}) or {})
+
+    @property  # type: ignore[override]
+    def version(self) -> str:
+        """Looked up only for --version (importlib.metadata costs ~20 ms at every start)."""
+        return self._given_version or importlib.metadata.version("watchbench")
+
+    @version.setter
+    def version(self, value: str) -> None:
+        self._given_version = "" if value in (None, "unknown") else value
+
+    def parse_collection(self) -> None:
+        """The bundled tasks, plus the checkout's invoke.yaml as its project configuration
+        (an installed ``wb`` has none: ~/.invoke.yaml, -f and the environment remain)."""
+        super().parse_collection()
+        root = settings.PROJECT_ROOT
+        if settings.is_checkout(root) and (root / "invoke.yaml").is_file():
+            self.config.set_project_location(str(root))
+            self.config.load_project()
 
     def parse_core(self, argv: list[str] | None) -> None:
         with self._usage():
@@ -121,12 +145,13 @@ class WatchbenchProgram(Program):
 
 
 def program() -> WatchbenchProgram:
-    """The program ``./wb`` runs: tasks.py is loaded from the project, as ``inv`` does."""
-    return WatchbenchProgram(name="watchbench", binary=WB, binary_names=["wb"],
-                             version=importlib.metadata.version("watchbench"))
+    """The program ``./wb`` and ``wb`` run: the package's tasks, bundled."""
+    return WatchbenchProgram(namespace=ns, name="watchbench", binary=as_typed(WB),
+                             binary_names=["wb"])
 
 
 def main(argv: list[str] | None = None) -> None:
+    """``wb``'s entry point ([project.scripts]) and ``python -m watchbench.cli.program``'s."""
     program().run(argv if argv is not None else sys.argv)
 
 

@@ -155,7 +155,7 @@ def ci(c: Any, series: str = "", rounds: str | None = None, accel: str | None = 
         raise InputError(f"--tree {tree!r}: no such directory",
                          hint="give your kernel checkout, e.g. ./wb ci --tree ~/linux --base v6.12")
     if series.strip():
-        load_many(settings.patches_dir, series)  # every series named exists and parses
+        load_many(settings.series_dirs, series)  # every series named exists and parses
     elif series:
         raise InputError(f"--series {series!r}: names no series",
                          hint="e.g. ./wb ci --series my-fix (leave it out for an A/A run)")

@@ -4,7 +4,7 @@ other tools read."""
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from watchbench.cli import command, settings_of, split_list
 from watchbench.cli.options import non_empty, out_dir, out_file
@@ -12,8 +12,12 @@ from watchbench.errors import InputError
 from watchbench.host.progress import Progress
 from watchbench.report import compare_markdown, compare_table, write_report
 from watchbench.report.export import Format, export_table, write_export
+from watchbench.report.questions import focus
 from watchbench.results.store import load_runs
 from watchbench.stats.compare import compare_frames
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @command
@@ -62,6 +66,20 @@ def compare(c: Any, a: str, b: str, markdown: str | None, skip_bad: bool,
     print(compare_table(table, color=sys.stdout.isatty(), show_unchanged=show_unchanged))
 
 
+def newest_comparable(df: pd.DataFrame) -> pd.DataFrame:
+    """The newest run and the runs comparable with it (same kernel, accelerator, host and
+    suite: ``questions.focus``, as its headline pools them), so that a cache holding
+    several kernels still exports one kernel's figures by default."""
+    chosen = focus(df)
+    if chosen.empty:
+        return df
+    ids = set(chosen["run_id"].astype(str))
+    newest = chosen.loc[chosen["timestamp"].idxmax(), "run_id"]
+    print(f"the newest run {newest} and the {len(ids) - 1} comparable with it "
+          "(every stored run: --runs all)", file=sys.stderr)
+    return df[df["run_id"].astype(str).isin(ids)]
+
+
 @command
 def export(c: Any, fmt: str | None, runs: str | None, out: str | None, skip_bad: bool) -> None:
     settings = settings_of(c)
@@ -74,13 +92,16 @@ def export(c: Any, fmt: str | None, runs: str | None, out: str | None, skip_bad:
         raise InputError(f"unknown export format {fmt!r}", hint=f"one of {known}") from None
     if runs is not None:
         non_empty("--runs", split_list(runs), "./wb export --format csv --runs RUN_ID")
-    wanted = list(dict.fromkeys(split_list(runs))) or None
+    every = split_list(runs) == ["all"]
+    wanted = None if every else list(dict.fromkeys(split_list(runs))) or None
     target = out_file("--out", out)
     progress = Progress("export")
     progress.step(f"loading {len(wanted) if wanted else 'all'} runs from {settings.runs_dir}")
     df = load_runs(settings.runs_dir, run_ids=wanted, skip_bad=skip_bad)
     for path, why in df.attrs.get("bad_files", []):
         print(f"skipped bad result file: {path}: {why}", file=sys.stderr)
+    if runs is None:
+        df = newest_comparable(df)
     table = export_table(df)
     if format_.direction:
         figures = int((table["direction"] == format_.direction).sum())

@@ -4,7 +4,7 @@ Each setting's type and default come from its dataclass field, its range from it
 its meaning from the comments beside it (and its section from the class docstring), its
 environment variable from ``env_name``, and the ``./wb`` options that override it for one
 run from ``cli/options.py`` (an ``Option`` with a ``setting``) and from the task help in
-``tasks.py`` that says ``default: settings KEY``. Regenerate with ``REGENERATE``;
+``watchbench/cli/tasks.py`` that says ``default: settings KEY``. Regenerate with ``REGENERATE``;
 ``tests/unit/test_settings_doc.py`` fails when the page drifts.
 """
 
@@ -25,7 +25,6 @@ from watchbench.cli import LAYERS, options
 from watchbench.settings import (
     EMPTY_IS_DEFAULT,
     MOVED,
-    PROJECT_ROOT,
     Settings,
     env_name,
 )
@@ -45,9 +44,9 @@ def settings_markdown(settings_source: str | None = None, tasks_source: str | No
     """The whole page. ``settings_source``/``tasks_source``: the files' text (default: read
     from the project)."""
     if settings_source is None:
-        settings_source = (PROJECT_ROOT / "watchbench" / "settings.py").read_text()
+        settings_source = (Path(__file__).parents[1] / "settings.py").read_text()
     if tasks_source is None:
-        tasks_source = (PROJECT_ROOT / "tasks.py").read_text()
+        tasks_source = (Path(__file__).parent / "tasks.py").read_text()
     notes, docstrings = _field_notes(settings_source)
     flags = _flags(tasks_source)
     out = [_preamble()]
@@ -266,7 +265,7 @@ def _keys() -> list[str]:
 
 
 def _task_help(source: str) -> list[tuple[str, str, str]]:
-    """(task as typed, --flag, its help text) for every option in tasks.py's ``@task``s."""
+    """(task as typed, --flag, its help text) for every option in cli/tasks.py's ``@task``s."""
     tree = ast.parse(source)
     strings = {t.id: n.value.value for n in tree.body if isinstance(n, ast.Assign)
                for t in n.targets if isinstance(t, ast.Name)

@@ -379,8 +379,8 @@ def conclude(settings: Settings, options: CiOptions, m: Measurement, comparisons
     out = options.out
     hist = None
     if options.record:
-        history.record(settings.runs_dir / "history.jsonl", candidate.run_ids, note=m.ci_id)
-        hist = history.load_history(settings.runs_dir / "history.jsonl", settings.runs_dir,
+        history.record(settings.runs_dir / history.HISTORY_FILE, candidate.run_ids, note=m.ci_id)
+        hist = history.load_history(settings.runs_dir / history.HISTORY_FILE, settings.runs_dir,
                                     skip_bad=True)
     explanation, problem = explain(settings, options, m, comparisons)
     report = write_report(df, out, baseline=baseline.run_ids, candidate=candidate.run_ids,

@@ -52,7 +52,7 @@ def run_all(settings: Settings, series: str | None, fragments: list[str] | None,
                         progress=progress)
     df = load_runs(settings.runs_dir, run_ids=[run_dir.name])
     judged = settings.decision
-    report = write_report(df, settings.project_root / settings.reports_dir, baseline=None,
+    report = write_report(df, settings.reports_dir, baseline=None,
                           candidate=None, threshold=judged.threshold, alpha=judged.alpha,
                           noise_floor=judged.noise_floor)
     return PipelineResult(selected, installed, kernel, run_dir, report)

@@ -107,3 +107,57 @@ class Lock:
         handle.flush()
         fcntl.flock(handle, fcntl.LOCK_UN)
         handle.close()
+
+
+def flocks_now() -> set[tuple[int, int, int]] | None:
+    """(major, minor, inode) of every file a process holds a flock on, from /proc/locks;
+    None when it cannot be read."""
+    try:
+        text = Path("/proc/locks").read_text()
+    except OSError:
+        return None
+    found = set()
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) >= 6 and parts[1] == "FLOCK":
+            try:
+                major, minor, inode = parts[5].split(":")
+                found.add((int(major, 16), int(minor, 16), int(inode)))
+            except ValueError:
+                continue
+    return found
+
+
+def held_by(path: Path, flocks: set[tuple[int, int, int]] | None = None) -> dict | None:
+    """Who holds the lock ``path`` now (what its holder wrote: pid, command, since; {} when
+    it has not said yet), or None when nobody does: how ``wb gc`` tells what a running
+    command is using. Read from /proc/locks (``flocks``: read once for many files), so it
+    takes nothing; where that cannot be read, a shared lock tried for an instant."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    known = flocks_now() if flocks is None else flocks
+    if known is not None:
+        if (os.major(info.st_dev), os.minor(info.st_dev), info.st_ino) not in known:
+            return None
+        return _holder_data(path)
+    try:
+        handle = open(path)  # noqa: SIM115 - closed below
+    except OSError:
+        return None
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return _holder_data(path)
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return None
+
+
+def _holder_data(path: Path) -> dict:
+    try:
+        data = json.loads(Path(path).read_text() or "{}")
+    except (OSError, ValueError):
+        data = {}
+    return data if isinstance(data, dict) else {}

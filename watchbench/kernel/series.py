@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -247,15 +248,20 @@ def read_series_file(directory: Path) -> list[str]:
     return names
 
 
-def load_series(patches_dir: Path, name: str) -> Series:
-    """Load and validate the series ``name`` under ``patches_dir``."""
+def load_series(patches_dir: Path | Sequence[Path], name: str) -> Series:
+    """Load and validate the series ``name`` under ``patches_dir`` (or the first of several
+    directories that has it: your patches/, then the shipped ones)."""
     # A path is taken from where the user stands: the patches are applied from the tree.
-    directory = Path(name).resolve() if "/" in name else patches_dir / name
+    dirs = [patches_dir] if isinstance(patches_dir, Path) else list(patches_dir)
+    if "/" in name:
+        directory = Path(name).resolve()
+    else:
+        directory = next((d / name for d in dirs if (d / name).is_dir()), dirs[0] / name)
     names = read_series_file(directory)
     return Series(directory.name, directory, tuple(parse_patch(directory / n) for n in names))
 
 
-def load_many(patches_dir: Path, names: str) -> Series:
+def load_many(patches_dir: Path | Sequence[Path], names: str) -> Series:
     """``a,b`` → one series of a's patches then b's, named ``a+b`` (e.g. our bench patch + yours)."""
     parts = [load_series(patches_dir, n.strip()) for n in names.split(",") if n.strip()]
     if not parts:
@@ -266,9 +272,13 @@ def load_many(patches_dir: Path, names: str) -> Series:
                   tuple(patch for part in parts for patch in part.patches))
 
 
-def list_series(patches_dir: Path) -> list[Path]:
-    """Directories under ``patches_dir`` that hold a series file."""
-    if not patches_dir.is_dir():
-        return []
-    return sorted(p for p in patches_dir.iterdir()
-                  if not p.name.startswith(".") and (p / SERIES_FILE).is_file())
+def list_series(patches_dir: Path | Sequence[Path]) -> list[Path]:
+    """Directories under ``patches_dir`` (or several: a name in an earlier one hides the
+    same name in a later one) that hold a series file."""
+    found: dict[str, Path] = {}
+    for directory in [patches_dir] if isinstance(patches_dir, Path) else patches_dir:
+        if directory.is_dir():
+            for p in sorted(directory.iterdir()):
+                if not p.name.startswith(".") and (p / SERIES_FILE).is_file():
+                    found.setdefault(p.name, p)
+    return sorted(found.values(), key=lambda p: p.name)

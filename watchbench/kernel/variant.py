@@ -32,13 +32,13 @@ def own_series(settings: Settings, series_names: str) -> Series | None:
     ``stack`` puts first anyway; None when no other series is named."""
     names = [n.strip() for n in series_names.split(",")
              if n.strip() and n.strip() != settings.bench_series]
-    return load_many(settings.patches_dir, ",".join(dict.fromkeys(names))) if names else None
+    return load_many(settings.series_dirs, ",".join(dict.fromkeys(names))) if names else None
 
 
 def stack(settings: Settings, series_names: str = "", count: int | None = None) -> Series | None:
     """The bench series, then the first ``count`` (default: all) patches of the named
     series (``own_series``); None when nothing is to be applied."""
-    bench = load_many(settings.patches_dir, settings.bench_series) if settings.bench_series else None
+    bench = load_many(settings.series_dirs, settings.bench_series) if settings.bench_series else None
     series = own_series(settings, series_names)
     if series is None:
         return bench
@@ -135,7 +135,8 @@ class Composer:
                     if Path(f).stem != self.settings.bench_series]
             self.progress.step("configuring for the current commit")
             return self._configured_build(self.tree, kept or None, force)
-        return build(self.settings, self.tree, self.runner, self.progress, force=force)
+        return build(self.settings, self.tree, self.runner, self.progress, force=force,
+                     wait=self.wait)
 
     def restore(self) -> Tree:
         """The commit and the state file as they were when the composer took the tree."""
@@ -158,7 +159,8 @@ class Composer:
         done = configure(tree, self.settings, names, self.runner)
         self.progress.step(f"config {done.hash} (allnoconfig + {', '.join(names)}): "
                            f"{len(done.requested)} requested options all survived")
-        return build(self.settings, tree, self.runner, self.progress, force=force)
+        return build(self.settings, tree, self.runner, self.progress, force=force,
+                     wait=self.wait)
 
 
 @contextlib.contextmanager

@@ -25,6 +25,7 @@ from watchbench.results.store import load_runs
 log = logging.getLogger(__name__)
 
 HISTORY_SCHEMA = 1
+HISTORY_FILE = "history.jsonl"  # beside the run directories, in the runs dir
 
 
 class HistoryError(ResultsError):

@@ -9,11 +9,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from watchbench.errors import ResultsError
 from watchbench.vm.qemu import Accel
+
+if TYPE_CHECKING:  # pandas is imported where a frame is made: `wb runs` reads manifests only
+    import pandas as pd
 
 # Bump when a column is renamed, removed or changes meaning, and add a migration below.
 SCHEMA_VERSION = 2
@@ -115,7 +117,7 @@ TEXT = "category"
 
 # MIGRATIONS[v] turns a frame of schema v into schema v + 1. Keep every step forever:
 # a results.parquet from any earlier version must stay readable.
-Migration = Callable[[pd.DataFrame], pd.DataFrame]
+Migration = Callable[["pd.DataFrame"], "pd.DataFrame"]
 
 
 def _add_primary(df: pd.DataFrame) -> pd.DataFrame:
@@ -130,6 +132,8 @@ MIGRATIONS: dict[int, Migration] = {1: _add_primary}
 
 def add_optional(df: pd.DataFrame) -> pd.DataFrame:
     """Add the optional manifest columns a frame lacks (all missing), in their dtypes."""
+    import pandas as pd
+
     missing = [c for c in OPTIONAL_MANIFEST_COLUMNS if c not in df.columns]
     if not missing:
         return df
@@ -141,6 +145,8 @@ def add_optional(df: pd.DataFrame) -> pd.DataFrame:
 
 def coerce_types(df: pd.DataFrame) -> pd.DataFrame:
     """Give the fixed columns one dtype each, so files of different runs concatenate cleanly."""
+    import pandas as pd
+
     df = df.copy(deep=False)
     wanted = {**dict.fromkeys(STRING_COLUMNS, TEXT), **dict.fromkeys(INT_COLUMNS, "Int64"),
               "value": "float64", "schema_version": "int64", "primary": "bool"}

@@ -27,7 +27,9 @@ MIB = 1 << 20
 
 
 def size_text(n: float) -> str:
-    """A size as people read it: 64 MiB, 256 KiB, 1.5 MiB, 700 B."""
+    """A size as people read it: 2.1 GiB, 64 MiB, 256 KiB, 1.5 MiB, 700 B."""
+    if n >= 1 << 30:
+        return f"{n / (1 << 30):.3g} GiB"
     if n >= MIB:
         return f"{n / MIB:.4g} MiB"
     return f"{n / 1024:.4g} KiB" if n >= 1024 else f"{n:.0f} B"
