@@ -7,7 +7,10 @@ Each command is run three ways: through the checkout's ``./wb`` launcher (bash, 
 pyproject hash check, then Python), as the ``wb`` console script an install gives
 (``.venv/bin/wb``: what ``pipx install`` runs), and as ``python -m
 watchbench.cli.program`` (Python alone). ``wb runs`` lists a runs dir of ``--runs``
-synthetic runs (manifests only, as it reads them) in a temporary directory.
+synthetic runs (manifests only, as it reads them) in a temporary directory. The package's
+bytecode is compiled first: a machine with PYTHONDONTWRITEBYTECODE set (this one) would
+otherwise compile every changed module at every start, which a user's first run (or pip,
+for an install) does once.
 
     ./.venv/bin/python bench/scripts/startup_time.py [--repeat 15] [--runs 200]
 """
@@ -71,6 +74,7 @@ def main() -> int:
     python = str(ROOT / ".venv" / "bin" / "python")
     ways = {"./wb": [str(ROOT / "wb")], "wb (installed)": [str(ROOT / ".venv" / "bin" / "wb")],
             "python -m": [python, "-m", "watchbench.cli.program"]}
+    default_runner.run([python, "-m", "compileall", "-q", str(ROOT / "watchbench")], timeout=300)
     with tempfile.TemporaryDirectory() as tmp:
         fake_runs(Path(tmp) / "runs", args.runs)
         env = {"INVOKE_WATCHBENCH_RUNS_DIR": str(Path(tmp) / "runs"),
