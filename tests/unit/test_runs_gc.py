@@ -268,3 +268,15 @@ def test_runs_and_the_listing_start_without_pandas():
             "'matplotlib') if m in sys.modules))")
     done = default_runner.run([sys.executable, "-c", code], timeout=60)
     assert done.stdout.strip() == "[]"
+
+
+def test_no_task_gets_a_dash_for_a_short_flag():
+    """invoke names short flags after a free letter of the option; with every letter of
+    --keep-boots taken by the other --keep-* options it took "-" (`--=STRING` in gc's help):
+    gc has long options only."""
+    bad = {ctx.name: sorted(f for f in ctx.flags if f.strip("-") in ("", "_"))
+           for ctx in ns.to_contexts()}
+    assert {name: flags for name, flags in bad.items() if flags} == {}
+    gc_flags = {f for ctx in ns.to_contexts() if ctx.name == "gc" for f in ctx.flags}
+    assert gc_flags == {"--delete", "--keep-runs", "--keep-kernels", "--keep-builds",
+                        "--keep-boots", "--older-than"}

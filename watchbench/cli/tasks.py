@@ -225,7 +225,8 @@ def runs(c, limit=None):
             "keep_builds": "build directories kept per kernel tree, besides its current "
                            "configuration's (default: settings gc.build_dirs)",
             "keep_boots": "newest boot directories kept (default: settings gc.boots)",
-            "older_than": "days: only what is older goes (default: settings gc.days)"})
+            "older_than": "days: only what is older goes (default: settings gc.days)"},
+      auto_shortflags=False)  # four --keep-* options: invoke would make "-" a short flag
 def gc(c, delete=False, keep_runs=None, keep_kernels=None, keep_builds=None, keep_boots=None,
        older_than=None):
     """Prune runs, kernels, build dirs, boots, logs by count and age (dry run unless --delete).
