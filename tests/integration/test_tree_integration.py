@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import time
 from pathlib import Path
 
 import pytest
@@ -107,7 +106,6 @@ def test_dropped_option_fails_naming_dependency(debian_tree, test_settings, tmp_
 
 def test_user_tree_worktree_leaves_checkout_untouched(debian_tree, test_settings, tmp_path):
     user = tmp_path / "linux"
-    start = time.monotonic()
     Git(tmp_path).runner.run(["git", "clone", "-q", "--shared", str(debian_tree.src), str(user)])
     ug = Git(user)
     ug("checkout", "-q", "-b", "my-work")
@@ -128,4 +126,3 @@ def test_user_tree_worktree_leaves_checkout_untouched(debian_tree, test_settings
     assert (user / "README").read_text() == "local edit\n"
     shutil.rmtree(tree.root)
     ug("worktree", "prune")
-    assert time.monotonic() - start < 300
