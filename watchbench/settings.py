@@ -139,7 +139,7 @@ class Judgement:
 
 @dataclass
 class CiSettings:
-    """``inv ci``: paired rounds, ``rounds`` auto: look after ``min_rounds``, then every
+    """``./wb ci``: paired rounds, ``rounds`` auto: look after ``min_rounds``, then every
     ``round_step``, until every gated metric is decided, up to ``max_rounds`` or
     ``budget_s`` seconds of boots (alpha is spent across the looks); or a fixed number."""
 
@@ -159,7 +159,7 @@ class CiSettings:
 
 @dataclass
 class CheckSettings:
-    """``inv check`` (and ``inv ci --check``): the candidate built with the debug fragments
+    """``./wb check`` (and ``./wb ci --check``): the candidate built with the debug fragments
     and booted once through the API conformance suite, the fault pass, the race stress and
     the real clients (suite.check). Never under icount: the stress needs CPUs that really
     run side by side (plain TCG's MTTCG, or KVM)."""

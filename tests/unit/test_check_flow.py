@@ -160,7 +160,7 @@ def test_ci_check_fails_closed_with_exit_4_and_measures_nothing(settings, tmp_pa
                 kernels=FakeKernels(tmp_path), bench=bench, progress=Silent())
     out = capsys.readouterr().out
     assert code == EXIT_CORRECTNESS and bench.boots == []
-    assert "not measured: the candidate failed `inv check` (exit 4)" in out
+    assert "not measured: the candidate failed `./wb check` (exit 4)" in out
 
 
 def test_ci_check_that_passes_goes_on_to_measure(settings, tmp_path, capsys):

@@ -49,7 +49,7 @@ def bench(c: Any, suite: str | None, accel: str | None, label: str,
                         label, progress=Progress("bench"), profile=profile)
     print_headline(settings, run_dir, run_dir, "run")
     if profile:
-        print(f"profile: {run_dir / PROFILE_FILE} (top functions: inv profile --run "
+        print(f"profile: {run_dir / PROFILE_FILE} (top functions: ./wb profile --run "
               f"{run_dir.name})")
 
 

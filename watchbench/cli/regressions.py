@@ -41,7 +41,7 @@ WIDTH = 79
 
 def gate(settings: Settings, options: CiOptions, check: CheckOptions | None = None,
          check_seams: dict[str, Any] | None = None, **seams: Any) -> int:
-    """run_ci, printed (``report_gate``); with ``check``, ``inv check`` on the candidate
+    """run_ci, printed (``report_gate``); with ``check``, ``./wb check`` on the candidate
     first (``checked``)."""
     code = checked(settings, check, seams.get("progress"), **(check_seams or {}))
     if code:
@@ -59,9 +59,9 @@ def checked(settings: Settings, check: CheckOptions | None, progress: Progress |
         return EXIT_OK
     code = report_check(lambda p: run_check(settings, check, progress=p, **seams), progress)
     if code == EXIT_CORRECTNESS:
-        print(f"watchbench ci: not measured: the candidate failed `inv check` (exit {code})")
+        print(f"watchbench ci: not measured: the candidate failed `./wb check` (exit {code})")
     elif code:
-        print(f"watchbench ci: not measured: `inv check` could not run (exit {code})")
+        print(f"watchbench ci: not measured: `./wb check` could not run (exit {code})")
     return code
 
 

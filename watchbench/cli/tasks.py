@@ -17,7 +17,7 @@ from watchbench.settings import Settings
 
 
 class _Lazy(ModuleType):
-    """A command module imported when a task first calls it, so `inv --list`, `--help`
+    """A command module imported when a task first calls it, so `./wb --list`, `--help`
     and every task pay only for the imports that task uses (pandas, scipy, matplotlib
     cost about 2.5 s)."""
 
@@ -256,7 +256,7 @@ def gc(c, delete=False, keep_runs=None, keep_kernels=None, keep_builds=None, kee
             "shard": "I/N: boot only this shard's rounds into OUT/shard-I-of-N (no verdict)",
             "merge": "shard directories (or a directory holding them), comma-separated or "
                      "repeated: the verdict of the merged shards",
-            "check": "first run `inv check` on the candidate: a finding is exit 4 (its "
+            "check": "first run `./wb check` on the candidate: a finding is exit 4 (its "
                      "infrastructure failing, 2), and nothing is measured",
             "trusted": TRUSTED},
       iterable=["merge"])
@@ -296,7 +296,7 @@ def correctness_check(c, series="", stress_seconds=None, accel=None, only=None, 
 @task(help={"good": "a commit where the benchmark was fine", "bad": "a commit where it is slow",
             "benchmark": "benchmark name, e.g. keyctl-post",
             "metric": "metric (default: settings bisect.metric)",
-            "params": "the parameter set, as `inv compare` prints it, when there are several",
+            "params": "the parameter set, as `./wb compare` prints it, when there are several",
             "rounds": "boots per commit (0: settings bisect.rounds, 3)",
             "accel": "icount | tcg | kvm (default: settings bisect.accel)",
             "suite": "benchmark suite (default: settings bisect.suite)",

@@ -22,7 +22,7 @@ def run(c: Any, argv: list[str], host: bool, accel: str | None, timeout: object)
     accel, timeout = VM_ACCEL.parse(accel), TIMEOUT.parse(timeout)
     if not argv:
         raise InputError("no command to run in the guest",
-                         hint="give the command after --, e.g. inv vm.run -- cat /proc/version")
+                         hint="give the command after --, e.g. ./wb vm.run -- cat /proc/version")
     settings = settings_of(c)
     progress = Progress("vm")
     prepared = prepare(settings, accel, progress=progress)

@@ -1,4 +1,4 @@
-"""`inv bisect`: find the commit that made a benchmark slower, with git bisect and our
+"""`./wb bisect`: find the commit that made a benchmark slower, with git bisect and our
 measurement, saying at each step how sure the classification is.
 
 Each step builds the commit (incrementally, content-keyed), boots it ``rounds`` times and
@@ -93,7 +93,7 @@ class Measure:
         if rows.empty:
             raise InputError(f"no ok samples of {self.benchmark} {self.metric} {self.params} "
                              f"at {commit[:12]}",
-                             hint="check --benchmark/--metric/--params against `inv compare` output")
+                             hint="check --benchmark/--metric/--params against `./wb compare` output")
         if rows["params"].nunique() > 1:
             choices = ", ".join(sorted(rows["params"].astype(str).unique())[:6])
             raise InputError(f"{self.benchmark} {self.metric} has several parameter sets; pick one "

@@ -1,4 +1,4 @@
-"""`inv check`: does the candidate still keep the watch_queue API's promises? One boot.
+"""`./wb check`: does the candidate still keep the watch_queue API's promises? One boot.
 
 The candidate (base + our bench series + the series under test: ``kernel.variant.stack``,
 the same kernel ``ci`` measures) is built with the debug fragments (settings

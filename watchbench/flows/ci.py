@@ -1,4 +1,4 @@
-"""`inv ci`: baseline vs candidate, booted in paired rounds until decided, one exit code.
+"""`./wb ci`: baseline vs candidate, booted in paired rounds until decided, one exit code.
 
 Exit codes: 0 every gated metric unchanged or improved, 1 a gated metric regressed or a
 benchmark broke on the candidate, 2 an infrastructure failure (patch, config, build,

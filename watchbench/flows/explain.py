@@ -29,7 +29,7 @@ MOVED = (Verdict.REGRESSED, Verdict.IMPROVED)
 
 
 class Explain(StrEnum):
-    """Which metrics ``inv ci`` profiles to say where their change went."""
+    """Which metrics ``./wb ci`` profiles to say where their change went."""
 
     CHANGED = "changed"  # those the gate called regressed or improved
     ALL = "all"

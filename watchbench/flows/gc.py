@@ -3,7 +3,7 @@
 ``plan`` removes nothing (the dry run prints it); ``free`` removes what a plan lists. What
 stays, whatever the counts say:
 
-- the runs the history names (``inv ci --record``: its trend needs them), and every run
+- the runs the history names (``./wb ci --record``: its trend needs them), and every run
   when the history cannot be read (its names are then unknown);
 - the kernels the kept runs were made on (their next gate rebuilds nothing);
 - each tree's build directory of its current configuration (the next build is

@@ -1,7 +1,7 @@
-"""`inv all`: every stage in order, each one reusing what is cached.
+"""`./wb all`: every stage in order, each one reusing what is cached.
 
 deps → fetch → patch → config → build (``kernel.variant``) → boot → bench → report. The
-active tree is left with the series applied, so ``inv vm.run`` boots what was measured.
+active tree is left with the series applied, so ``./wb vm.run`` boots what was measured.
 """
 
 from __future__ import annotations

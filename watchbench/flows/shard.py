@@ -1,4 +1,4 @@
-"""`inv ci --shard I/N` and `inv ci --merge DIR...`: one gate's rounds on several runners.
+"""`./wb ci --shard I/N` and `./wb ci --merge DIR...`: one gate's rounds on several runners.
 
 A shard builds every variant, boots its share of the design's rounds and writes a shard
 directory: ``shard.json`` (this module owns its schema) and the run directories. The

@@ -1,4 +1,4 @@
-"""The real clients `inv check` runs in the guest, all downloaded or built, never kept here:
+"""The real clients `./wb check` runs in the guest, all downloaded or built, never kept here:
 keyutils' own test suite (Debian's source package, pinned to the installed keyutils) and
 the kernel tree's own ``samples/watch_queue/watch_test.c``, built from the tree under test.
 

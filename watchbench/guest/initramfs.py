@@ -97,7 +97,7 @@ def compile_programs(settings: Settings, runner: Runner = default_runner) -> dic
 def base_initramfs(settings: Settings, runner: Runner = default_runner) -> Path:
     """busybox + our init + the compiled programs, cached by content."""
     if not BUSYBOX.exists():
-        raise BuildError(f"{BUSYBOX} is missing", hint="run `inv deps` (Debian package busybox-static)")
+        raise BuildError(f"{BUSYBOX} is missing", hint="run `./wb deps` (Debian package busybox-static)")
     binaries = compile_programs(settings, runner)
     init = _guest_file("init.sh")
     key = _digest([BUSYBOX, *binaries.values()], init)

@@ -36,7 +36,7 @@ PIPELINE: tuple[Need, ...] = (
     Need("xz-utils", "xz"),
     Need("dpkg", "dpkg"),
     Need("perl", "perl"),
-    # keyctl (watch, watch_session, watch_sync) and its test suite's client: `inv check`
+    # keyctl (watch, watch_session, watch_sync) and its test suite's client: `./wb check`
     Need("keyutils", "keyctl"),
     # the sandbox a series' make and compiles run in (host.sandbox, docs/security.md)
     Need("bubblewrap", "bwrap"),

@@ -190,7 +190,7 @@ def build(settings: Settings, tree: Tree, runner: Runner = default_runner,
     head = tree.git(runner).head()
     if not tree.config_hash or tree.config_head != head:
         raise ConfigError(f"{tree.src} is not configured for its current commit {head[:12]}",
-                          hint="configure first (`inv config`); kernel.variant.Composer does "
+                          hint="configure first (`./wb config`); kernel.variant.Composer does "
                                "both in one step")
     dirty = _dirty_hash(tree, runner)
     if dirty:

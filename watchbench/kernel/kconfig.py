@@ -74,7 +74,7 @@ def load_fragment(path: Path) -> Fragment:
         text = path.read_text()
     except OSError as exc:
         raise ConfigError(f"cannot read kconfig fragment {path}: {exc.strerror}",
-                          hint="list the fragments under kconfig/ with `inv config --help`") from exc
+                          hint="list the fragments under kconfig/ with `./wb config --help`") from exc
     return parse_fragment(text, str(path))
 
 

@@ -220,7 +220,7 @@ class KernelMake:
                 hint=(f"{', '.join(tools)}: not installed; `./wb deps` installs the host tools"
                       if tools else UNTRUSTED if error is SandboxViolation else
                       "fix the errors above (the full log has the context), "
-                      "then `inv build` again"),
+                      "then `./wb build` again"),
             ) from exc
         self._refuse_reaches(box, done.stdout, log, target)
         return done

@@ -109,7 +109,7 @@ def _failure_error(series: Series, failed: PatchCheck, tree: Tree, note: str) ->
         f"series '{series.name}': patch {index}/{len(series.patches)} {failed.patch.name} "
         f"(\"{failed.patch.subject}\") does not apply to {tree.base_label} ({tree.base[:12]}): "
         f"{failed.where()}\n{note}",
-        hint="rebase the patch onto this base, or check it with `inv patches.check`",
+        hint="rebase the patch onto this base, or check it with `./wb patches.check`",
     )
 
 
@@ -121,7 +121,7 @@ def apply(tree: Tree, series: Series, runner: Runner = default_runner,
     dirty = git.dirty()
     if dirty:
         raise TreeError(f"{tree.src} has uncommitted changes: {', '.join(dirty[:5])}",
-                        hint="commit or discard them, or run `inv patches.reset --force`")
+                        hint="commit or discard them, or run `./wb patches.reset --force`")
     prior = git.head()
     if precheck:
         failed = _first_failure(check(tree, series, runner, onto))

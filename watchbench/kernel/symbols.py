@@ -41,7 +41,7 @@ class SymbolMap:
             lines = path.read_text().splitlines()
         except OSError as exc:
             raise BuildError(f"{path}: no symbol map for this kernel ({exc.strerror})",
-                             hint="rebuild the kernel (`inv build --force`): the build "
+                             hint="rebuild the kernel (`./wb build --force`): the build "
                                   "keeps System.map beside bzImage") from exc
         entries: dict[int, str] = {}
         ends: dict[str, int] = {}

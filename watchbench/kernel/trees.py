@@ -87,7 +87,7 @@ class Tree:
         except (OSError, ValueError) as exc:
             raise TreeError(
                 f"kernel tree state unreadable: {path}: {exc}",
-                hint="run `inv kernel.fetch` again to recreate it",
+                hint="run `./wb kernel.fetch` again to recreate it",
             ) from exc
         data["root"] = Path(data["root"])
         data["kind"] = TreeKind(data["kind"])
@@ -134,7 +134,7 @@ def active(settings: Settings) -> Tree:
     if not marker.exists():
         raise TreeError(
             f"no kernel tree selected yet (looked for {marker})",
-            hint="run `inv kernel.fetch` (Debian default) or `inv kernel.fetch --tree PATH --base REF`",
+            hint="run `./wb kernel.fetch` (Debian default) or `./wb kernel.fetch --tree PATH --base REF`",
         )
     return Tree.load(trees_dir(settings) / marker.read_text().strip())
 
@@ -378,7 +378,7 @@ def _fetch_user(settings: Settings, repo: Path, user: Git, base: str, commit: st
             dirty = tree.git(runner).dirty()
             if dirty:
                 raise TreeError(f"worktree {src} has uncommitted changes: {', '.join(dirty[:5])}",
-                                hint="commit or discard them there (or `inv patches.reset "
+                                hint="commit or discard them there (or `./wb patches.reset "
                                      "--force`) first")
             tree.git(runner)("checkout", "-q", "--detach", commit)
             return _rebased(tree, commit, base)

@@ -122,7 +122,7 @@ class Composer:
             return self._configured_build(tree, None, False)
 
     def current(self, force: bool = False) -> Kernel:
-        """The tree as it stands, whatever is applied (``inv build``, ``inv vm.run``):
+        """The tree as it stands, whatever is applied (``./wb build``, ``./wb vm.run``):
         reconfigured first when it has no configuration or one made on another commit,
         with the fragments it had (the bench fragment follows the bench series)."""
         with self.hold():

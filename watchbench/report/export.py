@@ -56,7 +56,7 @@ MEASURE_SLUG_MAX = 64
 
 
 class Format(StrEnum):
-    """What ``inv export --format`` writes."""
+    """What ``./wb export --format`` writes."""
 
     BMF = "bmf"
     GITHUB_SMALLER = "github-smaller"

@@ -1,7 +1,7 @@
 """The headline answers as HTML cards, Markdown and terminal lines.
 
 One source (``questions.headlines``) and three renderings, so the report, summary.md and
-the end of ``inv bench``/``inv all`` never disagree. Each figure names its interval
+the end of ``./wb bench``/``./wb all`` never disagree. Each figure names its interval
 across boots and the accelerator it was taken under, with what that accelerator measures.
 """
 
@@ -138,7 +138,7 @@ def headline_lines(answers: list[Answer], focus_line: str, where: str,
                    width: int = 80, *, label: str = "report") -> list[str]:
     """At most ``MAX_TERMINAL_LINES`` lines, each within ``width`` (but the last, a path,
     which is never cut): the figures, what they come from and where the details are
-    (``label: where``: the report, or for ``inv bench`` the run directory)."""
+    (``label: where``: the report, or for ``./wb bench`` the run directory)."""
     out = [_cut(f"headline: {focus_line}", width)]
     for a in answers[:MAX_TERMINAL_LINES - 3]:
         figure = f"{fmt_short(a.figure.value)} {a.figure.unit}"

@@ -194,8 +194,8 @@ def write_report(
     comparison (ComparisonError if they are not comparable, e.g. different accelerators).
     ``history`` (from ``results.history.load_history``) adds the trend of each
     benchmark's headline metric over the recorded entries, change points marked.
-    ``comparisons`` are decisions already made (``inv ci``'s looks); without them the
-    runs are compared here in one look. ``explanation`` (``inv ci``'s profiles) adds
+    ``comparisons`` are decisions already made (``./wb ci``'s looks); without them the
+    runs are compared here in one look. ``explanation`` (``./wb ci``'s profiles) adds
     where the moved metrics' instructions went.
     """
     if df.empty:

@@ -1,4 +1,4 @@
-"""The history of recorded runs (``inv ci --record``): an append-only index.
+"""The history of recorded runs (``./wb ci --record``): an append-only index.
 
 The history is an append-only JSON Lines index next to the runs: one line per recording
 (a CI invocation's candidate runs, pooled into one point of the trend). Lines are never
@@ -89,7 +89,7 @@ def _read(path: Path, skip_bad: bool) -> tuple[list[dict], list[tuple[int, str]]
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError as exc:
         raise HistoryError(f"{path}: no history yet",
-                           hint="record runs first (inv ci --record)") from exc
+                           hint="record runs first (`./wb ci --record`)") from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise HistoryError(f"{path}: unreadable: {exc}", hint=hint) from exc
     entries, bad = [], []
@@ -131,7 +131,7 @@ def load_history(history_path: Path, runs_dir: Path, skip_bad: bool = False) -> 
     wanted = [r for r in index if r not in missing]
     if not wanted:
         raise HistoryError(f"{history_path}: no loadable runs recorded",
-                           hint="record runs first (inv ci --record)")
+                           hint="record runs first (`./wb ci --record`)")
     df = load_runs(runs_dir, wanted, skip_bad=skip_bad)
     bad_files = df.attrs.get("bad_files", [])
     run_ids = df["run_id"].astype("string")

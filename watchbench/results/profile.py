@@ -292,7 +292,7 @@ def read_profile(run_dir: Path) -> pd.DataFrame:
         table = pd.read_parquet(path)
     except (OSError, ValueError) as exc:
         raise ProfileError(f"{path}: no readable profile ({exc})",
-                           hint="profile the kernel with `inv profile`") from exc
+                           hint="profile the kernel with `./wb profile`") from exc
     missing = [c for c in PROFILE_COLUMNS if c not in table.columns]
     if missing or (len(table) and set(table["schema"]) != {PROFILE_SCHEMA}):
         raise ProfileError(f"{path}: profile schema {sorted(set(table.get('schema', [])))}, "
@@ -323,7 +323,7 @@ def load_profiles(runs_dir: Path, run_ids: Sequence[str] | None = None) -> pd.Da
         missing = wanted - {d.name for d in dirs}
         if missing:
             raise ProfileError(f"{runs_dir}: no profile for run(s) {', '.join(sorted(missing))}",
-                               hint="profile a kernel with `inv profile` or `inv bench "
+                               hint="profile a kernel with `./wb profile` or `./wb bench "
                                     "--profile`")
         dirs = [d for d in dirs if d.name in wanted]
     tables = [read_profile(d) for d in dirs]

@@ -8,7 +8,7 @@
   the within-boot spread is reported, never used as independent evidence.
 * **Rounds are paired.** Round *i* boots the baseline and the candidate back to back, so
   the change is the mean of the per-round log ratios ``d_i = log B_i - log A_i`` with a
-  paired Student t interval (Student 1908). Boots without round numbers (``inv compare``
+  paired Student t interval (Student 1908). Boots without round numbers (``./wb compare``
   of arbitrary runs) use Welch's unpaired interval (Welch 1947).
 * **A symmetric margin in log space.** ``delta = log(1 + threshold)``; the verdict compares
   the interval with ``(-delta, +delta)`` (equivalence testing with intervals, Schuirmann

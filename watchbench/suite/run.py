@@ -145,7 +145,7 @@ def run_bench(settings: Settings, suite_name: str = "quick", accel: str | None =
     if profile:
         if guest.accel != Accel.ICOUNT:
             raise InputError(f"a profile counts instructions under icount, not {guest.accel}",
-                             hint="profile with --accel icount (inv profile does)")
+                             hint="profile with --accel icount (`./wb profile` does)")
         guest = replace(guest, plugin=plugin.build(settings, runner),
                         plugin_symbols=suite_profile.plugin_files(kernel))
         append = suite_profile.APPEND
