@@ -444,6 +444,8 @@ def inv(argv: list[str]) -> tuple[int, str]:
     it printed."""
     out = io.StringIO()
     code = 0
+    # invoke's parser pops each task's help as it reads it: put it back for later tests
+    helps = {name: dict(tasks.ns[name].help) for name in tasks.ns.task_names}
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
         try:
             WatchbenchProgram(namespace=tasks.ns, name="watchbench", binary="./wb").run(
@@ -452,6 +454,9 @@ def inv(argv: list[str]) -> tuple[int, str]:
             code = exc.code if isinstance(exc.code, int) else 1
         except BaseException as exc:  # noqa: BLE001 -- what inv's excepthook gets
             code = report_uncaught(exc)
+        finally:
+            for name, given in helps.items():
+                tasks.ns[name].help = given
     return code, out.getvalue()
 
 
