@@ -220,8 +220,9 @@ class Settings:
     ccache_remote: str = ""
     # A series under test is untrusted (docs/security.md). sandbox: its make and compiles
     # run in bubblewrap and its guest sees only what it needs of the host (false: neither,
-    # with a warning on every run; INVOKE_WATCHBENCH_SANDBOX=0). ccache_trusted: builds may
-    # write the remote ccache (false: ccache only reads it; --trusted on a task).
+    # with a warning on every run; INVOKE_WATCHBENCH_SANDBOX=0). ccache_trusted: builds use
+    # and write the remote ccache (false: sandboxed, no network remote, a file:// one
+    # read-only; --trusted on a task).
     sandbox: bool = True
     ccache_trusted: bool = False
     # Kconfig fragments merged onto allnoconfig, in order (names under kconfig/).

@@ -33,12 +33,13 @@ class _Lazy(ModuleType):
 install_excepthook()  # what escapes invoke itself (its config merge) is an error, not a traceback
 
 ACCEL = "auto | kvm | tcg | icount (default: settings qemu.accel)"
-TRUSTED = ("the series is trusted: its builds may write the remote ccache (default: settings "
-           "ccache_trusted, false: read-only; docs/security.md)")
+TRUSTED = ("the series is trusted: its builds use and write the remote ccache (default: "
+           "settings ccache_trusted, false: no network remote, a file:// one read-only; "
+           "docs/security.md)")
 
 
 def _trust(c, trusted):
-    """--trusted: this run's builds may write the shared remote ccache."""
+    """--trusted: this run's builds may use and write the shared remote ccache."""
     if trusted:
         c.config.watchbench.ccache_trusted = True
 
@@ -300,10 +301,12 @@ def correctness_check(c, series="", stress_seconds=None, accel=None, only=None, 
             "rounds": "boots per commit (0: settings bisect.rounds, 3)",
             "accel": "icount | tcg | kvm (default: settings bisect.accel)",
             "suite": "benchmark suite (default: settings bisect.suite)",
-            "no_wait": "fail at once (exit 2) if another command is changing the kernel tree"})
+            "no_wait": "fail at once (exit 2) if another command is changing the kernel tree",
+            "trusted": TRUSTED})
 def bisect(c, good, bad, benchmark, metric=None, params="", rounds=None, accel=None, suite=None,
-           no_wait=False):
+           no_wait=False, trusted=False):
     """Find the commit (in the active tree, e.g. from `kernel.fetch --tree`) that slowed a benchmark."""
+    _trust(c, trusted)
     regressions.bisect(c, good, bad, benchmark, metric, params, rounds, accel, suite, no_wait)
 
 
