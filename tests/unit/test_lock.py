@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from watchbench.host.lock import Lock, LockBusy
+from watchbench.host.lock import Lock, LockBusy, _short
 from watchbench.host.progress import Progress
 
 CTX = multiprocessing.get_context("fork")
@@ -117,3 +117,15 @@ def test_the_lock_lasts_until_the_last_process_under_it_is_gone(tmp_path):
         assert time.monotonic() - start < 10
     assert not Path(f"/proc/{pidfile.read_text()}").exists() or \
         Path(f"/proc/{pidfile.read_text()}/stat").read_text().split(")")[1].split()[0] == "Z"
+
+
+@pytest.mark.parametrize("command,shown", [
+    ("/w/.venv/bin/python -m watchbench.cli.program ci --series slow-post", "ci --series slow-post"),
+    ("/usr/bin/python3 -m invoke -r /work/main build --force", "build --force"),
+    ("/w/.venv/bin/wb bisect --good v1 --bad v2 --benchmark kernel-post --params x",
+     "bisect --good v1 --bad v2..."),
+    ("", "?"),
+])
+def test_the_holder_is_named_by_its_command_in_a_few_words(command, shown):
+    """The waiting line names the holder's task, not the interpreter's path (80 columns)."""
+    assert _short(command) == shown

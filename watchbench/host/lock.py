@@ -54,7 +54,22 @@ def holder(path: Path) -> str:
     if not data:
         return "another process (it has not said which yet)"
     since = time.strftime("%H:%M:%S", time.localtime(data.get("since", 0)))
-    return f"pid {data.get('pid')} ({data.get('command', '?')}) since {since}"
+    return f"pid {data.get('pid')} ({_short(str(data.get('command', '?')))}) since {since}"
+
+
+PROGRAMS = ("wb", "inv", "invoke", "watchbench.cli.program", "pytest")
+
+
+def _short(command: str, width: int = 28) -> str:
+    """The holder's command as a person knows it (``ci --series x``, not the interpreter's
+    path and invoke's flags), cut to ``width`` so the waiting line fits 80 columns."""
+    words = command.split()
+    start = next((i + 1 for i, w in enumerate(words) if Path(w).name in PROGRAMS), 0)
+    words = words[start:] or [Path(words[0]).name if words else "?"]
+    if len(words) > 1 and words[0] == "-r":  # invoke's -r ROOT
+        words = words[2:] or words
+    text = " ".join(words)
+    return text if len(text) <= width else text[:width - 3] + "..."
 
 
 class Lock:
