@@ -39,6 +39,7 @@ from watchbench.results import rundir
 from watchbench.results.profile import ASYNC, PROFILE_COLUMNS, PROFILE_SCHEMA, write_profile
 from watchbench.results.records import params_key
 from watchbench.results.store import ingest_run
+from watchbench.settings import kernel_words
 from watchbench.suite.definition import RunKind, Suite, SuiteRun, suite_digest
 from watchbench.suite.run import manifest
 
@@ -187,10 +188,15 @@ class FakeBench:
         raw = rundir.raw_dir(run_dir)
         raw.mkdir(parents=True)
         suite = Suite(suite_name, "fake", 60.0, (SuiteRun("bench", RunKind.C, "wq-fake"),))
-        argv = ["qemu-system-x86_64", "-accel", str(accel or "icount")]
+        # As run_bench: the settings' extra boot parameters in the argv and the manifest,
+        # with the kconfig additions the kernel was configured with.
+        words = kernel_words(settings.kernel_args)
+        argv = ["qemu-system-x86_64", "-accel", str(accel or "icount"),
+                *(["-append", " ".join(words)] if words else [])]
         rundir.write_manifest(run_dir, manifest(
             run_id, suite, kernel, accel or "icount", argv, label, extra, qemu=self.qemu,
-            initramfs="base-fake.cpio.gz", suite_hash=suite_digest(Path("."), suite)))
+            initramfs="base-fake.cpio.gz", suite_hash=suite_digest(Path("."), suite),
+            kernel_args=words, kconfig_add=settings.kconfig_add))
         lines = []
         for benchmark, params, metric, base in CASES:
             factor = self.level(kernel, benchmark)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, get_type_hints
@@ -34,8 +36,14 @@ class Rule:
     open_high: bool = False
     words: tuple[str, ...] = ()  # accepted besides a number
     choices: tuple[str, ...] = ()  # the only values accepted
+    # A text's own test (kernel_args, kconfig_add): why the value is refused, "" if it is
+    # not; ``shape`` says what it accepts.
+    check: Callable[[Any], str] | None = None
+    shape: str = ""
 
     def allows(self, value: Any) -> bool:
+        if self.check is not None:
+            return not self.check(value)
         if self.choices:
             return value in self.choices
         if isinstance(value, str) and value in self.words:
@@ -47,8 +55,17 @@ class Rule:
                     or (self.high is not None and (value > self.high or
                                                    (self.open_high and value == self.high))))
 
+    def refusal(self, value: Any) -> str:
+        """Why ``value`` is refused ("" if it is not): a text's own reason, or what a
+        number must be."""
+        if self.check is not None:
+            return self.check(value)
+        return "" if self.allows(value) else f"must be {self.describe()}"
+
     def describe(self) -> str:
         """'in (0, 1)', '>= 2 or auto', 'one of a, b'."""
+        if self.shape:
+            return self.shape
         if self.choices:
             return f"one of {', '.join(self.choices)}"
         if self.low is not None and self.high is not None:
@@ -75,6 +92,71 @@ def ruled(default: Any, rule: Rule) -> Any:
 ACCELS = ("kvm", "tcg", "icount")  # vm.qemu.Accel (a test keeps the two equal)
 POSITIVE = Rule(0, open_low=True)
 AT_LEAST_0, AT_LEAST_1, AT_LEAST_2 = Rule(0), Rule(1), Rule(2)
+
+
+# --kconfig-add / kconfig_add: one option as a fragment line sets it (kernel.kconfig reads
+# it with the fragments' parser; a test keeps the two in step).
+KCONFIG_ADD = re.compile(r'CONFIG_[A-Z0-9_]+=(y|m|n|-?[0-9]+|0x[0-9A-Fa-f]+|"(?:[^"\\\n]|\\.)*")')
+KCONFIG_ADD_SHAPE = 'CONFIG_NAME=y|m|n|<number>|"<string>"'
+# --kernel-args / kernel_args: the kernel splits its command line at spaces outside
+# double quotes. The parameters watchbench sets or relies on (vm.qemu's own ``append``,
+# the guest's /init, a console that shows every splat) cannot be given again: a second
+# value would win, and the run would break or miss a crash. Names compare as the kernel
+# compares them (``-`` and ``_`` alike).
+KERNEL_WORD = re.compile(r'(?:[^\s"]+|"[^"]*")+')
+RESERVED_KERNEL_ARGS = {
+    "console": "the console watchbench reads (ttyS0; ttyS1 carries the results)",
+    "panic": "panic=-1 ends a boot that panics at once",
+    "oops": "oops=panic makes an oops end the boot",
+    "init": "the guest's /init runs the job",
+    "rdinit": "the guest's /init runs the job",
+    "loglevel": "a lower level hides the splats the gate and check look for",
+    "quiet": "it hides the warnings the gate and check look for",
+}
+MAX_KERNEL_ARGS = 1024  # characters: x86 takes 2048 in all, watchbench's own included
+KERNEL_ARGS_SHAPE = ("boot parameters separated by spaces, e.g. \"nokaslr "
+                     "mitigations=off\"")
+
+
+def kernel_words(text: str) -> tuple[str, ...]:
+    """The parameters of a kernel command line, each as the kernel splits them."""
+    return tuple(KERNEL_WORD.findall(text))
+
+
+def kernel_args_refusal(text: Any) -> str:
+    """Why extra boot parameters cannot be used ("" if they can)."""
+    if not isinstance(text, str):
+        return f"must be {KERNEL_ARGS_SHAPE}"
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in text):
+        return "holds a control character (a newline?): give the parameters on one line"
+    if len(text) > MAX_KERNEL_ARGS:
+        return f"is {len(text)} characters long; at most {MAX_KERNEL_ARGS} fit the command line"
+    if text.count('"') % 2:
+        return 'has an unbalanced double quote (a value with spaces is name="a b")'
+    for word in kernel_words(text):
+        if word == "--":
+            return "holds --: what follows it goes to the guest's /init, which runs the job"
+        name = word.split("=", 1)[0].replace("-", "_")
+        if name in RESERVED_KERNEL_ARGS:
+            return (f"sets {name}, which watchbench sets or relies on: "
+                    f"{RESERVED_KERNEL_ARGS[name]}; leave it out")
+    return ""
+
+
+def kconfig_add_refusal(items: Any) -> str:
+    """Why kconfig additions cannot be used ("" if they can): each must be one option
+    set as a fragment sets it, and no option twice with two values."""
+    if isinstance(items, str) or not isinstance(items, list | tuple):
+        return f"must be a list of {KCONFIG_ADD_SHAPE}"
+    seen: dict[str, str] = {}
+    for item in items:
+        if not isinstance(item, str) or not KCONFIG_ADD.fullmatch(item):
+            return f"{item!r} is not {KCONFIG_ADD_SHAPE}"
+        name = item.split("=", 1)[0]
+        if seen.get(name, item) != item:
+            return f"{item!r} contradicts {seen[name]!r}: give each option once"
+        seen[name] = item
+    return ""
 
 
 def is_checkout(root: Path) -> bool:
@@ -230,6 +312,17 @@ class Settings:
     # Our in-kernel benchmark series: `all`, `ci` and the tests apply it under every series
     # measured (and add the kconfig fragment of the same name). "" turns that off.
     bench_series: str = "watch_queue-bench"
+    # Extra kernel boot parameters for every boot (kunit's --kernel_args), after the ones
+    # watchbench sets; in the QEMU argv and each run's provenance (--kernel-args). Not
+    # console, panic, oops, init, rdinit, loglevel, quiet or "--": watchbench sets or
+    # relies on those. Runs that differ in them are not compared.
+    kernel_args: str = ruled("", Rule(check=kernel_args_refusal, shape=KERNEL_ARGS_SHAPE))
+    # Kconfig options set after the fragments, overriding them (kunit's --kconfig_add):
+    # in the configuration, so in the kernel's key, and in each run's provenance
+    # (--kconfig-add, repeatable). Each must survive olddefconfig, as a fragment's do.
+    # Runs that differ in them are not compared.
+    kconfig_add: tuple[str, ...] = ruled((), Rule(check=kconfig_add_refusal,
+                                                 shape=f"a list of {KCONFIG_ADD_SHAPE}"))
     suite: str = "quick"  # the benchmark suite of `all` and `bench` (bench/suites/<name>.toml)
     qemu: QemuSettings = field(default_factory=QemuSettings)
     decision: Judgement = field(default_factory=Judgement)
@@ -462,10 +555,10 @@ def _build(cls: type, data: dict[str, Any], where: str, exclude: set[str] = froz
                              f"{_from(origins, key)}",
                              hint=remedy(origins, key, getattr(cls(), name))) from exc
         rule = known[name].metadata.get("rule")
-        if rule is not None and not rule.allows(_number_or_word(values[name], rule)):
+        refused = rule.refusal(_number_or_word(values[name], rule)) if rule else ""
+        if refused:
             default = getattr(cls(), name)
-            raise InputError(f"setting {key}: {value!r}{_from(origins, key)} must be "
-                             f"{rule.describe()}",
+            raise InputError(f"setting {key}: {value!r}{_from(origins, key)} {refused}",
                              hint=remedy(origins, key, default))
     return cls(**values)
 

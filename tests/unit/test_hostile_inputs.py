@@ -171,7 +171,10 @@ def world(tmp_path_factory):
                "ccache": "watchbench:\n  ccache: maybe\n",
                "accel": "watchbench:\n  ci: {accel: auto}\n",
                "budget": "watchbench:\n  ci: {budget_s: 0}\n",
-               "gc": "watchbench:\n  gc: {boots: -1}\n"}
+               "gc": "watchbench:\n  gc: {boots: -1}\n",
+               "kernel_args": "watchbench:\n  kernel_args: 'oops=continue'\n",
+               "kconfig_add": "watchbench:\n  kconfig_add: [CONFIG_X=y, 'CONFIG_x=y']\n",
+               "kconfig_add_scalar": "watchbench:\n  kconfig_add: CONFIG_X=y,CONFIG_X=n\n"}
     for name, text in configs.items():
         paths[f"cfg_{name}"] = _write(root / "configs" / f"{name}.yaml", text)
     paths["work"] = root / "work"
@@ -190,6 +193,12 @@ NAMES = ["../x", "..", ".", "/tmp/wb-hostile", "a/b", "", " ", "-x", ".hidden", 
 SERIES_NAMES = [("nope", "nope"), ("../../etc", "etc"), (",", "no series named"),
                 ("a,,nope", "patches/a"), ("{canary}", "canary"), ("{dir_nonutf8}", "not UTF-8"),
                 ("{dir_escape}", "path out of"), ("{dir_dup}", "listed twice")]
+
+# --kernel-args values that would break a run, and --kconfig-add lists that are not options.
+KERNEL_ARGS = ["console=ttyS1", "panic=0", "oops=continue", "nokaslr\nquiet", "a -- b",
+               'dyndbg="x', "loglevel=0", "x" * 1100]
+KCONFIG_ADDS = [["CONFIG_x=y"], ["X=y"], ["CONFIG_X"], ["CONFIG_X=yes"], [""],
+                ['CONFIG_S="a'], ["CONFIG_X=y", "CONFIG_X=n"], ["CONFIG_X=y;reboot"]]
 
 CASES: list[tuple[str, list[str], str, dict[str, str]]] = []
 
@@ -280,6 +289,13 @@ for ident, argv, needle in [
     ("out-file", ["--out", "{file}"], "--out"), ("out-under-file", ["--out", "{file}/x"], "--out"),
     *[(f"merge-tampered-{i}", ["--merge", f"{{shard{i}}}"], "shard.json")
       for i in range(len(TAMPERS))],
+    ("merge-kconfig-add", ["--merge", "{shard0}", "--kconfig-add", "CONFIG_X=y"],
+     "--kconfig-add"),
+    ("merge-kernel-args", ["--merge", "{shard0}", "--kernel-args", "nokaslr"], "--kernel-args"),
+    *[(f"kernel-args-{i}", ["--kernel-args", v], f"--kernel-args {v[:60]!r}")
+      for i, v in enumerate(KERNEL_ARGS)],
+    *[(f"kconfig-add-{i}", [a for v in values for a in ("--kconfig-add", v)], "--kconfig-add")
+      for i, values in enumerate(KCONFIG_ADDS)],
 ]:
     case(f"ci-{ident}", ["ci", *argv], needle)
 
@@ -290,6 +306,8 @@ for ident, argv, needle in [
     ("only-bogus", ["--only", "bogus"], "bogus"), ("series-nope", ["--series", "nope"], "nope"),
     ("out-file", ["--out", "{file}"], "--out"), ("base-only", ["--base", "v1"], "--base"),
     ("tree-file", ["--tree", "{file}", "--base", "v1"], "--tree"),
+    ("kernel-args-quiet", ["--kernel-args", "quiet"], "sets quiet"),
+    ("kconfig-add-bad", ["--kconfig-add", "CONFIG_KASAN"], "CONFIG_KASAN"),
 ]:
     case(f"check-{ident}", ["check", *argv], needle)
 
@@ -342,6 +360,19 @@ for ident, argv, needle in [
     ("all-fragments", ["all", "--fragments", "nope"], "nope"),
     ("all-suite", ["all", "--suite", "nope"], "nope"),
     ("all-base", ["all", "--base", "v1"], "--base"),
+    ("all-kernel-args", ["all", "--kernel-args", "init=/bin/sh"], "sets init"),
+    ("all-kconfig-add", ["all", "--kconfig-add", "DEBUG_FS=y"], "DEBUG_FS=y"),
+    *[(f"bench-kernel-args-{i}", ["bench", "--kernel-args", v], "--kernel-args")
+      for i, v in enumerate(KERNEL_ARGS)],
+    ("bench-kconfig-add", ["bench", "--kconfig-add", "CONFIG_X=on"], "CONFIG_X=on"),
+    ("run-kernel-args", ["vm.run", "--kernel-args", "rdinit=/bin/sh", "--", "true"],
+     "sets rdinit"),
+    ("run-kconfig-add", ["vm.run", "--kconfig-add", "CONFIG_X=y", "--kconfig-add",
+                         "CONFIG_X=m", "--", "true"], "contradicts"),
+    *[(f"build-kconfig-add-{i}", ["build", *[a for v in values for a in ("--kconfig-add", v)]],
+       "--kconfig-add") for i, values in enumerate(KCONFIG_ADDS)],
+    ("config-kconfig-add", ["config", "--kconfig-add", "CONFIG_X=y\nCONFIG_Y=y"],
+     "--kconfig-add"),
     *[(f"runs-limit-{v}", ["runs", "--limit", v], "--limit") for v in ("x", "-1", "1.5", "", "2x")],
     *[(f"gc-keep-{kind}-{v}", ["gc", f"--keep-{kind}", v], f"--keep-{kind}")
       for kind in ("runs", "kernels", "builds", "boots") for v in ("x", "-1", "1.5", "")],
@@ -363,6 +394,9 @@ for ident, var, value, needle in [
     ("max-rounds", "CI_MAX_ROUNDS", "2", "max_rounds"),
     ("typo", "CI_MAXROUNDS", "8", "INVOKE_WATCHBENCH_CI_MAXROUNDS"),
     ("gc-days", "GC_DAYS", "-1", "gc.days"), ("gc-runs", "GC_RUNS", "x", "gc.runs"),
+    ("kernel-args", "KERNEL_ARGS", "console=ttyS1", "watchbench.kernel_args"),
+    ("kernel-args-newline", "KERNEL_ARGS", "a\nb", "watchbench.kernel_args"),
+    ("kconfig-add", "KCONFIG_ADD", "CONFIG_X=y", "KCONFIG_ADD"),
 ]:
     case(f"env-{ident}", ["patches.list"], needle, {f"INVOKE_WATCHBENCH_{var}": value})
 for name, needle in [("threshold", "threshold"), ("alpha", "alpha"), ("noise", "noise_floor"),
@@ -370,7 +404,9 @@ for name, needle in [("threshold", "threshold"), ("alpha", "alpha"), ("noise", "
                      ("rounds", "rounds"), ("unknown", "max_round"), ("moved", "ci.threshold"),
                      ("max_rounds", "max_rounds"), ("threshold_x", "threshold"),
                      ("jobs", "jobs"), ("ccache", "ccache"), ("accel", "accel"),
-                     ("budget", "budget_s"), ("gc", "gc.boots")]:
+                     ("budget", "budget_s"), ("gc", "gc.boots"),
+                     ("kernel_args", "sets oops"), ("kconfig_add", "'CONFIG_x=y'"),
+                     ("kconfig_add_scalar", "contradicts")]:
     case(f"config-file-{name}", ["-f", f"{{cfg_{name}}}", "patches.list"], needle)
 # invoke's own usage errors, said by ./wb's Program (cli/program.py) as exit 2.
 for ident, argv, needle in [

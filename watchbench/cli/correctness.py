@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from watchbench.cli import command, infrastructure_failure, settings_of, split_list
-from watchbench.cli.options import STRESS_SECONDS, non_empty, out_dir, tree_options
+from watchbench.cli.options import STRESS_SECONDS, boot_options, non_empty, out_dir, tree_options
 from watchbench.errors import InputError, WatchbenchError
 from watchbench.flows.check import EXIT_INFRA, CheckOptions, CheckResult, run_check
 from watchbench.host.progress import Progress
@@ -55,8 +55,9 @@ def _seconds(text: object) -> int | None:
 @command
 def check(c: Any, series: str = "", stress_seconds: object = None,
           accel: str | None = None, only: str | None = None, out: str | None = None,
-          tree: str | None = None, base: str | None = None, no_wait: bool = False) -> int:
-    settings = settings_of(c)
+          tree: str | None = None, base: str | None = None, no_wait: bool = False,
+          kernel_args: str | None = None, kconfig_add: list[str] | None = None) -> int:
+    settings = boot_options(settings_of(c), "check", kernel_args, kconfig_add)
     tree_options(tree, base, None)
     if only is not None:
         non_empty("--only", split_list(only), "./wb check --only conformance,stress")

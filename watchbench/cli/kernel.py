@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from watchbench.cli import command, settings_of, split_list
-from watchbench.cli.options import non_empty, tree_options
+from watchbench.cli.options import boot_options, non_empty, tree_options
 from watchbench.host.progress import Progress
 from watchbench.host.runner import Runner, alive, default_runner
 from watchbench.kernel import journal, trees
@@ -41,7 +41,8 @@ def status_lines(tree: Tree, runner: Runner = default_runner) -> list[str]:
     if tree.config_hash:
         stale = "" if tree.config_head == head else " (made on another commit: will be redone)"
         names = ", ".join(Path(f).stem for f in tree.config_fragments)
-        lines.append(f"config:  {tree.config_hash} from {names}{stale}")
+        added = "".join(f" + {a}" for a in tree.config_additions)
+        lines.append(f"config:  {tree.config_hash} from {names}{added}{stale}")
     lines.append("state:   " + (f"DIRTY ({len(dirty)} files: {', '.join(dirty[:4])})" if dirty else "clean"))
     interrupted = journal.pending(tree.root)
     if interrupted:
@@ -59,8 +60,8 @@ def status(c: Any) -> None:
 
 
 @command
-def config(c: Any, fragments: str | None) -> None:
-    settings = settings_of(c)
+def config(c: Any, fragments: str | None, kconfig_add: list[str] | None = None) -> None:
+    settings = boot_options(settings_of(c), "config", kconfig_add=kconfig_add)
     if fragments is not None:
         fragment_paths(settings, non_empty("--fragments", split_list(fragments),
                                            "./wb config --fragments base,watch_queue"))
@@ -75,6 +76,6 @@ def config(c: Any, fragments: str | None) -> None:
 
 
 @command
-def build(c: Any, force: bool) -> None:
-    settings = settings_of(c)
+def build(c: Any, force: bool, kconfig_add: list[str] | None = None) -> None:
+    settings = boot_options(settings_of(c), "build", kconfig_add=kconfig_add)
     Composer(settings, trees.active(settings), progress=Progress("build")).current(force=force)

@@ -7,7 +7,14 @@ from pathlib import Path
 from typing import Any
 
 from watchbench.cli import command, settings_of, split_list
-from watchbench.cli.options import BENCH_ACCEL, TOP, non_empty, suite_named, tree_options
+from watchbench.cli.options import (
+    BENCH_ACCEL,
+    TOP,
+    boot_options,
+    non_empty,
+    suite_named,
+    tree_options,
+)
 from watchbench.errors import InputError
 from watchbench.flows.pipeline import run_all
 from watchbench.flows.shard import RUN_ID
@@ -38,8 +45,9 @@ def print_headline(settings: Settings, run_dir: Path, where: Path, label: str) -
 
 @command
 def bench(c: Any, suite: str | None, accel: str | None, label: str,
-          profile: bool = False) -> None:
-    settings = settings_of(c)
+          profile: bool = False, kernel_args: str | None = None,
+          kconfig_add: list[str] | None = None) -> None:
+    settings = boot_options(settings_of(c), "bench", kernel_args, kconfig_add)
     accel = BENCH_ACCEL.parse(accel)
     suite_named(settings.project_root, settings.suite if suite is None else suite)
     if profile and accel not in (None, Accel.ICOUNT):
@@ -79,8 +87,9 @@ def profile(c: Any, suite: str | None, top: object, run: str | None) -> None:
 
 @command
 def all_(c: Any, series: str | None, fragments: str | None, suite: str | None,
-         accel: str | None, tree: str | None, base: str | None, tarball: str | None) -> None:
-    settings = settings_of(c)
+         accel: str | None, tree: str | None, base: str | None, tarball: str | None,
+         kernel_args: str | None = None, kconfig_add: list[str] | None = None) -> None:
+    settings = boot_options(settings_of(c), "all", kernel_args, kconfig_add)
     accel = BENCH_ACCEL.parse(accel)
     tree_options(tree, base, tarball)
     if series is not None:

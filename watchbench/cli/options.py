@@ -5,12 +5,12 @@ allowed and a command to paste instead."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from watchbench.errors import InputError
-from watchbench.settings import ACCELS, Rule, default_of, rule_of
+from watchbench.settings import ACCELS, Rule, Settings, default_of, rule_of
 from watchbench.suite.definition import Suite, load_suite
 
 NOUNS = {int: "a whole number", float: "a number"}
@@ -44,9 +44,9 @@ class Option:
             except ValueError:
                 raise InputError(f"{self.flag} {text!r}: not {NOUNS[self.kind]}; it must be "
                                  f"{self.rule.describe()}", hint=self.hint()) from None
-        if not self.rule.allows(value):
-            raise InputError(f"{self.flag} {text!r}: must be {self.rule.describe()}",
-                             hint=self.hint())
+        refused = self.rule.refusal(value)
+        if refused:
+            raise InputError(f"{self.flag} {text!r}: {refused}", hint=self.hint())
         return value
 
 
@@ -150,3 +150,28 @@ GC_KEEP = {kind: Option(f"--keep-{kind}", int, rule_of(f"gc.{setting}"),
            for kind, setting in (("runs", "runs"), ("kernels", "kernels"),
                                  ("builds", "build_dirs"), ("boots", "boots"))}
 GC_DAYS = Option("--older-than", float, rule_of("gc.days"), "./wb gc --older-than 14", "gc.days")
+
+
+def boot_options(settings: Settings, task: str, kernel_args: str | None = None,
+                 kconfig_add: list[str] | None = None) -> Settings:
+    """The settings with this command's --kernel-args and --kconfig-add (each replaces
+    the setting of its name when given), checked by the settings' rules before anything
+    is built or booted: both go into what is built and booted, and into the provenance."""
+    if kernel_args is not None:
+        refused = rule_of("kernel_args").refusal(kernel_args)
+        if refused:
+            shown = repr(kernel_args) if len(kernel_args) <= 70 else \
+                f"{kernel_args[:60]!r}... ({len(kernel_args)} characters)"
+            raise InputError(f"--kernel-args {shown}: {refused}",
+                             hint=f"e.g. ./wb {task} --kernel-args 'nokaslr mitigations=off' "
+                                  f"(left out: setting kernel_args = "
+                                  f"{default_of('kernel_args')!r})")
+        settings = replace(settings, kernel_args=kernel_args)
+    if kconfig_add:
+        refused = rule_of("kconfig_add").refusal(tuple(kconfig_add))
+        if refused:
+            raise InputError(f"--kconfig-add: {refused}",
+                             hint=f"e.g. ./wb {task} --kconfig-add CONFIG_DEBUG_INFO_DWARF5=y "
+                                  "--kconfig-add CONFIG_FRAME_WARN=2048 (repeat it per option)")
+        settings = replace(settings, kconfig_add=tuple(kconfig_add))
+    return settings

@@ -20,6 +20,7 @@ from watchbench.cli.options import (
     CI_ROUNDS,
     THRESHOLD,
     benchmark_names,
+    boot_options,
     out_dir,
     suite_named,
 )
@@ -115,7 +116,8 @@ def shard_gate(settings: Settings, options: CiOptions, shard: str, **seams: Any)
 
 # With --merge the shards say what was measured and how it is judged.
 NOT_WITH_MERGE = ("series", "rounds", "accel", "suite", "per_patch", "threshold", "alpha",
-                  "tree", "base", "jobs", "shard", "profile", "check")
+                  "tree", "base", "jobs", "shard", "profile", "check", "kernel_args",
+                  "kconfig_add")
 
 
 @command
@@ -124,7 +126,8 @@ def ci(c: Any, series: str = "", rounds: str | None = None, accel: str | None = 
        alpha: str | None = None, accept_undecided: bool = False, record: bool = False,
        out: str | None = None, tree: str | None = None, base: str | None = None,
        no_wait: bool = False, jobs: object = None, shard: str | None = None,
-       merge: list[str] | None = None, profile: str | None = None, check: bool = False) -> int:
+       merge: list[str] | None = None, profile: str | None = None, check: bool = False,
+       kernel_args: str | None = None, kconfig_add: list[str] | None = None) -> int:
     settings = settings_of(c)
     merging = merge is not None and merge != []
     dirs = [Path(d) for item in merge or [] for d in split_list(item)]
@@ -137,7 +140,8 @@ def ci(c: Any, series: str = "", rounds: str | None = None, accel: str | None = 
         given = {"series": series, "rounds": rounds, "accel": accel, "suite": suite,
                  "per_patch": per_patch, "threshold": threshold, "alpha": alpha,
                  "tree": tree, "base": base, "jobs": jobs, "shard": shard, "profile": profile,
-                 "check": check}
+                 "check": check, "kernel_args": kernel_args is not None,
+                 "kconfig_add": kconfig_add}
         extra = [f"--{n.replace('_', '-')}" for n in NOT_WITH_MERGE if given[n]]
         if extra:
             raise InputError(f"--merge takes what was measured and how it is judged from the "
@@ -146,6 +150,7 @@ def ci(c: Any, series: str = "", rounds: str | None = None, accel: str | None = 
         return report_gate(lambda progress: run_merge(
             settings, dirs, target or settings.reports_dir, record=record,
             accept_undecided=accept_undecided, progress=progress))
+    settings = boot_options(settings, "ci", kernel_args, kconfig_add)
     if shard is not None:
         parse_shard(shard)
     if base and not tree:

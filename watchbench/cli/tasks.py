@@ -10,7 +10,7 @@ import shlex
 import sys
 from types import ModuleType
 
-from invoke import Collection, task
+from invoke import Collection, Task, task
 
 from watchbench.cli import install_excepthook
 from watchbench.settings import Settings
@@ -36,6 +36,23 @@ ACCEL = "auto | kvm | tcg | icount (default: settings qemu.accel)"
 TRUSTED = ("the series is trusted: its builds use and write the remote ccache (default: "
            "settings ccache_trusted, false: no network remote, a file:// one read-only; "
            "docs/security.md)")
+
+
+KERNEL_ARGS = ("extra kernel boot parameters, after watchbench's own, e.g. \"nokaslr "
+               "mitigations=off\" (default: settings kernel_args)")
+KCONFIG_ADD = ("a kconfig option set after the fragments, e.g. CONFIG_DEBUG_INFO_DWARF5=y; "
+               "repeat it for more (default: settings kconfig_add)")
+
+
+class _Task(Task):
+    """A task whose --kernel-args and --kconfig-add have no short flag: a letter each
+    would differ from task to task (and with none left in ci, invoke would pick "-")."""
+
+    def arg_opts(self, name: str, default: object, taken_names: set[str]) -> dict:
+        opts = super().arg_opts(name, default, taken_names)
+        if name in ("kernel_args", "kconfig_add"):
+            opts["names"] = [n for n in opts["names"] if len(n) > 1]
+        return opts
 
 
 def _trust(c, trusted):
@@ -116,17 +133,21 @@ def lint(c, series, strict=False):
     patches.lint(c, series, strict)
 
 
-@task(help={"fragments": "comma-separated fragment names under kconfig/ (default: settings)"})
-def config(c, fragments=None):
+@task(help={"fragments": "comma-separated fragment names under kconfig/ (default: settings)",
+            "kconfig_add": KCONFIG_ADD},
+      iterable=["kconfig_add"], klass=_Task)
+def config(c, fragments=None, kconfig_add=None):
     """allnoconfig + fragments; fails naming each option that did not survive and why."""
-    kernel.config(c, fragments)
+    kernel.config(c, fragments, kconfig_add=kconfig_add)
 
 
-@task(help={"force": "build even if this exact kernel was built before", "trusted": TRUSTED})
-def build(c, force=False, trusted=False):
+@task(help={"force": "build even if this exact kernel was built before", "trusted": TRUSTED,
+            "kconfig_add": KCONFIG_ADD},
+      iterable=["kconfig_add"], klass=_Task)
+def build(c, force=False, trusted=False, kconfig_add=None):
     """Build the active tree's bzImage (content-keyed; ccache; progress; log kept)."""
     _trust(c, trusted)
-    kernel.build(c, force)
+    kernel.build(c, force, kconfig_add=kconfig_add)
 
 
 @task
@@ -138,12 +159,14 @@ def initramfs(c):
 @task(help={"host": "run on the host side, which then sees the host's whole / read-only "
                     "(your explicit choice: bench, ci and check give it only what it needs; "
                     "docs/security.md)",
-            "accel": ACCEL, "timeout": "seconds before the guest is killed (default: settings)"})
-def run(c, host=False, accel=None, timeout=None):
+            "accel": ACCEL, "timeout": "seconds before the guest is killed (default: settings)",
+            "kernel_args": KERNEL_ARGS, "kconfig_add": KCONFIG_ADD},
+      iterable=["kconfig_add"], klass=_Task)
+def run(c, host=False, accel=None, timeout=None, kernel_args=None, kconfig_add=None):
     """Boot the built kernel, run the command after --, stream its output, exit with its code."""
     # invoke joins the words after "--" with spaces, losing quotes: take them from sys.argv.
     argv = sys.argv[sys.argv.index("--") + 1:] if "--" in sys.argv else shlex.split(c.remainder)
-    vm.run(c, argv, host, accel, timeout)
+    vm.run(c, argv, host, accel, timeout, kernel_args=kernel_args, kconfig_add=kconfig_add)
 
 
 @task(help={"accel": ACCEL})
@@ -161,10 +184,14 @@ def probe(c, refresh=False):
 @task(help={"suite": "suite name under bench/suites/ (quick | full) or a .toml path "
                      "(default: settings suite)",
             "accel": ACCEL, "label": "free text stored with the run (e.g. baseline)",
-            "profile": "also count each function's instructions per op (icount, TCG plugin)"})
-def bench(c, suite=None, accel=None, label="", profile=False):
+            "profile": "also count each function's instructions per op (icount, TCG plugin)",
+            "kernel_args": KERNEL_ARGS, "kconfig_add": KCONFIG_ADD},
+      iterable=["kconfig_add"], klass=_Task)
+def bench(c, suite=None, accel=None, label="", profile=False, kernel_args=None,
+          kconfig_add=None):
     """Boot the built kernel; run conformance, then the suite; store a run with its manifest."""
-    measure.bench(c, suite, accel, label, profile)
+    measure.bench(c, suite, accel, label, profile, kernel_args=kernel_args,
+                  kconfig_add=kconfig_add)
 
 
 @task(help={"suite": "suite to profile (default: settings ci.suite)",
@@ -259,19 +286,20 @@ def gc(c, delete=False, keep_runs=None, keep_kernels=None, keep_builds=None, kee
                      "repeated: the verdict of the merged shards",
             "check": "first run `./wb check` on the candidate: a finding is exit 4 (its "
                      "infrastructure failing, 2), and nothing is measured",
-            "trusted": TRUSTED},
-      iterable=["merge"])
+            "trusted": TRUSTED, "kernel_args": KERNEL_ARGS, "kconfig_add": KCONFIG_ADD},
+      iterable=["merge", "kconfig_add"], klass=_Task)
 def ci(c, series="", rounds=None, accel=None, suite=None, per_patch=False, threshold=None,
        alpha=None, accept_undecided=False, record=False, out=None, tree=None, base=None,
        no_wait=False, jobs=None, shard=None, merge=None, profile=None, check=False,
-       trusted=False):
+       trusted=False, kernel_args=None, kconfig_add=None):
     """Gate a series: exit 0 ok, 1 slower or broken, 2 infra, 3 undecided, 4 incorrect."""
     _trust(c, trusted)
     regressions.ci(c, series=series, rounds=rounds, accel=accel, suite=suite,
                    per_patch=per_patch, threshold=threshold, alpha=alpha,
                    accept_undecided=accept_undecided, record=record, out=out, tree=tree,
                    base=base, no_wait=no_wait, jobs=jobs,
-                   shard=shard, merge=merge, profile=profile, check=check)
+                   shard=shard, merge=merge, profile=profile, check=check,
+                   kernel_args=kernel_args, kconfig_add=kconfig_add)
 
 
 @task(name="check",
@@ -285,13 +313,16 @@ def ci(c, series="", rounds=None, accel=None, suite=None, per_patch=False, thres
             "out": "report directory; files go to OUT/check/ (default: settings reports_dir)",
             "tree": "your kernel checkout", "base": "with --tree: base ref",
             "no_wait": "fail at once (exit 2) if another command is changing the kernel tree",
-            "trusted": TRUSTED})
+            "trusted": TRUSTED, "kernel_args": KERNEL_ARGS, "kconfig_add": KCONFIG_ADD},
+      iterable=["kconfig_add"], klass=_Task)
 def correctness_check(c, series="", stress_seconds=None, accel=None, only=None, out=None,
-                      tree=None, base=None, no_wait=False, trusted=False):
+                      tree=None, base=None, no_wait=False, trusted=False, kernel_args=None,
+                      kconfig_add=None):
     """Correctness on a debug kernel (KASAN, lockdep, kmemleak): exit 0 pass, 4 fail, 2 infra."""
     _trust(c, trusted)
     correctness.check(c, series=series, stress_seconds=stress_seconds, accel=accel, only=only,
-                      out=out, tree=tree, base=base, no_wait=no_wait)
+                      out=out, tree=tree, base=base, no_wait=no_wait,
+                      kernel_args=kernel_args, kconfig_add=kconfig_add)
 
 
 @task(help={"good": "a commit where the benchmark was fine", "bad": "a commit where it is slow",
@@ -325,12 +356,14 @@ def test(c, k=None, fast=False, args="", keep_going=False):
             "suite": "benchmark suite (default: settings suite)",
             "accel": ACCEL, "tree": "your kernel checkout (with --base)",
             "base": "with --tree: the base ref", "tarball": "a kernel tarball",
-            "trusted": TRUSTED})
+            "trusted": TRUSTED, "kernel_args": KERNEL_ARGS, "kconfig_add": KCONFIG_ADD},
+      iterable=["kconfig_add"], klass=_Task)
 def all_(c, series=None, fragments=None, suite=None, accel=None, tree=None, base=None, tarball=None,
-         trusted=False):
+         trusted=False, kernel_args=None, kconfig_add=None):
     """The whole pipeline: deps, fetch, patch, config, build, boot, bench, report."""
     _trust(c, trusted)
-    measure.all_(c, series, fragments, suite, accel, tree, base, tarball)
+    measure.all_(c, series, fragments, suite, accel, tree, base, tarball,
+                 kernel_args=kernel_args, kconfig_add=kconfig_add)
 
 
 kernel_ns = Collection("kernel", fetch, status)

@@ -6,7 +6,7 @@ import sys
 from typing import Any
 
 from watchbench.cli import command, settings_of
-from watchbench.cli.options import TIMEOUT, VM_ACCEL
+from watchbench.cli.options import TIMEOUT, VM_ACCEL, boot_options
 from watchbench.errors import InputError
 from watchbench.guest.initramfs import base_initramfs
 from watchbench.host.progress import Progress
@@ -17,13 +17,14 @@ EXIT_NOT_RUN = 2  # the guest ended before the command reported an exit status
 
 
 @command
-def run(c: Any, argv: list[str], host: bool, accel: str | None, timeout: object) -> int:
+def run(c: Any, argv: list[str], host: bool, accel: str | None, timeout: object,
+        kernel_args: str | None = None, kconfig_add: list[str] | None = None) -> int:
     """Boot, run one command streaming its output; its exit code is ours."""
     accel, timeout = VM_ACCEL.parse(accel), TIMEOUT.parse(timeout)
     if not argv:
         raise InputError("no command to run in the guest",
                          hint="give the command after --, e.g. ./wb vm.run -- cat /proc/version")
-    settings = settings_of(c)
+    settings = boot_options(settings_of(c), "vm.run", kernel_args, kconfig_add)
     progress = Progress("vm")
     prepared = prepare(settings, accel, progress=progress)
     progress.step(f"booting {prepared.kernel.release} ({prepared.guest.accel}); "

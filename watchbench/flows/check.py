@@ -39,7 +39,7 @@ from watchbench.kernel.trees import Tree
 from watchbench.kernel.variant import composing, stack
 from watchbench.report import correctness
 from watchbench.results import ktap
-from watchbench.settings import CheckSettings, Settings
+from watchbench.settings import CheckSettings, Settings, kernel_words
 from watchbench.suite.check import (
     STEPS,
     Booted,
@@ -273,15 +273,18 @@ def run_check(settings: Settings, options: CheckOptions, runner: Runner = defaul
                          out / "junit.xml", out / "summary.md", out / "check.json", seconds)
     write_atomically(result.ktap, ktap.render(parts))
     write_atomically(result.junit, correctness.junit_xml(parts, findings, kernel.release))
-    record = provenance(result, options)
+    record = provenance(result, options, settings)
     write_atomically(result.summary, correctness.markdown(result.line, parts, findings, record))
     write_atomically(result.record, json.dumps(record, indent=1) + "\n")
     progress.done(f"check: {'PASS' if result.passed else 'FAIL'} in {seconds:.0f} s")
     return result
 
 
-def provenance(result: CheckResult, options: CheckOptions) -> dict[str, object]:
-    """What was checked, how and where: every check result carries it (check.json)."""
+def provenance(result: CheckResult, options: CheckOptions,
+               settings: Settings) -> dict[str, object]:
+    """What was checked, how and where: every check result carries it (check.json),
+    with the user's extra boot parameters and kconfig additions (settings kernel_args,
+    kconfig_add) as the boot and the build had them."""
     k, b = result.kernel, result.booted
     return {
         "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -293,6 +296,8 @@ def provenance(result: CheckResult, options: CheckOptions) -> dict[str, object]:
         "kernel_version": k.release, "kernel_key": k.key, "tree_base": k.base,
         "base_label": k.base_label, "series_name": k.series, "series_hash": k.series_hash,
         "dirty_hash": k.dirty_hash, "config_hash": k.config_hash, "compiler": k.compiler,
+        "kconfig_add": list(settings.kconfig_add),
+        "kernel_args": list(kernel_words(settings.kernel_args)),
         "stress_seconds": options.stress_seconds,
         "console_log": str(b.console_log) if b.console_log else None,
         "boot_seconds": b.wall_seconds, "seconds": result.seconds,

@@ -54,8 +54,10 @@ RUNS = "runs"
 
 # What every run of every shard must agree on, and what only runs on one host may differ
 # in: under tcg and kvm a timing depends on the host, under icount on the instructions.
+# The user's extra boot parameters and kconfig additions are named on their own (they
+# move the argv hash and maybe the config hash too), so a refusal says which one differs.
 COMMON = ("accel", "arch", "qemu_version", "qemu_argv_hash", "compiler", "initramfs", "suite",
-          "suite_hash")
+          "suite_hash", "kernel_args", "kconfig_add")
 HOST_BOUND = ("host", "cpu_model")
 PER_KERNEL = ("kernel_key", "tree_base", "series_hash", "dirty_hash", "config_hash")
 # The design: shards of one gate must have been asked for the same one.

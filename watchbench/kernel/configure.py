@@ -10,10 +10,13 @@ from watchbench.host.files import write_atomically
 from watchbench.host.runner import Runner, default_runner
 from watchbench.kernel import kconfig_cache
 from watchbench.kernel.kconfig import (
+    ADDED,
     Fragment,
+    additions,
     config_hash,
     load_fragment,
     merge,
+    overlay,
     parse_dotconfig,
     render,
     unmet,
@@ -58,9 +61,12 @@ def fragments_for(settings: Settings, tree: Tree, explicit: list[str] | None = N
 
 def configure(tree: Tree, settings: Settings, fragments: list[str] | tuple[str, ...],
               runner: Runner = default_runner) -> Configured:
-    """Make the tree's .config from allnoconfig + fragments; fail naming unmet dependencies."""
+    """Make the tree's .config from allnoconfig + fragments + the settings' kconfig_add
+    (--kconfig-add); fail naming unmet dependencies. The additions are in the requested
+    text, so in the allnoconfig cache key, and in the .config, so in its hash and the
+    kernel's key (kernel.build.build_key)."""
     paths = fragment_paths(settings, fragments)
-    requested = merge([load_fragment(p) for p in paths])
+    requested = overlay(merge([load_fragment(p) for p in paths]), additions(settings.kconfig_add))
     stage = tree.root / "kconfig-stage"
     stage.mkdir(parents=True, exist_ok=True)
     merged = stage / "requested.config"
@@ -80,11 +86,14 @@ def configure(tree: Tree, settings: Settings, fragments: list[str] | tuple[str, 
     if dropped:
         index = scan(tree.src)
         reasons = "\n".join(explain(s, got, index, dotconfig) for s, got in dropped)
+        added = any(s.source == ADDED for s, _ in dropped)
         raise ConfigError(
             f"{len(dropped)} requested option(s) did not survive allnoconfig + olddefconfig "
             f"on {tree.base_label}:\n{reasons}",
             log=stage / ".config",
-            hint="add the missing dependencies to a fragment (or drop the option)",
+            hint=("give its dependencies too, e.g. ./wb build --kconfig-add CONFIG_DEP=y "
+                  "--kconfig-add CONFIG_X=y (or drop it)") if added else
+            "add the missing dependencies to a fragment (or drop the option)",
         )
     digest = config_hash(text)
     configs = tree.root / "configs"
@@ -93,6 +102,7 @@ def configure(tree: Tree, settings: Settings, fragments: list[str] | tuple[str, 
     write_atomically(dest, (stage / ".config").read_bytes())  # a build trusts it by name
     tree.config_hash = digest
     tree.config_fragments = [str(p) for p in paths]
+    tree.config_additions = list(settings.kconfig_add)
     tree.config_head = tree.git(runner).head()
     tree.save()
     return Configured(dest, digest, requested)

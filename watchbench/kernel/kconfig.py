@@ -94,6 +94,22 @@ def merge(fragments: list[Fragment]) -> Fragment:
     return merged
 
 
+ADDED = "--kconfig-add"  # where an option given by --kconfig-add (kconfig_add) was asked
+
+
+def additions(items: tuple[str, ...] | list[str]) -> Fragment:
+    """--kconfig-add options (settings ``kconfig_add``) as a fragment: ``where`` says
+    ``--kconfig-add:N``, the Nth of them."""
+    return parse_fragment("\n".join(items), ADDED)
+
+
+def overlay(requested: Fragment, added: Fragment) -> Fragment:
+    """The fragments' options, then the additions: an addition wins over a fragment's
+    value of the same option (kunit's --kconfig_add), and comes last."""
+    merged = {name: setting for name, setting in requested.items() if name not in added}
+    return {**merged, **added}
+
+
 def render(fragment: Fragment) -> str:
     return "".join(s.render() + "\n" for s in fragment.values())
 

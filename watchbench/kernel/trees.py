@@ -59,6 +59,7 @@ class Tree:
     config_hash: str = ""
     config_head: str = ""  # the commit the configuration was made on
     config_fragments: list[str] = field(default_factory=list)
+    config_additions: list[str] = field(default_factory=list)  # its --kconfig-add options
 
     @property
     def src(self) -> Path:

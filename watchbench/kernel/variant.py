@@ -52,7 +52,7 @@ def stack(settings: Settings, series_names: str = "", count: int | None = None) 
 
 # What a tree's state file says about what is on it (kernel.trees.Tree).
 STATE_FIELDS = ("series", "series_hash", "series_patches", "applied_head", "config_hash",
-                "config_head", "config_fragments")
+                "config_head", "config_fragments", "config_additions")
 
 
 @dataclass
@@ -123,14 +123,16 @@ class Composer:
 
     def current(self, force: bool = False) -> Kernel:
         """The tree as it stands, whatever is applied (``./wb build``, ``./wb vm.run``):
-        reconfigured first when it has no configuration or one made on another commit,
-        with the fragments it had (the bench fragment follows the bench series)."""
+        reconfigured first when it has no configuration, one made on another commit or
+        with other --kconfig-add options (settings ``kconfig_add``), with the fragments it
+        had (the bench fragment follows the bench series)."""
         with self.hold():
             return self._current(force)
 
     def _current(self, force: bool) -> Kernel:
         head = self.tree.git(self.runner).head()
-        if not self.tree.config_hash or self.tree.config_head != head:
+        if not self.tree.config_hash or self.tree.config_head != head or \
+                self.tree.config_additions != list(self.settings.kconfig_add):
             kept = [f for f in self.tree.config_fragments
                     if Path(f).stem != self.settings.bench_series]
             self.progress.step("configuring for the current commit")

@@ -125,6 +125,11 @@ def _optional(data: dict[str, Any], path: Path, hint: str) -> dict[str, Any]:
             raise ResultsError(f"{path}: {key} {value!r} is not an integer", hint=hint)
         if kind is str and not isinstance(value, str):
             raise ResultsError(f"{path}: {key} {value!r} is not a string", hint=hint)
+        if kind is list:
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ResultsError(f"{path}: {key} {value!r} is not a list of strings",
+                                   hint=hint)
+            value = " ".join(value)
         out[key] = value
     role = out.get("ci_role")
     if role is not None and role not in CI_ROLES:

@@ -52,7 +52,13 @@ OPTIONAL_MANIFEST_COLUMNS: dict[str, type] = {
     "ci_role": str,
     "ci_round": int,
     "ci_position": int,
+    # Lists in the manifest (the extra boot parameters, the --kconfig-add options), one
+    # text on the rows: their items joined by spaces ("" when the run had none).
+    "kernel_args": list,
+    "kconfig_add": list,
 }
+# The boot and configuration the user added: runs that differ in them are not compared.
+USER_ADDED: tuple[str, ...] = ("kernel_args", "kconfig_add")
 
 
 class Role(StrEnum):

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from watchbench.errors import ResultsError
-from watchbench.results.schema import LEGACY_PRIMARY, MATCH_KEYS
+from watchbench.results.schema import LEGACY_PRIMARY, MATCH_KEYS, USER_ADDED
 from watchbench.settings import JUDGEMENT
 from watchbench.stats.decision import Verdict, decide, noise_figures
 
@@ -43,6 +43,33 @@ def _check_runs(df: pd.DataFrame, baseline: list[str], candidate: list[str]) -> 
             f"runs use different accelerators (baseline: {', '.join(accels['baseline'])}; "
             f"candidate: {', '.join(accels['candidate'])}): their timings are not comparable",
             hint="compare runs taken with the same accel (kvm, tcg or icount)",
+        )
+    for name in USER_ADDED:
+        _check_same(df, baseline, candidate, name)
+
+
+# What each of USER_ADDED is, in a refusal (the option that sets it).
+_ADDED_BY = {"kernel_args": "extra boot parameters (--kernel-args)",
+             "kconfig_add": "kconfig additions (--kconfig-add)"}
+
+
+def _check_same(df: pd.DataFrame, baseline: list[str], candidate: list[str], name: str) -> None:
+    """Refuse runs that differ in what the user added to the boot or the configuration
+    (a run from before it was recorded had none)."""
+    if name not in df.columns:
+        return
+    sides = {}
+    for side, ids in (("baseline", baseline), ("candidate", candidate)):
+        values = df.loc[df["run_id"].isin(ids), name].astype("string").fillna("")
+        sides[side] = sorted(set(values))
+    if len(set(sides["baseline"]) | set(sides["candidate"])) > 1:
+        said = {side: "; ".join(repr(v) if v else "none" for v in values)
+                for side, values in sides.items()}
+        raise ComparisonError(
+            f"runs differ in {name}, their {_ADDED_BY[name]} (baseline: {said['baseline']}; "
+            f"candidate: {said['candidate']}): they measured other kernels or boots",
+            hint=f"compare runs taken with the same {name} (each run's manifest.json says "
+                 "it); the run ids: ./wb runs",
         )
 
 

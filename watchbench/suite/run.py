@@ -61,9 +61,13 @@ def normalized_argv(spec: VmSpec) -> list[str]:
 
 def manifest(run_id: str, suite: Suite, kernel: Kernel, accel: str, argv: list[str],
              label: str, extra: dict | None = None, *, qemu: str, initramfs: str,
-             suite_hash: str) -> dict:
+             suite_hash: str, kernel_args: tuple[str, ...] = (),
+             kconfig_add: tuple[str, ...] = ()) -> dict:
     """A run's provenance: what was booted, how, where (``qemu``: the QEMU version line,
-    ``initramfs``: the base archive's content-keyed name, ``suite_hash``: suite_digest)."""
+    ``initramfs``: the base archive's content-keyed name, ``suite_hash``: suite_digest,
+    ``kernel_args``: the user's extra boot parameters, ``kconfig_add``: the options the
+    kernel's configuration was given after its fragments). Runs that differ in the last
+    two are not compared (stats.compare, flows.shard)."""
     return {
         "run_id": run_id,
         "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -83,6 +87,8 @@ def manifest(run_id: str, suite: Suite, kernel: Kernel, accel: str, argv: list[s
         "series_hash": kernel.series_hash,
         "dirty_hash": kernel.dirty_hash,
         "config_hash": kernel.config_hash,
+        "kconfig_add": list(kconfig_add),
+        "kernel_args": list(kernel_args),
         "compiler": kernel.compiler,
         "suite": suite.name,
         "suite_hash": suite_hash,
@@ -133,7 +139,8 @@ def run_bench(settings: Settings, suite_name: str = "quick", accel: str | None =
     """One boot: conformance (required), then the suite; returns the run directory.
     ``profile``: under the instruction-count plugin (icount only), also profile.parquet.
     ``only``: of the benchmarks, only the runs that measure one of these.
-    ``kernel_args``: extra boot parameters (in the QEMU argv, so in the provenance)."""
+    ``kernel_args``: extra boot parameters besides the settings' ``kernel_args`` (all of
+    them in the QEMU argv and the manifest, as the settings' ``kconfig_add`` is)."""
     progress = progress or Silent()
     suite = load_suite(settings.project_root, suite_name)
     if only is not None:
@@ -150,9 +157,7 @@ def run_bench(settings: Settings, suite_name: str = "quick", accel: str | None =
                         plugin_symbols=suite_profile.plugin_files(kernel))
         append = suite_profile.APPEND
         extra = {**(extra or {}), "profiled": True}
-    if kernel_args:
-        append = (*append, *kernel_args)
-        extra = {**(extra or {}), "kernel_args": list(kernel_args)}
+    guest = replace(guest, kernel_args=(*guest.kernel_args, *kernel_args))
     run_id = f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{kernel.key[:8]}-{secrets.token_hex(4)}"
     run_dir = settings.runs_dir / run_id
     raw = rundir.raw_dir(run_dir)
@@ -163,7 +168,8 @@ def run_bench(settings: Settings, suite_name: str = "quick", accel: str | None =
     argv = normalized_argv(spec)
     meta = manifest(run_id, suite, kernel, guest.accel, argv, label, extra,
                     qemu=qemu_version(runner), initramfs=guest.base_initrd.name,
-                    suite_hash=suite_digest(settings.project_root, suite))
+                    suite_hash=suite_digest(settings.project_root, suite),
+                    kernel_args=guest.kernel_args, kconfig_add=settings.kconfig_add)
     rundir.write_manifest(run_dir, meta)
     counts = [0] * len(commands)
 

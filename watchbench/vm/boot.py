@@ -16,7 +16,7 @@ from watchbench.host.runner import Runner, default_runner
 from watchbench.kernel import trees
 from watchbench.kernel.build import Kernel
 from watchbench.kernel.variant import Composer
-from watchbench.settings import Settings
+from watchbench.settings import Settings, kernel_words
 from watchbench.vm.accel import resolve
 from watchbench.vm.qemu import Accel
 from watchbench.vm.session import BootResult, Guest
@@ -46,10 +46,14 @@ def prepare(settings: Settings, accel: str | None = None, kernel: Kernel | None 
 
     def guest(accel_name: str) -> Guest:
         return Guest(kernel.bzimage, initrd, accel_name, settings.cache_dir, settings.qemu.cpus,
-                     settings.qemu.memory_mb, settings.project_root, runner, view=view)
+                     settings.qemu.memory_mb, settings.project_root, runner, view=view,
+                     kernel_args=kernel_words(settings.kernel_args))
 
     def boot_probe(limit: float) -> None:
-        guest(Accel.KVM).run([GuestCommand(("true",))], timeout=limit, judge=judge_probe)
+        # The probe asks whether KVM works on this host (its verdict is cached for all
+        # runs): it boots without the user's extra parameters.
+        replace(guest(Accel.KVM), kernel_args=()).run([GuestCommand(("true",))],
+                                                      timeout=limit, judge=judge_probe)
 
     chosen, why = resolve(accel or settings.qemu.accel, settings.cache_dir, runner, boot_probe)
     progress.step(f"accelerator {chosen} ({why})")

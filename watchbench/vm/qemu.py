@@ -95,6 +95,8 @@ def qemu_argv(spec: VmSpec) -> list[str]:
         raise ValueError(f"unknown accelerator {spec.accel!r}; choose one of "
                          f"{', '.join(ACCELERATORS)}")
     arch = ARCHS[spec.arch]
+    if any(ord(ch) < 32 for word in spec.append for ch in word):
+        raise ValueError(f"a kernel parameter holds a control character: {spec.append!r}")
     append = [f"console={arch.console}", "panic=-1", "oops=panic", *arch.extra_append, *spec.append]
     argv = [
         arch.binary, "-machine", arch.machine, *ACCEL_ARGS[spec.accel], "-cpu", "max",

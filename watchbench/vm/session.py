@@ -257,6 +257,9 @@ class Guest:
     # off; vm.run --host and vm.shell are WHOLE, as is a Guest made by hand (tests, scripts).
     view: View = View.WHOLE
     limits: Limits = LIMITS  # what it may hand back (vm.share)
+    # The user's extra boot parameters (settings kernel_args, --kernel-args): after every
+    # boot's own ``append``, so in each QEMU argv and so in the provenance.
+    kernel_args: tuple[str, ...] = ()
 
     def host_view(self, commands: list[GuestCommand] = ()) -> HostView:
         if self.view is View.WHOLE:
@@ -275,7 +278,8 @@ class Guest:
             shares.append(Share("results", results))
         out = (results or workdir) / PLUGIN_OUTPUT if self.plugin else None
         return VmSpec(self.kernel, workdir / "initrd.cpio.gz", workdir / "channel.log",
-                      self.accel, self.cpus, self.memory_mb, shares=tuple(shares), append=append,
+                      self.accel, self.cpus, self.memory_mb, shares=tuple(shares),
+                      append=(*append, *self.kernel_args),
                       plugin=self.plugin, plugin_out=out, plugin_symbols=self.plugin_symbols)
 
     def run(self, commands: list[GuestCommand], *, timeout: float, results: Path | None = None,
