@@ -63,7 +63,7 @@ def timed(name: str, argv: list[str], cwd: Path, env: dict[str, str], log: Path
 
 def report(name: str, seconds: float, code: int, closing: str) -> str:
     target = TARGETS[name]
-    verdict = "within" if seconds <= target else "OVER"
+    verdict = ("FAILED: no figure for" if code else "within" if seconds <= target else "OVER")
     return (f"{name:5} {seconds / 60:6.1f} min ({seconds:5.0f} s)  exit {code}  "
             f"{verdict} the {target / 60:.1f} min target  [{closing}]")
 
@@ -82,11 +82,12 @@ def main() -> None:
         parser.error("say what to time: --fast, --cold and/or --warm")
     work = Path(args.work)
     commit = Git(ROOT).out("rev-parse", "--short=12", "HEAD")
-    lines = [f"suite times, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, commit "
-             f"{commit}, {machine()}"]
+    lines = [f"suite times, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+             f"{machine()}"]
     env = {k: v for k, v in os.environ.items() if k not in ("XDG_CACHE_HOME", "XDG_DATA_HOME")}
     if args.fast:
         work.mkdir(parents=True, exist_ok=True)
+        lines[0] += f", fast at commit {commit}"
         lines.append(report("fast", *timed("fast", ["./wb", "test", "--fast"], ROOT, env,
                                            work / "fast.log")))
         print(lines[-1], flush=True)
@@ -97,11 +98,13 @@ def main() -> None:
                 shutil.rmtree(path, ignore_errors=True)
             caches.mkdir(parents=True)
             default_runner.run(["git", "clone", "-q", str(ROOT), str(clone)])
+            default_runner.run(["git", "-C", str(clone), "checkout", "-q", commit])
         elif not clone.exists():
             parser.error(f"--warm alone needs the clone a --cold run left in {clone}")
         else:  # the caches the cold run left, the code of this commit
-            default_runner.run(["git", "-C", str(clone), "fetch", "-q", str(ROOT), "HEAD"])
-            default_runner.run(["git", "-C", str(clone), "reset", "-q", "--hard", "FETCH_HEAD"])
+            default_runner.run(["git", "-C", str(clone), "fetch", "-q", str(ROOT), commit])
+            default_runner.run(["git", "-C", str(clone), "reset", "-q", "--hard", commit])
+        lines[0] += f", clone at commit {Git(clone).out('rev-parse', '--short=12', 'HEAD')}"
         fresh = {**env, "XDG_CACHE_HOME": str(caches / "cache"),
                  "XDG_DATA_HOME": str(caches / "data"), "CI": "true"}
         for name in ("cold", "warm"):
