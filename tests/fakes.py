@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from watchbench.errors import WatchbenchError
-from watchbench.host.progress import Silent
+from watchbench.host.progress import Progress, Silent
 from watchbench.host.runner import Completed, Runner
 from watchbench.kernel.build import Kernel
 from watchbench.kernel.series import Series
@@ -123,8 +123,10 @@ class FakeKernels:
     that does not apply or a build that fails would.
     """
 
-    def __init__(self, root: Path, fail: dict[str, WatchbenchError] | None = None):
+    def __init__(self, root: Path, fail: dict[str, WatchbenchError] | None = None,
+                 progress: Progress | None = None):
         self.root, self.fail = root, fail or {}
+        self.progress = progress or Silent()  # says what kernel.build says of a cached kernel
         self.composed: list[str] = []
         self.fragments: list[list[str] | None] = []  # as each kernel() was asked
         self.restored = 0
@@ -137,6 +139,7 @@ class FakeKernels:
         key = hashlib.sha256((name + (f"\0{config}" if config else "")).encode()).hexdigest()[:16]
         directory = self.root / "kernels" / key
         directory.mkdir(parents=True, exist_ok=True)
+        self.progress.step(f"kernel {key} already built ({directory})")
         return Kernel(key, directory, "6.12.0-fake", "fake-tree", "b" * 40, "fake base", head,
                       name, hashlib.sha256(b"series " + name.encode()).hexdigest()[:16], "",
                       "c" * 16, "gcc fake",
@@ -217,7 +220,13 @@ class FakeBench:
                               "status": "ok"})
         (raw / rundir.RawFile.RECORDS.of("bench")).write_text(
             "".join(json.dumps(line) + "\n" for line in lines))
-        ingest_run(run_dir)
+        if progress is not None:  # the lines run_bench says, with their paths
+            progress.step(f"suite {suite_name} (1 runs) on {kernel.release} [{accel}] "
+                          f"-> {run_dir}")
+        path = ingest_run(run_dir)
+        if progress is not None:
+            progress.step(f"results table: {path}")
+            progress.done(f"run {run_id}: 1 s wall")
         boot = {"run_id": run_id, "series": kernel.series, **(extra or {})}
         if profile:  # the gate's explanation, kept apart from the gate's own boots
             write_profile(run_dir, self.profile(kernel, run_id, only))

@@ -4,6 +4,7 @@ kernels run in tests/integration/test_ci_integration.py and test_bisect_integrat
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import xml.etree.ElementTree as ET
@@ -27,7 +28,7 @@ from watchbench.flows.ci import (
     variants,
 )
 from watchbench.host.git import Git
-from watchbench.host.progress import Silent
+from watchbench.host.progress import Progress, Silent
 from watchbench.kernel.trees import Tree, TreeKind, set_active
 from watchbench.report.text import attribute
 from watchbench.results.schema import Role
@@ -111,6 +112,29 @@ def test_a_slower_candidate_regresses_and_per_patch_names_its_patch(settings, tm
     assert junit.find(".//failure").get("type") == "performance-regression"
 
 
+def test_the_summary_is_a_job_summary_the_verdict_then_the_gated_metrics(settings, tmp_path):
+    """summary.md as a CI job summary shows it: the verdict, the gated metrics, the
+    display-only ones folded in <details>, where the instructions went, then the rest."""
+    result = run_ci(settings, _options(tmp_path, SLOW), kernels=FakeKernels(tmp_path),
+                    bench=FakeBench(_slower("slow-post"), seed=2))
+    md = result.summary.read_text()
+    assert md.splitlines()[0] == f"## watchbench: {result.line}"
+    order = ["### Gated metrics", "<details>", "</details>", "### Where the instructions went",
+             "## Headline", "`index.html` beside this file"]
+    assert [md.index(mark) for mark in order] == sorted(md.index(mark) for mark in order)
+    gated, folded = md.split("<details>", 1)
+    folded = folded.split("</details>", 1)[0]
+
+    def rows(text: str) -> list[str]:
+        return [line for line in text.splitlines() if line.startswith("| ")][2:]  # no head
+
+    assert [row.split(" | ")[3] for row in rows(gated)] == [
+        "ns_per_record (ns, lower is better)", "ns_per_op (ns, lower is better)"]
+    assert "🔴 regressed" in rows(gated)[0] and "1 regressed, 1 unchanged" in gated
+    assert len(rows(folded)) == 2 and all(", display only |" in r for r in rows(folded))
+    assert md.count("## watchbench") == 1 and "# watchbench report" not in md
+
+
 def test_a_benchmark_broken_on_the_candidate_fails_closed(settings, tmp_path):
     broken = lambda kernel, bench: None if bench == "kernel-post" and kernel.series.endswith(  # noqa: E731
         "slow-post") else 1.0
@@ -155,17 +179,33 @@ def test_too_few_rounds_is_refused_before_anything_is_built(settings, tmp_path):
     assert kernels.composed == []
 
 
-def test_the_gate_prints_tables_files_and_the_verdict_in_80_columns(settings, tmp_path,
-                                                                   capsys):
-    code = gate(settings, _options(tmp_path, SLOW, per_patch=True),
-                kernels=FakeKernels(tmp_path), bench=FakeBench(_slower("slow-post")),
-                progress=Silent())
+def test_the_gate_prints_tables_files_and_the_verdict_in_80_columns(tmp_path, capsys):
+    """Every line of a gate's log, its progress lines too, in 80 columns under a long
+    path (a CI log had 45 lines over 80, up to 158): the run is named and its places
+    said once, in full; later lines name paths under them short."""
+    deep = tmp_path / ("a-long-directory-name-" * 4) / "workspace" / "job-12345"
+    settings = replace(Settings(), cache_dir=deep / "cache", runs_dir=deep / "runs")
+    log = io.StringIO()
+    progress = Progress("ci", stream=log, width=80)
+    code = gate(settings, _options(deep, SLOW, per_patch=True),
+                kernels=FakeKernels(deep, progress=progress),
+                bench=FakeBench(_slower("slow-post")), progress=progress)
     out = capsys.readouterr().out
     assert code == EXIT_REGRESSED
     assert "watchbench ci: REGRESSED (exit 1)" in out and "junit:" in out
     assert "  patch 2 ([PATCH 2/2] watch_queue: do extra work" in out
     paths = ("report: ", "junit: ", "summary: ")  # a path is as long as it is
     assert max(len(line) for line in out.splitlines() if not line.startswith(paths)) <= 80
+    lines = log.getvalue().splitlines()
+    assert lines[0].startswith("[ci] run ci-")
+    places = [f"[ci] boots, a run directory each: {settings.runs_dir}",
+              f"[ci] kernels, trees, build logs: {settings.cache_dir}"]
+    assert lines[1:3] == places  # once, in full
+    assert str(deep) not in "\n".join(lines[3:])
+    assert any(line.startswith("[ci] results table: …/runs/") for line in lines)
+    assert any(line.startswith("[ci] round 4/") for line in lines)
+    over = [line for line in lines if len(line) > 80 and line not in places]
+    assert over == [], over
 
 
 @pytest.mark.parametrize(("text", "rounds"), [("auto", None), ("6", 6), (6, 6)])

@@ -99,6 +99,8 @@ def test_report_writes_html_markdown_and_csv(report: Path):
     assert sorted(watched["n"]) == [8, 8]
     md = (report.parent / "summary.md").read_text()
     assert "⛔ failed | overflow" in md and "Skipped or failed: overflow skipped" in md
+    assert md.startswith("# watchbench report\n")  # no verdict: not a gate's summary
+    assert md.count("<details>") == 1  # the two display-only rows, folded
 
 
 def test_report_is_self_contained(report: Path):
@@ -279,11 +281,18 @@ def test_compare_table_width_defaults_to_the_terminal(results: pd.DataFrame,
 
 
 def test_compare_markdown_is_a_well_formed_table(boots):
+    """Two tables: the gated metrics (with the broken benchmark), then the display-only
+    ones folded in <details>, as the HTML report folds them (a job summary shows what
+    was decided first)."""
     md = compare_markdown(compare_frames(*boots))
+    main, details = md.split("<details>", 1)
     rows = [line for line in md.splitlines() if line.startswith("|")]
     cells = {len(re.findall(r"(?<!\\)\|", row)) for row in rows}
-    assert len(cells) == 1 and len(rows) == 2 + 9
-    assert "1 failed, 2 regressed, 6 unchanged" in md
+    assert len(cells) == 1 and len(rows) == (2 + 7) + (2 + 2)  # all 9 metrics, 2 tables
+    assert "1 failed, 1 regressed, 5 unchanged" in main  # the verdicts of the gated family
+    assert "⛔ failed" in main and "⛔ failed" not in details  # broken: never folded away
+    assert "2 display-only metric(s)" in details and details.count(", display only |") == 2
+    assert details.rstrip().endswith("</details>") and "<summary>" in details
 
 
 def test_report_refuses_to_compare_runs_under_different_accelerators(

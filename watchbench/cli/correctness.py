@@ -11,7 +11,7 @@ from watchbench.cli import command, infrastructure_failure, settings_of, split_l
 from watchbench.cli.options import STRESS_SECONDS, boot_options, non_empty, out_dir, tree_options
 from watchbench.errors import InputError, WatchbenchError
 from watchbench.flows.check import EXIT_INFRA, CheckOptions, CheckResult, run_check
-from watchbench.host.progress import Progress
+from watchbench.host.progress import LOG_WIDTH, Progress
 from watchbench.kernel.series import load_many
 from watchbench.report.correctness import terminal_lines
 from watchbench.settings import Settings
@@ -35,7 +35,7 @@ def report_check(flow: Callable[[Progress], CheckResult], progress: Progress | N
     """A check's result printed (steps, findings with their evidence, files, the verdict
     last); a failure of the pipeline itself is exit 2 with its reason."""
     try:
-        result = flow(progress or Progress("check"))
+        result = flow(progress or Progress("check", width=LOG_WIDTH))
     except InputError:
         raise  # the user's to mend: said as an error (cli.command), exit 2
     except WatchbenchError as exc:

@@ -30,7 +30,7 @@ from watchbench.flows.check import EXIT_CORRECTNESS, CheckOptions, run_check
 from watchbench.flows.ci import EXIT_INFRA, EXIT_OK, CiOptions, CiResult, run_ci
 from watchbench.flows.explain import parse_explain
 from watchbench.flows.shard import parse_shard, run_merge, run_shard
-from watchbench.host.progress import Progress
+from watchbench.host.progress import LOG_WIDTH, Progress
 from watchbench.kernel.series import load_many
 from watchbench.report import compare_table, noise_table
 from watchbench.report.profile import diff_lines
@@ -70,7 +70,7 @@ def report_gate(flow: Callable[[Progress], CiResult], progress: Progress | None 
     """A gate's result printed: the tables, where the files are, the verdict; every failure
     of the pipeline itself (a merge refused too) is exit 2 with its reason."""
     try:
-        result = flow(progress or Progress("ci"))
+        result = flow(progress or Progress("ci", width=LOG_WIDTH))
     except WatchbenchError as exc:
         print(infrastructure_failure("ci", EXIT_INFRA, exc))
         return EXIT_INFRA
@@ -100,7 +100,7 @@ def shard_gate(settings: Settings, options: CiOptions, shard: str, **seams: Any)
     """One shard's boots: where they went, and how to merge. No verdict from a part."""
     try:
         done = run_shard(settings, options, shard, progress=seams.pop("progress", None)
-                         or Progress("ci"), **seams)
+                         or Progress("ci", width=LOG_WIDTH), **seams)
     except WatchbenchError as exc:
         print(infrastructure_failure("ci", EXIT_INFRA, exc))
         return EXIT_INFRA
@@ -200,6 +200,7 @@ def bisect(c: Any, good: str, bad: str, benchmark: str, metric: str | None, para
                               f"{sorted(known)[0]}")
     first, steps = run_bisect(settings, good, bad, benchmark, metric, params, suite,
                               accel, chosen or None,
-                              progress=Progress("bisect"), wait=not no_wait)
+                              progress=Progress("bisect", width=LOG_WIDTH),
+                              wait=not no_wait)
     print("\n".join(step.describe() for step in steps))
     print(f"first bad commit: {first}")

@@ -30,9 +30,8 @@ from watchbench.host.runner import Runner, default_runner
 from watchbench.kernel.build import Kernel
 from watchbench.kernel.series import Series
 from watchbench.kernel.variant import composing, own_series, stack
-from watchbench.report import compare_markdown, write_report
+from watchbench.report import write_report
 from watchbench.report.junit import write_junit
-from watchbench.report.profile import diff_markdown
 from watchbench.results import history
 from watchbench.results.schema import MATCH_KEYS, Role
 from watchbench.results.store import load_runs
@@ -344,6 +343,17 @@ def new_ci_id() -> str:
     return f"ci-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{secrets.token_hex(2)}"
 
 
+def announce(progress: Progress, ci_id: str, what: str, settings: Settings,
+             cache: bool = True) -> None:
+    """Name the run and say once, in full, where its boots (and kernels) go: the lines
+    after it name the paths under these places short, so that a CI log fits 80 columns.
+    The report's files are named at the end (``cli.regressions.report_gate``)."""
+    progress.step(f"run {ci_id}: {what}")
+    progress.place("boots, a run directory each", settings.runs_dir)
+    if cache:
+        progress.place("kernels, trees, build logs", settings.cache_dir)
+
+
 def run_ci(settings: Settings, options: CiOptions, runner: Runner = default_runner,
            progress: Progress | None = None, kernels: KernelSource | None = None,
            bench: BenchFn = run_bench) -> CiResult:
@@ -354,8 +364,10 @@ def run_ci(settings: Settings, options: CiOptions, runner: Runner = default_runn
     """
     progress = progress or Silent()
     check_rounds(options)
+    ci_id = new_ci_id()
+    announce(progress, ci_id, options.series or "A/A, no series", settings)
     measured, jobs = compose(settings, options, runner, progress, kernels)
-    m = Measurement(settings, options, measured, runner, progress, new_ci_id(), bench=bench,
+    m = Measurement(settings, options, measured, runner, progress, ci_id, bench=bench,
                     jobs=jobs)
     comparisons, df, stop = measure_until_decided(m)
     progress.step(f"measured {len(measured)} kernels x {m.rounds} boots in "
@@ -383,24 +395,18 @@ def conclude(settings: Settings, options: CiOptions, m: Measurement, comparisons
         hist = history.load_history(settings.runs_dir / history.HISTORY_FILE, settings.runs_dir,
                                     skip_bad=True)
     explanation, problem = explain(settings, options, m, comparisons)
-    report = write_report(df, out, baseline=baseline.run_ids, candidate=candidate.run_ids,
-                          threshold=options.threshold, alpha=options.alpha,
-                          noise_floor=options.noise_floor, history=hist,
-                          comparisons=comparisons, explanation=explanation)
-    junit_path = write_junit(comparisons, out / "junit.xml", suite_name=f"watchbench {m.ci_id}",
-                             accept_undecided=options.accept_undecided)
-    summary = out / "summary.md"  # written by write_report; the verdict goes first
-    body = summary.read_text() if summary.exists() else compare_markdown(comparisons)
     code = EXIT_CODES[answer]
     if answer is Verdict.UNDECIDED and options.accept_undecided:
         code = EXIT_OK
     line = verdict_line(answer, comparisons, options, m.rounds, code)
-    where = ""
-    if explanation is not None:
-        where = "\n" + diff_markdown(explanation.diff, explanation.moved)
-    elif problem:
-        where = f"\n### Where the instructions went\n\n{problem}\n"
-    summary.write_text(f"## watchbench: {line}\n\n{body}{where}")
+    report = write_report(df, out, baseline=baseline.run_ids, candidate=candidate.run_ids,
+                          threshold=options.threshold, alpha=options.alpha,
+                          noise_floor=options.noise_floor, history=hist,
+                          comparisons=comparisons, explanation=explanation, verdict=line,
+                          profile_problem=problem)
+    junit_path = write_junit(comparisons, out / "junit.xml", suite_name=f"watchbench {m.ci_id}",
+                             accept_undecided=options.accept_undecided)
+    summary = out / "summary.md"  # write_report's, the verdict first
     return CiResult(code, answer, comparisons, regressed, m.rounds, stop, report, junit_path,
                     summary, per_patch, m.ci_id, line, explanation, problem)
 

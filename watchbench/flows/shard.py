@@ -32,6 +32,7 @@ from watchbench.flows.ci import (
     KernelSource,
     Measurement,
     Variant,
+    announce,
     check_rounds,
     compose,
     conclude,
@@ -120,8 +121,11 @@ def run_shard(settings: Settings, options: CiOptions, shard: str,
     if directory.exists():
         raise InputError(f"{directory} exists: a shard directory is written once",
                          hint="give another --out, or remove it")
+    ci_id = new_ci_id()
+    announce(progress, ci_id, f"shard {index}/{count} of {options.series or 'an A/A run'}",
+             settings)
     measured, jobs = compose(settings, options, runner, progress, kernels)
-    m = Measurement(settings, options, measured, runner, progress, new_ci_id(), bench=bench,
+    m = Measurement(settings, options, measured, runner, progress, ci_id, bench=bench,
                     jobs=jobs, plan=planned)
     seconds: list[float] = []
     stop = f"all {len(planned)} rounds of the shard"
@@ -425,6 +429,8 @@ def run_merge(settings: Settings, paths: list[Path], out: Path, record: bool = F
         raise InputError(f"the shards hold {len(rounds)} complete rounds; the first look "
                          f"needs {looks.rounds[0]}",
                          hint="a shard stopped early (see its stop_reason): run it again")
+    ci_id = new_ci_id()
+    announce(progress, ci_id, f"merge of {len(shards)} shards", settings, cache=False)
     import_runs(settings, shards)
     hosts = sorted({f"{s.record['fingerprint']['host']} ({s.record['fingerprint']['cpu_model']})"
                     for s in shards})
@@ -432,7 +438,7 @@ def run_merge(settings: Settings, paths: list[Path], out: Path, record: bool = F
                   f"{len(hosts)} host(s): {'; '.join(hosts)}")
     measured = [Variant(Role(v["role"]), v["patch_index"], v["patch_subject"], None)
                 for v in shards[0].record["variants"]]
-    replay = Replay(settings, options, measured, default_runner, progress, new_ci_id(),
+    replay = Replay(settings, options, measured, default_runner, progress, ci_id,
                     limit=len(rounds), recorded=rounds)
     comparisons, df, stop = measure_until_decided(replay)
     return conclude(settings, options, replay, comparisons, df, stop)

@@ -17,7 +17,7 @@ from watchbench.report import plots, sections
 from watchbench.report.ab import ab_section
 from watchbench.report.cases import case_tables
 from watchbench.report.headline import focus_text, headline_cards, headline_markdown
-from watchbench.report.profile import profile_section
+from watchbench.report.profile import diff_markdown, profile_section
 from watchbench.report.questions import Answer, focus, headlines
 from watchbench.report.tables import styled
 from watchbench.report.text import compare_markdown, fmt_value, markdown_table, short_params
@@ -154,13 +154,23 @@ def _changes_md(history: dict[str, Any]) -> list[str]:
 
 def _summary_md(df: pd.DataFrame, answers: list[Answer], focus_line: str,
                 comparisons: pd.DataFrame | None, generated: str,
-                history: dict[str, Any] | None = None) -> str:
-    """The headline, then (with two or more runs) the comparison and the history; the full
-    tables are in results.csv and the HTML."""
-    parts = ["# watchbench report", "",
-             f"{df['run_id'].nunique()} run(s), {len(df):,} samples; generated {generated}.", ""]
+                history: dict[str, Any] | None = None, verdict: str = "",
+                explanation: Explanation | None = None, profile_problem: str = "") -> str:
+    """summary.md, fit for a CI job summary: the gate's verdict first (``verdict``), then
+    the gated metrics (the display-only ones folded), where their instructions went, the
+    history and the headline; the full tables are in results.csv and the HTML."""
+    counted = f"{df['run_id'].nunique()} run(s), {len(df):,} samples; generated {generated}."
+    if verdict:
+        parts = [f"## watchbench: {verdict}", "", counted, ""]
+    else:
+        parts = ["# watchbench report", "", counted, ""]
     if comparisons is not None:
-        parts.append(compare_markdown(comparisons))
+        parts.append(compare_markdown(comparisons, title="Gated metrics", heading="###")
+                     if verdict else compare_markdown(comparisons))
+    if explanation is not None:
+        parts.append(diff_markdown(explanation.diff, explanation.moved))
+    elif profile_problem:
+        parts += ["### Where the instructions went", "", profile_problem, ""]
     if history is not None:
         parts += _changes_md(history)
     parts += headline_markdown(answers, focus_line)
@@ -187,6 +197,8 @@ def write_report(
     history: pd.DataFrame | None = None,
     comparisons: pd.DataFrame | None = None,
     explanation: Explanation | None = None,
+    verdict: str = "",
+    profile_problem: str = "",
 ) -> Path:
     """Write index.html, summary.md and results.csv into ``out_dir``; return the HTML path.
 
@@ -196,7 +208,9 @@ def write_report(
     benchmark's headline metric over the recorded entries, change points marked.
     ``comparisons`` are decisions already made (``./wb ci``'s looks); without them the
     runs are compared here in one look. ``explanation`` (``./wb ci``'s profiles) adds
-    where the moved metrics' instructions went.
+    where the moved metrics' instructions went, or ``profile_problem`` why it could not.
+    ``verdict`` (``./wb ci``'s answer in one sentence) leads summary.md, so that it is a
+    CI job summary as written: this is its one writer.
     """
     if df.empty:
         raise ResultsError("no results to report", hint="run a suite and ingest it first")
@@ -255,6 +269,7 @@ def write_report(
     html = _ENV.get_template("report.html.j2").render(**context)
     # The page last: a report killed while written keeps its old page, or has none.
     write_atomically(out_dir / "summary.md",
-                     _summary_md(df, answers, focus_line, comparisons, generated, trend))
+                     _summary_md(df, answers, focus_line, comparisons, generated, trend,
+                                 verdict, explanation, profile_problem))
     _summary_csv(summary, out_dir / "results.csv")
     return write_atomically(out_dir / "index.html", html)

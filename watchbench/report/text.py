@@ -346,29 +346,45 @@ def markdown_table(frame: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def compare_markdown(comparisons: pd.DataFrame, *, title: str = "A/B comparison") -> str:
-    """The comparison as Markdown (for ``summary.md`` and CI job summaries)."""
+def compare_markdown(comparisons: pd.DataFrame, *, title: str = "A/B comparison",
+                     heading: str = "##") -> str:
+    """The comparison as Markdown (for ``summary.md`` and CI job summaries): the gated
+    metrics (and any benchmark broken on the candidate) in the table, the display-only
+    ones folded in ``<details>`` as the HTML report folds them, so that a job summary
+    shows what was decided first."""
     icons = {"failed": "⛔ failed", "regressed": "🔴 regressed", "improved": "🟢 improved",
              "undecided": "🟡 undecided", "unchanged": "⚪ unchanged"}
-    parts = [f"## {title}", ""]
+    parts = [f"{heading} {title}", ""]
     attrs = comparisons.attrs
-    if attrs.get("baseline"):
-        parts += [f"Baseline runs: {', '.join(attrs['baseline'])}  ",
-                  f"Candidate runs: {', '.join(attrs['candidate'])}", ""]
+    runs = []
+    if attrs.get("baseline"):  # after the table: the decisions come first
+        runs = [f"Baseline runs: {', '.join(attrs['baseline'])}  ",
+                f"Candidate runs: {', '.join(attrs['candidate'])}", ""]
     cells = comparison_cells(comparisons)
     if cells.empty:
-        return "\n".join(parts + ["No metric was measured on both sides.", ""])
-    counts = cells["verdict"].value_counts()
-    parts.append(", ".join(f"{counts[v]} {v}" for v in VERDICT_ORDER if v in counts))
-    parts.append("")
+        return "\n".join(parts + ["No metric was measured on both sides.", "", *runs])
+    rows = ordered(comparisons)
+    decided = (rows["gated"].astype(bool) | (rows["verdict"] == "failed")).to_numpy(bool)
+    counts = cells["verdict"][decided].value_counts()
     cells["verdict"] = cells["verdict"].map(icons)
-    parts.append(markdown_table(cells))
+    main, shown = cells[decided], cells[~decided]
+    parts.append(", ".join(f"{counts[v]} {v}" for v in VERDICT_ORDER if v in counts)
+                 or "No gated metric.")
     parts.append("")
+    if len(main):
+        parts += [markdown_table(main), ""]
+    parts += runs
     if attrs:
         parts += [_legend(attrs), ""]
     sentence = missed_sentence(comparisons)
     if sentence:
         parts += [sentence, ""]
+    if len(shown):
+        parts += ["<details>",
+                  f"<summary>{len(shown)} display-only metric(s), not gated: each is derived "
+                  "from a gated measurement (such as ops_per_s from ns_per_op), so it gets no "
+                  "alpha of its own</summary>", "",
+                  markdown_table(shown), "", "</details>", ""]
     return "\n".join(parts)
 
 
