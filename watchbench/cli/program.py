@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 import importlib.metadata
+import inspect
 import re
 import sys
 from collections.abc import Iterator
@@ -84,6 +85,17 @@ def usage_error(message: str, task: str | None, tasks: list[str], flags: list[st
     return InputError(f"{where}{message}", hint=f"see {help_cmd}")
 
 
+SECTIONS = ("Exit status:", "Files:", "Example:")  # of every task's docstring, in order
+
+
+def help_parts(docstring: str) -> tuple[str, str]:
+    """A task's docstring split before its first section heading (``SECTIONS``): what it
+    does, and its exit status, files and example."""
+    lines = docstring.strip().splitlines()
+    first = next((i for i, line in enumerate(lines) if line.strip() in SECTIONS), len(lines))
+    return "\n".join(lines[:first]).strip(), "\n".join(lines[first:]).strip()
+
+
 class WatchbenchProgram(Program):
     """invoke's Program, its parse errors turned into ``usage_error`` (exit 2)."""
 
@@ -130,6 +142,28 @@ class WatchbenchProgram(Program):
         if settings.is_checkout(root) and (root / "invoke.yaml").is_file():
             self.config.set_project_location(str(root))
             self.config.load_project()
+
+    def print_task_help(self, name: str) -> None:
+        """``./wb --help TASK`` in the order of a man page: the usage, what the task does
+        (its docstring up to its first section), its options as invoke lists them, then
+        the docstring's sections (Exit status, Files, Example). invoke itself prints the
+        whole docstring under "Docstring:" and the options last, after the example."""
+        tuples = self.parser.contexts[name].help_tuples()
+        description, sections = help_parts(inspect.getdoc(self.collection[name]) or "")
+        print(f"Usage: {self.binary} [--core-opts] {name} "
+              f"{'[--options] ' if tuples else ''}[other tasks here ...]")
+        print("")
+        for line in description.splitlines() or ["none"]:
+            print(self.leading_indent + line if line.strip() else "")
+        print("")
+        print("Options:")
+        if tuples:
+            self.print_columns(tuples)
+        else:
+            print(self.leading_indent + "none")
+            print("")
+        if sections:
+            print(sections.rstrip())
 
     def parse_core(self, argv: list[str] | None) -> None:
         with self._usage():

@@ -1,7 +1,12 @@
 """watchbench's tasks: each one a single call into a command module of watchbench.cli,
 which owns printing and exit codes. Defaults live in watchbench/settings.py; invoke.yaml
 holds overrides only. In the package (not the checkout's tasks.py, which re-exports it)
-so that an installed ``wb`` has the same collection as ``./wb``."""
+so that an installed ``wb`` has the same collection as ``./wb``.
+
+Each task's docstring is its manual page: a first line of at most 60 columns (`./wb
+--list` shows it), what the task does, then the sections "Exit status:", "Files:" and
+"Example:", every line within 78 columns. `./wb --help TASK` prints the options between
+the two (cli/program.py); tests/unit/test_task_help.py checks every task against this."""
 
 from __future__ import annotations
 
@@ -64,7 +69,25 @@ def _trust(c, trusted):
 @task(help={"check": "only report what is missing; install nothing",
             "tests": "also the packages only the test suite needs (chromium)"})
 def deps(c, check=False, tests=False):
-    """Check host tools; install missing Debian packages (apt-get, as root or via sudo)."""
+    """Check the host tools; install the missing Debian packages.
+
+    Installs with apt-get, as root or through sudo, what the pipeline needs
+    (QEMU, busybox, cpio, flex, bison, libelf, ccache, keyutils...); with
+    --tests also what only the test suite needs. --check installs nothing and
+    only says what is missing.
+
+    Exit status:
+      0    every tool is present (or was installed)
+      2    a package is missing (--check), or apt-get failed
+      130  interrupted (Ctrl-C)
+
+    Files:
+      reads   the tools on $PATH
+      writes  nothing of watchbench's; apt-get installs system packages
+
+    Example:
+      ./wb deps --check
+    """
     host.deps(c, check, tests)
 
 
@@ -72,45 +95,157 @@ def deps(c, check=False, tests=False):
             "base": "with --tree: the commit/tag the series applies to, e.g. v6.12",
             "tarball": "a kernel source tarball instead of the Debian default"})
 def fetch(c, tree=None, base=None, tarball=None):
-    """Get a kernel tree and make it the active one (default: Debian linux-source, pinned)."""
+    """Get a kernel tree and make it the active one.
+
+    Default: the pinned Debian linux-source package, unpacked and committed as
+    the base. --tree takes your own git checkout, worked on in a git worktree
+    at --base (your checkout is never touched); --tarball unpacks a source
+    tarball. config, build, bench and the patches.* tasks use the active tree.
+
+    Exit status:
+      0    the tree is ready and active
+      2    bad input (no such checkout or commit), a download or git failure
+      130  interrupted (Ctrl-C)
+
+    Files:
+      reads   --tree's repository, --tarball
+      writes  ~/.cache/watchbench/trees/ID/ (src/, tree.json), downloads/,
+              active-tree (settings cache_dir)
+
+    Example:
+      ./wb kernel.fetch --tree ~/linux --base v6.12
+    """
     kernel.fetch(c, tree, base, tarball)
 
 
 @task
 def settings(c):
-    """Every setting's value and where it came from (default, invoke.yaml, ~/.invoke.yaml,
-    -f FILE or an INVOKE_WATCHBENCH_* variable); meanings in docs/settings.md."""
+    """Every setting's value and where it came from.
+
+    The sources, later ones winning: the default (watchbench/settings.py),
+    the checkout's invoke.yaml, ~/.invoke.yaml, -f FILE and INVOKE_WATCHBENCH_*
+    variables. What each setting means: docs/settings.md.
+
+    Exit status:
+      0    printed
+      2    a key names no setting, or a value is out of its range (named)
+
+    Files:
+      reads   invoke.yaml, ~/.invoke.yaml, -f FILE, the environment
+      writes  nothing
+
+    Example:
+      INVOKE_WATCHBENCH_JOBS=4 ./wb settings
+    """
     settings_view.settings(c)
 
 
 @task
 def status(c):
-    """Which tree, base, applied series, configuration and dirty state."""
+    """The active tree: base, series, configuration, dirty state.
+
+    Which tree is active, its base, the applied series, the configuration and
+    whether the work tree is dirty; also a command interrupted on the tree
+    (the next command that takes the tree puts it back).
+
+    Exit status:
+      0    printed
+      2    no active tree yet (./wb kernel.fetch makes one)
+
+    Files:
+      reads   ~/.cache/watchbench/active-tree, the tree's tree.json and git state
+      writes  nothing
+
+    Example:
+      ./wb kernel.status
+    """
     kernel.status(c)
 
 
 @task(name="list")
 def list_(c):
-    """The series under patches/ with their patches."""
+    """The series under patches/ with their patches.
+
+    Each series: its name, number of patches and content hash, then each
+    patch's subject. A series that does not parse says why.
+
+    Exit status:
+      0    printed
+      2    a bad setting (named)
+
+    Files:
+      reads   patches/*/ (each series' patches.list and .patch files)
+      writes  nothing
+
+    Example:
+      ./wb patches.list
+    """
     patches.list_(c)
 
 
 @task(name="check",
       help={"series": "series name under patches/ (or a path to a series directory)"})
 def check_series(c, series):
-    """Dry run: does each patch apply to the base? Names the failing patch, file and hunk."""
+    """Dry run: does each patch of a series apply to the base?
+
+    Names the patch, file and hunk that fail. Nothing is changed.
+
+    Exit status:
+      0    every patch applies
+      1    a patch does not apply (named)
+      2    bad input (no such series), a git failure
+
+    Files:
+      reads   patches/SERIES/, the active tree
+      writes  nothing
+
+    Example:
+      ./wb patches.check my-fix
+    """
     patches.check(c, series)
 
 
 @task(help={"series": "series name under patches/ (or a path to a series directory)"})
 def apply(c, series):
-    """Apply a series on the base with git am --3way; on failure the tree is left as it was."""
+    """Apply a series on the base with git am --3way.
+
+    All or nothing: the series is checked first, and on a failure the tree is
+    left as it was, the failing patch named. It replaces the series applied
+    before; a tree with uncommitted changes is refused.
+
+    Exit status:
+      0    applied
+      2    a patch does not apply, uncommitted changes, no such series
+      130  interrupted (Ctrl-C); the next command puts the tree back
+
+    Files:
+      reads   patches/SERIES/
+      writes  the active tree (git state, tree.json)
+
+    Example:
+      ./wb patches.apply my-fix
+    """
     patches.apply(c, series)
 
 
 @task(help={"force": "discard uncommitted changes in the work tree too"})
 def reset(c, force=False):
-    """Back to the bare base: no series."""
+    """Back to the bare base: no series.
+
+    A tree with uncommitted changes is refused unless --force, which discards
+    them.
+
+    Exit status:
+      0    the tree is at its base
+      2    uncommitted changes (without --force), a git failure
+
+    Files:
+      reads   the active tree
+      writes  the active tree (git state, tree.json)
+
+    Example:
+      ./wb patches.reset --force
+    """
     patches.reset(c, force)
 
 
@@ -123,13 +258,45 @@ def reset(c, force=False):
                        "(v1, v2...)"})
 def import_(c, name, tree=None, range=None, mbox=None, directory=None, force=False,  # noqa: A002
             version=None):
-    """Write patches/<name>/ from a git range, an mbox or a directory of patches."""
+    """Write patches/NAME/ from a git range, mbox or directory.
+
+    One source: --range in --tree's checkout, --mbox (a saved thread) or
+    --directory. From a thread holding several versions of a series, --version
+    picks one. Every option is checked before anything is read or written.
+
+    Exit status:
+      0    the series is written
+      2    bad input (two sources, no such file, NAME exists without --force)
+
+    Files:
+      reads   --tree's repository, --mbox, --directory
+      writes  patches/NAME/ (patches.list and the .patch files)
+
+    Example:
+      ./wb patches.import --name my-fix --mbox thread.mbox --version 2
+    """
     patches.import_(c, name, tree, range, mbox, directory, force, version)
 
 
 @task(help={"series": "series name under patches/", "strict": "checkpatch --strict"})
 def lint(c, series, strict=False):
-    """Run the tree's scripts/checkpatch.pl on each patch; counts per patch."""
+    """checkpatch.pl on each patch of a series.
+
+    Runs the active tree's scripts/checkpatch.pl (--strict: its strict mode) and
+    prints the errors, warnings and checks of each patch.
+
+    Exit status:
+      0    no patch has an error (warnings allowed)
+      1    a patch has an error
+      2    bad input (no such series), checkpatch could not run
+
+    Files:
+      reads   patches/SERIES/, the active tree's scripts/checkpatch.pl
+      writes  nothing
+
+    Example:
+      ./wb patches.lint my-fix --strict
+    """
     patches.lint(c, series, strict)
 
 
@@ -137,7 +304,24 @@ def lint(c, series, strict=False):
             "kconfig_add": KCONFIG_ADD},
       iterable=["kconfig_add"], klass=_Task)
 def config(c, fragments=None, kconfig_add=None):
-    """allnoconfig + fragments; fails naming each option that did not survive and why."""
+    """allnoconfig + fragments, checked option by option.
+
+    Fails naming each requested option that did not survive and why (the
+    dependency that is off). Configurations are cached by their inputs.
+
+    Exit status:
+      0    every requested option survived
+      2    an option was dropped (named), bad input, make failed
+      130  interrupted (Ctrl-C); the old configuration stands
+
+    Files:
+      reads   kconfig/*.config, the active tree
+      writes  the tree's configs/HASH.config and tree.json,
+              ~/.cache/watchbench/kconfig/
+
+    Example:
+      ./wb config --fragments base,watch_queue
+    """
     kernel.config(c, fragments, kconfig_add=kconfig_add)
 
 
@@ -145,14 +329,47 @@ def config(c, fragments=None, kconfig_add=None):
             "kconfig_add": KCONFIG_ADD},
       iterable=["kconfig_add"], klass=_Task)
 def build(c, force=False, trusted=False, kconfig_add=None):
-    """Build the active tree's bzImage (content-keyed; ccache; progress; log kept)."""
+    """Build the active tree's bzImage.
+
+    The kernel is keyed by its content (commit, series, configuration,
+    compiler): one built before is reused unless --force. ccache speeds a
+    rebuild; progress is shown and the build log kept.
+
+    Exit status:
+      0    built (or already built)
+      2    make failed (the first errors and the log named), not configured
+      130  interrupted (Ctrl-C); a half-written build is cleared next time
+
+    Files:
+      reads   the active tree and its configuration
+      writes  ~/.cache/watchbench/kernels/KEY/ (bzImage, config, build.log),
+              logs/build-*.log, ccache/, the tree's build/ directory
+
+    Example:
+      ./wb build --force
+    """
     _trust(c, trusted)
     kernel.build(c, force, kconfig_add=kconfig_add)
 
 
 @task
 def initramfs(c):
-    """Compile the guest programs (static) and pack busybox + init + them as cpio.gz."""
+    """Compile the guest programs and pack the base initramfs.
+
+    Busybox, the init script and the static guest programs of userspace/ as a
+    cpio.gz, cached by its inputs. bench and vm.run make it when they need it.
+
+    Exit status:
+      0    built (or already built); its path is printed
+      2    a program does not compile, a tool is missing
+
+    Files:
+      reads   userspace/, watchbench/guest/
+      writes  ~/.cache/watchbench/initramfs/ and userspace/ (the programs)
+
+    Example:
+      ./wb initramfs
+    """
     vm.initramfs(c)
 
 
@@ -163,7 +380,24 @@ def initramfs(c):
             "kernel_args": KERNEL_ARGS, "kconfig_add": KCONFIG_ADD},
       iterable=["kconfig_add"], klass=_Task)
 def run(c, host=False, accel=None, timeout=None, kernel_args=None, kconfig_add=None):
-    """Boot the built kernel, run the command after --, stream its output, exit with its code."""
+    """Boot the built kernel and run the command after --.
+
+    Streams its output and exits with its code. The command runs in the
+    busybox guest, or with --host on the host side of the guest, which then
+    sees the host's whole / read-only (docs/security.md).
+
+    Exit status:
+      N    the command's own exit code
+      2    the guest ended before the command reported one; bad input
+      130  interrupted (Ctrl-C); the guest is stopped
+
+    Files:
+      reads   the active tree's built kernel, the base initramfs
+      writes  ~/.cache/watchbench/boots/ (the console log, named at the end)
+
+    Example:
+      ./wb vm.run -- cat /proc/version
+    """
     # invoke joins the words after "--" with spaces, losing quotes: take them from sys.argv.
     argv = sys.argv[sys.argv.index("--") + 1:] if "--" in sys.argv else shlex.split(c.remainder)
     vm.run(c, argv, host, accel, timeout, kernel_args=kernel_args, kconfig_add=kconfig_add)
@@ -171,13 +405,41 @@ def run(c, host=False, accel=None, timeout=None, kernel_args=None, kconfig_add=N
 
 @task(help={"accel": ACCEL})
 def shell(c, accel=None):
-    """Interactive guest console (busybox; host root at /host). Ctrl-A X quits."""
+    """Interactive guest console; Ctrl-A X quits.
+
+    Busybox, with the host's root at /host.
+
+    Exit status:
+      N    QEMU's exit code once the console is quit (0 normally)
+      2    no built kernel, bad input
+
+    Files:
+      reads   the active tree's built kernel, the base initramfs
+      writes  ~/.cache/watchbench/boots/
+
+    Example:
+      ./wb vm.shell --accel tcg
+    """
     vm.shell(c, accel)
 
 
 @task(help={"refresh": "probe again even if a recent verdict is cached"})
 def probe(c, refresh=False):
-    """Does KVM really work here? Boots a tiny guest under KVM with a 10 s limit."""
+    """Does KVM really work here?
+
+    Boots a tiny guest under KVM with a 10 s limit. The verdict is cached for a
+    day; --refresh probes again.
+
+    Exit status:
+      0    printed: works or unusable, and why
+
+    Files:
+      reads   /dev/kvm
+      writes  ~/.cache/watchbench/accel-kvm.json, probe/
+
+    Example:
+      ./wb vm.probe --refresh
+    """
     vm.probe(c, refresh)
 
 
@@ -189,7 +451,25 @@ def probe(c, refresh=False):
       iterable=["kconfig_add"], klass=_Task)
 def bench(c, suite=None, accel=None, label="", profile=False, kernel_args=None,
           kconfig_add=None):
-    """Boot the built kernel; run conformance, then the suite; store a run with its manifest."""
+    """Boot the built kernel and run the suite; store the run.
+
+    The API conformance tests run first; then the suite's benchmarks. The run
+    is stored with its manifest (kernel, QEMU, host, suite); its headline
+    figures and where they are end the output.
+
+    Exit status:
+      0    the run is stored
+      2    conformance failed, the guest did not boot, bad input
+      130  interrupted (Ctrl-C); the half run is not taken as a result
+
+    Files:
+      reads   bench/suites/SUITE.toml, the built kernel, the base initramfs
+      writes  ~/.local/share/watchbench/runs/ID/ (settings runs_dir),
+              ~/.cache/watchbench/boots/
+
+    Example:
+      ./wb bench --suite quick --label baseline
+    """
     measure.bench(c, suite, accel, label, profile, kernel_args=kernel_args,
                   kconfig_add=kconfig_add)
 
@@ -198,7 +478,23 @@ def bench(c, suite=None, accel=None, label="", profile=False, kernel_args=None,
             "top": "functions shown per case (default 5)",
             "run": "show a stored profiled run instead of booting"})
 def profile(c, suite=None, top=None, run=None):
-    """Boot once under the instruction-count plugin: each case's top kernel functions."""
+    """Each case's top kernel functions, in instructions per op.
+
+    Boots once under icount with the TCG instruction-count plugin, or shows a
+    stored profiled run (--run).
+
+    Exit status:
+      0    printed
+      2    the plugin does not build, the guest did not boot, no such run
+
+    Files:
+      reads   bench/suites/SUITE.toml, the built kernel; with --run the run
+      writes  a run with profile.parquet under ~/.local/share/watchbench/runs/,
+              ~/.cache/watchbench/plugins/
+
+    Example:
+      ./wb profile --top 10
+    """
     measure.profile(c, suite, top, run)
 
 
@@ -208,7 +504,22 @@ def profile(c, suite=None, top=None, run=None):
             "out": "output directory (default: settings reports_dir)",
             "skip_bad": "load the rest when a result file is bad"})
 def report(c, baseline=None, candidate=None, runs=None, out=None, skip_bad=False):
-    """Self-contained HTML report (+ summary.md, results.csv) of the stored runs."""
+    """Self-contained HTML report of the stored runs.
+
+    With --baseline and --candidate it leads with their A/B comparison. Beside
+    index.html: summary.md (Markdown) and results.csv (every case).
+
+    Exit status:
+      0    written; the page's path is printed
+      2    no runs, runs that cannot be compared, a bad result file
+
+    Files:
+      reads   ~/.local/share/watchbench/runs/ (settings runs_dir)
+      writes  OUT/index.html, OUT/summary.md, OUT/results.csv (OUT: reports/)
+
+    Example:
+      ./wb report --baseline RUN_A --candidate RUN_B
+    """
     results.report(c, runs, baseline, candidate, out, skip_bad)
 
 
@@ -218,7 +529,22 @@ def report(c, baseline=None, candidate=None, runs=None, out=None, skip_bad=False
             "skip_bad": "load the rest when a result file is bad",
             "all": "list unchanged metrics too"})
 def compare(c, a, b, markdown=None, skip_bad=False, all=False):  # noqa: A002
-    """A/B table in the terminal: verdict, change, CI and p per benchmark metric."""
+    """A/B table in the terminal: verdict, change, CI and p.
+
+    A and B are run ids, comma-separated; ./wb runs lists them. Unchanged
+    metrics are counted, not listed (--all lists them).
+
+    Exit status:
+      0    printed (whatever the verdicts: ./wb ci gates)
+      2    no such run, runs that cannot be compared
+
+    Files:
+      reads   ~/.local/share/watchbench/runs/ (settings runs_dir)
+      writes  --markdown FILE
+
+    Example:
+      ./wb compare RUN_A RUN_B --markdown ab.md
+    """
     results.compare(c, a, b, markdown, skip_bad, all)
 
 
@@ -232,15 +558,42 @@ def compare(c, a, b, markdown=None, skip_bad=False, all=False):  # noqa: A002
                    "under settings reports_dir)",
             "skip_bad": "load the rest when a result file is bad"})
 def export(c, format=None, runs=None, out=None, skip_bad=False):  # noqa: A002
-    """The stored runs' figures (per series, boots as the unit) for Bencher, CI charts, pandas."""
+    """The stored runs' figures for Bencher, CI charts or pandas.
+
+    One figure per series, boots as the unit. By default the newest run and
+    the runs comparable with it; --runs all takes every stored run.
+
+    Exit status:
+      0    written; the file's path is printed
+      2    no --format, no runs, a bad result file
+
+    Files:
+      reads   ~/.local/share/watchbench/runs/ (settings runs_dir)
+      writes  OUT (default: reports/export.FORMAT.json, .csv or .parquet)
+
+    Example:
+      ./wb export --format bmf --out bmf.json
+    """
     results.export(c, format, runs, out, skip_bad)
 
 
 @task(help={"limit": "how many runs to list, newest first (default 20; 0: all)"})
 def runs(c, limit=None):
-    """The stored runs, newest first: id, time, accelerator, suite, label, kernel.
+    """The stored runs, newest first.
 
-    Their ids are what compare, report and export take."""
+    Each with its id, time, accelerator, suite, label and kernel: the ids are
+    what compare, report and export take.
+
+    Exit status:
+      0    printed
+
+    Files:
+      reads   ~/.local/share/watchbench/runs/ (settings runs_dir)
+      writes  nothing
+
+    Example:
+      ./wb runs --limit 5
+    """
     runs_.runs(c, limit)
 
 
@@ -257,9 +610,23 @@ def runs(c, limit=None):
       auto_shortflags=False)  # four --keep-* options: invoke would make "-" a short flag
 def gc(c, delete=False, keep_runs=None, keep_kernels=None, keep_builds=None, keep_boots=None,
        older_than=None):
-    """Prune runs, kernels, build dirs, boots, logs by count and age (dry run unless --delete).
+    """Prune old runs, kernels, build dirs, boots and logs.
 
-    Keeps what the history, the newest runs and running commands need."""
+    By count and age; a dry run unless --delete, which says what would go and
+    how much that frees. Kept: what the history names, the newest of each
+    kind, what a kept run was made on and what running commands hold.
+
+    Exit status:
+      0    listed (or deleted)
+      2    bad input
+
+    Files:
+      reads   ~/.local/share/watchbench/runs/ and its history.jsonl
+      writes  with --delete, removes from there and ~/.cache/watchbench/
+
+    Example:
+      ./wb gc --delete --older-than 30
+    """
     gc_.gc(c, delete=delete, keep_runs=keep_runs, keep_kernels=keep_kernels,
            keep_builds=keep_builds, keep_boots=keep_boots, older_than=older_than)
 
@@ -292,7 +659,29 @@ def ci(c, series="", rounds=None, accel=None, suite=None, per_patch=False, thres
        alpha=None, accept_undecided=False, record=False, out=None, tree=None, base=None,
        no_wait=False, jobs=None, shard=None, merge=None, profile=None, check=False,
        trusted=False, kernel_args=None, kconfig_add=None):
-    """Gate a series: exit 0 ok, 1 slower or broken, 2 infra, 3 undecided, 4 incorrect."""
+    """Gate a series: is the kernel slower with it?
+
+    Builds the baseline (base + bench series) and the candidate (+ SERIES),
+    boots them in paired rounds, ABBA, until every gated metric is decided,
+    and decides each against --threshold at family-wise --alpha
+    (docs/gate.md). Shards (--shard, --merge) spread the rounds over machines.
+
+    Exit status:
+      0    every gated metric unchanged or improved
+      1    a gated metric regressed, or a benchmark broke on the candidate
+      2    infrastructure: patch, config, build, boot, conformance; bad input
+      3    a gated metric still undecided (0 with --accept-undecided)
+      4    --check: the candidate failed ./wb check; nothing was measured
+      130  interrupted (Ctrl-C); the tree is put back as it was
+
+    Files:
+      reads   patches/SERIES/, bench/suites/ci.toml, the kernel tree
+      writes  OUT/index.html, summary.md, junit.xml, results.csv (OUT:
+              reports/); a run per boot in ~/.local/share/watchbench/runs/
+
+    Example:
+      ./wb ci --series my-fix --per-patch
+    """
     _trust(c, trusted)
     regressions.ci(c, series=series, rounds=rounds, accel=accel, suite=suite,
                    per_patch=per_patch, threshold=threshold, alpha=alpha,
@@ -318,7 +707,25 @@ def ci(c, series="", rounds=None, accel=None, suite=None, per_patch=False, thres
 def correctness_check(c, series="", stress_seconds=None, accel=None, only=None, out=None,
                       tree=None, base=None, no_wait=False, trusted=False, kernel_args=None,
                       kconfig_add=None):
-    """Correctness on a debug kernel (KASAN, lockdep, kmemleak): exit 0 pass, 4 fail, 2 infra."""
+    """Correctness on a debug kernel (KASAN, lockdep, kmemleak).
+
+    Builds the series on a debug configuration and runs the steps (--only):
+    kmemleak, conformance, faults, stress, keyctl-client, watch-test,
+    keyutils-tests. A finding comes with all its evidence (docs/check.md).
+
+    Exit status:
+      0    every step passed
+      2    infrastructure: patch, config, build, boot; bad input
+      4    a step failed (a finding)
+
+    Files:
+      reads   patches/SERIES/, kconfig/debug.config, the kernel tree
+      writes  OUT/check/ (check.ktap, junit.xml, summary.md, check.json;
+              OUT: reports/), ~/.cache/watchbench/boots/
+
+    Example:
+      ./wb check --series my-fix --only conformance,stress
+    """
     _trust(c, trusted)
     correctness.check(c, series=series, stress_seconds=stress_seconds, accel=accel, only=only,
                       out=out, tree=tree, base=base, no_wait=no_wait,
@@ -336,7 +743,25 @@ def correctness_check(c, series="", stress_seconds=None, accel=None, only=None, 
             "trusted": TRUSTED})
 def bisect(c, good, bad, benchmark, metric=None, params="", rounds=None, accel=None, suite=None,
            no_wait=False, trusted=False):
-    """Find the commit (in the active tree, e.g. from `kernel.fetch --tree`) that slowed a benchmark."""
+    """Find the commit that slowed a benchmark.
+
+    Between GOOD and BAD in the active tree (e.g. from kernel.fetch --tree),
+    each step built with the bench series and booted --rounds times, then
+    decided against the good and the bad end like the gate.
+
+    Exit status:
+      0    the first bad commit is printed
+      2    the ends do not differ, a build or boot failed, bad input
+      130  interrupted (Ctrl-C)
+
+    Files:
+      reads   the active tree, bench/suites/SUITE.toml
+      writes  ~/.cache/watchbench/kernels/, a run per boot in
+              ~/.local/share/watchbench/runs/
+
+    Example:
+      ./wb bisect v6.11 v6.12 keyctl-post
+    """
     _trust(c, trusted)
     regressions.bisect(c, good, bad, benchmark, metric, params, rounds, accel, suite, no_wait)
 
@@ -346,8 +771,24 @@ def bisect(c, good, bad, benchmark, metric=None, params="", rounds=None, accel=N
             "args": "extra pytest arguments, for each tier",
             "keep_going": "run the kernel tier even when the fast tier failed"})
 def test(c, k=None, fast=False, args="", keep_going=False):
-    """The test suite: the fast tier, then the kernel tier (builds and boots the real
-    kernel; installs host tools first). CI runs exactly `./wb test`."""
+    """The test suite: the fast tier, then the kernel tier.
+
+    The kernel tier builds and boots the real kernel, after installing the
+    host tools. CI runs exactly ./wb test; --fast runs the fast tier only.
+    One closing line counts the whole suite.
+
+    Exit status:
+      0    every test passed
+      N    pytest's exit code (1 a test failed, 5 none selected)
+      2    a host tool could not be installed
+
+    Files:
+      reads   tests/
+      writes  the test caches, ~/.cache/watchbench-tests* (WATCHBENCH_TEST_CACHE)
+
+    Example:
+      ./wb test --fast -k report
+    """
     host.test(c, k, fast, args, keep_going)
 
 
@@ -360,7 +801,25 @@ def test(c, k=None, fast=False, args="", keep_going=False):
       iterable=["kconfig_add"], klass=_Task)
 def all_(c, series=None, fragments=None, suite=None, accel=None, tree=None, base=None, tarball=None,
          trusted=False, kernel_args=None, kconfig_add=None):
-    """The whole pipeline: deps, fetch, patch, config, build, boot, bench, report."""
+    """The whole pipeline: fetch, patch, build, bench, report.
+
+    Installs the host tools, then fetches, configures and builds the default
+    Debian tree (or --tree/--tarball) with --series on the bench series, boots
+    the suite and writes the report; its headline figures end the output.
+
+    Exit status:
+      0    the run is stored and the report written
+      2    a step failed (named, with its log), bad input
+      130  interrupted (Ctrl-C)
+
+    Files:
+      reads   patches/, kconfig/, bench/suites/SUITE.toml
+      writes  ~/.cache/watchbench/, a run in ~/.local/share/watchbench/runs/,
+              reports/ (index.html, summary.md, results.csv)
+
+    Example:
+      ./wb all --series my-fix
+    """
     _trust(c, trusted)
     measure.all_(c, series, fragments, suite, accel, tree, base, tarball,
                  kernel_args=kernel_args, kconfig_add=kconfig_add)
