@@ -69,3 +69,15 @@ def test_without_a_width_a_line_is_printed_as_given():
     message = f"suite ci (4 runs) on 6.12.117 [icount] -> {DEEP / 'runs' / RUN}"
     progress.step(message)
     assert stream.getvalue() == f"[ci] {message}\n"
+
+
+def test_a_place_under_the_current_directory_is_named_relative_to_it(tmp_path, monkeypatch):
+    """In CI the reports and runs may sit in the checkout: their paths stay paths one
+    can paste, relative to where the job runs."""
+    monkeypatch.chdir(tmp_path)
+    progress, stream = _log()
+    progress.place("boots, a run directory each", tmp_path / "runs")
+    progress.step(f"results table: {tmp_path / 'runs' / RUN / 'results.parquet'}")
+    assert stream.getvalue().splitlines() == [
+        "[ci] boots, a run directory each: runs",
+        f"[ci] results table: runs/{RUN}/results.parquet"]

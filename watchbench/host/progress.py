@@ -112,8 +112,8 @@ class Progress:
         full = Path(os.path.abspath(path))
         self.places[full] = full.name or str(full)
         here = Path(os.getcwd())
-        shown = full.relative_to(here) if full.is_relative_to(here) and full != here else full
-        self._write([f"[{self.topic}] {label}: {shown}"])
+        under = here != Path("/") and full.is_relative_to(here) and full != here
+        self._write([f"[{self.topic}] {label}: {full.relative_to(here) if under else full}"])
 
     def update(self, message: str) -> None:
         """A status within a stage: rewritten in place on a TTY, else every ``every`` s."""
