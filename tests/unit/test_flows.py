@@ -182,7 +182,7 @@ def test_too_few_rounds_is_refused_before_anything_is_built(settings, tmp_path):
 def test_the_gate_prints_tables_files_and_the_verdict_in_80_columns(tmp_path, capsys):
     """Every line of a gate's log, its progress lines too, in 80 columns under a long
     path (a CI log had 45 lines over 80, up to 158): the run is named and its places
-    said once, in full; later lines name paths under them short."""
+    said once, in full; later lines name paths short."""
     deep = tmp_path / ("a-long-directory-name-" * 4) / "workspace" / "job-12345"
     settings = replace(Settings(), cache_dir=deep / "cache", runs_dir=deep / "runs")
     log = io.StringIO()
@@ -202,7 +202,8 @@ def test_the_gate_prints_tables_files_and_the_verdict_in_80_columns(tmp_path, ca
               f"[ci] kernels, trees, build logs: {settings.cache_dir}"]
     assert lines[1:3] == places  # once, in full
     assert str(deep) not in "\n".join(lines[3:])
-    assert any(line.startswith("[ci] results table: …/runs/") for line in lines)
+    assert any(line.startswith("[ci] results table: …/") and line.endswith(
+        "/results.parquet") for line in lines)
     assert any(line.startswith("[ci] round 4/") for line in lines)
     over = [line for line in lines if len(line) > 80 and line not in places]
     assert over == [], over

@@ -1,5 +1,6 @@
-"""Progress lines in a log: paths short once their place is named, 80 columns, and the
-lines of a progress without a width exactly as given (tests/integration parse them)."""
+"""Progress lines in a log: places named once in full, paths short after, 80 columns,
+and the lines of a progress without a width exactly as given (tests/integration parse
+them)."""
 
 from __future__ import annotations
 
@@ -18,16 +19,13 @@ def _log(width: int | None = 80) -> tuple[Progress, io.StringIO]:
     return Progress("ci", stream=stream, width=width), stream
 
 
-def test_a_path_is_short_under_the_cwd_a_place_or_else_its_last_two_parts():
-    places = {DEEP / "runs": "runs"}
-    assert short_path(DEEP / "runs" / RUN / "results.parquet", places) == (
-        f"…/runs/{RUN}/results.parquet")
-    assert short_path(DEEP / "runs", places) == "…/runs"
-    assert short_path(DEEP / "cache" / "kernels" / KEY, places) == f"…/kernels/{KEY}"
+def test_a_path_is_short_relative_to_the_cwd_or_else_its_last_two_parts():
+    assert short_path(DEEP / "runs" / RUN / "results.parquet") == f"…/{RUN}/results.parquet"
+    assert short_path(DEEP / "cache" / "kernels" / KEY) == f"…/kernels/{KEY}"
     assert short_path("/srv/work/reports/index.html", cwd=Path("/srv/work")) == (
         "reports/index.html")
-    assert short_path("/tmp/x/y", places) == "/tmp/x/y"  # short already
-    assert short_path("reports/summary.md", places) == "reports/summary.md"
+    assert short_path("/tmp/x/y") == "/tmp/x/y"  # short already
+    assert short_path("reports/summary.md") == "reports/summary.md"
 
 
 def test_the_lines_of_a_build_and_a_boot_fit_80_columns_once_the_places_are_named():
@@ -48,9 +46,9 @@ def test_the_lines_of_a_build_and_a_boot_fit_80_columns_once_the_places_are_name
     assert all(len(line) <= 80 for line in lines[2:]), lines
     text = " ".join(" ".join(lines[2:]).split())  # the wrapped lines joined again
     assert str(DEEP) not in text
-    assert f"(log …/cache/logs/build-{KEY}-20261207-014028.log)" in text
-    assert f"-> …/cache/kernels/{KEY}/bzImage" in text
-    assert f"(…/cache/kernels/{KEY})." in text  # the full stop stays outside the path
+    assert f"(log …/logs/build-{KEY}-20261207-014028.log)" in text
+    assert f"-> …/{KEY}/bzImage" in text
+    assert f"(…/kernels/{KEY})." in text  # the full stop stays outside the path
     assert f"…/runs/{RUN}" in text and lines[-1] == "[ci] kernel-post: 12 records"
 
 
@@ -81,3 +79,17 @@ def test_a_place_under_the_current_directory_is_named_relative_to_it(tmp_path, m
     assert stream.getvalue().splitlines() == [
         "[ci] boots, a run directory each: runs",
         f"[ci] results table: runs/{RUN}/results.parquet"]
+
+
+def test_what_a_line_names_stays_on_its_first_line():
+    """`tree ID: SRC at BASE`: the id and its path stay together on the first line
+    (tests/integration/test_ci_integration.py looks for "tree ID: " in a shard's log),
+    for an id as long as a Debian one or a user tree's of a repository named up to 17
+    characters (kernel.trees: user-NAME-HASH, 31 here; its path: …/ID/src)."""
+    progress, stream = _log()
+    tree = "user-linux-next-stable-0123abcd"
+    src = DEEP / "cache" / "trees" / tree / "src"
+    progress.step(f"tree {tree}: {src} at watchbench-base-v6.12 (0123456789ab)")
+    lines = stream.getvalue().splitlines()
+    assert lines[0] == f"[ci] tree {tree}: …/{tree}/src"
+    assert all(len(line) <= 80 for line in lines)

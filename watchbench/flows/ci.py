@@ -346,8 +346,8 @@ def new_ci_id() -> str:
 def announce(progress: Progress, ci_id: str, what: str, settings: Settings,
              cache: bool = True) -> None:
     """Name the run and say once, in full, where its boots (and kernels) go: the lines
-    after it name the paths under these places short, so that a CI log fits 80 columns.
-    The report's files are named at the end (``cli.regressions.report_gate``)."""
+    after it name paths by their last two parts (``host.progress``), so that a CI log
+    fits 80 columns. The report's files are named at the end (``report_gate``)."""
     progress.step(f"run {ci_id}: {what}")
     progress.place("boots, a run directory each", settings.runs_dir)
     if cache:

@@ -1,11 +1,11 @@
 """Progress lines that fit the terminal: one live line on a TTY, sparse lines in logs/CI.
 
 With ``width`` (the gate's progress) every line fits that many columns in a log too: a
-flow names its places once, in full (``place``), and later lines show a path under a
-place as ``…/<place>/rest``, under the current directory relative to it, and anywhere
-else as ``…/<last two parts>``; what is still too long wraps, indented. Without it, lines
-are printed as they are: tests/integration parse full paths out of `./wb bench` and
-`./wb build` lines.
+flow names its places once, in full (``place``), and later lines show an absolute path
+relative to the current directory when under it, else as ``…/<last two parts>`` (the
+run id and file, the kernel key...); what is still too long wraps, indented. Without a
+width, lines are printed as they are: tests/integration parse full paths out of
+`./wb bench` and `./wb build` lines.
 """
 
 from __future__ import annotations
@@ -25,11 +25,11 @@ LOG_WIDTH = 80  # the columns of a CI log's lines (``width``)
 _PATH = re.compile(r"(?<![\w./~…-])/[\w.+@%=~-]+(?:/[\w.+@%=~-]+)+/?")
 
 
-def short_path(path: str | Path, places: dict[Path, str] | None = None,
-               cwd: Path | None = None) -> str:
+def short_path(path: str | Path, cwd: Path | None = None) -> str:
     """``path`` for a line of a log: relative to ``cwd`` when under it (still a path one
-    can paste), ``…/<place>/rest`` under a place named once, else ``…/<last two parts>``.
-    A path of three parts or fewer stays as it is."""
+    can paste), else ``…/<last two parts>``; a path of three parts or fewer stays as it
+    is. (A form relative to a named place, ``…/runs/ID/results.parquet``, was longer and
+    could push what a line names off its first line.)"""
     text = str(path)
     full = Path(os.path.normpath(text))
     if not full.is_absolute():
@@ -37,12 +37,6 @@ def short_path(path: str | Path, places: dict[Path, str] | None = None,
     here = Path(os.path.normpath(cwd if cwd is not None else os.getcwd()))
     if here != Path("/") and full.is_relative_to(here) and full != here:
         return str(full.relative_to(here))
-    under = [p for p in (places or {}) if full.is_relative_to(p)]
-    if under:
-        place = max(under, key=lambda p: len(p.parts))
-        rest = full.relative_to(place)
-        name = (places or {})[place]
-        return f"{ELLIPSIS}/{name}" + ("" if rest == Path(".") else f"/{rest}")
     if len(full.parts) <= 4:  # "/", and three parts: short enough
         return text
     return f"{ELLIPSIS}/" + "/".join(full.parts[-2:])
@@ -68,7 +62,6 @@ class Progress:
         self.stream = stream or sys.stderr
         self.every = every
         self.width = width
-        self.places: dict[Path, str] = {}
         self.tty = self.stream.isatty()
         self._last = 0.0
         self._live = False
@@ -87,7 +80,7 @@ class Progress:
             text, tail = match[0], ""
             while text.endswith((".", "/")) and len(text) > 1:  # a sentence's full stop
                 text, tail = text[:-1], text[-1] + tail
-            return short_path(text, self.places) + tail
+            return short_path(text) + tail
 
         return _PATH.sub(one, message)
 
@@ -107,10 +100,9 @@ class Progress:
         self._write(self._lines(message))
 
     def place(self, label: str, path: Path) -> None:
-        """Say once, in full, where a kind of file goes (``label: path``): later lines show
-        the paths under it short. Relative to the current directory when under it."""
+        """Say once, in full, where a kind of file goes (``label: path``), so that later
+        lines may name paths short; relative to the current directory when under it."""
         full = Path(os.path.abspath(path))
-        self.places[full] = full.name or str(full)
         here = Path(os.getcwd())
         under = here != Path("/") and full.is_relative_to(here) and full != here
         self._write([f"[{self.topic}] {label}: {full.relative_to(here) if under else full}"])
