@@ -122,9 +122,9 @@ def fetch(c, tree=None, base=None, tarball=None):
 def settings(c):
     """Every setting's value and where it came from.
 
-    The sources, later ones winning: the default (watchbench/settings.py),
-    the checkout's invoke.yaml, ~/.invoke.yaml, -f FILE and INVOKE_WATCHBENCH_*
-    variables. What each setting means: docs/settings.md.
+    The sources, later ones winning (invoke's order): the default
+    (watchbench/settings.py), ~/.invoke.yaml, the checkout's invoke.yaml,
+    INVOKE_WATCHBENCH_* variables, -f FILE. Meanings: docs/settings.md.
 
     Exit status:
       0    printed
