@@ -75,13 +75,15 @@ def main() -> None:
                         help="time .ci/run in a fresh clone with empty caches")
     parser.add_argument("--warm", action="store_true",
                         help="time .ci/run again in that clone, caches as the cold run left them")
+    parser.add_argument("--at", default="HEAD",
+                        help="the commit to time (default: this checkout's HEAD)")
     parser.add_argument("--work", default="/tmp/watchbench-suite-times",
                         help="where the clone, its caches and the logs go")
     args = parser.parse_args()
     if not (args.fast or args.cold or args.warm):
         parser.error("say what to time: --fast, --cold and/or --warm")
     work = Path(args.work)
-    commit = Git(ROOT).out("rev-parse", "--short=12", "HEAD")
+    commit = Git(ROOT).out("rev-parse", "--short=12", args.at)
     lines = [f"suite times, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
              f"{machine()}"]
     env = {k: v for k, v in os.environ.items() if k not in ("XDG_CACHE_HOME", "XDG_DATA_HOME")}
