@@ -104,7 +104,7 @@ def main() -> None:
         elif not clone.exists():
             parser.error(f"--warm alone needs the clone a --cold run left in {clone}")
         else:  # the caches the cold run left, the code of this commit
-            default_runner.run(["git", "-C", str(clone), "fetch", "-q", str(ROOT), commit])
+            default_runner.run(["git", "-C", str(clone), "fetch", "-q", str(ROOT), "HEAD"])
             default_runner.run(["git", "-C", str(clone), "reset", "-q", "--hard", commit])
         lines[0] += f", clone at commit {Git(clone).out('rev-parse', '--short=12', 'HEAD')}"
         fresh = {**env, "XDG_CACHE_HOME": str(caches / "cache"),
