@@ -61,14 +61,12 @@ def _built_by_the_other(path: str, artifact: str, kernel: Kernel, ready) -> None
         kernel.save()
 
 
-def test_a_kernel_another_command_is_building_is_waited_for_and_taken(tmp_path):
-    """Two trees composing the same kernel at once (a worktree each, two CI jobs on one
-    cache): the second waits for the first's build of that key and takes it, no make
-    of its own (the real race: the kernel tier's two workers on a cold cache)."""
+def _building_elsewhere(tmp_path: Path) -> tuple[Settings, Tree, str, object]:
+    """A configured tree, and a second process holding its kernel's key while it builds
+    (it writes the artifact a second later)."""
     settings = Settings().scratch(tmp_path / "cache")
     tree = Tree("t", tmp_path / "tree", TreeKind.USER, "o", "b" * 40, "base",
                 config_hash="c0ffee", config_head="f" * 40)
-    runner = _Tree()
     key = build_key(tree, "f" * 40, "", "c0ffee", "gcc (Debian 12.2.0-14) 12.2.0")
     artifact = kernels_dir(settings) / key
     theirs = Kernel(key, artifact, "6.12.0", "other", tree.base, "base", "f" * 40, "", "",
@@ -78,7 +76,15 @@ def test_a_kernel_another_command_is_building_is_waited_for_and_taken(tmp_path):
         str(kernels_dir(settings) / f"{key}.lock"), str(artifact), theirs, ready))
     child.start()
     assert ready.wait(10)
-    steps = Steps()
+    return settings, tree, key, child
+
+
+def test_a_kernel_another_command_is_building_is_waited_for_and_taken(tmp_path):
+    """Two trees composing the same kernel at once (a worktree each, two CI jobs on one
+    cache): the second waits for the first's build of that key and takes it, no make
+    of its own (the real race: the kernel tier's two workers on a cold cache)."""
+    settings, tree, key, child = _building_elsewhere(tmp_path)
+    runner, steps = _Tree(), Steps()
     kernel = build(settings, tree, runner, steps)
     child.join()
     assert kernel.key == key and kernel.tree_id == "other" and kernel.bzimage.read_bytes() == b"image"
@@ -90,18 +96,7 @@ def test_a_kernel_another_command_is_building_is_waited_for_and_taken(tmp_path):
 def test_no_wait_names_the_command_building_the_same_kernel(tmp_path):
     """`ci --no-wait` fails at once, naming the holder, rather than waiting for a whole
     build of the same kernel by another job."""
-    settings = Settings().scratch(tmp_path / "cache")
-    tree = Tree("t", tmp_path / "tree", TreeKind.USER, "o", "b" * 40, "base",
-                config_hash="c0ffee", config_head="f" * 40)
-    key = build_key(tree, "f" * 40, "", "c0ffee", "gcc (Debian 12.2.0-14) 12.2.0")
-    artifact = kernels_dir(settings) / key
-    theirs = Kernel(key, artifact, "6.12.0", "other", tree.base, "base", "f" * 40, "", "",
-                    "", "c0ffee", "gcc", 1.0, 1)
-    ready = CTX.Event()
-    child = CTX.Process(target=_built_by_the_other, args=(
-        str(kernels_dir(settings) / f"{key}.lock"), str(artifact), theirs, ready))
-    child.start()
-    assert ready.wait(10)
+    settings, tree, key, child = _building_elsewhere(tmp_path)
     runner = _Tree()
     with pytest.raises(LockBusy, match=f"the build of kernel {key} is in use by pid {child.pid}"):
         build(settings, tree, runner, Steps(), wait=False)
