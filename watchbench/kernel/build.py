@@ -166,9 +166,8 @@ def _usable_remotes(settings: Settings, progress: Progress) -> tuple[ccache.Remo
         return ()
     usable = []
     for remote in ccache.parse_remote(settings.ccache_remote):
-        if remote.scheme != "file" and settings.sandbox and not settings.ccache_trusted:
-            # An untrusted build has no network: a hostile Makefile could otherwise talk
-            # to the server itself, past ccache's read-only attribute (docs/security.md).
+        if not ccache.allowed(remote, sandboxed=settings.sandbox,
+                              trusted=settings.ccache_trusted):
             progress.step(f"warning: remote ccache {remote.shown} not used: an untrusted "
                           "build has no network")
             progress.step("  (a trusted run uses it: ccache_trusted: true, or --trusted)")

@@ -66,6 +66,13 @@ def parse_remote(text: str) -> tuple[Remote, ...]:
     return tuple(remotes)
 
 
+def allowed(remote: Remote, *, sandboxed: bool, trusted: bool) -> bool:
+    """Whether a build may use ``remote``: a sandboxed untrusted build has no network, so
+    it gets file:// remotes only; a hostile Makefile could otherwise talk to the server
+    itself, past ccache's read-only attribute (docs/security.md)."""
+    return remote.scheme == "file" or trusted or not sandboxed
+
+
 def read_only(text: str) -> str:
     """The remote entries as an untrusted build gets them: each with ccache's
     ``read-only=true`` attribute (ccache 4.7, "Attributes for all backends"), any

@@ -111,10 +111,9 @@ class KernelMake:
                 # warm hits are unchanged (all direct).
                 "CCACHE_DEPEND": "1",
             })
-            remote = self.ccache_remote
-            if self.sandboxed and not self.ccache_trusted:  # no network in its sandbox
-                remote = " ".join(r.entry for r in ccache.parse_remote(remote)
-                                  if r.scheme == "file")
+            remote = " ".join(r.entry for r in ccache.parse_remote(self.ccache_remote)
+                              if ccache.allowed(r, sandboxed=self.sandboxed,
+                                                trusted=self.ccache_trusted))
             if remote:
                 env["CCACHE_REMOTE_STORAGE"] = (remote if self.ccache_trusted else
                                                 ccache.read_only(remote))
@@ -138,7 +137,8 @@ class KernelMake:
                       *(() if self.ccache_trusted else files)),
             writable=(self.out, *cache, *writes, *(files if self.ccache_trusted else ())),
             env=sandbox.environment(env),
-            share_net=self.ccache_trusted and any(r.scheme != "file" for r in remotes),
+            share_net=any(r.scheme != "file" for r in remotes if ccache.allowed(
+                r, sandboxed=True, trusted=self.ccache_trusted)),
             layout=sandbox.host_layout())
 
     def _command(self, argv: list[str], env: dict[str, str], reads: tuple[Path, ...] = (),
