@@ -292,12 +292,20 @@ for ident, argv, needle in [
     ("merge-kconfig-add", ["--merge", "{shard0}", "--kconfig-add", "CONFIG_X=y"],
      "--kconfig-add"),
     ("merge-kernel-args", ["--merge", "{shard0}", "--kernel-args", "nokaslr"], "--kernel-args"),
+    ("merge-uncommitted", ["--merge", "{shard0}", "--uncommitted"], "--uncommitted"),
+    # the working directory is no kernel checkout: nothing uncommitted to measure
+    ("uncommitted-outside", ["--uncommitted"], "is not inside a kernel git checkout"),
+    ("uncommitted-with-tree", ["--tree", "{root}", "--base", "v1", "--uncommitted"],
+     "builds that checkout's commits"),
     *[(f"kernel-args-{i}", ["--kernel-args", v], f"--kernel-args {v[:60]!r}")
       for i, v in enumerate(KERNEL_ARGS)],
     *[(f"kconfig-add-{i}", [a for v in values for a in ("--kconfig-add", v)], "--kconfig-add")
       for i, values in enumerate(KCONFIG_ADDS)],
 ]:
     case(f"ci-{ident}", ["ci", *argv], needle)
+for task_name in ("bench", "check", "all", "profile"):
+    case(f"{task_name}-uncommitted-outside", [task_name, "--uncommitted"],
+         "is not inside a kernel git checkout")
 
 for ident, argv, needle in [
     *[(f"stress-{v}", ["--stress-seconds", v], "--stress-seconds") for v in ("x", "0", "-1", "1.5")],

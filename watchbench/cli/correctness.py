@@ -9,6 +9,7 @@ from typing import Any
 
 from watchbench.cli import command, infrastructure_failure, settings_of, split_list
 from watchbench.cli.options import STRESS_SECONDS, boot_options, non_empty, out_dir, tree_options
+from watchbench.cli.standing import head_place
 from watchbench.errors import InputError, WatchbenchError
 from watchbench.flows.check import EXIT_INFRA, CheckOptions, CheckResult, run_check
 from watchbench.host.progress import LOG_WIDTH, Progress
@@ -56,7 +57,8 @@ def _seconds(text: object) -> int | None:
 def check(c: Any, series: str = "", stress_seconds: object = None,
           accel: str | None = None, only: str | None = None, out: str | None = None,
           tree: str | None = None, base: str | None = None, no_wait: bool = False,
-          kernel_args: str | None = None, kconfig_add: list[str] | None = None) -> int:
+          kernel_args: str | None = None, kconfig_add: list[str] | None = None,
+          uncommitted: bool = False) -> int:
     settings = boot_options(settings_of(c), "check", kernel_args, kconfig_add)
     tree_options(tree, base, None)
     if only is not None:
@@ -64,6 +66,14 @@ def check(c: Any, series: str = "", stress_seconds: object = None,
     if series.strip():
         load_many(settings.series_dirs, series)
     out_dir("--out", out)
-    options = options_of(settings, series, stress_seconds=_seconds(stress_seconds), accel=accel,
-                         only=only, out=out, tree=tree, base=base, no_wait=no_wait)
+    seconds = _seconds(stress_seconds)
+    options_of(settings, series, stress_seconds=seconds, accel=accel, only=only, out=out,
+               tree=tree, base=base, no_wait=no_wait)  # every option good before the place
+    place = head_place(settings, "check", tree=tree, base=base, series=series,
+                       uncommitted=uncommitted)
+    settings = place.settled(settings)
+    options = options_of(settings, place.series, stress_seconds=seconds, accel=accel,
+                         only=only, out=out, tree=place.tree, base=place.base,
+                         no_wait=no_wait)
+    place.say()
     return report_check(lambda progress: run_check(settings, options, progress=progress))

@@ -16,6 +16,7 @@ from watchbench.cli import command
 from watchbench.errors import DepsError
 from watchbench.host.deps import PIPELINE, TESTS, ensure, missing
 from watchbench.host.runner import default_runner
+from watchbench.settings import PROJECT_ROOT
 
 
 def check_or_install(install: bool, tests: bool) -> str:
@@ -86,7 +87,8 @@ def test(c: Any, k: str | None, fast: bool, args: str, keep_going: bool = False)
         print(f"wb test: {tier} tier: {shlex.join(argv[1:])}", flush=True)
         log = Path(tempfile.gettempdir()) / f"watchbench-test-{tier}-{os.getpid()}.log"
         try:  # the output is echoed as it comes; the file only buffers it for the counts
-            done = default_runner.stream(argv, log=log, on_line=_echo, check=False)
+            done = default_runner.stream(argv, log=log, on_line=_echo, check=False,
+                                         cwd=PROJECT_ROOT)
         finally:
             log.unlink(missing_ok=True)
         total += counts(done.stdout)

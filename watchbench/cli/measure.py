@@ -15,12 +15,16 @@ from watchbench.cli.options import (
     suite_named,
     tree_options,
 )
+from watchbench.cli.standing import Place, head_place
 from watchbench.errors import InputError
 from watchbench.flows.pipeline import run_all
 from watchbench.flows.shard import RUN_ID
 from watchbench.host.progress import Progress
+from watchbench.host.runner import default_runner
+from watchbench.kernel.build import Kernel
 from watchbench.kernel.configure import fragment_paths
 from watchbench.kernel.series import load_many
+from watchbench.kernel.variant import composing, stack
 from watchbench.report.headline import focus_text, headline_lines
 from watchbench.report.profile import profile_lines
 from watchbench.report.questions import focus, headlines
@@ -43,18 +47,34 @@ def print_headline(settings: Settings, run_dir: Path, where: Path, label: str) -
         print(line)
 
 
+def built_here(settings: Settings, place: Place, progress: Progress) -> Kernel | None:
+    """The kernel of the checkout the command stands in (HEAD, our bench series, and the
+    uncommitted changes when asked), built in its worktree; None: the built kernel of
+    the active tree, as without a checkout."""
+    if not place.here:
+        return None
+    place.say()
+    with composing(settings, None, tree=place.tree, base=place.base, tarball=None,
+                   runner=default_runner, progress=progress, wait=True,
+                   purpose="bench") as kernels:
+        return kernels.kernel(stack(settings, place.series))
+
+
 @command
 def bench(c: Any, suite: str | None, accel: str | None, label: str,
           profile: bool = False, kernel_args: str | None = None,
-          kconfig_add: list[str] | None = None) -> None:
+          kconfig_add: list[str] | None = None, uncommitted: bool = False) -> None:
     settings = boot_options(settings_of(c), "bench", kernel_args, kconfig_add)
     accel = BENCH_ACCEL.parse(accel)
     suite_named(settings.project_root, settings.suite if suite is None else suite)
     if profile and accel not in (None, Accel.ICOUNT):
         raise InputError(f"--profile counts instructions under icount, not {accel}",
                          hint="leave --accel out, or give --accel icount")
+    progress = Progress("bench")
+    kernel = built_here(settings, head_place(settings, "bench", uncommitted=uncommitted),
+                        progress)
     run_dir = run_bench(settings, suite or settings.suite, Accel.ICOUNT if profile else accel,
-                        label, progress=Progress("bench"), profile=profile)
+                        label, kernel=kernel, progress=progress, profile=profile)
     print_headline(settings, run_dir, run_dir, "run")
     if profile:
         print(f"profile: {run_dir / PROFILE_FILE} (top functions: ./wb profile --run "
@@ -62,11 +82,15 @@ def bench(c: Any, suite: str | None, accel: str | None, label: str,
 
 
 @command
-def profile(c: Any, suite: str | None, top: object, run: str | None) -> None:
+def profile(c: Any, suite: str | None, top: object, run: str | None,
+            uncommitted: bool = False) -> None:
     """One boot under the instruction-count plugin (or a stored profiled run): the top
     functions of every case, in instructions per operation."""
     settings = settings_of(c)
     top = TOP.parse(top) or 5
+    if run is not None and uncommitted:
+        raise InputError("--run shows a stored run; --uncommitted builds your changes",
+                         hint="give one of them, e.g. wb profile --uncommitted")
     if run is not None:
         if not RUN_ID.match(run):
             raise InputError(f"--run {run!r}: not a run id (a directory name under the runs "
@@ -77,8 +101,11 @@ def profile(c: Any, suite: str | None, top: object, run: str | None) -> None:
                              hint="profile one first: ./wb profile (or ./wb bench --profile)")
     else:
         suite_named(settings.project_root, settings.ci.suite if suite is None else suite)
+        progress = Progress("profile")
+        kernel = built_here(settings, head_place(settings, "profile", uncommitted=uncommitted),
+                            progress)
         run_dir = run_bench(settings, suite or settings.ci.suite, Accel.ICOUNT, "profile",
-                            progress=Progress("profile"), profile=True)
+                            kernel=kernel, progress=progress, profile=True)
     width = min(shutil.get_terminal_size().columns, 80)
     for line in profile_lines(read_profile(run_dir), n=top, width=width):
         print(line)
@@ -88,7 +115,8 @@ def profile(c: Any, suite: str | None, top: object, run: str | None) -> None:
 @command
 def all_(c: Any, series: str | None, fragments: str | None, suite: str | None,
          accel: str | None, tree: str | None, base: str | None, tarball: str | None,
-         kernel_args: str | None = None, kconfig_add: list[str] | None = None) -> None:
+         kernel_args: str | None = None, kconfig_add: list[str] | None = None,
+         uncommitted: bool = False) -> None:
     settings = boot_options(settings_of(c), "all", kernel_args, kconfig_add)
     accel = BENCH_ACCEL.parse(accel)
     tree_options(tree, base, tarball)
@@ -98,6 +126,11 @@ def all_(c: Any, series: str | None, fragments: str | None, suite: str | None,
         fragment_paths(settings, non_empty("--fragments", split_list(fragments),
                                            "./wb all --fragments base,watch_queue"))
     suite_named(settings.project_root, settings.suite if suite is None else suite)
-    result = run_all(settings, series, split_list(fragments) or None, suite or settings.suite,
-                     accel, tree, base, tarball, progress=Progress("all"))
+    place = head_place(settings, "all", tree=tree, base=base, tarball=tarball,
+                       series=series or "", uncommitted=uncommitted)
+    settings = place.settled(settings)
+    place.say()
+    result = run_all(settings, place.series or None, split_list(fragments) or None,
+                     suite or settings.suite, accel, place.tree, place.base, tarball,
+                     progress=Progress("all"))
     print_headline(settings, result.run_dir, result.report, "report")

@@ -24,6 +24,7 @@ from watchbench.cli.options import (
     out_dir,
     suite_named,
 )
+from watchbench.cli.standing import bisect_place, gate_place
 from watchbench.errors import InputError, WatchbenchError
 from watchbench.flows.bisect import run_bisect
 from watchbench.flows.check import EXIT_CORRECTNESS, CheckOptions, run_check
@@ -31,6 +32,7 @@ from watchbench.flows.ci import EXIT_INFRA, EXIT_OK, CiOptions, CiResult, run_ci
 from watchbench.flows.explain import parse_explain
 from watchbench.flows.shard import parse_shard, run_merge, run_shard
 from watchbench.host.progress import LOG_WIDTH, Progress
+from watchbench.kernel import trees
 from watchbench.kernel.series import load_many
 from watchbench.report import compare_table, noise_table
 from watchbench.report.profile import diff_lines
@@ -117,7 +119,7 @@ def shard_gate(settings: Settings, options: CiOptions, shard: str, **seams: Any)
 # With --merge the shards say what was measured and how it is judged.
 NOT_WITH_MERGE = ("series", "rounds", "accel", "suite", "per_patch", "threshold", "alpha",
                   "tree", "base", "jobs", "shard", "profile", "check", "kernel_args",
-                  "kconfig_add")
+                  "kconfig_add", "uncommitted")
 
 
 @command
@@ -127,7 +129,8 @@ def ci(c: Any, series: str = "", rounds: str | None = None, accel: str | None = 
        out: str | None = None, tree: str | None = None, base: str | None = None,
        no_wait: bool = False, jobs: object = None, shard: str | None = None,
        merge: list[str] | None = None, profile: str | None = None, check: bool = False,
-       kernel_args: str | None = None, kconfig_add: list[str] | None = None) -> int:
+       kernel_args: str | None = None, kconfig_add: list[str] | None = None,
+       uncommitted: bool = False) -> int:
     settings = settings_of(c)
     merging = merge is not None and merge != []
     dirs = [Path(d) for item in merge or [] for d in split_list(item)]
@@ -141,7 +144,7 @@ def ci(c: Any, series: str = "", rounds: str | None = None, accel: str | None = 
                  "per_patch": per_patch, "threshold": threshold, "alpha": alpha,
                  "tree": tree, "base": base, "jobs": jobs, "shard": shard, "profile": profile,
                  "check": check, "kernel_args": kernel_args is not None,
-                 "kconfig_add": kconfig_add}
+                 "kconfig_add": kconfig_add, "uncommitted": uncommitted}
         extra = [f"--{n.replace('_', '-')}" for n in NOT_WITH_MERGE if given[n]]
         if extra:
             raise InputError(f"--merge takes what was measured and how it is judged from the "
@@ -153,12 +156,12 @@ def ci(c: Any, series: str = "", rounds: str | None = None, accel: str | None = 
     settings = boot_options(settings, "ci", kernel_args, kconfig_add)
     if shard is not None:
         parse_shard(shard)
-    if base and not tree:
-        raise InputError("--base is for --tree: the base ref in your checkout",
-                         hint="e.g. ./wb ci --tree ~/linux --base v6.12 --series my-fix")
     if tree and not Path(tree).is_dir():
         raise InputError(f"--tree {tree!r}: no such directory",
                          hint="give your kernel checkout, e.g. ./wb ci --tree ~/linux --base v6.12")
+    if tree and not base:
+        raise InputError(f"--tree {tree!r} needs --base REF (the commit the series applies to)",
+                         hint=f"e.g. ./wb ci --tree {tree} --base v6.12 --series my-fix")
     if series.strip():
         load_many(settings.series_dirs, series)  # every series named exists and parses
     elif series:
@@ -166,17 +169,23 @@ def ci(c: Any, series: str = "", rounds: str | None = None, accel: str | None = 
                          hint="e.g. ./wb ci --series my-fix (leave it out for an A/A run)")
     chosen_accel = CI_ACCEL.parse(accel)
     suite_named(settings.project_root, settings.ci.suite if suite is None else suite)
+    chosen_threshold, chosen_alpha = THRESHOLD.parse(threshold), ALPHA.parse(alpha)
+    chosen_jobs, chosen_rounds = CI_JOBS.parse(jobs), CI_ROUNDS.parse(rounds)
+    explain = parse_explain(profile) if profile is not None else None
+    # last, once every option is good: where the kernel comes from (your checkout's
+    # commits are written as a series then)
+    place = gate_place(settings, tree=tree, base=base, series=series, uncommitted=uncommitted)
+    settings = place.settled(settings)
     options = CiOptions.from_settings(
-        settings, series, accel=chosen_accel, suite=suite, per_patch=per_patch,
-        threshold=THRESHOLD.parse(threshold), alpha=ALPHA.parse(alpha),
-        accept_undecided=accept_undecided, record=record, wait=not no_wait,
-        out=target, tree=tree, base=base, jobs=CI_JOBS.parse(jobs),
-        profile=parse_explain(profile) if profile is not None else None)
+        settings, place.series, accel=chosen_accel, suite=suite, per_patch=per_patch,
+        threshold=chosen_threshold, alpha=chosen_alpha, accept_undecided=accept_undecided,
+        record=record, wait=not no_wait, out=target, tree=place.tree, base=place.base,
+        jobs=chosen_jobs, profile=explain)
     if rounds is not None:
-        parsed = CI_ROUNDS.parse(rounds)
-        options.rounds = None if parsed == "auto" else parsed
-    first = options_of(settings, series, out=str(options.out), tree=tree, base=base,
-                       no_wait=no_wait) if check else None
+        options.rounds = None if chosen_rounds == "auto" else chosen_rounds
+    first = options_of(settings, place.series, out=str(options.out), tree=place.tree,
+                       base=place.base, no_wait=no_wait) if check else None
+    place.say()
     if shard is not None:
         return checked(settings, first) or shard_gate(settings, options, shard)
     return gate(settings, options, check=first)
@@ -198,9 +207,12 @@ def bisect(c: Any, good: str, bad: str, benchmark: str, metric: str | None, para
         raise InputError(f"benchmark {benchmark!r} is not in suite {defined.name!r}",
                          hint=f"one of {', '.join(sorted(known))}, e.g. ./wb bisect GOOD BAD "
                               f"{sorted(known)[0]}")
+    place = bisect_place(good=good)
+    tree = trees.fetch_user(settings, Path(place.tree), good) if place.tree else None
+    place.say()
     first, steps = run_bisect(settings, good, bad, benchmark, metric, params, suite,
                               accel, chosen or None,
                               progress=Progress("bisect", width=LOG_WIDTH),
-                              wait=not no_wait)
+                              wait=not no_wait, tree=tree)
     print("\n".join(step.describe() for step in steps))
     print(f"first bad commit: {first}")

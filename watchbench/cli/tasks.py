@@ -47,6 +47,8 @@ KERNEL_ARGS = ("extra kernel boot parameters, after watchbench's own, e.g. \"nok
                "mitigations=off\" (default: settings kernel_args)")
 KCONFIG_ADD = ("a kconfig option set after the fragments, e.g. CONFIG_DEBUG_INFO_DWARF5=y; "
                "repeat it for more (default: settings kconfig_add)")
+UNCOMMITTED = ("inside your kernel checkout: measure its uncommitted changes too, as one "
+               "last patch (without it they are refused)")
 
 
 class _Task(Task):
@@ -447,15 +449,17 @@ def probe(c, refresh=False):
                      "(default: settings suite)",
             "accel": ACCEL, "label": "free text stored with the run (e.g. baseline)",
             "profile": "also count each function's instructions per op (icount, TCG plugin)",
-            "kernel_args": KERNEL_ARGS, "kconfig_add": KCONFIG_ADD},
+            "kernel_args": KERNEL_ARGS, "kconfig_add": KCONFIG_ADD,
+            "uncommitted": UNCOMMITTED},
       iterable=["kconfig_add"], klass=_Task)
 def bench(c, suite=None, accel=None, label="", profile=False, kernel_args=None,
-          kconfig_add=None):
+          kconfig_add=None, uncommitted=False):
     """Boot the built kernel and run the suite; store the run.
 
-    The API conformance tests run first; then the suite's benchmarks. The run
-    is stored with its manifest (kernel, QEMU, host, suite); its headline
-    figures and where they are end the output.
+    Inside a kernel checkout: its HEAD with the bench series, built in a
+    worktree. The API conformance tests run first; then the suite's
+    benchmarks. The run is stored with its manifest (kernel, QEMU, host,
+    suite); its headline figures and where they are end the output.
 
     Exit status:
       0    the run is stored
@@ -471,13 +475,14 @@ def bench(c, suite=None, accel=None, label="", profile=False, kernel_args=None,
       ./wb bench --suite quick --label baseline
     """
     measure.bench(c, suite, accel, label, profile, kernel_args=kernel_args,
-                  kconfig_add=kconfig_add)
+                  kconfig_add=kconfig_add, uncommitted=uncommitted)
 
 
 @task(help={"suite": "suite to profile (default: settings ci.suite)",
             "top": "functions shown per case (default 5)",
-            "run": "show a stored profiled run instead of booting"})
-def profile(c, suite=None, top=None, run=None):
+            "run": "show a stored profiled run instead of booting",
+            "uncommitted": UNCOMMITTED})
+def profile(c, suite=None, top=None, run=None, uncommitted=False):
     """Each case's top kernel functions, in instructions per op.
 
     Boots once under icount with the TCG instruction-count plugin, or shows a
@@ -495,7 +500,7 @@ def profile(c, suite=None, top=None, run=None):
     Example:
       ./wb profile --top 10
     """
-    measure.profile(c, suite, top, run)
+    measure.profile(c, suite, top, run, uncommitted=uncommitted)
 
 
 @task(help={"baseline": "comma-separated run ids (A side of the A/B table)",
@@ -644,8 +649,11 @@ def gc(c, delete=False, keep_runs=None, keep_kernels=None, keep_builds=None, kee
             "accept_undecided": "exit 0 instead of 3 when a gated metric stays undecided",
             "record": "append to the history",
             "out": "report directory (default: settings reports_dir)",
-            "tree": "your kernel checkout", "base": "with --tree: base ref",
+            "tree": "a kernel checkout elsewhere (with --base and --series)",
+            "base": "inside your kernel checkout: gate the commits BASE..HEAD; with --tree "
+                    "or --series: the commit the series applies to",
             "no_wait": "fail at once (exit 2) if another command is changing the kernel tree",
+            "uncommitted": UNCOMMITTED,
             "jobs": "boots at once (default: settings ci.jobs, 0 = the core count under "
                     "icount; always 1 under tcg/kvm)",
             "shard": "I/N: boot only this shard's rounds into OUT/shard-I-of-N (no verdict)",
@@ -658,10 +666,11 @@ def gc(c, delete=False, keep_runs=None, keep_kernels=None, keep_builds=None, kee
 def ci(c, series="", rounds=None, accel=None, suite=None, per_patch=False, threshold=None,
        alpha=None, accept_undecided=False, record=False, out=None, tree=None, base=None,
        no_wait=False, jobs=None, shard=None, merge=None, profile=None, check=False,
-       trusted=False, kernel_args=None, kconfig_add=None):
-    """Gate a series: is the kernel slower with it?
+       trusted=False, kernel_args=None, kconfig_add=None, uncommitted=False):
+    """Gate a series or your branch: is the kernel slower with it?
 
-    Builds the baseline (base + bench series) and the candidate (+ SERIES),
+    Builds the baseline (base + bench series) and the candidate (+ SERIES;
+    inside your kernel checkout, --base REF: + your commits REF..HEAD),
     boots them in paired rounds, ABBA, until every gated metric is decided,
     and decides each against --threshold at family-wise --alpha
     (docs/gate.md). Shards (--shard, --merge) spread the rounds over machines.
@@ -680,6 +689,7 @@ def ci(c, series="", rounds=None, accel=None, suite=None, per_patch=False, thres
               reports/); a run per boot in ~/.local/share/watchbench/runs/
 
     Example:
+      ./wb ci --base v6.12 --per-patch    # in your kernel checkout
       ./wb ci --series my-fix --per-patch
     """
     _trust(c, trusted)
@@ -688,7 +698,7 @@ def ci(c, series="", rounds=None, accel=None, suite=None, per_patch=False, thres
                    accept_undecided=accept_undecided, record=record, out=out, tree=tree,
                    base=base, no_wait=no_wait, jobs=jobs,
                    shard=shard, merge=merge, profile=profile, check=check,
-                   kernel_args=kernel_args, kconfig_add=kconfig_add)
+                   kernel_args=kernel_args, kconfig_add=kconfig_add, uncommitted=uncommitted)
 
 
 @task(name="check",
@@ -700,16 +710,19 @@ def ci(c, series="", rounds=None, accel=None, suite=None, per_patch=False, thres
             "only": "comma-separated steps: kmemleak, conformance, faults, stress, "
                     "keyctl-client, watch-test, keyutils-tests (default: all)",
             "out": "report directory; files go to OUT/check/ (default: settings reports_dir)",
-            "tree": "your kernel checkout", "base": "with --tree: base ref",
+            "tree": "a kernel checkout elsewhere (default: the one you stand in, at HEAD)",
+            "base": "with --tree: base ref",
             "no_wait": "fail at once (exit 2) if another command is changing the kernel tree",
-            "trusted": TRUSTED, "kernel_args": KERNEL_ARGS, "kconfig_add": KCONFIG_ADD},
+            "trusted": TRUSTED, "kernel_args": KERNEL_ARGS, "kconfig_add": KCONFIG_ADD,
+            "uncommitted": UNCOMMITTED},
       iterable=["kconfig_add"], klass=_Task)
 def correctness_check(c, series="", stress_seconds=None, accel=None, only=None, out=None,
                       tree=None, base=None, no_wait=False, trusted=False, kernel_args=None,
-                      kconfig_add=None):
+                      kconfig_add=None, uncommitted=False):
     """Correctness on a debug kernel (KASAN, lockdep, kmemleak).
 
-    Builds the series on a debug configuration and runs the steps (--only):
+    Builds the series (inside a kernel checkout: on its HEAD) on a debug
+    configuration and runs the steps (--only):
     kmemleak, conformance, faults, stress, keyctl-client, watch-test,
     keyutils-tests. A finding comes with all its evidence (docs/check.md).
 
@@ -729,7 +742,7 @@ def correctness_check(c, series="", stress_seconds=None, accel=None, only=None, 
     _trust(c, trusted)
     correctness.check(c, series=series, stress_seconds=stress_seconds, accel=accel, only=only,
                       out=out, tree=tree, base=base, no_wait=no_wait,
-                      kernel_args=kernel_args, kconfig_add=kconfig_add)
+                      kernel_args=kernel_args, kconfig_add=kconfig_add, uncommitted=uncommitted)
 
 
 @task(help={"good": "a commit where the benchmark was fine", "bad": "a commit where it is slow",
@@ -745,8 +758,9 @@ def bisect(c, good, bad, benchmark, metric=None, params="", rounds=None, accel=N
            no_wait=False, trusted=False):
     """Find the commit that slowed a benchmark.
 
-    Between GOOD and BAD in the active tree (e.g. from kernel.fetch --tree),
-    each step built with the bench series and booted --rounds times, then
+    Between GOOD and BAD in the kernel checkout you stand in (in a worktree
+    of it), else in the active tree (e.g. from kernel.fetch --tree); each
+    step built with the bench series and booted --rounds times, then
     decided against the good and the bad end like the gate.
 
     Exit status:
@@ -760,7 +774,7 @@ def bisect(c, good, bad, benchmark, metric=None, params="", rounds=None, accel=N
               ~/.local/share/watchbench/runs/
 
     Example:
-      ./wb bisect v6.11 v6.12 keyctl-post
+      ./wb bisect v6.12 HEAD kernel-post    # in your kernel checkout
     """
     _trust(c, trusted)
     regressions.bisect(c, good, bad, benchmark, metric, params, rounds, accel, suite, no_wait)
@@ -795,16 +809,20 @@ def test(c, k=None, fast=False, args="", keep_going=False):
 @task(help={"series": "your series to measure, on top of the bench series (comma-separated)",
             "fragments": "comma-separated kconfig fragments (default: settings)",
             "suite": "benchmark suite (default: settings suite)",
-            "accel": ACCEL, "tree": "your kernel checkout (with --base)",
+            "accel": ACCEL,
+            "tree": "a kernel checkout elsewhere, with --base (default: the one you stand "
+                    "in, at HEAD)",
             "base": "with --tree: the base ref", "tarball": "a kernel tarball",
-            "trusted": TRUSTED, "kernel_args": KERNEL_ARGS, "kconfig_add": KCONFIG_ADD},
+            "trusted": TRUSTED, "kernel_args": KERNEL_ARGS, "kconfig_add": KCONFIG_ADD,
+            "uncommitted": UNCOMMITTED},
       iterable=["kconfig_add"], klass=_Task)
 def all_(c, series=None, fragments=None, suite=None, accel=None, tree=None, base=None, tarball=None,
-         trusted=False, kernel_args=None, kconfig_add=None):
+         trusted=False, kernel_args=None, kconfig_add=None, uncommitted=False):
     """The whole pipeline: fetch, patch, build, bench, report.
 
     Installs the host tools, then fetches, configures and builds the default
-    Debian tree (or --tree/--tarball) with --series on the bench series, boots
+    Debian tree (inside a kernel checkout: its HEAD; or --tree/--tarball)
+    with --series on the bench series, boots
     the suite and writes the report; its headline figures end the output.
 
     Exit status:
@@ -822,7 +840,7 @@ def all_(c, series=None, fragments=None, suite=None, accel=None, tree=None, base
     """
     _trust(c, trusted)
     measure.all_(c, series, fragments, suite, accel, tree, base, tarball,
-                 kernel_args=kernel_args, kconfig_add=kconfig_add)
+                 kernel_args=kernel_args, kconfig_add=kconfig_add, uncommitted=uncommitted)
 
 
 kernel_ns = Collection("kernel", fetch, status)

@@ -129,18 +129,20 @@ def run_bisect(settings: Settings, good: str, bad: str, benchmark: str, metric: 
            params: str = "", suite: str | None = None, accel: str | None = None,
            rounds: int | None = None, runner: Runner = default_runner,
            progress: Progress | None = None, kernels: CommitKernels | None = None,
-           bench: BenchFn = run_bench, wait: bool = True) -> tuple[str, list[Step]]:
+           bench: BenchFn = run_bench, wait: bool = True,
+           tree: Tree | None = None) -> tuple[str, list[Step]]:
     """Return (first bad commit, the steps taken). The tree is put back where it was.
 
-    None takes the configured default (``settings.bisect``); ``kernels`` builds a commit
-    (default: a ``Composer`` on the active tree) and ``bench`` boots it: the seams a fast
-    test fakes.
+    None takes the configured default (``settings.bisect``); ``tree`` is where it
+    bisects (default: the active tree; ``wb bisect`` inside a kernel checkout: a
+    worktree of it); ``kernels`` builds a commit (default: a ``Composer`` on the tree)
+    and ``bench`` boots it: the seams a fast test fakes.
     """
     progress = progress or Silent()
     defaults = settings.bisect
     metric, suite = metric or defaults.metric, suite or defaults.suite
     accel, rounds = accel or defaults.accel, rounds or defaults.rounds
-    tree = trees.active(settings)
+    tree = tree or trees.active(settings)
     kernels = kernels or Composer(settings, tree, runner, progress, wait=wait, purpose="bisect")
     with kernels.hold():  # git bisect moves the tree for the whole run
         return _bisect(settings, tree, good, bad, benchmark, metric, params, suite, accel,

@@ -411,6 +411,37 @@ def import_range(repo: Path, revision_range: str, out_dir: Path, runner: Runner 
     return _into_place(out_dir, force, fill)
 
 
+def import_branch(repo: Path, base: str, head: str, out_dir: Path, *,
+                  uncommitted: bool = False, runner: Runner = default_runner) -> list[str]:
+    """The commits ``base..head`` of the user's checkout as a series (``wb ci --base``
+    where the developer stands), and with ``uncommitted`` the checkout's uncommitted
+    changes to tracked files as one last patch. Nothing in the checkout is changed:
+    format-patch and diff only read it."""
+
+    def fill(scratch: Path, staging: Path) -> list[Mail]:
+        scratch.mkdir()
+        mails: list[Mail] = []
+        if base != head:
+            runner.run(["git", "-C", str(repo), "format-patch", "--no-signature",
+                        "--zero-commit", "--binary", "-o", str(scratch), f"{base}..{head}",
+                        "--"], timeout=600)
+            mails = [_mail(p.read_bytes(), f"commit {i} of {base[:12]}..{head[:12]}")
+                     for i, p in enumerate(sorted(scratch.glob("*.patch")), 1)]
+            mails = [m for m in mails if _patch_of(m, scratch)]
+        if uncommitted:
+            diff = scratch / "uncommitted.diff"
+            runner.run(["git", "-C", str(repo), "diff", "--binary", f"--output={diff}",
+                        "HEAD", "--"], timeout=600)
+            text = (f"From: watchbench <watchbench@localhost>\nSubject: [PATCH] uncommitted "
+                    f"changes in {repo}\n\n---\n").encode() + diff.read_bytes()
+            mail = _mail(text, f"the uncommitted changes in {repo}")
+            if _patch_of(mail, scratch):
+                mails.append(mail)
+        return mails
+
+    return _into_place(out_dir, True, fill)
+
+
 def import_mbox(mbox: Path, out_dir: Path, runner: Runner = default_runner,
                 force: bool = False, version: int | None = None) -> list[str]:
     """Split an mbox (a saved thread or `b4 am` output) into a series: cover letters and

@@ -1,0 +1,168 @@
+"""Where a command stands (cli/standing.py, kernel/checkout.py), on real git repositories
+shaped like a kernel checkout (a top-level Kconfig and kernel/): the branch's commits
+become a series under the cache, uncommitted changes are refused or become one last
+patch, bad refs are refused by name, and the checkout is only ever read. The kernel tier
+proves the whole flow with an installed wb (tests/integration/test_your_branch.py)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from watchbench.cli.standing import bisect_place, gate_place, head_place
+from watchbench.errors import InputError
+from watchbench.kernel.checkout import standing_in
+from watchbench.kernel.series import load_many
+from watchbench.settings import Settings
+
+
+def git(root: Path, *args: str) -> str:
+    env = {"GIT_AUTHOR_NAME": "Dev", "GIT_AUTHOR_EMAIL": "dev@example.org",
+           "GIT_COMMITTER_NAME": "Dev", "GIT_COMMITTER_EMAIL": "dev@example.org",
+           "PATH": "/usr/bin:/bin", "HOME": str(root)}
+    return subprocess.run(["git", "-C", str(root), *args], check=True, capture_output=True,
+                          text=True, env=env).stdout.strip()
+
+
+def commit(root: Path, name: str, text: str, subject: str) -> str:
+    (root / name).parent.mkdir(parents=True, exist_ok=True)
+    (root / name).write_text(text)
+    git(root, "add", name)
+    git(root, "commit", "-q", "-m", subject)
+    return git(root, "rev-parse", "HEAD")
+
+
+@pytest.fixture
+def linux(tmp_path) -> Path:
+    """A kernel-shaped checkout: base (tagged v1), then a branch ``my-fix`` of two commits."""
+    root = tmp_path / "linux"
+    root.mkdir()
+    git(root, "init", "-q", "-b", "master")
+    (root / "Kconfig").write_text("mainmenu \"Linux\"\n")
+    commit(root, "kernel/watch_queue.c", "int a;\n", "base")
+    git(root, "tag", "v1")
+    git(root, "checkout", "-q", "-b", "my-fix")
+    commit(root, "kernel/watch_queue.c", "int a;\nint b;\n", "watch_queue: add b")
+    commit(root, "kernel/watch_queue.c", "int a;\nint b;\nint c;\n", "watch_queue: add c")
+    return root
+
+
+@pytest.fixture
+def settings(tmp_path) -> Settings:
+    return Settings(cache_dir=tmp_path / "cache", runs_dir=tmp_path / "data" / "runs")
+
+
+def state(root: Path) -> tuple[str, ...]:
+    """What the developer would see changed: HEAD, branch, status, stash, index."""
+    return (git(root, "rev-parse", "HEAD"), git(root, "branch", "--show-current"),
+            git(root, "status", "--porcelain", "--untracked-files=all"),
+            git(root, "stash", "list"), (root / ".git" / "index").read_bytes().hex())
+
+
+def test_a_kernel_checkout_is_found_from_any_directory_inside_it(linux, tmp_path):
+    found = standing_in(linux / "kernel")
+    assert found is not None and found.root == linux and found.branch == "my-fix"
+    assert found.head == git(linux, "rev-parse", "HEAD") and found.changed == ()
+    assert standing_in(tmp_path) is None  # not a git checkout
+    other = tmp_path / "other"
+    other.mkdir()
+    git(other, "init", "-q")
+    commit(other, "README", "x\n", "a repository that is no kernel")
+    assert standing_in(other) is None
+
+
+def test_base_gates_the_branch_commits_as_a_series_and_reads_only(linux, settings):
+    before = state(linux)
+    place = gate_place(settings, tree=None, base="v1", series="", uncommitted=False, cwd=linux)
+    assert place.tree == str(linux) and place.base == "v1" and place.here
+    series = load_many(settings.series_dirs, place.series)
+    assert [p.subject for p in series.patches] == ["[PATCH 1/2] watch_queue: add b",
+                                                   "[PATCH 2/2] watch_queue: add c"]
+    assert Path(place.series).is_relative_to(settings.cache_dir / "branches")
+    assert Path(place.series).name == "my-fix"
+    commits = git(linux, "log", "--reverse", "--format=%h", "v1..HEAD").split()
+    text = "\n".join(place.lines)
+    assert "gating 2 commit(s) v1..HEAD" in text and str(linux) in text
+    full = git(linux, "rev-parse", commits[0])
+    assert f"patch 1  {full[:12]} watch_queue: add b" in text
+    assert all(len(line) <= 79 or len(line.split()) == 1 for line in place.lines)
+    again = gate_place(settings, tree=None, base="v1", series="", uncommitted=False, cwd=linux)
+    assert again.series == place.series  # keyed by what it holds: written once
+    assert state(linux) == before
+
+
+def test_uncommitted_changes_are_refused_or_become_the_last_patch(linux, settings):
+    (linux / "kernel" / "watch_queue.c").write_text("int a;\nint b;\nint c;\nint d;\n")
+    before = state(linux)
+    with pytest.raises(InputError) as refused:
+        gate_place(settings, tree=None, base="v1", series="", uncommitted=False, cwd=linux)
+    assert "uncommitted changes (kernel/watch_queue.c)" in refused.value.message
+    assert "--uncommitted" in refused.value.hint and "git commit -a" in refused.value.hint
+    place = gate_place(settings, tree=None, base="v1", series="", uncommitted=True, cwd=linux)
+    patches = load_many(settings.series_dirs, place.series).patches
+    assert len(patches) == 3 and patches[-1].subject.startswith("[PATCH] uncommitted changes in ")
+    assert "+int d;" in patches[-1].path.read_text()
+    assert place.lines[-1].strip() == "patch 3  your uncommitted changes"
+    head = head_place(settings, "bench", uncommitted=True, cwd=linux)
+    assert head.base == git(linux, "rev-parse", "HEAD")
+    assert [p.subject for p in load_many(settings.series_dirs, head.series).patches] == [
+        f"[PATCH] uncommitted changes in {linux}"]
+    with pytest.raises(InputError, match="`./wb check` measures commits"):
+        head_place(settings, "check", uncommitted=False, cwd=linux)
+    assert state(linux) == before
+
+
+@pytest.mark.parametrize(("base", "needle"), [
+    ("v9", "--base 'v9' does not name a commit in"),
+    ("HEAD", "HEAD..HEAD holds no commit: nothing to gate"),
+    ("side", "is not an ancestor of HEAD"),
+    ("--all", "--base '--all' does not name a commit"),
+])
+def test_a_base_that_cannot_be_gated_is_refused_by_name(linux, settings, base, needle):
+    git(linux, "branch", "side", "v1")
+    commit(linux, "kernel/other.c", "x\n", "on my-fix")
+    git(linux, "checkout", "-q", "side")
+    commit(linux, "kernel/other.c", "y\n", "on side")
+    git(linux, "checkout", "-q", "my-fix")
+    with pytest.raises(InputError) as refused:
+        gate_place(settings, tree=None, base=base, series="", uncommitted=False, cwd=linux)
+    assert needle.replace("HEAD..", f"{base}..") in refused.value.message or \
+        needle in refused.value.message, refused.value.message
+    assert "./wb " in refused.value.hint or "wb ci" in refused.value.hint
+
+
+def test_merges_in_the_range_are_refused(linux, settings):
+    git(linux, "checkout", "-q", "-b", "topic", "v1")
+    commit(linux, "kernel/topic.c", "t\n", "topic")
+    git(linux, "checkout", "-q", "my-fix")
+    git(linux, "merge", "-q", "--no-edit", "topic")
+    with pytest.raises(InputError, match="merge commit"):
+        gate_place(settings, tree=None, base="v1", series="", uncommitted=False, cwd=linux)
+
+
+def test_outside_a_checkout_the_default_stays_and_base_is_refused(tmp_path, settings):
+    assert gate_place(settings, tree=None, base=None, series="x", uncommitted=False,
+                      cwd=tmp_path).tree is None
+    with pytest.raises(InputError) as refused:
+        gate_place(settings, tree=None, base="v6.12", series="", uncommitted=False,
+                   cwd=tmp_path)
+    assert "is not inside one" in refused.value.message and "cd ~/linux" in refused.value.hint
+    with pytest.raises(InputError, match="--uncommitted"):
+        head_place(settings, "bench", uncommitted=True, cwd=tmp_path)
+    assert head_place(settings, "check", tree="/t", base="v1", uncommitted=False,
+                      cwd=tmp_path).base == "v1"
+    assert bisect_place(good="v1", cwd=tmp_path).tree is None
+
+
+def test_without_base_ci_measures_head_and_reports_stay_out_of_the_checkout(linux, settings):
+    place = gate_place(settings, tree=None, base=None, series="", uncommitted=False, cwd=linux)
+    assert (place.tree, place.base, place.series) == (
+        str(linux), git(linux, "rev-parse", "HEAD"), "")
+    moved = place.settled(settings)
+    assert not moved.reports_dir.is_relative_to(linux)
+    assert moved.reports_dir == settings.runs_dir.parent / "reports" / "my-fix" / "reports"
+    assert bisect_place(good="v1", cwd=linux).tree == str(linux)
+    with pytest.raises(InputError, match="GOOD 'nope'"):
+        bisect_place(good="nope", cwd=linux)
