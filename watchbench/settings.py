@@ -159,6 +159,46 @@ def kconfig_add_refusal(items: Any) -> str:
     return ""
 
 
+# The instruction-count plugin's cache model (vm.cachemodel.CacheModel; a test keeps the two
+# equal) and its levels as the plugin takes them (vm/wb-insns.c checks the same bounds).
+CACHE_MODELS = ("off", "on")
+CACHE_LEVEL_SHAPE = ("SIZE:ASSOC:LINE, e.g. 32K:8:64 (SIZE in bytes or with K/M, <= 4G; "
+                     "ASSOC <= 1024; LINE 4..4096; LINE and SIZE / (ASSOC * LINE) powers "
+                     "of two)")
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20}
+
+
+def _power_of_two(value: int) -> bool:
+    return value > 0 and not value & (value - 1)
+
+
+def cache_level(text: str) -> tuple[int, int, int]:
+    """``SIZE:ASSOC:LINE`` as (size, associativity, line) in bytes, bounded as the plugin
+    bounds them (ValueError otherwise): refused here, before a boot, not by QEMU in it."""
+    parts = str(text).strip().split(":")
+    match = [re.fullmatch(r"([0-9]+)([kKmM]?)", p) for p in parts]
+    if len(parts) != 3 or not all(match):
+        raise ValueError(f"{text!r} is not SIZE:ASSOC:LINE")
+    size, assoc, line = (int(m.group(1)) * _UNITS[m.group(2).lower()] for m in match if m)
+    if not (0 < size <= 1 << 32 and 0 < assoc <= 1024 and 4 <= line <= 4096
+            and _power_of_two(line) and size % (assoc * line) == 0
+            and _power_of_two(size // (assoc * line))):
+        raise ValueError(f"{text!r} is out of bounds")
+    return size, assoc, line
+
+
+def cache_level_refusal(text: Any) -> str:
+    """Why a cache level cannot be simulated ("" if it can)."""
+    try:
+        cache_level(text)
+    except ValueError:
+        return f"must be {CACHE_LEVEL_SHAPE}"
+    return ""
+
+
+CACHE_LEVEL = Rule(check=cache_level_refusal, shape=CACHE_LEVEL_SHAPE)
+
+
 def is_checkout(root: Path) -> bool:
     """A source checkout (./wb), not an installed package: it has its pyproject.toml."""
     return (root / "pyproject.toml").is_file()
@@ -269,6 +309,24 @@ class BisectSettings:
 
 
 @dataclass
+class ProfileSettings:
+    """Profiled boots (``./wb profile``, ``./wb bench --profile`` and ``ci``'s explanation):
+    what the instruction-count plugin simulates besides counting. The cache model's
+    figures are a model, not a measurement (docs/cache-model.md)."""
+
+    # on: the plugin simulates I1, D1 and LL caches too (cache=on) and each case gets its
+    # misses and est_cycles_per_op, a model; off: the plugin's arguments and file are as
+    # they were without the model. In the QEMU argv and each run's provenance.
+    cache_model: str = ruled("off", Rule(choices=CACHE_MODELS))
+    # The simulated first-level instruction cache. The three defaults are a Skylake-class
+    # x86 part (the common CI runner), fixed so that counts are equal from runner to runner.
+    l1i: str = ruled("32K:8:64", CACHE_LEVEL)
+    l1d: str = ruled("32K:8:64", CACHE_LEVEL)  # the simulated first-level data cache
+    # The simulated last-level cache: it sees the I1 and D1 misses.
+    ll: str = ruled("8M:16:64", CACHE_LEVEL)
+
+
+@dataclass
 class GcSettings:
     """``wb gc``: what it keeps of each kind. An entry goes only when it is beyond the
     newest N of its kind and older than ``days``; the runs the history names, the kernels
@@ -329,6 +387,7 @@ class Settings:
     ci: CiSettings = field(default_factory=CiSettings)
     bisect: BisectSettings = field(default_factory=BisectSettings)
     check: CheckSettings = field(default_factory=CheckSettings)
+    profile: ProfileSettings = field(default_factory=ProfileSettings)
     gc: GcSettings = field(default_factory=GcSettings)
     # Where the pipeline's files are (``data_root``). Read when a Settings is made, not
     # when this module is: a test gives the project a root of its own (a patches/ it may

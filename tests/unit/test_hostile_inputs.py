@@ -351,6 +351,8 @@ for ident, argv, needle in [
     ("bench-suite", ["bench", "--suite", "nope"], "nope"),
     ("bench-suite-empty", ["bench", "--suite", ""], "--suite"),
     ("bench-profile-tcg", ["bench", "--profile", "--accel", "tcg"], "tcg"),
+    ("bench-cache-model-alone", ["bench", "--cache-model"], "--cache-model"),
+    ("profile-run-cache-model", ["profile", "--run", "x", "--cache-model"], "--cache-model"),
     *[(f"run-timeout-{v}", ["vm.run", "--timeout", v, "--", "true"], "--timeout")
       for v in ("x", "0", "-5", "nan")],
     ("run-accel", ["vm.run", "--accel", "bogus", "--", "true"], "--accel"),
@@ -405,6 +407,8 @@ for ident, var, value, needle in [
     ("kernel-args", "KERNEL_ARGS", "console=ttyS1", "watchbench.kernel_args"),
     ("kernel-args-newline", "KERNEL_ARGS", "a\nb", "watchbench.kernel_args"),
     ("kconfig-add", "KCONFIG_ADD", "CONFIG_X=y", "KCONFIG_ADD"),
+    ("cache-model", "PROFILE_CACHE_MODEL", "yes", "profile.cache_model"),
+    ("cache-ll", "PROFILE_LL", "1000:3:64", "profile.ll"),
 ]:
     case(f"env-{ident}", ["patches.list"], needle, {f"INVOKE_WATCHBENCH_{var}": value})
 for name, needle in [("threshold", "threshold"), ("alpha", "alpha"), ("noise", "noise_floor"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from watchbench.results.profile import PROFILE_FILE, read_profile
 from watchbench.results.store import load_runs
 from watchbench.settings import Settings
 from watchbench.suite.run import run_bench
+from watchbench.vm.cachemodel import CacheModel
 from watchbench.vm.qemu import Accel
 
 
@@ -60,16 +62,29 @@ def built_here(settings: Settings, place: Place, progress: Progress) -> Kernel |
         return kernels.kernel(stack(settings, place.series))
 
 
+def with_cache_model(settings: Settings, given: bool) -> Settings:
+    """--cache-model: this run's profile simulates caches (settings profile.cache_model
+    on); not given, the setting decides."""
+    if not given:
+        return settings
+    return replace(settings, profile=replace(settings.profile, cache_model=CacheModel.ON.value))
+
+
 @command
 def bench(c: Any, suite: str | None, accel: str | None, label: str,
           profile: bool = False, kernel_args: str | None = None,
-          kconfig_add: list[str] | None = None, uncommitted: bool = False) -> None:
+          kconfig_add: list[str] | None = None, uncommitted: bool = False,
+          cache_model: bool = False) -> None:
     settings = boot_options(settings_of(c), "bench", kernel_args, kconfig_add)
     accel = BENCH_ACCEL.parse(accel)
     suite_named(settings.project_root, settings.suite if suite is None else suite)
     if profile and accel not in (None, Accel.ICOUNT):
         raise InputError(f"--profile counts instructions under icount, not {accel}",
                          hint="leave --accel out, or give --accel icount")
+    if cache_model and not profile:
+        raise InputError("--cache-model simulates caches in a profile's plugin: it needs "
+                         "--profile", hint="e.g. ./wb bench --profile --cache-model")
+    settings = with_cache_model(settings, cache_model)
     progress = Progress("bench")
     kernel = built_here(settings, head_place(settings, "bench", uncommitted=uncommitted),
                         progress)
@@ -83,14 +98,19 @@ def bench(c: Any, suite: str | None, accel: str | None, label: str,
 
 @command
 def profile(c: Any, suite: str | None, top: object, run: str | None,
-            uncommitted: bool = False) -> None:
+            uncommitted: bool = False, cache_model: bool = False) -> None:
     """One boot under the instruction-count plugin (or a stored profiled run): the top
-    functions of every case, in instructions per operation."""
-    settings = settings_of(c)
+    functions of every case, in instructions per operation (with the cache model, its
+    misses and estimate beside them)."""
+    settings = with_cache_model(settings_of(c), cache_model)
     top = TOP.parse(top) or 5
     if run is not None and uncommitted:
         raise InputError("--run shows a stored run; --uncommitted builds your changes",
                          hint="give one of them, e.g. wb profile --uncommitted")
+    if run is not None and cache_model:
+        raise InputError("--run shows a stored run as it was profiled; --cache-model "
+                         "profiles a new boot", hint="give one of them, e.g. wb profile "
+                                                     "--cache-model")
     if run is not None:
         if not RUN_ID.match(run):
             raise InputError(f"--run {run!r}: not a run id (a directory name under the runs "

@@ -43,6 +43,9 @@ TRUSTED = ("the series is trusted: its builds use and write the remote ccache (d
            "docs/security.md)")
 
 
+CACHE_MODEL = ("the profile's plugin also simulates I1, D1 and LL caches: misses and "
+               "est_cycles_per_op per case, a model, not a measurement (default: settings "
+               "profile.cache_model; the caches: profile.l1i, l1d, ll)")
 KERNEL_ARGS = ("extra kernel boot parameters, after watchbench's own, e.g. \"nokaslr "
                "mitigations=off\" (default: settings kernel_args)")
 KCONFIG_ADD = ("a kconfig option set after the fragments, e.g. CONFIG_DEBUG_INFO_DWARF5=y; "
@@ -449,11 +452,12 @@ def probe(c, refresh=False):
                      "(default: settings suite)",
             "accel": ACCEL, "label": "free text stored with the run (e.g. baseline)",
             "profile": "also count each function's instructions per op (icount, TCG plugin)",
+            "cache_model": "with --profile: " + CACHE_MODEL,
             "kernel_args": KERNEL_ARGS, "kconfig_add": KCONFIG_ADD,
             "uncommitted": UNCOMMITTED},
       iterable=["kconfig_add"], klass=_Task)
-def bench(c, suite=None, accel=None, label="", profile=False, kernel_args=None,
-          kconfig_add=None, uncommitted=False):
+def bench(c, suite=None, accel=None, label="", profile=False, cache_model=False,
+          kernel_args=None, kconfig_add=None, uncommitted=False):
     """Boot the built kernel and run the suite; store the run.
 
     Inside a kernel checkout: its HEAD with the bench series, built in a
@@ -475,18 +479,19 @@ def bench(c, suite=None, accel=None, label="", profile=False, kernel_args=None,
       ./wb bench --suite quick --label baseline
     """
     measure.bench(c, suite, accel, label, profile, kernel_args=kernel_args,
-                  kconfig_add=kconfig_add, uncommitted=uncommitted)
+                  kconfig_add=kconfig_add, uncommitted=uncommitted, cache_model=cache_model)
 
 
 @task(help={"suite": "suite to profile (default: settings ci.suite)",
             "top": "functions shown per case (default 5)",
             "run": "show a stored profiled run instead of booting",
-            "uncommitted": UNCOMMITTED})
-def profile(c, suite=None, top=None, run=None, uncommitted=False):
+            "cache_model": CACHE_MODEL, "uncommitted": UNCOMMITTED})
+def profile(c, suite=None, top=None, run=None, cache_model=False, uncommitted=False):
     """Each case's top kernel functions, in instructions per op.
 
     Boots once under icount with the TCG instruction-count plugin, or shows a
-    stored profiled run (--run).
+    stored profiled run (--run). --cache-model adds the simulated caches'
+    misses and est_cycles_per_op beside the instructions: a model.
 
     Exit status:
       0    printed
@@ -500,7 +505,7 @@ def profile(c, suite=None, top=None, run=None, uncommitted=False):
     Example:
       ./wb profile --top 10
     """
-    measure.profile(c, suite, top, run, uncommitted=uncommitted)
+    measure.profile(c, suite, top, run, uncommitted=uncommitted, cache_model=cache_model)
 
 
 @task(help={"baseline": "comma-separated run ids (A side of the A/B table)",

@@ -3,12 +3,16 @@
 The figures are instructions per operation counted by the plugin under icount: the same
 in every boot and on every host, and blind to everything icount is blind to (caches,
 memory bandwidth, contention). ``[async]`` (interrupts, softirqs, the other vCPU's
-unrelated work) is shown apart and never as a change.
+unrelated work) is shown apart and never as a change. A profile taken with the cache
+model adds its misses and ``est_cycles_per_op`` beside them, every line of them saying
+"model": an estimate, not a measurement (docs/cache-model.md).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from typing import Any
 
 import pandas as pd
 
@@ -42,22 +46,64 @@ def fmt_change(symbol: str, delta: float, rel: float) -> str:
     return f"{symbol} {sign}{fmt_count(abs(delta))} {UNIT} ({share})"
 
 
+MODEL_UNIT = "est. cycles/op (model)"
+# The column heads of a profile with the cache model: L1 is I1 and D1 misses together.
+MODEL_HEAD = (f"  {'instr/op':>9} {'shr':>4} {'L1 miss':>7} {'LLmiss':>6} {'est.cyc':>9}  "
+              "function (misses, est.cyc: model)")
+
+
+def _modelled(frame: pd.DataFrame, column: str) -> bool:
+    return column in frame.columns and bool(frame[column].notna().any())
+
+
+def model_line(est: float, l1: float, ll: float) -> str:
+    """``model: 1,234 est. cycles/op; misses/op L1 3.2, LL 0.1``."""
+    return (f"model: {fmt_count(est)} {MODEL_UNIT.removesuffix(' (model)')}; misses/op "
+            f"L1 {fmt_count(l1)}, LL {fmt_count(ll)}")
+
+
 def profile_lines(table: pd.DataFrame, n: int = 5, width: int = 80) -> list[str]:
-    """Per case: its instructions per op, then its top ``n`` functions with their share."""
+    """Per case: its instructions per op, then its top ``n`` functions with their share;
+    with the cache model, the case's estimate and each function's misses and estimate."""
     lines: list[str] = []
     for (benchmark, params), case in table.groupby(CASE, sort=True):
         own = case[case["symbol"] != ASYNC].sort_values("instr_per_op", ascending=False)
         first = case.iloc[0]
+        model = _modelled(case, "case_est_cycles_per_op")
         mark = " †" if first["interleaved"] else ""
         lines.append(case_label(benchmark, params, width - 2) + mark)
         lines.append(f"  {fmt_count(first['case_instr_per_op'])} {UNIT} "
                      f"(ns_per_op {first['case_ns_per_op']:,.1f} in the same boot)")
-        for row in own.head(n).itertuples():
-            lines.append(shorten(f"  {fmt_count(row.instr_per_op):>9} {row.share:>4.0%}  "
-                                 f"{row.symbol}", width))
+        if not model:
+            for row in own.head(n).itertuples():
+                lines.append(shorten(f"  {fmt_count(row.instr_per_op):>9} {row.share:>4.0%}  "
+                                     f"{row.symbol}", width))
+            continue
+        l1 = own["i1_miss_per_op"] + own["d1_miss_per_op"]
+        lines.append(shorten("  " + model_line(first["case_est_cycles_per_op"], l1.sum(),
+                                               own["ll_miss_per_op"].sum()), width))
+        lines.append(shorten(MODEL_HEAD, width))
+        for row, misses in zip(own.head(n).itertuples(), l1.head(n), strict=True):
+            lines.append(shorten(f"  {fmt_count(row.instr_per_op):>9} {row.share:>4.0%} "
+                                 f"{fmt_count(misses):>7} {fmt_count(row.ll_miss_per_op):>6} "
+                                 f"{fmt_count(row.est_cycles_per_op):>9}  {row.symbol}", width))
     if table["interleaved"].any():
         lines.append(shorten("† " + INTERLEAVED_NOTE, width))
     return lines
+
+
+def model_change(total: Mapping[str, Any]) -> str:
+    """A case's cache model figures (a row of ``case_totals``), baseline -> candidate (""
+    unless both sides have them): ``model: 1,234 -> 1,300 est. cycles/op; misses/op L1
+    3 -> 4, LL 0 -> 1``."""
+    figures = [total.get(f"{side}_{what}") for what in ("est", "l1_miss", "ll_miss")
+               for side in ("base", "cand")]
+    if any(f is None or f != f for f in figures):
+        return ""
+    est, l1, ll = (f"{fmt_count(a)} -> {fmt_count(b)}" for a, b in zip(figures[::2],
+                                                                        figures[1::2],
+                                                                        strict=True))
+    return f"model: {est} est. cycles/op; misses/op L1 {l1}, LL {ll}"
 
 
 def diff_lines(diff: pd.DataFrame, n: int = 3, width: int = 80) -> list[str]:
@@ -67,6 +113,9 @@ def diff_lines(diff: pd.DataFrame, n: int = 3, width: int = 80) -> list[str]:
     lines = []
     for total in totals[totals["changed"]].itertuples():
         lines.append(case_label(total.benchmark, total.params, width))
+        model = model_change(total._asdict())
+        if model:
+            lines.append(shorten(f"  {model}", width))
         lines.append(f"  {fmt_count(total.base_per_op)} -> {fmt_count(total.cand_per_op)} "
                      f"{UNIT} in all, of which:")
         rows = tops[(tops["benchmark"] == total.benchmark) & (tops["params"] == total.params)]
@@ -83,12 +132,16 @@ def diff_markdown(diff: pd.DataFrame, moved: pd.DataFrame, n: int = 5,
     """For each metric the gate moved (rows of ``moved``: benchmark, params, metric,
     verdict), the top ``n`` functions by change in instructions per op."""
     tops = top_changes(diff, n)
+    totals = case_totals(diff)
     out = [f"### {title}", "",
            f"Instructions per operation counted under icount by the TCG plugin "
            f"(baseline → candidate); `{ASYNC}` work is left out.", ""]
     for row in moved.itertuples():
         case = tops[(tops["benchmark"] == row.benchmark) & (tops["params"] == row.params)]
         out.append(f"- **{row.benchmark}** {row.params} · {row.metric} {row.verdict}:")
+        model = _case_model(totals, row.benchmark, row.params)
+        if model:
+            out.append(f"  - {model} (a model, not a measurement: docs/cache-model.md)")
         if case.empty:
             profiled = ((diff["benchmark"] == row.benchmark)
                         & (diff["params"] == row.params)).any()
@@ -100,6 +153,12 @@ def diff_markdown(diff: pd.DataFrame, moved: pd.DataFrame, n: int = 5,
                          & (diff["params"] == row.params), "interleaved"].any()):
             out.append(f"  - ({INTERLEAVED_NOTE})")
     return "\n".join(out) + "\n"
+
+
+def _case_model(totals: pd.DataFrame, benchmark: str, params: str) -> str:
+    """``model_change`` of one case of ``case_totals`` ("" if absent or without the model)."""
+    rows = totals[(totals["benchmark"] == benchmark) & (totals["params"] == params)]
+    return model_change(rows.iloc[0].to_dict()) if len(rows) else ""
 
 
 def diff_figures(diff: pd.DataFrame, n: int = 10) -> list[dict]:
@@ -118,11 +177,13 @@ def profile_section(explanation: Explanation) -> dict:
     a bar chart per case that changed, and with --per-patch each step's changes."""
     diff = explanation.diff
     tops = top_changes(diff, 5)
+    totals = case_totals(diff)
     metrics = []
     for row in explanation.moved.itertuples():
         case = tops[(tops["benchmark"] == row.benchmark) & (tops["params"] == row.params)]
         metrics.append({"benchmark": row.benchmark, "params": row.params, "metric": row.metric,
                         "verdict": str(row.verdict),
+                        "model": _case_model(totals, row.benchmark, row.params),
                         "changes": [fmt_change(r.symbol, r.delta, r.rel)
                                     for r in case.itertuples()]})
     steps = [{"index": s.index, "subject": s.subject,

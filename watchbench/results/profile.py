@@ -9,7 +9,9 @@ events (``CACHE_EVENTS``) in the same three slots; both formats are read here. E
 record of a profiled measurement says which of its program's regions it timed and over
 how many operations (``roi``: bench/RECORDS.md). This module pairs the two, maps the
 blocks to functions and writes ``profile.parquet`` (its columns and schema version are
-owned here).
+owned here). With the model on, every row also has the model's misses per op and
+``est_cycles_per_op`` (``CostModel``): an estimate under a stated model, not a
+measurement; ``cases`` gives it per case, for the tables and a gate.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -35,16 +38,23 @@ CACHE_VERSION = 2  # "# wb-insns 2": the same with the cache model's counts (cac
 CACHE_EVENTS = ("dr", "i1", "d1", "lli", "lld")
 CACHE_LEVELS = ("I1", "D1", "LL")
 _SLOTS = 3  # count, other, async
-PROFILE_SCHEMA = 1
+PROFILE_SCHEMA = 2  # 2: the cache model's columns (empty in a schema 1 profile, read as 2)
 PROFILE_FILE = "profile.parquet"
+# The cache model's figures per op of a row, medians of the repeats' like instr_per_op:
+# data references, I1, D1 and LL misses (LL: fetches and data together). NaN where the
+# model was off. A model, not a measurement.
+MISS_COLUMNS = ("dref_per_op", "i1_miss_per_op", "d1_miss_per_op", "ll_miss_per_op")
+MODEL_COLUMNS = (*MISS_COLUMNS, "est_cycles_per_op", "case_est_cycles_per_op", "cost_model")
 # One row per case and symbol: ``instr_per_op`` the median of its repeats' (``spread`` how
-# far they lie apart), ``instructions`` and ``ops`` summed over them.
+# far they lie apart), ``instructions`` and ``ops`` summed over them; then the model's.
 PROFILE_COLUMNS = ("schema", "run_id", "benchmark", "params", "symbol", "instr_per_op",
                    "spread", "share", "instructions", "ops", "repeats", "case_instr_per_op",
-                   "case_ns_per_op", "interleaved")
+                   "case_ns_per_op", "interleaved", *MODEL_COLUMNS)
 # Where the counts come from, copied from the run's manifest into every row.
 PROVENANCE = ("kernel_key", "tree_base", "series_hash", "config_hash", "accel", "qemu_version",
               "qemu_argv_hash", "host")
+# The plugin's events summed per row (``ll``: ``lli`` + ``lld``), in MISS_COLUMNS' order.
+_ROW_EVENTS = ("dr", "i1", "d1", "ll")
 # Everything run inside interrupts, and on the other vCPU of a case without a reader there,
 # in one row: asynchronous to the operation measured.
 # ``case_instr_per_op`` and ``share`` are of the operation's own instructions, without it.
@@ -53,6 +63,31 @@ ASYNC = "[async]"
 
 class ProfileError(ResultsError):
     """The plugin's counts and the records of a profiled boot do not fit together."""
+
+
+@dataclass(frozen=True)
+class CostModel:
+    """What the cache model's counts are estimated to cost, in cycles: one per
+    instruction, ``l1`` more per I1 or D1 miss, ``ll`` more per LL miss (which was an L1
+    miss too: 110 in all). The weights of KCachegrind's cycle estimate (CEst, without
+    its branch terms), within the Cachegrind manual's L1 miss "around 10 cycles" and LL
+    miss "as much as 200" (docs/cache-model.md says why). A model, not a measurement: no overlap of misses, no
+    pipeline, no prefetcher, no TLB. A later gate reads it per case (``cases``)."""
+
+    l1: float = 10.0
+    ll: float = 100.0
+
+    def est_cycles(self, instructions: Any, i1: Any, d1: Any, ll: Any) -> Any:
+        """Estimated cycles of these counts (numbers, arrays or Series alike)."""
+        return instructions + self.l1 * (i1 + d1) + self.ll * ll
+
+    def describe(self) -> str:
+        """The formula, said in every row it produced (``cost_model``)."""
+        return (f"model, not a measurement: est_cycles = instructions + {self.l1:g} * "
+                f"(I1 + D1 misses) + {self.ll:g} * LL misses")
+
+
+COST_MODEL = CostModel()
 
 
 @dataclass
@@ -202,8 +237,25 @@ def _record_regions(record: dict, program: Program, where: str) -> list[Region]:
     return program.regions[first:first + count]
 
 
+def _events(regions: list[Region], interleaved: bool) -> dict[str, np.ndarray]:
+    """The model's events of a record's regions, laid out as its instructions are: per
+    block (the other vCPUs' blocks after, when the operation runs there too), then what
+    was not the operation's, summed."""
+    out = {}
+    for name in _ROW_EVENTS:
+        parts = ("lli", "lld") if name == "ll" else (name,)
+        blocks = [sum(r.cache.count[p] for p in parts) for r in regions if r.cache]
+        if interleaved:
+            blocks += [sum(r.cache.other[p] for p in parts) for r in regions if r.cache]
+        elsewhere = sum(r.cache.async_events[p] + (0 if interleaved else int(r.cache.other[p].sum()))
+                        for r in regions if r.cache for p in parts)
+        out[name] = np.append(np.concatenate(blocks), elsewhere)
+    return out
+
+
 def profile_table(insns: Insns, programs: Sequence[tuple[str, list[dict]]],
-                  symbols: SymbolMap, run_id: str, where: Path) -> pd.DataFrame:
+                  symbols: SymbolMap, run_id: str, where: Path,
+                  cost: CostModel = COST_MODEL) -> pd.DataFrame:
     """Rows of PROFILE_COLUMNS; ``programs``: (run name, its records) of every program of
     ours the boot ran, in order (each started once, so each has one ``P``).
 
@@ -211,7 +263,8 @@ def profile_table(insns: Insns, programs: Sequence[tuple[str, list[dict]]],
     their operations; ``spread`` is how far the repeats' own figures lie apart (0: every
     repeat ran the same instructions per op). What ran inside interrupts (a timer tick
     and its softirqs, an IPI), and on the other vCPU unless the case has its reader
-    there, is not the operation's: it is one row, ``[async]``."""
+    there, is not the operation's: it is one row, ``[async]``. With the cache model on
+    (format 2), the model's misses are counted the same way and priced by ``cost``."""
     if len(insns.programs) != len(programs):
         raise ProfileError(f"{where}: the plugin saw {len(insns.programs)} program starts, the "
                            f"boot ran {len(programs)} programs of ours "
@@ -227,37 +280,56 @@ def profile_table(insns: Insns, programs: Sequence[tuple[str, list[dict]]],
             # On the other vCPUs the operation runs only where it has a reader there.
             interleaved = round_robin(record["params"])
             vaddr = np.concatenate([r.vaddr for r in regions] * (1 + interleaved))
-            insns = [r.insns for r in regions] + ([r.other for r in regions] if interleaved else [])
+            insns_ = [r.insns for r in regions] + ([r.other for r in regions] if interleaved else [])
             elsewhere = sum(r.async_insns + (0 if interleaved else int(r.other.sum()))
                             for r in regions)
             parts.append(pd.DataFrame({
                 "benchmark": record["benchmark"], "params": params_key(record["params"]),
                 "symbol": np.append(symbols.names_of(vaddr), ASYNC),
-                "instructions": np.append(np.concatenate(insns), elsewhere),
+                "instructions": np.append(np.concatenate(insns_), elsewhere),
                 "record": len(parts), "ops": int(record["roi"]["ops"]),
                 "ns": float((record.get("totals") or {}).get("ns", np.nan)),
-                "interleaved": interleaved}))
+                "interleaved": interleaved,
+                **(_events(regions, interleaved) if insns.cache else {})}))
     if not parts:
         return pd.DataFrame(columns=list(PROFILE_COLUMNS))
-    return _per_case(pd.concat(parts, ignore_index=True), run_id)
+    model = ""
+    if insns.cache:
+        caches = " ".join(f"{n} {':'.join(map(str, v))}" for n, v in insns.cache.items())
+        model = f"{cost.describe()}; caches {caches}"
+    return _per_case(pd.concat(parts, ignore_index=True), run_id, cost, model)
 
 
-def _per_case(rows: pd.DataFrame, run_id: str) -> pd.DataFrame:
+def _per_op(case: pd.DataFrame, value: str, ops: np.ndarray, columns: pd.Index
+            ) -> tuple[pd.Series, pd.Series, pd.Series, float]:
+    """One count of a case per symbol: its median per op over the repeats, their spread,
+    its total, and what the repeats ran in all per op (their mean)."""
+    grid = case.pivot_table(index="symbol", columns="record", values=value,
+                            aggfunc="sum", fill_value=0).reindex(columns=columns, fill_value=0)
+    per_op = grid / ops
+    return (per_op.median(axis=1), per_op.max(axis=1) - per_op.min(axis=1), grid.sum(axis=1),
+            float((grid.sum() / ops).mean()))
+
+
+def _per_case(rows: pd.DataFrame, run_id: str, cost: CostModel = COST_MODEL,
+              model: str = "") -> pd.DataFrame:
+    events = [e for e in _ROW_EVENTS if e in rows.columns]
     tables = []
     for (benchmark, params), case in rows.groupby(["benchmark", "params"], sort=True):
         records = case.groupby("record").agg(ops=("ops", "first"), ns=("ns", "first"))
         # symbol x record; a symbol a repeat never ran is 0 there, not missing.
-        grid = case.pivot_table(index="symbol", columns="record", values="instructions",
-                                aggfunc="sum", fill_value=0)
-        ops = records["ops"].reindex(grid.columns).to_numpy()
-        per_op = grid / ops
-        table = pd.DataFrame({"instructions": grid.sum(axis=1),
-                              "spread": per_op.max(axis=1) - per_op.min(axis=1),
-                              "instr_per_op": per_op.median(axis=1)})
+        ops = records["ops"].to_numpy()
+        median, spread, total, ran = _per_op(case, "instructions", ops, records.index)
+        table = pd.DataFrame({"instructions": total, "spread": spread, "instr_per_op": median})
         own = table.index != ASYNC
         op_total = float(table.loc[own, "instr_per_op"].sum())
         # What the repeats ran beyond the medians is asynchronous too (a preemption).
-        table.loc[ASYNC, "instr_per_op"] = float((grid.sum() / ops).mean()) - op_total
+        table.loc[ASYNC, "instr_per_op"] = ran - op_total
+        for event, column in zip(_ROW_EVENTS, MISS_COLUMNS, strict=True):
+            if event in events:
+                median, _, _, ran = _per_op(case, event, ops, records.index)
+                table[column] = median.reindex(table.index)
+                table.loc[ASYNC, column] = ran - float(table.loc[own, column].sum())
         table = table.fillna(0.0)
         tables.append(table.reset_index(names="symbol").assign(
             benchmark=benchmark, params=params, ops=int(ops.sum()), repeats=len(records),
@@ -267,11 +339,31 @@ def _per_case(rows: pd.DataFrame, run_id: str) -> pd.DataFrame:
     table = pd.concat(tables, ignore_index=True)
     table["share"] = table["instr_per_op"] / table["case_instr_per_op"]
     table["instructions"] = table["instructions"].astype(np.int64)
+    table = with_estimate(table, cost, model if events else "")
     table["schema"] = PROFILE_SCHEMA
     table["run_id"] = run_id
     table = table.sort_values(["benchmark", "params", "instr_per_op"],
                               ascending=[True, True, False])
     return table[list(PROFILE_COLUMNS)].reset_index(drop=True)
+
+
+def with_estimate(table: pd.DataFrame, cost: CostModel = COST_MODEL,
+                  model: str = "") -> pd.DataFrame:
+    """``table`` with ``est_cycles_per_op`` per row (``cost`` over its instructions and
+    misses per op) and ``case_est_cycles_per_op``, the sum over the case's own rows
+    (``[async]`` apart, as for ``case_instr_per_op``); NaN without the model's counts
+    (``model`` "": the model was off, and the misses are NaN too)."""
+    out = table.copy()
+    for column in MISS_COLUMNS:
+        if column not in out.columns or not model:
+            out[column] = np.nan
+    out["est_cycles_per_op"] = cost.est_cycles(out["instr_per_op"], out["i1_miss_per_op"],
+                                               out["d1_miss_per_op"], out["ll_miss_per_op"])
+    own = out["est_cycles_per_op"].where(out["symbol"] != ASYNC, 0.0)
+    sums = own.groupby([out["benchmark"], out["params"]]).transform("sum", min_count=1)
+    out["case_est_cycles_per_op"] = sums if model else np.nan
+    out["cost_model"] = model
+    return out
 
 
 def read_records(path: Path) -> list[dict]:
@@ -293,6 +385,9 @@ def read_profile(run_dir: Path) -> pd.DataFrame:
     except (OSError, ValueError) as exc:
         raise ProfileError(f"{path}: no readable profile ({exc})",
                            hint="profile the kernel with `./wb profile`") from exc
+    if len(table) and set(table["schema"]) == {1}:
+        # Schema 1 predates the cache model: the same rows, without the model's counts.
+        table = with_estimate(table.assign(schema=PROFILE_SCHEMA))
     missing = [c for c in PROFILE_COLUMNS if c not in table.columns]
     if missing or (len(table) and set(table["schema"]) != {PROFILE_SCHEMA}):
         raise ProfileError(f"{path}: profile schema {sorted(set(table.get('schema', [])))}, "
@@ -303,13 +398,22 @@ def read_profile(run_dir: Path) -> pd.DataFrame:
 def cases(table: pd.DataFrame) -> pd.DataFrame:
     """One row per case: the operation's instructions per op, the asynchronous ones, their
     sum (all the region ran) and the same boot's icount ``ns_per_op``, which counts the
-    same instructions plus the clock reads just outside the markers."""
-    first = table.drop_duplicates(["benchmark", "params"]).set_index(["benchmark", "params"])
-    extra = table[table["symbol"] == ASYNC].set_index(["benchmark", "params"])["instr_per_op"]
+    same instructions plus the clock reads just outside the markers. With the cache model:
+    the operation's misses per op (MISS_COLUMNS) and ``est_cycles_per_op``, the model's
+    estimate (``cost_model`` says which); NaN without it. What a gate on the estimate
+    reads, per case."""
+    key = ["benchmark", "params"]
+    first = table.drop_duplicates(key).set_index(key)
+    extra = table[table["symbol"] == ASYNC].set_index(key)["instr_per_op"]
+    own = table[table["symbol"] != ASYNC]
+    misses = own.groupby(key)[list(MISS_COLUMNS)].sum(min_count=1).reindex(first.index)
     out = pd.DataFrame({"instr_per_op": first["case_instr_per_op"],
                         "async_per_op": extra.reindex(first.index).fillna(0.0),
                         "ns_per_op": first["case_ns_per_op"], "ops": first["ops"],
-                        "repeats": first["repeats"], "interleaved": first["interleaved"]})
+                        "repeats": first["repeats"], "interleaved": first["interleaved"],
+                        **{c: misses[c] for c in MISS_COLUMNS},
+                        "est_cycles_per_op": first["case_est_cycles_per_op"],
+                        "cost_model": first["cost_model"]})
     out["total_per_op"] = out["instr_per_op"] + out["async_per_op"]
     return out.reset_index()
 

@@ -24,16 +24,22 @@ from watchbench.results.profile import ASYNC
 
 CASE = ["benchmark", "params"]
 INTERLEAVED_NOISE = 0.005  # of a case's instructions per op: twice the largest A/A change
+# The cache model's figures carried beside the instructions, per op of each side (NaN on a
+# side profiled without the model): a model, not a measurement; said, never judged here.
+MODEL_FIGURES = {"l1_miss": ("i1_miss_per_op", "d1_miss_per_op"), "ll_miss": ("ll_miss_per_op",),
+                 "est": ("est_cycles_per_op",)}
 DIFF_COLUMNS = ("benchmark", "params", "symbol", "base_per_op", "cand_per_op", "delta",
-                "rel", "noise", "changed", "interleaved")
+                "rel", "noise", "changed", "interleaved", *(
+                    f"{side}_{what}" for what in MODEL_FIGURES for side in ("base", "cand")))
 
 
 def profile_diff(base: pd.DataFrame, cand: pd.DataFrame) -> pd.DataFrame:
     """One row per case and symbol of either side (a symbol one side never ran is 0
     there): the per-op counts, their difference and whether it is a change."""
-    keep = [*CASE, "symbol", "instr_per_op", "spread", "interleaved", "case_instr_per_op"]
-    both = base[keep].merge(cand[keep], on=[*CASE, "symbol"], how="outer",
-                            suffixes=("_base", "_cand"))
+    keep = [*CASE, "symbol", "instr_per_op", "spread", "interleaved", "case_instr_per_op",
+            *MODEL_FIGURES]
+    both = _model_figures(base)[keep].merge(_model_figures(cand)[keep], on=[*CASE, "symbol"],
+                                            how="outer", suffixes=("_base", "_cand"))
     both = both[both[CASE].apply(tuple, axis=1).isin(
         set(base[CASE].apply(tuple, axis=1)) & set(cand[CASE].apply(tuple, axis=1)))]
     for column in ("instr_per_op_base", "instr_per_op_cand", "spread_base", "spread_cand"):
@@ -53,9 +59,30 @@ def profile_diff(base: pd.DataFrame, cand: pd.DataFrame) -> pd.DataFrame:
                         np.nan),
         "noise": noise, "changed": (delta.abs() > noise) & (delta.abs() > 1e-9)
                                    & (both["symbol"] != ASYNC),
-        "interleaved": interleaved})
+        "interleaved": interleaved,
+        **{f"{side}_{what}": _side_figure(both, f"{what}_{side}", f"interleaved_{side}")
+           for what in MODEL_FIGURES for side in ("base", "cand")}})
     out = out.assign(order=-out["delta"].abs()).sort_values([*CASE, "order", "symbol"])
     return out[list(DIFF_COLUMNS)].reset_index(drop=True)
+
+
+def _model_figures(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with MODEL_FIGURES' columns (NaN where the profile has no model)."""
+    out = table.copy()
+    for what, columns in MODEL_FIGURES.items():
+        present = [c for c in columns if c in out.columns]
+        out[what] = out[present].sum(axis=1, min_count=len(columns)) \
+            if len(present) == len(columns) else np.nan
+    return out
+
+
+def _side_figure(both: pd.DataFrame, column: str, present: str) -> pd.Series:
+    """A model figure of one side: 0 for a symbol that side never ran (``present``, a
+    column of that side, is empty there), NaN where that side has no model at all."""
+    figure = both[column].astype(float)
+    ran_none = both[present].isna()
+    modelled = both.groupby(CASE)[column].transform(lambda v: v.notna().any())
+    return figure.where(~(ran_none & modelled.astype(bool)), 0.0)
 
 
 def top_changes(diff: pd.DataFrame, n: int = 5) -> pd.DataFrame:
@@ -67,11 +94,17 @@ def top_changes(diff: pd.DataFrame, n: int = 5) -> pd.DataFrame:
 
 
 def case_totals(diff: pd.DataFrame) -> pd.DataFrame:
-    """Per case: the operation's instructions per op on each side (``[async]`` apart)."""
+    """Per case: the operation's instructions per op on each side (``[async]`` apart), and
+    the cache model's misses and estimate on each side (NaN on a side without it)."""
     own = diff[diff["symbol"] != ASYNC]
     totals = own.groupby(CASE, sort=True)[["base_per_op", "cand_per_op"]].sum().reset_index()
     totals["delta"] = totals["cand_per_op"] - totals["base_per_op"]
     totals["changed"] = own.groupby(CASE, sort=True)["changed"].any().to_numpy()
+    model = [f"{side}_{what}" for what in MODEL_FIGURES for side in ("base", "cand")]
+    present = [c for c in model if c in own.columns]
+    sums = own.groupby(CASE, sort=True)[present].sum(min_count=1).reset_index(drop=True)
+    for column in model:
+        totals[column] = sums[column] if column in sums.columns else np.nan
     return totals
 
 

@@ -25,8 +25,9 @@ from watchbench.suite import profile as suite_profile
 from watchbench.suite.definition import RunKind, Suite, SuiteRun, load_suite, suite_digest
 from watchbench.vm import plugin
 from watchbench.vm.boot import prepare
+from watchbench.vm.cachemodel import CacheConfig
 from watchbench.vm.qemu import MEASURES, Accel, Share, VmSpec, qemu_argv
-from watchbench.vm.session import BootResult, qemu_version
+from watchbench.vm.session import BootResult, Guest, qemu_version
 from watchbench.vm.share import read_file, write_file
 
 # How much longer a suite takes than on TCG (icount serialises the vCPUs).
@@ -127,6 +128,17 @@ def _write_outputs(raw: Path, runs: list[SuiteRun], result: BootResult) -> list[
     return problems
 
 
+def with_cache_model(guest: Guest, settings: Settings) -> tuple[Guest, dict]:
+    """A profiled guest with settings profile.cache_model on: its plugin simulates the
+    configured caches, and the manifest says so (``cache_model``). Off: the guest and the
+    manifest as they were before the model existed."""
+    cache = CacheConfig.from_settings(settings.profile)
+    if cache is None:
+        return guest, {}
+    return (replace(guest, plugin_args=tuple(cache.plugin_args())),
+            {"cache_model": f"model, not a measurement: {cache.describe()}"})
+
+
 # What the live progress counts in each kind of run's output.
 COUNTED = {"conformance": "tests", "c": "records", "python": "pytest progress lines"}
 
@@ -137,7 +149,9 @@ def run_bench(settings: Settings, suite_name: str = "quick", accel: str | None =
               profile: bool = False, only: frozenset[str] | None = None,
               kernel_args: tuple[str, ...] = ()) -> Path:
     """One boot: conformance (required), then the suite; returns the run directory.
-    ``profile``: under the instruction-count plugin (icount only), also profile.parquet.
+    ``profile``: under the instruction-count plugin (icount only), also profile.parquet;
+    with settings profile.cache_model on, the plugin simulates caches too (its levels in
+    the QEMU argv and the manifest's ``cache_model``; off, both are as without the model).
     ``only``: of the benchmarks, only the runs that measure one of these.
     ``kernel_args``: extra boot parameters besides the settings' ``kernel_args`` (all of
     them in the QEMU argv and the manifest, as the settings' ``kconfig_add`` is)."""
@@ -156,7 +170,8 @@ def run_bench(settings: Settings, suite_name: str = "quick", accel: str | None =
         guest = replace(guest, plugin=plugin.build(settings, runner),
                         plugin_symbols=suite_profile.plugin_files(kernel))
         append = suite_profile.APPEND
-        extra = {**(extra or {}), "profiled": True}
+        guest, model = with_cache_model(guest, settings)
+        extra = {**(extra or {}), "profiled": True, **model}
     guest = replace(guest, kernel_args=(*guest.kernel_args, *kernel_args))
     run_id = f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{kernel.key[:8]}-{secrets.token_hex(4)}"
     run_dir = settings.runs_dir / run_id

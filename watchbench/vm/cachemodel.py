@@ -12,11 +12,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
 from watchbench.host.runner import Runner, default_runner
+from watchbench.settings import ProfileSettings, cache_level
 
 QEMU_USER = "qemu-x86_64"  # Debian qemu-user, the same QEMU release as qemu-system-x86
+
+
+class CacheModel(StrEnum):
+    """Whether a profiled boot's plugin simulates caches (settings profile.cache_model)."""
+
+    OFF = "off"
+    ON = "on"
 
 
 @dataclass(frozen=True)
@@ -27,6 +36,11 @@ class Level:
     assoc: int
     line: int
 
+    @classmethod
+    def parse(cls, text: str) -> Level:
+        """``SIZE:ASSOC:LINE`` (``32K:8:64``), checked as the plugin checks it."""
+        return cls(*cache_level(text))
+
     def arg(self, sep: str) -> str:
         return sep.join(str(v) for v in (self.size, self.assoc, self.line))
 
@@ -35,9 +49,17 @@ class Level:
 class CacheConfig:
     """I1, D1 and LL, as the plugin and Cachegrind both take them."""
 
-    i1: Level = Level(32 << 10, 8, 64)
-    d1: Level = Level(32 << 10, 8, 64)
-    ll: Level = Level(8 << 20, 16, 64)
+    # The defaults are the settings' (profile.l1i, l1d, ll), declared there once.
+    i1: Level = Level.parse(ProfileSettings.l1i)
+    d1: Level = Level.parse(ProfileSettings.l1d)
+    ll: Level = Level.parse(ProfileSettings.ll)
+
+    @classmethod
+    def from_settings(cls, profile: ProfileSettings) -> CacheConfig | None:
+        """The configured caches, or None when the model is off."""
+        if CacheModel(profile.cache_model) is CacheModel.OFF:
+            return None
+        return cls(Level.parse(profile.l1i), Level.parse(profile.l1d), Level.parse(profile.ll))
 
     def plugin_args(self) -> list[str]:
         """``cache=on`` and the three levels (``:`` inside a value: QEMU splits on ``,``)."""
@@ -47,6 +69,11 @@ class CacheConfig:
     def cachegrind_args(self) -> list[str]:
         return [f"--I1={self.i1.arg(',')}", f"--D1={self.d1.arg(',')}",
                 f"--LL={self.ll.arg(',')}"]
+
+    def describe(self) -> str:
+        """``I1 32768:8:64 D1 32768:8:64 LL 8388608:16:64``: for the provenance."""
+        return " ".join(f"{name} {':'.join(str(v) for v in level)}"
+                        for name, level in self.levels().items())
 
     def levels(self) -> dict[str, tuple[int, int, int]]:
         """As ``Insns.cache`` reads them back from the plugin's file."""

@@ -87,6 +87,8 @@ class VmSpec:
     plugin: Path | None = None  # a TCG plugin (vm.plugin), the file it writes, and the
     plugin_out: Path | None = None  # kernel's function starts and interrupt entries
     plugin_symbols: tuple[Path, Path, Path] | None = None
+    # More plugin arguments, after those: the cache model's (vm.cachemodel), none when off.
+    plugin_args: tuple[str, ...] = ()
 
 
 def qemu_argv(spec: VmSpec) -> list[str]:
@@ -111,7 +113,10 @@ def qemu_argv(spec: VmSpec) -> list[str]:
             raise ValueError("a TCG plugin needs TCG: it cannot run under kvm")
         symbols = "".join(f",{name}={path}" for name, path in
                           zip(("symbols", "irq", "softirq"), spec.plugin_symbols or (), strict=True))
-        argv += ["-plugin", f"file={spec.plugin},out={spec.plugin_out}{symbols}"]
+        if any("," in arg or not arg for arg in spec.plugin_args):
+            raise ValueError(f"a plugin argument is empty or holds a comma: {spec.plugin_args!r}")
+        more = "".join(f",{arg}" for arg in spec.plugin_args)
+        argv += ["-plugin", f"file={spec.plugin},out={spec.plugin_out}{symbols}{more}"]
     for share in spec.shares:
         # multidevs=remap: a share spanning several host filesystems (the host root: /proc
         # and /sys both have inode 1) gets inode numbers unique across them; without it the

@@ -252,6 +252,7 @@ class Guest:
     runner: Runner = default_runner
     plugin: Path | None = None  # the instruction-count plugin (vm.plugin), if profiling,
     plugin_symbols: tuple[Path, Path, Path] | None = None  # vm.qemu.VmSpec.plugin_symbols
+    plugin_args: tuple[str, ...] = ()  # vm.qemu.VmSpec.plugin_args (the cache model's)
     # What of the host the host side sees (guest.hostview). The pipeline's guests
     # (vm.boot.prepare: bench, ci, check, bisect, all) are NARROW unless the sandbox is
     # off; vm.run --host and vm.shell are WHOLE, as is a Guest made by hand (tests, scripts).
@@ -280,7 +281,8 @@ class Guest:
         return VmSpec(self.kernel, workdir / "initrd.cpio.gz", workdir / "channel.log",
                       self.accel, self.cpus, self.memory_mb, shares=tuple(shares),
                       append=(*append, *self.kernel_args),
-                      plugin=self.plugin, plugin_out=out, plugin_symbols=self.plugin_symbols)
+                      plugin=self.plugin, plugin_out=out, plugin_symbols=self.plugin_symbols,
+                      plugin_args=self.plugin_args)
 
     def run(self, commands: list[GuestCommand], *, timeout: float, results: Path | None = None,
             on_output: Callable[[int, str], None] | None = None,
