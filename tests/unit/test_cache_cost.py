@@ -7,6 +7,7 @@ and the summary. No QEMU runs here: the counts are the plugin's format 2, record
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -283,3 +284,42 @@ def test_profile_cache_model_boots_with_the_model_on_and_prints_it(tmp_path, mon
     shutil.rmtree(tmp_path / "runs")
     measure.profile(ctx, None, None, None)
     assert booted[-1].profile.cache_model == "off"
+
+
+def _cost_script():
+    """bench/scripts/cache_model_cost.py, imported as its directory's scripts import it."""
+    import importlib
+    import sys
+
+    scripts = str(Path(__file__).resolve().parents[2] / "bench" / "scripts")
+    if scripts not in sys.path:
+        sys.path.insert(0, scripts)
+    return importlib.import_module("cache_model_cost")
+
+
+def test_the_cost_script_boots_a_built_kernel_and_never_builds_one(tmp_path):
+    cost = _cost_script()
+    kernels = tmp_path / "kernels"
+    for name, series, complete, mtime in [("old", "watch_queue-bench", True, 1),
+                                          ("new", "watch_queue-bench", True, 3),
+                                          ("torn", "watch_queue-bench", False, 4),
+                                          ("other", "slow-post", True, 5)]:
+        (kernels / name).mkdir(parents=True)
+        for f in cost.KERNEL_FILES[1:] if complete else ("bzImage",):
+            (kernels / name / f).write_text(name)
+            os.utime(kernels / name / f, (mtime, mtime))
+        (kernels / name / "kernel.json").write_text(json.dumps({
+            "key": name, "dir": "x", "release": "6.12", "tree_id": "t", "base": "b",
+            "base_label": "debian", "head": "h", "series": series, "series_hash": "s",
+            "dirty_hash": "", "config_hash": "c", "compiler": "gcc", "build_seconds": 1.0,
+            "steps": 1}))
+    assert cost.built_bench_kernel(tmp_path, "watch_queue-bench") == kernels / "new"
+    with pytest.raises(SystemExit, match="never builds one"):
+        cost.built_bench_kernel(tmp_path, "nope")
+    kernel = cost.copied(kernels / "new", tmp_path / "mine")
+    assert kernel.dir == tmp_path / "mine" and kernel.bzimage.read_text() == "new"
+    assert [w.value for w in cost.Way] == ["plain", "profiled", "model"]
+    one = _profile(tmp_path / "a", {"n": 1})
+    other = one.assign(case_est_cycles_per_op=one["case_est_cycles_per_op"] * 1.01)
+    assert cost.est_spread([one, one]) == 0
+    assert cost.est_spread([one, other]) == pytest.approx(0.01)
