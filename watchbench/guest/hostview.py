@@ -1,8 +1,10 @@
 """What of the host the guest's host side (``GuestCommand`` side "host": the Python
 benchmarks, the check scripts) sees: never the host's ``/``, but a root of its own in guest
 memory holding read-only shares of the toolchain (``/usr``), the Python runtime and the
-virtualenv, the project's guest code (``userspace/``), a few copied files of ``/etc`` and
-the host paths its commands name (a client built for this kernel, a test suite).
+virtualenv, the project's guest code (``userspace/``) and the host paths its commands name
+(a client built for this kernel, a test suite); and copies of a few files of ``/etc``,
+carried in the initramfs: each share is a virtio device, and each one costs a TCG boot
+tens of milliseconds (probed, mounted, reset at power-off).
 
 ``WHOLE`` (the host's ``/``, read-only) is kept for ``vm.run --host`` and ``vm.shell``,
 the user's explicit choice, and for ``sandbox: false`` (docs/security.md).
@@ -13,13 +15,15 @@ from __future__ import annotations
 import hashlib
 import os
 import shlex
-import shutil
+import stat
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
+from watchbench.guest import cpio
+from watchbench.host.files import write_atomically
 from watchbench.host.sandbox import host_layout
 
 
@@ -46,22 +50,34 @@ class Mount:
     at: str
 
 
+# Where the initramfs carries the copied /etc (``etc_archive``) for view_copy to place.
+ETC_IN_GUEST = "wb/etc"
+
+
 @dataclass(frozen=True)
 class HostView:
-    """The host side's root: shares and the links of a merged /usr (``/bin -> usr/bin``)."""
+    """The host side's root: shares, the links of a merged /usr (``/bin -> usr/bin``) and
+    the copied /etc (``etc``: an initramfs segment holding ``ETC_IN_GUEST``)."""
 
     view: View
     mounts: tuple[Mount, ...] = ()
     links: tuple[tuple[str, str], ...] = ()
+    etc: Path | None = None
 
     def job_lines(self) -> list[str]:
         """The job script's lines that mount this view (init.sh's functions)."""
         if self.view is View.WHOLE:
             return ["mount_host"]
         lines = ["mount_view"]
+        if self.etc is not None:  # first: a share a command names inside /etc goes on top
+            lines.append(f"view_copy /{ETC_IN_GUEST} /etc")
         lines += [f"view_mount {m.tag} {shlex.quote(m.at)}" for m in self.mounts]
         lines += [f"view_link {shlex.quote(link)} {shlex.quote(target)}" for link, target in self.links]
         return [*lines, "host_pseudo"]
+
+    def archives(self) -> tuple[Path, ...]:
+        """Initramfs segments the job's archive must be preceded by."""
+        return () if self.etc is None else (self.etc,)
 
 
 WHOLE = HostView(View.WHOLE, (Mount("hostroot", Path("/"), "/"),))
@@ -87,46 +103,44 @@ def named_paths(argvs: Iterable[Iterable[str]]) -> list[Path]:
     return out
 
 
-def prepared_etc(cache_dir: Path, root: Path = Path("/")) -> Path:
-    """A directory holding copies of the ``ETC`` files (links kept as links), keyed by
-    their content, so boots beside each other share it and none changes under another."""
-    digest = hashlib.sha256()
-    names = [n for n in ETC if (root / "etc" / n).exists() or (root / "etc" / n).is_symlink()]
-    for name in names:
+def etc_entries(root: Path = Path("/")) -> list[cpio.Entry]:
+    """The ``ETC`` files of ``root`` as archive entries under ``ETC_IN_GUEST`` (links kept
+    as links, never followed), parents first, in a fixed order."""
+    entries = [cpio.directory("wb"), cpio.directory(ETC_IN_GUEST)]
+    for name in ETC:
         src = root / "etc" / name
-        for path in sorted([src, *src.rglob("*")] if src.is_dir() and not src.is_symlink()
-                           else [src]):
-            digest.update(str(path.relative_to(root)).encode())
-            if path.is_symlink():
-                digest.update(os.readlink(path).encode())
-            elif path.is_file():
-                digest.update(path.read_bytes())
-    dest = cache_dir / "hostview" / f"etc-{digest.hexdigest()[:16]}"
-    if dest.is_dir():
-        return dest
-    partial = dest.with_name(f"{dest.name}.{os.getpid()}.partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    for name in names:
-        src = root / "etc" / name
-        if src.is_symlink():
-            os.symlink(os.readlink(src), partial / name)
-        elif src.is_dir():
-            shutil.copytree(src, partial / name, symlinks=True)
-        else:
-            shutil.copyfile(src, partial / name)
-    try:
-        partial.rename(dest)
-    except OSError:  # made meanwhile by a boot beside this one
-        shutil.rmtree(partial, ignore_errors=True)
+        todo = [src] if src.exists() or src.is_symlink() else []
+        while todo:
+            path = todo.pop(0)
+            inside = f"{ETC_IN_GUEST}/{path.relative_to(root / 'etc')}"
+            mode = path.lstat().st_mode
+            if stat.S_ISLNK(mode):
+                entries.append(cpio.symlink(inside, os.readlink(path)))
+            elif stat.S_ISDIR(mode):
+                entries.append(cpio.directory(inside))
+                todo[:0] = sorted(path.iterdir())
+            elif stat.S_ISREG(mode):
+                entries.append(cpio.host_file(inside, path))
+    return entries
+
+
+def etc_archive(cache_dir: Path, root: Path = Path("/")) -> Path:
+    """The copied /etc as a gzipped initramfs segment, keyed by its content: made once,
+    shared by the boots beside each other, never changed under one of them."""
+    entries = etc_entries(root)
+    digest = hashlib.sha256(cpio.archive(entries)).hexdigest()[:16]
+    dest = cache_dir / "hostview" / f"etc-{digest}.cpio.gz"
+    if not dest.exists():
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        write_atomically(dest, cpio.gzipped(entries))
     return dest
 
 
 def narrow(project_root: Path, cache_dir: Path, argvs: Iterable[Iterable[str]] = (),
            runtime: tuple[Path, ...] | None = None, root: Path = Path("/")) -> HostView:
     """The view a host-side command needs: /usr, the Python runtime (``sys.base_prefix``,
-    ``sys.prefix``: the virtualenv), ``userspace/``, the prepared /etc and what
-    ``argvs`` name. Each directory once, a directory inside another one left out."""
+    ``sys.prefix``: the virtualenv), ``userspace/``, what ``argvs`` name and the copied
+    /etc. Each directory once, a directory inside another one left out."""
     runtime = runtime if runtime is not None else (Path(sys.base_prefix).resolve(),
                                                    Path(sys.prefix))
     wanted = [root / "usr", *runtime, project_root / "userspace", *named_paths(argvs)]
@@ -136,6 +150,5 @@ def narrow(project_root: Path, cache_dir: Path, argvs: Iterable[Iterable[str]] =
     for path in sorted({*wanted, *dirs}, key=lambda p: (len(p.parts), str(p))):
         if not _covered(path, [p for p, _ in chosen]):
             chosen.append((path, "/" + str(path.relative_to(root))))
-    chosen.append((prepared_etc(cache_dir, root), "/etc"))
     mounts = tuple(Mount(f"hv{i}", host, at) for i, (host, at) in enumerate(chosen))
-    return HostView(View.NARROW, mounts, tuple(links))
+    return HostView(View.NARROW, mounts, tuple(links), etc_archive(cache_dir, root))

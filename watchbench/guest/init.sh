@@ -36,7 +36,8 @@ mount_host() {
 }
 
 # The host side as a root of its own in guest memory holding only the read-only shares
-# job.sh names (view_mount) and the links of a merged /usr (view_link): guest.hostview.
+# job.sh names (view_mount), the links of a merged /usr (view_link) and the copied /etc
+# the initramfs carries (view_copy): guest.hostview.
 mount_view() {
 	mkdir -p /host
 	mount -t tmpfs view /host
@@ -47,6 +48,7 @@ view_mount() {
 		say "WB-ERROR cannot mount the host share $1 at $2"
 }
 view_link() { ln -s "$2" "/host$1"; }
+view_copy() { cp -a "$1" "/host$2" || say "WB-ERROR cannot copy $1 to $2 in the host view"; }
 
 # The host side's /proc, /sys, /dev, /run (the results at /run/wb-results) and /tmp.
 # "overlay": /tmp is the host's, read-only, with an overlay whose writes stay in guest

@@ -147,9 +147,10 @@ def job_script(commands: list[GuestCommand], host_cwd: Path, host_path: str,
     return "\n".join(lines) + "\n"
 
 
-def job_initramfs(base: Path, script: str, dest: Path) -> Path:
-    """base archive + a second archive holding /wb/job.sh, written to ``dest``."""
+def job_initramfs(base: Path, script: str, dest: Path, extra: tuple[Path, ...] = ()) -> Path:
+    """base archive + ``extra`` archives (the host view's copied /etc) + a last archive
+    holding /wb/job.sh, written to ``dest`` (the kernel unpacks them in turn)."""
     job = cpio.gzipped([cpio.directory("wb"), cpio.file("wb/job.sh", script.encode())])
     dest.parent.mkdir(parents=True, exist_ok=True)
-    dest.write_bytes(base.read_bytes() + job)
+    dest.write_bytes(b"".join(p.read_bytes() for p in (base, *extra)) + job)
     return dest

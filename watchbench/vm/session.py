@@ -269,12 +269,14 @@ class Guest:
                                [c.argv for c in commands if c.side == "host"])
 
     def spec(self, workdir: Path, results: Path | None, host_root: bool,
-             append: tuple[str, ...] = (), commands: list[GuestCommand] = ()) -> VmSpec:
-        """``host_root``: the host side is used, so its view is shared (``host_view``)."""
+             append: tuple[str, ...] = (), commands: list[GuestCommand] = (),
+             view: HostView | None = None) -> VmSpec:
+        """``host_root``: the host side is used, so its view (``view``, or ``host_view``:
+        the caller that has it already saves reading /etc again) is shared."""
         shares = []
         if host_root:
-            shares += [Share(m.tag, m.host, readonly=True)
-                       for m in self.host_view(commands).mounts]
+            view = view or self.host_view(commands)
+            shares += [Share(m.tag, m.host, readonly=True) for m in view.mounts]
         if results is not None:
             shares.append(Share("results", results))
         out = (results or workdir) / PLUGIN_OUTPUT if self.plugin else None
@@ -298,10 +300,10 @@ class Guest:
         results = results or workdir / "results"
         results.mkdir(parents=True, exist_ok=True)
         host_root = any(c.side == "host" for c in commands)
-        view = self.host_view(commands)
-        spec = self.spec(workdir, results, host_root, append, commands)
+        view = self.host_view(commands) if host_root else WHOLE  # WHOLE: nothing mounted
+        spec = self.spec(workdir, results, host_root, append, commands, view)
         job_initramfs(self.base_initrd, job_script(commands, self.project_root, host_path(),
-                                                   view=view), spec.initrd)
+                                                   view=view), spec.initrd, view.archives())
         argv = qemu_argv(spec)
         (workdir / "qemu-argv.txt").write_text("\n".join(argv) + "\n")
         console_log = workdir / "console.log"
