@@ -75,13 +75,14 @@ def load() -> str:
     return " ".join(f"{v:.2f}" for v in os.getloadavg())
 
 
-def est_spread(tables: list) -> float:
+def est_spread(tables: list) -> tuple[float, str]:
     """The largest relative difference in a case's est_cycles_per_op between the model's
-    boots (0: every boot gave the same estimate for every case)."""
+    boots (0: every boot gave the same estimate for every case), and that case."""
     per_case = [cases(t).set_index(["benchmark", "params"])["est_cycles_per_op"] for t in tables]
     both = per_case[0].to_frame("a").join([s.rename(f"b{i}") for i, s in enumerate(per_case[1:])])
     spread = (both.max(axis=1) - both.min(axis=1)) / both.min(axis=1)
-    return float(spread.max())
+    worst = spread.idxmax()
+    return float(spread.max()), f"{worst[0]} {worst[1]}"
 
 
 def main() -> None:
@@ -123,9 +124,10 @@ def main() -> None:
                 tables.append(read_profile(run))
     med = {w: statistics.median(v) for w, v in walls.items()}
     ratio = med[Way.MODEL] / med[Way.PLAIN]
-    print(f"cache model cost: {started}, commit {commit}, load {load_before}")
-    print(f"kernel {kernel.key[:12]} ({kernel.series}, {kernel.base_label[:30]}), "
-          f"suite {args.suite}, icount, {args.boots} boots each way, in turns")
+    print(f"cache model cost: {started}, commit {commit}")
+    print(f"load average before: {load_before}")
+    print(f"kernel {kernel.key[:12]} ({kernel.series[:30]}), suite {args.suite}, icount")
+    print(f"{args.boots} boots each way, in turns")
     for way in Way:
         shown = " ".join(f"{w:.1f}" for w in walls[way])
         print(f"  {way:<9} wall s: {shown}  (median {med[way]:.1f})")
@@ -136,9 +138,11 @@ def main() -> None:
     print(f"  plugin file: {statistics.median(sizes[Way.PROFILED]) / 1e6:.1f} MB profiled, "
           f"{statistics.median(sizes[Way.MODEL]) / 1e6:.1f} MB with the model")
     if len(tables) > 1:
-        print(f"  est_cycles_per_op (a model): largest difference of a case between the "
-              f"model's boots {est_spread(tables):.2%}")
-    print(f"load after: {load()}; runs: {settings.runs_dir}")
+        spread, case = est_spread(tables)
+        print(f"  est_cycles_per_op (a model): the model's boots differ by up to "
+              f"{spread:.2%}\n    in a case ({case[:66]})")
+    print(f"load average after: {load()}")
+    print(f"runs: {settings.runs_dir}")
 
 
 if __name__ == "__main__":

@@ -321,5 +321,5 @@ def test_the_cost_script_boots_a_built_kernel_and_never_builds_one(tmp_path):
     assert [w.value for w in cost.Way] == ["plain", "profiled", "model"]
     one = _profile(tmp_path / "a", {"n": 1})
     other = one.assign(case_est_cycles_per_op=one["case_est_cycles_per_op"] * 1.01)
-    assert cost.est_spread([one, one]) == 0
-    assert cost.est_spread([one, other]) == pytest.approx(0.01)
+    assert cost.est_spread([one, one]) == (0, "walk n=1")
+    assert cost.est_spread([one, other])[0] == pytest.approx(0.01)
