@@ -323,3 +323,65 @@ def test_the_cost_script_boots_a_built_kernel_and_never_builds_one(tmp_path):
     other = one.assign(case_est_cycles_per_op=one["case_est_cycles_per_op"] * 1.01)
     assert cost.est_spread([one, one]) == (0, "walk n=1")
     assert cost.est_spread([one, other])[0] == pytest.approx(0.01)
+
+
+KERNEL_V2 = DATA / "profile-ci-v2"  # two real ci-suite boots with the model (tests.recorded)
+
+
+@pytest.fixture(scope="module")
+def kernel_tables(tmp_path_factory) -> list[pd.DataFrame]:
+    """The two recorded kernel boots profiled with the model on (2026-12-07, 36ff287,
+    kept by tests.recorded.record_profiles from bench/scripts/cache_model_cost.py's runs)."""
+    import gzip
+
+    from watchbench.results.profile import read_records
+    from watchbench.suite.definition import load_suite
+    from watchbench.suite.profile import OURS
+
+    root = Path(__file__).resolve().parents[2]
+    tmp = tmp_path_factory.mktemp("v2")
+    out = []
+    for run in sorted(p for p in KERNEL_V2.iterdir() if p.is_dir()):
+        suite = load_suite(root, json.loads((run / "manifest.json").read_text())["suite"])
+        programs = [(r.name, read_records(run / "raw" / f"{r.name}.jsonl")) for r in suite.runs
+                    if r.kind in OURS]
+        path = tmp / f"{run.name}.txt"
+        path.write_bytes(gzip.decompress((run / "raw" / "insns.txt.gz").read_bytes()))
+        out.append(profile_table(read_insns(path), programs,
+                                 SymbolMap.load(KERNEL_V2 / "System.map"), run.name, path))
+    assert len(out) == 2
+    return out
+
+
+def test_a_kernel_boot_with_the_model_gives_misses_where_the_post_writes(kernel_tables):
+    """A delivered post writes its record into the pipe's buffers: post_one_notification
+    misses D1 more than once per op in the model, and its estimate is its instructions
+    plus those misses priced by COST_MODEL; every case's estimate is at least its
+    instructions, says it is a model, and the table fits 80 columns."""
+    table = kernel_tables[0]
+    manifest = json.loads(next(KERNEL_V2.glob("*/manifest.json")).read_text())
+    assert manifest["cache_model"].startswith("model, not a measurement: I1 32768:8:64")
+    assert "cache=on" in " ".join(manifest["qemu_argv"])
+    free = table[(table["benchmark"] == "kernel-post") & table["params"].str.contains("case=free")]
+    post = free[free["symbol"].str.startswith("post_one_notification")].iloc[0]
+    assert post["instr_per_op"] == 115 and 1 < post["d1_miss_per_op"] < 2
+    assert post["est_cycles_per_op"] == pytest.approx(COST_MODEL.est_cycles(
+        115, post["i1_miss_per_op"], post["d1_miss_per_op"], post["ll_miss_per_op"]))
+    every = cases(table)
+    assert (every["est_cycles_per_op"] >= every["instr_per_op"]).all()
+    assert every["cost_model"].str.startswith("model, not a measurement").all()
+    lines = profile_lines(table, n=5, width=80)
+    assert max(map(len, lines)) <= 80 and sum("model: " in ln for ln in lines) == len(every)
+
+
+def test_two_kernel_boots_count_the_same_instructions_and_nearly_the_same_misses(kernel_tables):
+    """Instructions are exact from boot to boot; the model's misses are not quite (the
+    addresses move: docs/cache-model.md, Repeatability): within 0.5 % per case here."""
+    diff = profile_diff(*kernel_tables)
+    assert not diff["changed"].any()
+    one, two = (cases(t).set_index(["benchmark", "params"]) for t in kernel_tables)
+    assert (one["instr_per_op"] - two["instr_per_op"]).abs().max() < 0.05
+    rel = ((one["est_cycles_per_op"] - two["est_cycles_per_op"]).abs()
+           / one["est_cycles_per_op"])
+    assert rel.max() < 0.005, rel.sort_values().tail()
+    assert diff_lines(diff)[-1].endswith("no function changed")
