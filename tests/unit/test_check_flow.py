@@ -199,3 +199,58 @@ def test_a_leak_on_watch_removal_is_found_by_kmemleak_and_the_real_clients(setti
     assert "  keyctl-client: 6 more findings (summary.md, junit.xml)" in out
     paths = ("ktap: ", "junit: ", "summary: ", "console: ")
     assert max(len(ln) for ln in out.splitlines() if not ln.startswith(paths)) <= 80
+
+
+def test_a_trace_that_cannot_be_decoded_leaves_the_finding_raw_with_its_reason(
+        settings, tmp_path, capsys):
+    # the fake kernel keeps no vmlinux and has no debug info, as one built before
+    # kconfig/debug.config asked for it: decoding is best effort, the verdict the same
+    code = report_check(lambda progress: check(settings, tmp_path, "filter-oob",
+                                               str(PATCHES / "filter-oob"))[0], Silent())
+    out = capsys.readouterr().out
+    assert code == EXIT_CORRECTNESS
+    assert "    | BUG: KASAN: slab-out-of-bounds in watch_queue_set_filter+0x5e8/0x710" in out
+    assert "    (raw trace: not decoded: the kernel was built without debug info)" in out
+    reports = tmp_path / "reports" / "check"
+    assert "Raw trace, not decoded: the kernel was built without debug info." in \
+        (reports / "summary.md").read_text()
+    [finding] = json.loads((reports / "check.json").read_text())["findings"]
+    assert finding["not_decoded"] == "the kernel was built without debug info"
+    assert finding["decoded"] == "" and "Call Trace" in finding["evidence"]
+    [failure] = [f for f in ET.parse(reports / "junit.xml").getroot().iter("failure")
+                 if f.get("type") == "kernel-splat"]
+    assert failure.text.startswith("trace not decoded: the kernel was built without debug")
+
+
+def test_decoded_traces_reach_the_terminal_summary_junit_and_record(settings, tmp_path,
+                                                                    capsys):
+    from watchbench.kernel.decode import Decoded, has_frames
+
+    asked = []
+
+    def decoder(kernel, texts, *, sandboxed, runner):
+        asked.append((kernel.key, len(texts), sandboxed))
+        return [Decoded(t.replace("watch_queue_set_filter+0x5e8/0x710",
+                                  "watch_queue_set_filter (kernel/watch_queue.c:332)"))
+                if has_frames(t) else Decoded() for t in texts]
+
+    kernels = FakeKernels(tmp_path)
+    options = CheckOptions(series=str(PATCHES / "filter-oob"), out=tmp_path / "reports",
+                           accel="tcg")
+    code = report_check(lambda progress: run_check(
+        settings, options, kernels=kernels, boot=replay("filter-oob"),
+        get_clients=clients(), decoder=decoder), Silent())
+    out = capsys.readouterr().out
+    assert code == EXIT_CORRECTNESS and asked == [(asked[0][0], 1, settings.sandbox)]
+    assert "    |  watch_queue_set_filter (kernel/watch_queue.c:332)" in out.splitlines()
+    assert "not decoded" not in out
+    reports = tmp_path / "reports" / "check"
+    summary = (reports / "summary.md").read_text()
+    assert "Stack trace decoded by the tree's scripts/decode_stacktrace.sh:" in summary
+    assert "watch_queue_set_filter+0x5e8/0x710" in summary  # the raw trace is kept too
+    [finding] = json.loads((reports / "check.json").read_text())["findings"]
+    assert "watch_queue_set_filter (kernel/watch_queue.c:332)" in finding["decoded"]
+    assert finding["not_decoded"] == ""
+    [failure] = [f for f in ET.parse(reports / "junit.xml").getroot().iter("failure")
+                 if f.get("type") == "kernel-splat"]
+    assert "(kernel/watch_queue.c:332)" in failure.text and "--- raw ---" in failure.text

@@ -30,9 +30,11 @@ from typing import Protocol
 
 from watchbench.errors import InputError
 from watchbench.guest import clients
+from watchbench.host import sandbox
 from watchbench.host.files import write_atomically
 from watchbench.host.progress import Progress, Silent
 from watchbench.host.runner import Runner, default_runner
+from watchbench.kernel import decode
 from watchbench.kernel.build import Kernel
 from watchbench.kernel.series import Series
 from watchbench.kernel.trees import Tree
@@ -124,6 +126,15 @@ class CheckOptions:
 
 # One check boot (``boot_steps``; replayed from recorded boots in the unit tests).
 BootFn = Callable[[Settings, Kernel, list[Step], str, float, Runner, Progress], Booted]
+
+
+class DecodeFn(Protocol):
+    """Findings' evidence to file:line (``kernel.decode.decode``; a fake in tests)."""
+
+    def __call__(self, kernel: Kernel, texts: list[str], *, sandboxed: bool,
+                 runner: Runner) -> list[decode.Decoded]: ...
+
+
 # The clients for a kernel, each a path, the reason it is missing or why the candidate
 # could not make it (``find_clients``).
 ClientsFn = Callable[[Settings, Tree, Kernel, Runner],
@@ -228,6 +239,25 @@ def find_clients(settings: Settings, tree: Tree, kernel: Kernel, runner: Runner 
             suite.reason if isinstance(suite, clients.Missing) else suite)
 
 
+def decode_findings(settings: Settings, kernel: Kernel, findings: list[Finding],
+                    runner: Runner, progress: Progress,
+                    decoder: DecodeFn = decode.decode) -> list[Finding]:
+    """The findings with their stack traces decoded to file:line by the tree's own
+    decode_stacktrace.sh (in the build sandbox), or the reason each stays raw. Best effort:
+    the findings are the same ones, decoded or not."""
+    texts = [f.evidence for f in findings]
+    count = sum(map(decode.has_frames, texts))
+    if not count:
+        return findings
+    progress.step(f"decoding {count} stack trace{'s' if count > 1 else ''} with the "
+                  "tree's decode_stacktrace.sh")
+    if not settings.sandbox and decode.cannot(kernel) is None:
+        progress.step(sandbox.off_warning())
+    done = decoder(kernel, texts, sandboxed=settings.sandbox, runner=runner)
+    return [replace(f, decoded=d.text, not_decoded=d.reason())
+            for f, d in zip(findings, done, strict=True)]
+
+
 def compose(settings: Settings, options: CheckOptions, runner: Runner, progress: Progress,
             kernels: CheckKernels | None,
             get_clients: ClientsFn) -> tuple[Kernel, Path | str | clients.Broken, Path | str]:
@@ -247,10 +277,12 @@ def compose(settings: Settings, options: CheckOptions, runner: Runner, progress:
 
 def run_check(settings: Settings, options: CheckOptions, runner: Runner = default_runner,
               progress: Progress | None = None, kernels: CheckKernels | None = None,
-              boot: BootFn = boot_steps, get_clients: ClientsFn = find_clients) -> CheckResult:
-    """Build the candidate's debug kernel, boot it through the checks, judge, write the
-    files (KTAP, JUnit, summary, the record with its provenance). ``kernels``, ``boot``
-    and ``get_clients`` are the seams the fast tests fill."""
+              boot: BootFn = boot_steps, get_clients: ClientsFn = find_clients,
+              decoder: DecodeFn = decode.decode) -> CheckResult:
+    """Build the candidate's debug kernel, boot it through the checks, judge, decode the
+    findings' traces, write the files (KTAP, JUnit, summary, the record with its
+    provenance). ``kernels``, ``boot``, ``get_clients`` and ``decoder`` are the seams the
+    fast tests fill."""
     progress = progress or Silent()
     options.validate()
     start = time.monotonic()
@@ -262,6 +294,7 @@ def run_check(settings: Settings, options: CheckOptions, runner: Runner = defaul
     booted = boot(settings, kernel, steps, options.accel, deadline, runner, progress)
     parts, findings = judge(steps, by_step(steps, booted.ran), booted.incidents,
                             booted.stopped)
+    findings = decode_findings(settings, kernel, findings, runner, progress, decoder)
     out = options.out / CHECK_DIR
     out.mkdir(parents=True, exist_ok=True)
     write_booted(out / BOOT_FILE, steps, booted)  # to judge again, or replay in a test
@@ -304,6 +337,7 @@ def provenance(result: CheckResult, options: CheckOptions,
         "steps": [{"name": p.name, "outcome": p.outcome, "reasons": list(p.reasons)}
                   for p in result.parts],
         "findings": [{"step": f.step, "test": f.test, "what": f.what, "count": f.count,
-                      "evidence": f.evidence}
+                      "evidence": f.evidence, "decoded": f.decoded,
+                      "not_decoded": f.not_decoded}
                      for f in result.findings],
     }

@@ -26,6 +26,16 @@ from watchbench.kernel.kmake import MAKE_STEP, KernelMake
 from watchbench.kernel.trees import Tree
 from watchbench.settings import Settings
 
+# What kernel.decode needs to turn a finding's stack trace into file:line, kept beside a
+# kernel built with debug info: its vmlinux, and the tree's own scripts (decodecode is what
+# decode_stacktrace.sh calls for a "Code:" line). Kept at build time because the tree is
+# put back, or moved to another commit, long before a check reads its console; the
+# artifact is keyed by the tree's commit, so these are the built commit's scripts.
+VMLINUX = "vmlinux"
+DECODE_DIR = "decode"
+DECODE_SCRIPTS = ("scripts/decode_stacktrace.sh", "scripts/decodecode")
+DEBUG_INFO = "CONFIG_DEBUG_INFO=y"
+
 
 @dataclass
 class Kernel:
@@ -55,6 +65,19 @@ class Kernel:
     def dotconfig(self) -> Path:
         return self.dir / "config"
 
+    @property
+    def vmlinux(self) -> Path:
+        """The ELF image with its symbols and debug info (kept only with debug info)."""
+        return self.dir / VMLINUX
+
+    @property
+    def decode_script(self) -> Path:
+        return self.dir / DECODE_DIR / Path(DECODE_SCRIPTS[0]).name
+
+    def has_debug_info(self) -> bool:
+        """Whether its configuration had debug info (what addr2line needs for file:line)."""
+        return has_debug_info(self.dotconfig)
+
     def save(self) -> None:
         data = asdict(self)
         data["dir"] = str(self.dir)
@@ -65,6 +88,47 @@ class Kernel:
         data = json.loads((directory / "kernel.json").read_text())
         data["dir"] = directory
         return cls(**data)
+
+
+def has_debug_info(config: Path) -> bool:
+    try:
+        return DEBUG_INFO in config.read_text(errors="replace").splitlines()
+    except OSError:
+        return False
+
+
+def _plain_file(path: Path, inside: Path) -> bool:
+    """A regular file that is no link and lies under ``inside``: what a series under test
+    wrote (its tree, its build directory) may be a link to a host file, which must not be
+    copied into the kernel's artifact (and on into a report)."""
+    try:
+        resolved = path.resolve(strict=True)
+        return (not path.is_symlink() and resolved.is_file()
+                and resolved.is_relative_to(inside.resolve()))
+    except (OSError, RuntimeError):
+        return False
+
+
+def keep_for_decoding(src: Path, out: Path, staging: Path) -> list[str]:
+    """Copy the vmlinux and the tree's decode scripts into ``staging`` when the build had
+    debug info (without it they cannot give file:line, and a vmlinux is tens of MB).
+    Returns what could not be kept, in words (kernel.decode says why, later)."""
+    if not has_debug_info(out / ".config"):
+        return []
+    missing = []
+    if _plain_file(out / VMLINUX, out):
+        shutil.copyfile(out / VMLINUX, staging / VMLINUX)
+    else:
+        missing.append(f"{out / VMLINUX}: not a plain file")
+    for name in DECODE_SCRIPTS:
+        if not _plain_file(src / name, src):
+            missing.append(f"{src / name}: not a plain file")
+            continue
+        target = staging / DECODE_DIR / Path(name).name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src / name, target)
+        target.chmod(0o755)  # decode_stacktrace.sh runs decodecode by its path
+    return missing
 
 
 def compiler_version(runner: Runner = default_runner) -> str:
@@ -267,6 +331,8 @@ def _build(settings: Settings, tree: Tree, runner: Runner, progress: Progress, k
     shutil.copyfile(log, staging / "build.log")
     if (out / "System.map").exists():
         shutil.copyfile(out / "System.map", staging / "System.map")
+    for what in keep_for_decoding(tree.src, out, staging):
+        progress.step(f"note: not kept for decoding traces: {what}")
     kernel = Kernel(key, staging, make.kernelrelease(), tree.id, tree.base, tree.base_label, head,
                     tree.series, tree.series_hash, dirty, tree.config_hash, compiler,
                     round(seconds, 1), counter.steps,

@@ -1,7 +1,9 @@
 """The correctness check's verdict for people and CI: terminal lines, Markdown, JUnit.
 
 One part per step (``suite.check.judge``); a finding names the step and the test and
-carries its evidence (the test's diagnostics, or the kernel's splat from the console).
+carries its evidence (the test's diagnostics, or the kernel's splat from the console),
+its stack trace decoded to file:line where it could be (kernel.decode), else the raw
+trace and one line saying why.
 """
 
 from __future__ import annotations
@@ -18,9 +20,15 @@ from watchbench.vm import console
 WIDTH = 79
 # Stack frames that only say a report is being printed, and unreliable ('? ') frames:
 # left out of the terminal's excerpt so the frames that matter fit (the files keep all).
+# A frame is raw (name+0x1a/0x20) or decoded (name (file.c:12)).
 REPORTING = re.compile(r"^\s*(\? |<TASK>|(dump_stack\w*|print_report|kasan_report|"
-                       r"__asan_\w+|kasan_\w+|lockdep_rcu_suspicious)\+0x|hex dump|"
+                       r"__asan_\w+|kasan_\w+|lockdep_rcu_suspicious)(\+0x| \()|hex dump|"
                        r"([0-9a-f]{2} ){15}[0-9a-f]{2}\b)")
+# What decoding changes in a line: the offsets go, file:line (and inlined callers) come.
+FRAME_PARTS = re.compile(r"\+0x[0-9a-f]+/0x[0-9a-f]+| \([^()]*:\d+[^()]*\)|\s+")
+# A decoded frame: its file:line is the point, so a long one is wrapped, not cut.
+DECODED_FRAME = re.compile(r"\S \([^()\s]+:\d+")
+DECODED_BY = "decoded by the tree's scripts/decode_stacktrace.sh"
 EVIDENCE_LINES = 8  # of a finding's evidence shown in the terminal (all of it in the files)
 FINDINGS_PER_STEP = 3  # shown in the terminal; the rest are counted
 
@@ -70,14 +78,32 @@ def _step_rows(parts: list[Part], seconds: dict[str, float | None],
     return rows
 
 
+def _bare(text: str) -> str:
+    """A line as raw and decoded traces both print it: no offsets, no file:line, no
+    runs of spaces (the decoder joins words with one)."""
+    return FRAME_PARTS.sub(" ", text).strip()
+
+
 def _evidence(finding: Finding) -> list[str]:
-    """The evidence as the terminal shows it: a splat from its own line on (the excerpt
-    starts before it), without the console's timestamps, which take a fifth of the width."""
-    lines = [console.strip_timestamp(ln) for ln in finding.evidence.splitlines()]
+    """The evidence as the terminal shows it, decoded where it could be: a splat from its
+    own line on (the excerpt starts before it), without the console's timestamps, which
+    take a fifth of the width."""
+    text = finding.decoded or finding.evidence
+    lines = [console.strip_timestamp(ln) for ln in text.splitlines()]
     lines = [ln for ln in lines if ln.strip() and not REPORTING.match(ln)]
-    head = finding.what.split(": ", 1)[-1]
-    start = next((i for i, ln in enumerate(lines) if ln.strip() and ln.strip() in head), 0)
+    head = _bare(finding.what.split(": ", 1)[-1])
+    start = next((i for i, ln in enumerate(lines) if _bare(ln) and _bare(ln) in head), 0)
     return lines[start:]
+
+
+def trace_text(finding: Finding) -> str:
+    """A finding's evidence as the files keep it: decoded, then the raw trace it came
+    from (offsets are what syzbot and a bisect match on); or raw with why not decoded."""
+    if finding.decoded:
+        return f"{finding.decoded}\n\n--- raw ---\n{finding.evidence}"
+    if finding.not_decoded:
+        return f"trace not decoded: {finding.not_decoded}\n\n{finding.evidence}"
+    return finding.evidence
 
 
 def _finding_lines(finding: Finding, quoted: set[str]) -> list[str]:
@@ -89,11 +115,22 @@ def _finding_lines(finding: Finding, quoted: set[str]) -> list[str]:
             return out  # most often the first one's consequence; all are in the files
         quoted.add(finding.step)
     evidence = _evidence(finding)
-    out += [("    | " + text)[:WIDTH] for text in evidence[:EVIDENCE_LINES]]
+    for text in evidence[:EVIDENCE_LINES]:
+        if DECODED_FRAME.search(text) and len(text) + 6 > WIDTH:
+            out += textwrap.wrap(text, WIDTH, initial_indent="    | ",
+                                 subsequent_indent="    |     ")
+        else:
+            out.append(("    | " + text)[:WIDTH])
     if len(evidence) > EVIDENCE_LINES:
         out.append(f"    | ... {len(evidence) - EVIDENCE_LINES} more lines "
                    "(summary.md, junit.xml)")
+    if finding.not_decoded and evidence:
+        out.append(_cut(f"    (raw trace: not decoded: {finding.not_decoded})"))
     return out
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= WIDTH else text[:WIDTH - 4] + "...)"
 
 
 def terminal_lines(line: str, parts: list[Part], findings: list[Finding],
@@ -137,7 +174,13 @@ def markdown(line: str, parts: list[Part], findings: list[Finding],
         out.append(f"| {part.name} | {part.outcome} | {_cases(part)} | {why} |")
     for finding in findings:
         out += ["", f"### {finding.line()}"]
-        if finding.evidence:
+        if finding.decoded:
+            out += ["", f"Stack trace {DECODED_BY}:", "", "```", finding.decoded, "```", "",
+                    "<details><summary>raw trace</summary>", "", "```", finding.evidence,
+                    "```", "", "</details>"]
+        elif finding.evidence:
+            if finding.not_decoded:
+                out += ["", f"Raw trace, not decoded: {finding.not_decoded}."]
             out += ["", "```", finding.evidence, "```"]
     out += ["", "### What was checked", ""]
     for key in ("kernel_version", "base_label", "tree_base", "series_name", "series_hash",
@@ -154,7 +197,7 @@ def _finding_case(suite: ET.Element, classname: str, name: str, finding: Finding
                                              "time": "0"})
     failure = ET.SubElement(node, "failure", {"message": xml_text(finding.described()),
                                               "type": kind})
-    failure.text = xml_text(finding.evidence)
+    failure.text = xml_text(trace_text(finding))
 
 
 def junit_xml(parts: list[Part], findings: list[Finding], kernel: str) -> str:
@@ -175,7 +218,9 @@ def junit_xml(parts: list[Part], findings: list[Finding], kernel: str) -> str:
                 failures += 1
                 failure = ET.SubElement(node, "failure", {"message": "not ok",
                                                           "type": "test-failed"})
-                failure.text = xml_text("\n".join(case.diagnostics))
+                traced = [f for f in own if f.decoded or f.not_decoded]
+                failure.text = xml_text(trace_text(traced[0]) if traced
+                                        else "\n".join(case.diagnostics))
             elif case.outcome is Outcome.SKIP:
                 skipped += 1
                 ET.SubElement(node, "skipped", {"message": xml_text(case.note)})

@@ -124,6 +124,10 @@ class Finding:
     evidence: str = ""
     kind: FindingKind = FindingKind.BROKEN
     count: int = 1  # the same splat, printed this many times (``collapse``)
+    # The evidence's stack trace decoded to file:line (kernel.decode), or why it is not:
+    # both empty when the evidence has no trace.
+    decoded: str = ""
+    not_decoded: str = ""
 
     def described(self) -> str:
         return f"{self.what} ({self.count} times)" if self.count > 1 else self.what
