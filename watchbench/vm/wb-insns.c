@@ -73,8 +73,16 @@
  * are QEMU's memory callbacks, one per access QEMU makes (a 16-byte vector
  * load may be two), MMIO left out; each is counted under the piece that
  * the vCPU is running, in the same count/other/async slot as the piece's
- * instructions.  The caches run from the start, regions or not, so a
- * region starts with them as the guest left them.
+ * instructions.  The caches start empty at the first marker (the boot
+ * before it, most of what the model used to cost, no region counts), and
+ * run from then on, regions or not, so that a region starts with them as
+ * the guest, its warm-up included, left them.  Starting means translating
+ * every block anew with the memory callbacks: the first marker asks QEMU
+ * for a reset (the code cache flushed, our callbacks dropped and registered
+ * again), which takes effect when the vCPU next leaves its translation
+ * block.  A region opened by the very first marker would miss that block's
+ * data accesses; the suite's and the validation's programs open none
+ * there (their first marker is P).
  *
  * With the model on the file is format 2: format 1 with a configuration
  * line after the header and 15 more numbers on every R and piece line:
@@ -156,6 +164,9 @@ static unsigned int home;	/* the vCPU that opened the region */
 static unsigned long regions;
 static unsigned int depth[MAX_VCPUS];	/* interrupt nesting, per vCPU */
 static int cache_on;
+static int live;		/* the model runs: from the first marker on */
+static int starting;		/* the model's start is asked for */
+static qemu_plugin_id_t self;
 static struct cache l1i = { "I1", 32 << 10, 8, 64, 0, 0, NULL };
 static struct cache l1d = { "D1", 32 << 10, 8, 64, 0, 0, NULL };
 static struct cache llc = { "LL", 8 << 20, 16, 64, 0, 0, NULL };
@@ -248,9 +259,37 @@ static struct block *block_of(uint64_t vaddr, uint32_t n)
 	return b;
 }
 
+/* The way of @c's set holding line @l, or -1: a look without a use. */
+static inline int find(const struct cache *c, uint64_t l)
+{
+	const uint64_t *set = c->tags + (l & c->set_mask) * c->assoc;
+	uint64_t key = l + 1;
+	unsigned int way;
+
+	for (way = 0; way < c->assoc; way++)
+		if (set[way] == key)
+			return (int)way;
+	return -1;
+}
+
+/*
+ * Make line @l the most recently used of its set in @c: moved up from @way,
+ * or put in from outside (@way -1), the least recently used way dropped.
+ */
+static inline void use(struct cache *c, uint64_t l, int way)
+{
+	uint64_t *set = c->tags + (l & c->set_mask) * c->assoc;
+	unsigned int from = way < 0 ? c->assoc - 1 : (unsigned int)way;
+
+	memmove(set + 1, set, from * sizeof(*set));
+	set[0] = l + 1;
+}
+
 /*
  * Look the lines @first..@last up in @c, making each the most recently used
  * of its set; 1 when any of them was absent (one access, one miss at most).
+ * A line already the most recently used of its set (a run of accesses to
+ * one line: most of them) is a hit without the walk.
  */
 static int lookup(struct cache *c, uint64_t first, uint64_t last)
 {
@@ -258,20 +297,13 @@ static int lookup(struct cache *c, uint64_t first, uint64_t last)
 	uint64_t l;
 
 	for (l = first; l <= last; l++) {
-		uint64_t *set = c->tags + (l & c->set_mask) * c->assoc;
-		uint64_t key = l + 1;
-		unsigned int way;
+		int way;
 
-		if (set[0] == key)
+		if (c->tags[(l & c->set_mask) * c->assoc] == l + 1)
 			continue;
-		for (way = 1; way < c->assoc && set[way] != key; way++)
-			;
-		if (way == c->assoc) {
-			miss = 1;
-			way--;	/* the least recently used goes */
-		}
-		memmove(set + 1, set, way * sizeof(*set));
-		set[0] = key;
+		way = find(c, l);
+		miss |= way < 0;
+		use(c, l, way);
 	}
 	return miss;
 }
@@ -301,19 +333,40 @@ static void fetch(const struct block *b, uint64_t *ev)
 		access_bytes(&l1i, next, next + 1, ev, EV_I1, EV_LLI);
 }
 
-/* A data access: counted under the piece its vCPU runs; MMIO is not cached. */
+/*
+ * A data access: counted under the piece its vCPU runs; MMIO is not cached.
+ * Asking QEMU whether an access is MMIO (a TLB walk of its own) costs about
+ * as much as the model, so an access within one line that hits D1 is taken
+ * as RAM without asking: MMIO never enters the caches, so a line found there
+ * was RAM when it was put in (its virtual address remapped to MMIO since
+ * would be the exception).  Only a miss, or an access across lines, asks.
+ */
 static void on_mem(unsigned int vcpu, qemu_plugin_meminfo_t info, uint64_t vaddr, void *udata)
 {
-	struct qemu_plugin_hwaddr *hw = qemu_plugin_get_hwaddr(info, vaddr);
 	uint64_t *ev = cur[vcpu < MAX_VCPUS ? vcpu : MAX_VCPUS - 1];
+	uint64_t end = vaddr + (1u << qemu_plugin_mem_size_shift(info));
+	uint64_t line = vaddr >> l1d.line_shift;
+	struct qemu_plugin_hwaddr *hw;
+	int way;
 
 	(void)udata;
+	if (line == (end - 1) >> l1d.line_shift) {
+		if (l1d.tags[(line & l1d.set_mask) * l1d.assoc] == line + 1)
+			way = 0;	/* the most recently used: nothing moves */
+		else if ((way = find(&l1d, line)) >= 0)
+			use(&l1d, line, way);
+		if (way >= 0) {
+			if (ev)
+				ev[EV_DR]++;
+			return;
+		}
+	}
+	hw = qemu_plugin_get_hwaddr(info, vaddr);
 	if (hw && qemu_plugin_hwaddr_is_io(hw))
 		return;
 	if (ev)
 		ev[EV_DR]++;
-	access_bytes(&l1d, vaddr, vaddr + (1u << qemu_plugin_mem_size_shift(info)), ev, EV_D1,
-		     EV_LLD);
+	access_bytes(&l1d, vaddr, end, ev, EV_D1, EV_LLD);
 }
 
 static void begin_region(void)
@@ -410,7 +463,7 @@ static void on_block(unsigned int vcpu, void *udata)
 	if (b->irq_entry)
 		depth[v]++;
 	if (!in_region) {
-		if (cache_on)
+		if (live)
 			fetch(b, NULL);
 		return;
 	}
@@ -424,7 +477,7 @@ static void on_block(unsigned int vcpu, void *udata)
 		b->other++;
 		slot = SLOT_OTHER;
 	}
-	if (cache_on) {
+	if (live) {
 		cur[v] = b->ev[slot];
 		fetch(b, cur[v]);
 	}
@@ -439,11 +492,30 @@ static void on_iret(unsigned int vcpu, void *udata)
 		depth[v]--;
 }
 
+static void on_translate(qemu_plugin_id_t id, struct qemu_plugin_tb *tb);
+static void at_exit(qemu_plugin_id_t id, void *udata);
+
+/*
+ * The code cache is flushed (every vCPU stopped): from now on every block is
+ * translated anew with the model's memory callbacks, and the caches, empty,
+ * start taking accesses.  A reset drops all of our callbacks: ours again.
+ */
+static void on_reset(qemu_plugin_id_t id)
+{
+	live = 1;
+	qemu_plugin_register_vcpu_tb_trans_cb(id, on_translate);
+	qemu_plugin_register_atexit_cb(id, at_exit, NULL);
+}
+
 static void on_marker(unsigned int vcpu_index, void *udata)
 {
 	uint32_t kind = (uint32_t)(uintptr_t)udata;
 
 	pthread_mutex_lock(&lock);
+	if (cache_on && !starting) {	/* the first marker: start the model */
+		starting = 1;
+		qemu_plugin_reset(self, on_reset);
+	}
 	home = vcpu_index < MAX_VCPUS ? vcpu_index : MAX_VCPUS - 1;
 	if (kind == WB_MARK_PROGRAM) {
 		fputs("P\n", out);
@@ -559,7 +631,7 @@ static void on_translate(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
 			qemu_plugin_register_vcpu_insn_exec_cb(insn, on_marker,
 							       QEMU_PLUGIN_CB_NO_REGS,
 							       (void *)(uintptr_t)kind);
-		if (cache_on)
+		if (live)
 			qemu_plugin_register_vcpu_mem_cb(insn, on_mem, QEMU_PLUGIN_CB_NO_REGS,
 							 QEMU_PLUGIN_MEM_RW, NULL);
 	}
@@ -732,6 +804,7 @@ QEMU_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_
 		fputs("# wb-insns 1\n", out);
 	}
 	fflush(out);
+	self = id;
 	qemu_plugin_register_vcpu_tb_trans_cb(id, on_translate);
 	qemu_plugin_register_atexit_cb(id, at_exit, NULL);
 	return 0;
