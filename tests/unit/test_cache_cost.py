@@ -90,10 +90,17 @@ def test_off_leaves_the_argv_and_manifest_as_they_were_and_on_adds_the_model(tmp
     assert on[on.index("-plugin") + 1] == ("file=PLUGIN,out=PROFILE,symbols=STARTS,irq=IRQ,"
                                            "softirq=SOFTIRQ,cache=on,l1i=32768:8:64,"
                                            "l1d=32768:8:64,ll=8388608:16:64")
-    assert [a for a in on if a != on[on.index("-plugin") + 1]] == \
-        [a for a in off if a != off[off.index("-plugin") + 1]]
+    # the model's boot is kept steady (the same addresses boot to boot), and says so
+    steady = ["-seed", "1", "-rtc", "base=2026-01-01T00:00:00,clock=vm"]
+    assert on[-len(steady):] == steady
+    assert on[on.index("-append") + 1] == off[off.index("-append") + 1] + " norandmaps"
+    plugin_and_kernel = {on[on.index("-plugin") + 1], on[on.index("-append") + 1]}
+    assert [a for a in on[:-len(steady)] if a not in plugin_and_kernel] == \
+        [a for a in off if a not in {off[off.index("-plugin") + 1],
+                                     off[off.index("-append") + 1]}]
     assert extra == {"cache_model": "model, not a measurement: I1 32768:8:64 D1 32768:8:64 "
-                                    "LL 8388608:16:64"}
+                                    "LL 8388608:16:64; guest kept steady: norandmaps, -seed 1 "
+                                    "-rtc base=2026-01-01T00:00:00,clock=vm"}
     with pytest.raises(ValueError, match="comma"):
         qemu_argv(VmSpec(Path("/k"), Path("/i"), Path("/c"), accel="icount",
                          plugin=Path("/p"), plugin_out=Path("/o"), plugin_args=("a,b",),

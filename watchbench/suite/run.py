@@ -25,7 +25,7 @@ from watchbench.suite import profile as suite_profile
 from watchbench.suite.definition import RunKind, Suite, SuiteRun, load_suite, suite_digest
 from watchbench.vm import plugin
 from watchbench.vm.boot import prepare
-from watchbench.vm.cachemodel import CacheConfig
+from watchbench.vm.cachemodel import STEADY_APPEND, STEADY_QEMU, CacheConfig, steady
 from watchbench.vm.qemu import MEASURES, Accel, Share, VmSpec, qemu_argv
 from watchbench.vm.session import BootResult, Guest, qemu_version
 from watchbench.vm.share import read_file, write_file
@@ -130,13 +130,15 @@ def _write_outputs(raw: Path, runs: list[SuiteRun], result: BootResult) -> list[
 
 def with_cache_model(guest: Guest, settings: Settings) -> tuple[Guest, dict]:
     """A profiled guest with settings profile.cache_model on: its plugin simulates the
-    configured caches, and the manifest says so (``cache_model``). Off: the guest and the
-    manifest as they were before the model existed."""
+    configured caches, the guest is kept steady (the same addresses boot to boot:
+    cachemodel.STEADY_QEMU, STEADY_APPEND), and the manifest says both (``cache_model``).
+    Off: the guest and the manifest as they were before the model existed."""
     cache = CacheConfig.from_settings(settings.profile)
     if cache is None:
         return guest, {}
-    return (replace(guest, plugin_args=tuple(cache.plugin_args())),
-            {"cache_model": f"model, not a measurement: {cache.describe()}"})
+    return (replace(guest, plugin_args=tuple(cache.plugin_args()), qemu_args=STEADY_QEMU,
+                    append=(*guest.append, *STEADY_APPEND)),
+            {"cache_model": f"model, not a measurement: {cache.describe()}; {steady()}"})
 
 
 # What the live progress counts in each kind of run's output.

@@ -83,6 +83,20 @@ class CacheConfig:
 
 DEFAULT = CacheConfig()
 
+# A boot with the model is kept steady, so that its addresses, and so its misses, are
+# the same boot to boot (docs/cache-model.md, "Repeatability"): the guest's random
+# numbers come from a seeded generator (RDRAND under TCG asks the host's entropy
+# otherwise, and it seeds the kernel's pool), its clock starts at a fixed instant and
+# follows virtual time (the wall clock feeds the pool too), and user space is not
+# randomised. Instructions do not need it; they were equal boot to boot without it.
+STEADY_QEMU = ("-seed", "1", "-rtc", "base=2026-01-01T00:00:00,clock=vm")
+STEADY_APPEND = ("norandmaps",)
+
+
+def steady() -> str:
+    """What keeps a model boot steady, for the provenance."""
+    return f"guest kept steady: {' '.join(STEADY_APPEND)}, {' '.join(STEADY_QEMU)}"
+
 
 def run_user(plugin: Path, argv: Sequence[str | Path], out: Path,
              cache: CacheConfig | None = DEFAULT, runner: Runner = default_runner,

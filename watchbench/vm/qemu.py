@@ -89,6 +89,8 @@ class VmSpec:
     plugin_symbols: tuple[Path, Path, Path] | None = None
     # More plugin arguments, after those: the cache model's (vm.cachemodel), none when off.
     plugin_args: tuple[str, ...] = ()
+    # More QEMU options, last: the cache model's steady guest (vm.cachemodel.STEADY_QEMU).
+    qemu_args: tuple[str, ...] = ()
 
 
 def qemu_argv(spec: VmSpec) -> list[str]:
@@ -126,4 +128,4 @@ def qemu_argv(spec: VmSpec) -> list[str]:
                 f"security_model={share.security_model},"
                 f"multidevs=remap,id={share.tag}")
         argv += ["-virtfs", opts + (",readonly=on" if share.readonly else "")]
-    return argv
+    return argv + list(spec.qemu_args)

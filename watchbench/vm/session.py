@@ -253,6 +253,9 @@ class Guest:
     plugin: Path | None = None  # the instruction-count plugin (vm.plugin), if profiling,
     plugin_symbols: tuple[Path, Path, Path] | None = None  # vm.qemu.VmSpec.plugin_symbols
     plugin_args: tuple[str, ...] = ()  # vm.qemu.VmSpec.plugin_args (the cache model's)
+    qemu_args: tuple[str, ...] = ()  # vm.qemu.VmSpec.qemu_args (the cache model's)
+    # Boot parameters the setup needs (the cache model's), before the user's kernel_args.
+    append: tuple[str, ...] = ()
     # What of the host the host side sees (guest.hostview). The pipeline's guests
     # (vm.boot.prepare: bench, ci, check, bisect, all) are NARROW unless the sandbox is
     # off; vm.run --host and vm.shell are WHOLE, as is a Guest made by hand (tests, scripts).
@@ -282,9 +285,9 @@ class Guest:
         out = (results or workdir) / PLUGIN_OUTPUT if self.plugin else None
         return VmSpec(self.kernel, workdir / "initrd.cpio.gz", workdir / "channel.log",
                       self.accel, self.cpus, self.memory_mb, shares=tuple(shares),
-                      append=(*append, *self.kernel_args),
+                      append=(*append, *self.append, *self.kernel_args),
                       plugin=self.plugin, plugin_out=out, plugin_symbols=self.plugin_symbols,
-                      plugin_args=self.plugin_args)
+                      plugin_args=self.plugin_args, qemu_args=self.qemu_args)
 
     def run(self, commands: list[GuestCommand], *, timeout: float, results: Path | None = None,
             on_output: Callable[[int, str], None] | None = None,
