@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.wheel import installed, wheel  # noqa: F401 -- fixtures: watchbench as installed
 from watchbench.settings import Settings
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -76,8 +77,9 @@ def tree_group(module: str) -> str:
 # The kernel tier (`./wb test`) runs in two xdist workers, one per group (``--dist
 # loadgroup``), each on trees of its own so that neither changes what the other stands
 # on: "debian", the modules that compose on the test cache's Debian tree, and "side"
-# (``SIDE_MODULES``), which compose on worktrees of it: the gates and bisect on
-# ``side_tree`` (a cache of its own that shares the built kernels, so the bench kernel
+# (``SIDE_MODULES``), which compose on worktrees of it: the gates, and an installed wb
+# run inside a developer's clone of it, on ``side_tree`` (the clone's worktree, in a
+# cache of its own that shares the built kernels, so the bench kernel
 # is built once: kernel.build locks each kernel's key), the check on the debug kernel's
 # worktree. The side worker builds the debug kernel in the background from its first
 # test on, at the lowest CPU priority: it takes the cycles the tests leave idle (a
@@ -87,10 +89,10 @@ def tree_group(module: str) -> str:
 # that runs last.
 KERNEL_ORDER = ("test_tree_integration", "test_bench_patch", "test_bench_integration",
                 "test_boot_integration", "test_ccache_remote", "*", "test_ci_integration",
-                "test_bisect_integration", "test_profile_integration", "test_interrupt",
+                "test_your_branch", "test_profile_integration", "test_interrupt",
                 "test_check_integration")
 OVERLAP = frozenset(KERNEL_ORDER[KERNEL_ORDER.index("test_bench_integration"):-1])
-SIDE_MODULES = frozenset({"test_ci_integration", "test_bisect_integration",
+SIDE_MODULES = frozenset({"test_ci_integration", "test_your_branch",
                           "test_check_integration"})
 # What the side cache shares with the test cache: downloads and everything built from
 # them by content (kernels by key, allnoconfig, the guest's pieces).
@@ -179,12 +181,32 @@ def side_settings(test_settings) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def side_tree(debian_source, side_settings):
-    """A worktree of the Debian tree at its base, the side cache's active tree: the
-    gates and bisect compose there while the other worker uses the Debian tree."""
+def side_clone(debian_source, side_settings) -> Path:
+    """A developer's clone of the Debian tree, in the side cache: the checkout that `wb ci
+    --base` and `wb bisect` run inside (tests/integration/test_your_branch.py), whose
+    worktree is ``side_tree``. Sparse (the top-level files and kernel/, which the test's
+    commits change): wb reads git's objects, not the checkout's files, and a full checkout
+    costs about a minute here. Made again when missing; its branch is the test's to set."""
+    import shutil
+
+    from watchbench.host.git import Git
+
+    clone = side_settings.cache_dir / "linux"
+    if not (clone / ".git").is_dir():
+        shutil.rmtree(clone, ignore_errors=True)
+        Git(side_settings.cache_dir)("clone", "-q", "--sparse", str(debian_source.src),
+                                     str(clone), timeout=600)
+        Git(clone)("sparse-checkout", "add", "kernel")
+    return clone
+
+
+@pytest.fixture(scope="session")
+def side_tree(side_clone, side_settings):
+    """A worktree of ``side_clone`` at the base, the side cache's active tree: the gates
+    and bisect compose there while the other worker uses the Debian tree."""
     from watchbench.kernel import patching, trees
 
-    tree = trees.fetch_user(side_settings, debian_source.src, trees.BASE_TAG)
+    tree = trees.fetch_user(side_settings, side_clone, trees.BASE_TAG)
     tree = patching.reset(tree, force=True)
     trees.set_active(side_settings, tree)
     return tree

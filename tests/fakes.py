@@ -5,7 +5,7 @@
 - ``ReplayRunner`` for QEMU, replaying a recorded console and channel; real boots run in
   integration/test_boot_integration.py.
 - ``FakeKernels`` for ``kernel.variant.Composer`` (compose and build); the real one builds
-  in integration/test_ci_integration.py and test_bisect_integration.py.
+  in integration/test_ci_integration.py and test_your_branch.py.
 - ``FakeBench`` for ``suite.run.run_bench`` (one boot, one run directory); real boots run
   in integration/test_bench_integration.py and test_ci_integration.py.
 

@@ -1,6 +1,6 @@
 """The ci and bisect flows above argv: real decisions, real run directories and reports,
 with the kernel side and the boots faked (tests/fakes.py). The same flows with real
-kernels run in tests/integration/test_ci_integration.py and test_bisect_integration.py."""
+kernels run in tests/integration/test_ci_integration.py and test_your_branch.py."""
 
 from __future__ import annotations
 

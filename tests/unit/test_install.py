@@ -8,47 +8,24 @@ cores: the build about 5 s, the install and five ``wb`` commands about 6 s."""
 from __future__ import annotations
 
 import os
-import shutil
-import sys
-import sysconfig
 import zipfile
 from pathlib import Path
 
 import pytest
 
+from tests.wheel import site_packages, tracked
 from watchbench.host.runner import default_runner
-from watchbench.settings import PROJECT_ROOT, Settings
+from watchbench.settings import Settings
 
 # What the pipeline reads from the project, by the checkout's paths (settings.data_root).
 DATA_DIRS = ("kconfig", "bench/suites", "userspace")
-
-
-def _tracked() -> list[str]:
-    listed = default_runner.run(["git", "ls-files", "-z"], cwd=PROJECT_ROOT).stdout
-    return [p for p in listed.split("\0") if p and (PROJECT_ROOT / p).is_file()]
-
-
-@pytest.fixture(scope="module")
-def wheel(tmp_path_factory) -> Path:
-    """``pip wheel . --no-deps`` on a copy of the tracked files (build isolation: pip takes
-    setuptools from its index, as any user's pip does)."""
-    root = tmp_path_factory.mktemp("wheel")
-    source = root / "src"
-    for rel in _tracked():
-        (source / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(PROJECT_ROOT / rel, source / rel)
-    out = root / "dist"
-    default_runner.run([sys.executable, "-m", "pip", "wheel", ".", "--no-deps", "-q", "-w",
-                        str(out)], cwd=source, timeout=300)
-    (found,) = out.glob("watchbench-*.whl")
-    return found
 
 
 def needed_files() -> dict[str, str]:
     """Checkout path -> its path in the wheel, for every file the pipeline reads."""
     bench = Settings().bench_series
     wanted: dict[str, str] = {}
-    for rel in _tracked():
+    for rel in tracked():
         top = rel.split("/")[0]
         if rel.startswith("watchbench/") and ("/__pycache__/" not in rel):
             wanted[rel] = rel
@@ -73,27 +50,6 @@ def test_the_wheel_holds_every_file_the_pipeline_reads_and_the_wb_command(wheel)
     scripts = zipfile.ZipFile(wheel).read(entry_points).decode()
     assert "wb = watchbench.cli.program:main" in scripts
     assert not [n for n in names if "__pycache__" in n or n.startswith("tests/")]
-
-
-def _site_packages(venv: Path) -> Path:
-    (found,) = venv.glob("lib/python*/site-packages")
-    return found
-
-
-@pytest.fixture(scope="module")
-def installed(wheel, tmp_path_factory) -> Path:
-    """A fresh venv with the wheel installed (``pip install --no-deps --no-index``). Its
-    dependencies (pandas, scipy...) come from this test's own environment through a .pth
-    line, as --system-site-packages would give them: installing them again would take
-    minutes and test pip, not us. A .pth line adds a directory, not the .pth files in it,
-    so the checkout's editable install stays out of the fresh venv."""
-    venv = tmp_path_factory.mktemp("venv") / "fresh"
-    default_runner.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], timeout=120)
-    default_runner.run([sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"),
-                        "install", "-q", "--no-deps", "--no-index", str(wheel)], timeout=300)
-    (_site_packages(venv) / "watchbench-test-deps.pth").write_text(
-        sysconfig.get_paths()["purelib"] + "\n")
-    return venv
 
 
 def _wb(venv: Path, where: Path, *argv: str, check: bool = True):
@@ -122,7 +78,7 @@ def test_the_installed_wb_runs_from_any_directory_on_its_own_files(installed, el
     where = default_runner.run([str(python), "-c", "import watchbench.settings as s; "
                                 "print(s.__file__); print(s.data_root())"],
                                cwd=elsewhere).stdout.split()
-    package = _site_packages(installed) / "watchbench"
+    package = site_packages(installed) / "watchbench"
     assert where == [str(package / "settings.py"), str(package / "_data")]
 
     listing = _wb(installed, elsewhere, "--list").stdout

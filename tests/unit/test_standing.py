@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from watchbench.cli.standing import bisect_place, gate_place, head_place
+from watchbench.cli.standing import Place, bisect_place, gate_place, head_place
 from watchbench.errors import InputError
 from watchbench.kernel.checkout import standing_in
 from watchbench.kernel.series import load_many
@@ -153,7 +153,7 @@ def test_outside_a_checkout_the_default_stays_and_base_is_refused(tmp_path, sett
         head_place(settings, "bench", uncommitted=True, cwd=tmp_path)
     assert head_place(settings, "check", tree="/t", base="v1", uncommitted=False,
                       cwd=tmp_path).base == "v1"
-    assert bisect_place(good="v1", cwd=tmp_path).tree is None
+    assert bisect_place(good="v1", bad="v2", cwd=tmp_path) == (Place(), "v1", "v2")
 
 
 def test_without_base_ci_measures_head_and_reports_stay_out_of_the_checkout(linux, settings):
@@ -163,6 +163,30 @@ def test_without_base_ci_measures_head_and_reports_stay_out_of_the_checkout(linu
     moved = place.settled(settings)
     assert not moved.reports_dir.is_relative_to(linux)
     assert moved.reports_dir == settings.runs_dir.parent / "reports" / "my-fix" / "reports"
-    assert bisect_place(good="v1", cwd=linux).tree == str(linux)
+    # HEAD and branches are the checkout's, not the worktree's: resolved here
+    place, good, bad = bisect_place(good="v1", bad="HEAD", cwd=linux)
+    assert place.tree == str(linux) and place.base == good
+    assert (good, bad) == (git(linux, "rev-parse", "v1"), git(linux, "rev-parse", "HEAD"))
     with pytest.raises(InputError, match="GOOD 'nope'"):
-        bisect_place(good="nope", cwd=linux)
+        bisect_place(good="nope", bad="HEAD", cwd=linux)
+    with pytest.raises(InputError, match="BAD 'nope'"):
+        bisect_place(good="v1", bad="nope", cwd=linux)
+
+
+def test_a_worktree_of_a_sparse_checkout_is_whole_and_the_checkout_untouched(linux, settings):
+    """git copies sparse patterns into a new worktree; the kernel builds from all of it."""
+    from watchbench.kernel.trees import fetch_user
+
+    commit(linux, "drivers/x.c", "x\n", "a file outside the sparse cone")
+    git(linux, "sparse-checkout", "set", "kernel")
+    assert not (linux / "drivers").exists()
+    config = (linux / ".git" / "config").read_text()
+    before = state(linux)
+    tree = fetch_user(settings, linux, "HEAD")
+    assert (tree.src / "drivers" / "x.c").read_text() == "x\n"
+    assert (tree.src / "kernel" / "watch_queue.c").exists()
+    git(tree.src, "checkout", "-q", "--detach", "v1")  # and stays whole when it moves
+    git(tree.src, "checkout", "-q", "--detach", "my-fix")
+    assert (tree.src / "drivers" / "x.c").exists()
+    assert state(linux) == before and (linux / ".git" / "config").read_text() == config
+    assert not (linux / "drivers").exists()

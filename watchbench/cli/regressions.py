@@ -207,7 +207,7 @@ def bisect(c: Any, good: str, bad: str, benchmark: str, metric: str | None, para
         raise InputError(f"benchmark {benchmark!r} is not in suite {defined.name!r}",
                          hint=f"one of {', '.join(sorted(known))}, e.g. ./wb bisect GOOD BAD "
                               f"{sorted(known)[0]}")
-    place = bisect_place(good=good)
+    place, good, bad = bisect_place(good=good, bad=bad)
     tree = trees.fetch_user(settings, Path(place.tree), good) if place.tree else None
     place.say()
     first, steps = run_bisect(settings, good, bad, benchmark, metric, params, suite,

@@ -145,13 +145,16 @@ def head_place(settings: Settings, task: str, *, tree: str | None = None,
                  tuple(_intro(checkout, f"{task} on {what}")), checkout)
 
 
-def bisect_place(*, good: str, runner: Runner = default_runner,
-                 cwd: Path | None = None) -> Place:
-    """``bisect``: inside a kernel checkout, between its commits (in a worktree of it;
-    git bisect's refs there are the worktree's own); else the active tree as before."""
+def bisect_place(*, good: str, bad: str, runner: Runner = default_runner,
+                 cwd: Path | None = None) -> tuple[Place, str, str]:
+    """``bisect``: inside a kernel checkout, between its commits, in a worktree of it (git
+    bisect's refs there are the worktree's own); else the active tree as before. GOOD and
+    BAD are resolved in your checkout, since HEAD or a branch there is not the worktree's:
+    the place, and the two commit ids (or the refs as given, outside a checkout)."""
     checkout = standing_in(cwd, runner)
     if checkout is None:
-        return Place()
-    commit_of(checkout, good, "GOOD", runner)
-    return Place(str(checkout.root), good, "", tuple(_intro(checkout, "bisecting there")),
-                 checkout)
+        return Place(), good, bad
+    good_id = commit_of(checkout, good, "GOOD", runner)
+    bad_id = commit_of(checkout, bad, "BAD", runner)
+    lines = _intro(checkout, f"bisecting {good} ({good_id[:12]}) to {bad} ({bad_id[:12]})")
+    return Place(str(checkout.root), good_id, "", tuple(lines), checkout), good_id, bad_id

@@ -386,9 +386,30 @@ def _fetch_user(settings: Settings, repo: Path, user: Git, base: str, commit: st
     else:
         root.mkdir(parents=True, exist_ok=True)
         user("worktree", "prune")
-        user("worktree", "add", "-q", "--detach", str(src), commit, timeout=1800)
+        # A sparse checkout's patterns would follow into the worktree (git copies them),
+        # and a kernel does not build from a few directories: the worktree is whole.
+        user("-c", "core.sparseCheckout=false", "worktree", "add", "-q", "--detach",
+             str(src), commit, timeout=1800)
+        _whole(Git(src, runner), repo)
         tree = Tree(tree_id, root, TreeKind.USER, str(repo), commit, base)
     return _rebased(tree, commit, base)
+
+
+def _whole(worktree: Git, repo: Path) -> None:
+    """No sparse checkout in our worktree, set in its own config only: the user's
+    repository config is never written (where sparse checkout is on in the shared config,
+    the worktree cannot be made whole without writing it: refused)."""
+    if worktree("config", "--get", "core.sparseCheckout", check=False).stdout.strip() != "true":
+        return
+    if worktree("config", "--get", "extensions.worktreeConfig",
+                check=False).stdout.strip() != "true":
+        raise TreeError(f"{repo} has sparse checkout on in its shared config: a worktree of "
+                        "it would be sparse too, and a kernel does not build from part of "
+                        "its tree",
+                        hint="keep it per worktree (git config extensions.worktreeConfig "
+                             "true; git config --worktree core.sparseCheckout true), or use "
+                             "a full clone: ./wb ci --tree ~/linux --base v6.12 --series NAME")
+    worktree("config", "--worktree", "core.sparseCheckout", "false")
 
 
 def _rebased(tree: Tree, commit: str, base: str) -> Tree:
