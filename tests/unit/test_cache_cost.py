@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 
 from watchbench.errors import InputError
+from watchbench.guest.initramfs import GuestCommand, job_script
 from watchbench.kernel.symbols import USER, SymbolMap
 from watchbench.report.profile import diff_lines, diff_markdown, model_change, profile_lines
 from watchbench.results.profile import (
@@ -105,6 +106,19 @@ def test_off_leaves_the_argv_and_manifest_as_they_were_and_on_adds_the_model(tmp
         qemu_argv(VmSpec(Path("/k"), Path("/i"), Path("/c"), accel="icount",
                          plugin=Path("/p"), plugin_out=Path("/o"), plugin_args=("a,b",),
                          plugin_symbols=(Path("/s"), Path("/q"), Path("/f"))))
+
+
+def test_a_guest_without_the_results_share_neither_shares_nor_mounts_it(tmp_path):
+    """A model boot of guest-side commands only goes without the 9p results share, whose
+    host-timed replies make the guest's timing, and so its misses, differ boot to boot."""
+    commands = [GuestCommand(("true",))]
+    shared = _guest(tmp_path)
+    alone = replace(shared, results_share=False)
+    assert "-virtfs" in qemu_argv(shared.spec(tmp_path, tmp_path, False))
+    assert "-virtfs" not in qemu_argv(alone.spec(tmp_path, tmp_path, False))
+    assert "mount_results" in job_script(commands, tmp_path, "/bin").splitlines()
+    assert "mount_results" not in job_script(commands, tmp_path, "/bin",
+                                             results_share=False).splitlines()
 
 
 def _piece(vaddr: int, n: int, slots: tuple[int, int, int],

@@ -165,6 +165,7 @@ def run_bench(settings: Settings, suite_name: str = "quick", accel: str | None =
     prepared = prepare(settings, accel, kernel, runner, progress)
     guest, kernel = prepared.guest, prepared.kernel
     append: tuple[str, ...] = ()
+    model: dict = {}
     if profile:
         if guest.accel != Accel.ICOUNT:
             raise InputError(f"a profile counts instructions under icount, not {guest.accel}",
@@ -181,6 +182,9 @@ def run_bench(settings: Settings, suite_name: str = "quick", accel: str | None =
     raw.mkdir(parents=True)
     runs = suite.conformance + suite.benchmarks
     commands = [replace(r.command(), required=r.kind == "conformance") for r in runs]
+    if model and not any(c.side == "host" for c in commands):
+        guest = replace(guest, results_share=False)  # nothing host-timed: repeatable misses
+        extra = {**(extra or {}), "cache_model": f"{model['cache_model']}; no results share"}
     spec = guest.spec(raw, raw, any(c.side == "host" for c in commands), append, commands)
     argv = normalized_argv(spec)
     meta = manifest(run_id, suite, kernel, guest.accel, argv, label, extra,

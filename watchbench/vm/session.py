@@ -256,6 +256,11 @@ class Guest:
     qemu_args: tuple[str, ...] = ()  # vm.qemu.VmSpec.qemu_args (the cache model's)
     # Boot parameters the setup needs (the cache model's), before the user's kernel_args.
     append: tuple[str, ...] = ()
+    # The run's raw/ shared with the guest (9p, at /results). A cache model boot whose
+    # commands are all guest-side goes without: under icount the share's replies land at
+    # moments of virtual time that follow the host's, and the guest's timing, then its
+    # addresses and its misses, diverge from boot to boot (docs/cache-model.md).
+    results_share: bool = True
     # What of the host the host side sees (guest.hostview). The pipeline's guests
     # (vm.boot.prepare: bench, ci, check, bisect, all) are NARROW unless the sandbox is
     # off; vm.run --host and vm.shell are WHOLE, as is a Guest made by hand (tests, scripts).
@@ -280,7 +285,7 @@ class Guest:
         if host_root:
             view = view or self.host_view(commands)
             shares += [Share(m.tag, m.host, readonly=True) for m in view.mounts]
-        if results is not None:
+        if results is not None and self.results_share:
             shares.append(Share("results", results))
         out = (results or workdir) / PLUGIN_OUTPUT if self.plugin else None
         return VmSpec(self.kernel, workdir / "initrd.cpio.gz", workdir / "channel.log",
@@ -306,7 +311,8 @@ class Guest:
         view = self.host_view(commands) if host_root else WHOLE  # WHOLE: nothing mounted
         spec = self.spec(workdir, results, host_root, append, commands, view)
         job_initramfs(self.base_initrd, job_script(commands, self.project_root, host_path(),
-                                                   view=view), spec.initrd, view.archives())
+                                                   view=view, results_share=self.results_share),
+                      spec.initrd, view.archives())
         argv = qemu_argv(spec)
         (workdir / "qemu-argv.txt").write_text("\n".join(argv) + "\n")
         console_log = workdir / "console.log"
