@@ -6,11 +6,14 @@ a known bug class is caught, named after its test and quoted.
 To keep CI short, the fixtures run the steps that catch them (``--only``) and the clean
 check one of keyutils' tests; the whole `inv check` on each of them is measured by
 bench/scripts/check_figures.py (README). The debug kernel is built on a worktree of its
-own while the gates boot (tests/conftest.py: ``debug_build``)."""
+own while the gates boot (tests/conftest.py: ``debug_build``), with the reduced debug info
+that lets each finding's stack trace be decoded to file:line by the tree's own
+scripts/decode_stacktrace.sh (the decoder's seams: tests/unit/test_decode.py)."""
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -25,6 +28,7 @@ from watchbench.results.ktap import Outcome
 
 pytestmark = pytest.mark.kernel
 PATCHES = Path(__file__).resolve().parents[1] / "data" / "patches"
+FRAME = re.compile(r"\b\w+ \([\w/.-]+\.[ch]:\d+\)")  # "func (kernel/watch_queue.c:123)"
 
 
 def options(tmp_path: Path, series: str = "", **kw) -> CheckOptions:
@@ -49,8 +53,10 @@ def test_a_clean_tree_passes_every_check_with_every_client(test_settings, debug_
     # the debug fragment's options are in the booted kernel
     config = (result.kernel.dir / "config").read_text()
     for option in ("CONFIG_KASAN=y", "CONFIG_PROVE_LOCKING=y", "CONFIG_DEBUG_KMEMLEAK=y",
-                   "CONFIG_KFENCE=y", "CONFIG_FAILSLAB=y", "CONFIG_FAIL_PAGE_ALLOC=y"):
+                   "CONFIG_KFENCE=y", "CONFIG_FAILSLAB=y", "CONFIG_FAIL_PAGE_ALLOC=y",
+                   "CONFIG_DEBUG_INFO=y", "CONFIG_DEBUG_INFO_REDUCED=y"):
         assert option in config
+    assert result.kernel.vmlinux.is_file() and result.kernel.decode_script.is_file()
 
 
 def test_the_filter_bound_bug_fails_ci_check_with_kasan_and_nothing_is_measured(
@@ -67,6 +73,12 @@ def test_the_filter_bound_bug_fails_ci_check_with_kasan_and_nothing_is_measured(
     # the terminal wraps at 79 columns: the finding's first line, then the rest of it
     assert "  conformance: set_filter_unknown_types_ignored: kernel bug: BUG: KASAN" in out
     assert "out-of-bounds in watch_queue_set_filter" in out
+    assert "not decoded" not in out
+    [finding] = json.loads((tmp_path / "reports" / "check" / "check.json").read_text())[
+        "findings"]
+    assert finding["not_decoded"] == ""
+    assert re.search(r"watch_queue_set_filter \([\w/.-]*kernel/watch_queue\.c:\d+",
+                     finding["decoded"]), finding["decoded"][:2000]
 
 
 def test_posting_without_the_rcu_read_lock_is_caught_by_lockdep(test_settings, debug_kernels,
@@ -79,6 +91,8 @@ def test_posting_without_the_rcu_read_lock_is_caught_by_lockdep(test_settings, d
     assert first.step == "conformance" and first.test != "-"
     assert first.what == "kernel warning: WARNING: suspicious RCU usage"
     assert "kernel/watch_queue.c" in first.evidence
+    assert first.not_decoded == "" and "(kernel/watch_queue.c:" in first.decoded, \
+        first.decoded[:2000]
 
 
 def test_a_leak_on_watch_removal_is_caught_by_kmemleak(test_settings, debug_kernels, tmp_path):
@@ -89,3 +103,5 @@ def test_a_leak_on_watch_removal_is_caught_by_kmemleak(test_settings, debug_kern
     assert [(f.step, f.test, f.what) for f in result.findings] == [
         ("kmemleak", "kmemleak_scan", "not ok")]
     assert "unreferenced object" in result.findings[0].evidence
+    leak = result.findings[0]
+    assert leak.not_decoded == "" and FRAME.search(leak.decoded), leak.decoded[:2000]
