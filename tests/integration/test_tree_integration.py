@@ -106,7 +106,10 @@ def test_dropped_option_fails_naming_dependency(debian_tree, test_settings, tmp_
 
 def test_user_tree_worktree_leaves_checkout_untouched(debian_tree, test_settings, tmp_path):
     user = tmp_path / "linux"
-    Git(tmp_path).runner.run(["git", "clone", "-q", "--shared", str(debian_tree.src), str(user)])
+    # sparse (the top-level files): a full checkout costs about a minute here, and the
+    # worktree must be whole anyway (kernel.trees._whole)
+    Git(tmp_path).runner.run(["git", "clone", "-q", "--shared", "--sparse",
+                              str(debian_tree.src), str(user)])
     ug = Git(user)
     ug("checkout", "-q", "-b", "my-work")
     (user / "README").write_text("local edit\n")  # an unstaged change
@@ -118,6 +121,7 @@ def test_user_tree_worktree_leaves_checkout_untouched(debian_tree, test_settings
               ug.out("stash", "list"), ug.out("diff", "--cached"), ug.out("branch", "--list"))
     tree = fetch_user(test_settings, user, "HEAD")
     assert tree.src != user and tree.git().head() == before[0]
+    assert (tree.src / "kernel" / "watch_queue.c").is_file() and not (user / "kernel").exists()
     tree = patching.apply(tree, load_series(SERIES, "two-patch"))
     assert tree.git().out("rev-list", "--count", f"{tree.base}..HEAD") == "2"
     after = (ug.head(), ug.out("branch", "--show-current"), ug.out("status", "--porcelain"),
