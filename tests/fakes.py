@@ -36,7 +36,14 @@ from watchbench.host.runner import Completed, Runner
 from watchbench.kernel.build import Kernel
 from watchbench.kernel.series import Series
 from watchbench.results import rundir
-from watchbench.results.profile import ASYNC, PROFILE_COLUMNS, PROFILE_SCHEMA, write_profile
+from watchbench.results.profile import (
+    ASYNC,
+    COST_MODEL,
+    PROFILE_COLUMNS,
+    PROFILE_SCHEMA,
+    with_estimate,
+    write_profile,
+)
 from watchbench.results.records import params_key
 from watchbench.results.store import ingest_run
 from watchbench.settings import kernel_words
@@ -168,13 +175,18 @@ Level = Callable[[Kernel, str], float | None]  # (kernel, benchmark) -> factor; 
 
 class FakeBench:
     """One boot, faked: a run directory as ``run_bench`` leaves it, figures drawn around
-    ``CASES`` times ``level(kernel, benchmark)`` with a between-boot and a within-boot CV."""
+    ``CASES`` times ``level(kernel, benchmark)`` with a between-boot and a within-boot CV.
+    A profiled boot with settings profile.cache_model on has the model's misses too, and
+    ``misses(kernel, benchmark)`` more LL (and D1) misses per op in post_one_notification,
+    and is ingested again, as run_bench does (its est_cycles_per_op joins the results)."""
 
     def __init__(self, level: Level | None = None, boot_cv: float = 0.002,
                  within_cv: float = 0.001, repeats: int = 5, seed: int = 0,
-                 qemu: str = "QEMU emulator version 7.2.19 (Debian 1:7.2+dfsg-7+deb12u18)"):
+                 qemu: str = "QEMU emulator version 7.2.19 (Debian 1:7.2+dfsg-7+deb12u18)",
+                 misses: Level | None = None):
         self.qemu = qemu
         self.level = level or (lambda kernel, benchmark: 1.0)
+        self.misses = misses or (lambda kernel, benchmark: 0.0)
         self.boot_cv, self.within_cv, self.repeats = boot_cv, within_cv, repeats
         self.rng = np.random.default_rng(seed)
         self.boots: list[dict[str, Any]] = []
@@ -227,17 +239,24 @@ class FakeBench:
         if progress is not None:
             progress.step(f"results table: {path}")
             progress.done(f"run {run_id}: 1 s wall")
-        boot = {"run_id": run_id, "series": kernel.series, **(extra or {})}
-        if profile:  # the gate's explanation, kept apart from the gate's own boots
-            write_profile(run_dir, self.profile(kernel, run_id, only))
-            self.profiles.append({**boot, "only": only})
+        boot = {"run_id": run_id, "series": kernel.series, "profiled": profile,
+                **(extra or {})}
+        model = profile and settings.profile.cache_model == "on"
+        if profile:
+            write_profile(run_dir, self.profile(kernel, run_id, only, model))
+            if model:
+                ingest_run(run_dir)
+        if profile and "ci_id" not in (extra or {}):  # the gate's explanation, kept apart
+            self.profiles.append({**boot, "only": only, "model": model})
         else:
-            self.boots.append(boot)
+            self.boots.append({**boot, "model": model})
         return run_dir
 
-    def profile(self, kernel: Kernel, run_id: str, only: frozenset[str] | None) -> pd.DataFrame:
+    def profile(self, kernel: Kernel, run_id: str, only: frozenset[str] | None,
+                model: bool = False) -> pd.DataFrame:
         """A profile as results.profile writes it (the real one: tests/integration): the
-        slowed share of each case lands in post_one_notification."""
+        slowed share of each case lands in post_one_notification, and with the ``model``
+        so do the added misses (the other functions miss 0.1 LL per op, both sides)."""
         rows = []
         for benchmark, params, _, base in CASES:
             factor = self.level(kernel, benchmark)
@@ -247,13 +266,20 @@ class FakeBench:
                      "lookup_user_key": base * 0.6, ASYNC: 2.0}
             total = base * factor
             for symbol, per_op in split.items():
+                ll = 0.1 + (self.misses(kernel, benchmark) or 0.0) * (
+                    symbol == "post_one_notification")
                 rows.append({"schema": PROFILE_SCHEMA, "run_id": run_id, "benchmark": benchmark,
                              "params": params_key(params), "symbol": symbol,
                              "instr_per_op": per_op, "spread": 0.0, "share": per_op / total,
                              "instructions": int(per_op * 5000), "ops": 5000, "repeats": 5,
                              "case_instr_per_op": total, "case_ns_per_op": total,
-                             "interleaved": False})
-        return pd.DataFrame(rows, columns=list(PROFILE_COLUMNS))
+                             "interleaved": False,
+                             **({"dref_per_op": per_op / 3, "i1_miss_per_op": 0.0,
+                                 "d1_miss_per_op": ll, "ll_miss_per_op": ll} if model else {})})
+        table = pd.DataFrame(rows, columns=list(PROFILE_COLUMNS))
+        if not model:
+            return table
+        return with_estimate(table, COST_MODEL, f"{COST_MODEL.describe()}; caches fake")
 
 
 class Steps(Silent):

@@ -277,6 +277,10 @@ class CiSettings:
     # Boots at once (0: the core count under icount, where figures count instructions and
     # not host time; always 1 under tcg and kvm, whose timings move with host load).
     jobs: int = ruled(0, AT_LEAST_0)
+    # on: every gate boot is profiled with the cache model (icount only) and each profiled
+    # case gains a gated metric, est_cycles_per_op, a model, not a measurement
+    # (docs/cache-model.md); off until an A/A shows it no noisier than instructions.
+    cache_model: str = ruled("off", Rule(choices=CACHE_MODELS))
 
 
 @dataclass

@@ -28,7 +28,14 @@ from watchbench.cli.standing import bisect_place, gate_place
 from watchbench.errors import InputError, WatchbenchError
 from watchbench.flows.bisect import run_bisect
 from watchbench.flows.check import EXIT_CORRECTNESS, CheckOptions, run_check
-from watchbench.flows.ci import EXIT_INFRA, EXIT_OK, CiOptions, CiResult, run_ci
+from watchbench.flows.ci import (
+    EXIT_INFRA,
+    EXIT_OK,
+    CiOptions,
+    CiResult,
+    check_cache_model,
+    run_ci,
+)
 from watchbench.flows.explain import parse_explain
 from watchbench.flows.shard import parse_shard, run_merge, run_shard
 from watchbench.host.progress import LOG_WIDTH, Progress
@@ -38,6 +45,7 @@ from watchbench.report import compare_table, noise_table
 from watchbench.report.profile import diff_lines
 from watchbench.report.text import attribute
 from watchbench.settings import Settings
+from watchbench.vm.cachemodel import CacheModel
 
 WIDTH = 79
 
@@ -84,7 +92,11 @@ def report_gate(flow: Callable[[Progress], CiResult], progress: Progress | None 
             print("\n".join(textwrap.wrap(line, WIDTH,
                                            subsequent_indent="      ")))
     if result.explanation is not None:
-        print("\nwhere the instructions went (instr/op, icount, TCG plugin):")
+        diff = result.explanation.diff
+        modelled = "cand_est" in diff.columns and bool(diff["cand_est"].notna().any())
+        print("\nwhere the instructions and misses went (icount, TCG plugin; misses: "
+              "model):" if modelled else
+              "\nwhere the instructions went (instr/op, icount, TCG plugin):")
         print("\n".join(diff_lines(result.explanation.diff, n=3, width=WIDTH)))
     elif result.profile_problem:
         print("\n".join(textwrap.wrap(result.profile_problem, WIDTH)))
@@ -119,7 +131,7 @@ def shard_gate(settings: Settings, options: CiOptions, shard: str, **seams: Any)
 # With --merge the shards say what was measured and how it is judged.
 NOT_WITH_MERGE = ("series", "rounds", "accel", "suite", "per_patch", "threshold", "alpha",
                   "tree", "base", "jobs", "shard", "profile", "check", "kernel_args",
-                  "kconfig_add", "uncommitted")
+                  "kconfig_add", "uncommitted", "cache_model")
 
 
 @command
@@ -130,7 +142,7 @@ def ci(c: Any, series: str = "", rounds: str | None = None, accel: str | None = 
        no_wait: bool = False, jobs: object = None, shard: str | None = None,
        merge: list[str] | None = None, profile: str | None = None, check: bool = False,
        kernel_args: str | None = None, kconfig_add: list[str] | None = None,
-       uncommitted: bool = False) -> int:
+       uncommitted: bool = False, cache_model: bool = False) -> int:
     settings = settings_of(c)
     merging = merge is not None and merge != []
     dirs = [Path(d) for item in merge or [] for d in split_list(item)]
@@ -144,7 +156,8 @@ def ci(c: Any, series: str = "", rounds: str | None = None, accel: str | None = 
                  "per_patch": per_patch, "threshold": threshold, "alpha": alpha,
                  "tree": tree, "base": base, "jobs": jobs, "shard": shard, "profile": profile,
                  "check": check, "kernel_args": kernel_args is not None,
-                 "kconfig_add": kconfig_add, "uncommitted": uncommitted}
+                 "kconfig_add": kconfig_add, "uncommitted": uncommitted,
+                 "cache_model": cache_model}
         extra = [f"--{n.replace('_', '-')}" for n in NOT_WITH_MERGE if given[n]]
         if extra:
             raise InputError(f"--merge takes what was measured and how it is judged from the "
@@ -172,6 +185,9 @@ def ci(c: Any, series: str = "", rounds: str | None = None, accel: str | None = 
     chosen_threshold, chosen_alpha = THRESHOLD.parse(threshold), ALPHA.parse(alpha)
     chosen_jobs, chosen_rounds = CI_JOBS.parse(jobs), CI_ROUNDS.parse(rounds)
     explain = parse_explain(profile) if profile is not None else None
+    modelled = CacheModel.ON if cache_model else CacheModel(settings.ci.cache_model)
+    check_cache_model(CiOptions("", accel=chosen_accel or settings.ci.accel,
+                                cache_model=modelled))  # the model needs icount
     # last, once every option is good: where the kernel comes from (your checkout's
     # commits are written as a series then)
     place = gate_place(settings, tree=tree, base=base, series=series, uncommitted=uncommitted)
@@ -180,7 +196,7 @@ def ci(c: Any, series: str = "", rounds: str | None = None, accel: str | None = 
         settings, place.series, accel=chosen_accel, suite=suite, per_patch=per_patch,
         threshold=chosen_threshold, alpha=chosen_alpha, accept_undecided=accept_undecided,
         record=record, wait=not no_wait, out=target, tree=place.tree, base=place.base,
-        jobs=chosen_jobs, profile=explain)
+        jobs=chosen_jobs, profile=explain, cache_model=CacheModel.ON if cache_model else None)
     if rounds is not None:
         options.rounds = None if chosen_rounds == "auto" else chosen_rounds
     first = options_of(settings, place.series, out=str(options.out), tree=place.tree,

@@ -62,6 +62,8 @@ class _Task(Task):
         opts = super().arg_opts(name, default, taken_names)
         if name in ("kernel_args", "kconfig_add"):
             opts["names"] = [n for n in opts["names"] if len(n) > 1]
+        # With every letter taken (ci's --cache-model), invoke's next pick is "-": none.
+        opts["names"] = [n for n in opts["names"] if len(n) > 1 or n.isalnum()]
         return opts
 
 
@@ -666,12 +668,16 @@ def gc(c, delete=False, keep_runs=None, keep_kernels=None, keep_builds=None, kee
                      "repeated: the verdict of the merged shards",
             "check": "first run `./wb check` on the candidate: a finding is exit 4 (its "
                      "infrastructure failing, 2), and nothing is measured",
-            "trusted": TRUSTED, "kernel_args": KERNEL_ARGS, "kconfig_add": KCONFIG_ADD},
+            "trusted": TRUSTED, "kernel_args": KERNEL_ARGS, "kconfig_add": KCONFIG_ADD,
+            "cache_model": "every boot also simulates caches; each profiled case's "
+                           "est_cycles_per_op (a model) is gated too (icount only; default: "
+                           "settings ci.cache_model)"},
       iterable=["merge", "kconfig_add"], klass=_Task)
 def ci(c, series="", rounds=None, accel=None, suite=None, per_patch=False, threshold=None,
        alpha=None, accept_undecided=False, record=False, out=None, tree=None, base=None,
        no_wait=False, jobs=None, shard=None, merge=None, profile=None, check=False,
-       trusted=False, kernel_args=None, kconfig_add=None, uncommitted=False):
+       trusted=False, kernel_args=None, kconfig_add=None, uncommitted=False,
+       cache_model=False):
     """Gate a series or your branch: is the kernel slower with it?
 
     Builds the baseline (base + bench series) and the candidate (+ SERIES;
@@ -703,7 +709,8 @@ def ci(c, series="", rounds=None, accel=None, suite=None, per_patch=False, thres
                    accept_undecided=accept_undecided, record=record, out=out, tree=tree,
                    base=base, no_wait=no_wait, jobs=jobs,
                    shard=shard, merge=merge, profile=profile, check=check,
-                   kernel_args=kernel_args, kconfig_add=kconfig_add, uncommitted=uncommitted)
+                   kernel_args=kernel_args, kconfig_add=kconfig_add, uncommitted=uncommitted,
+                   cache_model=cache_model)
 
 
 @task(name="check",

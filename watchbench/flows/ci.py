@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -40,6 +40,8 @@ from watchbench.stats.compare import compare_frames, gate_exit
 from watchbench.stats.decision import Looks, Verdict
 from watchbench.stats.perpatch import per_patch_steps
 from watchbench.suite.run import run_bench
+from watchbench.vm.cachemodel import CacheModel
+from watchbench.vm.qemu import Accel
 
 EXIT_OK, EXIT_REGRESSED, EXIT_INFRA, EXIT_UNDECIDED = 0, 1, 2, 3
 EXIT_CODES = {Verdict.UNCHANGED: EXIT_OK, Verdict.REGRESSED: EXIT_REGRESSED,
@@ -97,6 +99,11 @@ class CiOptions:
     tree: str | None = None
     base: str | None = None
     tarball: str | None = None
+    # on: every gate boot profiled with the cache model, its est_cycles_per_op gated
+    cache_model: CacheModel = CacheModel(CiSettings.cache_model)
+
+    def __post_init__(self) -> None:
+        self.cache_model = CacheModel(self.cache_model)  # as a shard record gives it: text
 
     @classmethod
     def from_settings(cls, settings: Settings, series: str, **given: object) -> CiOptions:
@@ -109,10 +116,11 @@ class CiOptions:
                       accel=ci.accel, suite=ci.suite, jobs=ci.jobs,
                       profile=parse_explain(ci.profile), threshold=judged.threshold,
                       alpha=judged.alpha, noise_floor=judged.noise_floor,
-                      out=settings.reports_dir)
+                      out=settings.reports_dir, cache_model=CacheModel(ci.cache_model))
         for name, value in given.items():
             if value is not None:
                 setattr(options, name, value)
+        options.cache_model = CacheModel(options.cache_model)
         return options
 
     def looks(self) -> Looks:
@@ -237,6 +245,10 @@ class Measurement:
         extra = {"ci_id": self.ci_id, "ci_role": variant.role, "ci_round": self.round_index,
                  "ci_position": position, "patch_index": variant.patch_index,
                  "patch_subject": variant.patch_subject}
+        if self.options.cache_model is CacheModel.ON:  # profiled: est_cycles_per_op gated
+            return self.bench(modelled(self.settings), self.options.suite, self.options.accel,
+                              label=variant.role, kernel=variant.kernel, runner=self.runner,
+                              progress=self.progress, extra=extra, profile=True)
         return self.bench(self.settings, self.options.suite, self.options.accel,
                           label=variant.role, kernel=variant.kernel, runner=self.runner,
                           progress=self.progress, extra=extra)
@@ -271,6 +283,19 @@ class Measurement:
     def frame(self) -> pd.DataFrame:
         return load_runs(self.settings.runs_dir,
                          run_ids=[i for v in self.variants for i in v.run_ids])
+
+
+def modelled(settings: Settings) -> Settings:
+    """``settings`` with the profile's cache model on (its caches as configured)."""
+    return replace(settings, profile=replace(settings.profile, cache_model=CacheModel.ON.value))
+
+
+def check_cache_model(options: CiOptions) -> None:
+    """The model rides on the instruction-count plugin, which runs under icount only."""
+    if options.cache_model is CacheModel.ON and options.accel != Accel.ICOUNT:
+        raise InputError(f"--cache-model with --accel {options.accel}: the cache model runs "
+                         "in the instruction-count plugin, under icount only",
+                         hint="use --accel icount (the default), or leave out --cache-model")
 
 
 def measure_until_decided(m: Measurement) -> tuple[pd.DataFrame, pd.DataFrame, str]:
@@ -334,6 +359,7 @@ def compose(settings: Settings, options: CiOptions, runner: Runner, progress: Pr
 
 
 def check_rounds(options: CiOptions) -> None:
+    check_cache_model(options)
     if options.rounds is not None and options.rounds < 2:
         raise InputError(f"--rounds {options.rounds}: at least 2 boots per kernel are needed",
                          hint="use --rounds auto, or 4 or more rounds")
@@ -420,6 +446,8 @@ def explain(settings: Settings, options: CiOptions, m: Measurement,
     kernels = [(v.patch_index, v.patch_subject, v.kernel) for v in chain if v.kernel is not None]
     if moved.empty or len(kernels) < 2:
         return None, ""
+    if options.cache_model is CacheModel.ON:  # the misses per symbol beside the instructions
+        settings = modelled(settings)
     try:
         return explain_gate(settings, options.suite, kernels, moved, m.bench, m.runner,
                             m.progress), ""
@@ -442,7 +470,9 @@ def verdict_line(answer: Verdict, comparisons: pd.DataFrame, options: CiOptions,
     if failed and not counts.get(Verdict.FAILED, 0):
         tally += f"; {failed} failed (not gated metrics, same broken benchmark)"
     note = " (accepted: --accept-undecided)" if answer is Verdict.UNDECIDED and code == 0 else ""
+    model = ", with the cache model's est_cycles_per_op (a model)" \
+        if options.cache_model is CacheModel.ON else ""
     return (f"{words[answer]}{note} (exit {code}): {family} gated metrics ({tally}); "
             f"threshold {options.threshold:.0%}, family-wise alpha {options.alpha:g} "
             f"(Bonferroni over the gated metrics and the looks), {rounds} paired rounds, "
-            f"{options.accel}")
+            f"{options.accel}{model}")

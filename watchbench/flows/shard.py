@@ -63,7 +63,9 @@ HOST_BOUND = ("host", "cpu_model")
 PER_KERNEL = ("kernel_key", "tree_base", "series_hash", "dirty_hash", "config_hash")
 # The design: shards of one gate must have been asked for the same one.
 DESIGN = ("rounds", "min_rounds", "round_step", "max_rounds", "budget_s", "accel", "suite",
-          "per_patch", "threshold", "alpha", "noise_floor")
+          "per_patch", "threshold", "alpha", "noise_floor", "cache_model")
+# A design key later shards record and earlier ones lack: its value before it existed.
+DESIGN_SINCE = {"cache_model": "off"}
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -93,7 +95,8 @@ def variant_key(variant: Variant | dict[str, Any]) -> str:
 
 
 def design_of(options: CiOptions) -> dict[str, Any]:
-    return {name: getattr(options, name) for name in DESIGN}
+    return {name: str(value) if name == "cache_model" else value
+            for name, value in ((n, getattr(options, n)) for n in DESIGN)}
 
 
 @dataclass
@@ -233,6 +236,8 @@ def read_shard(directory: Path) -> dict[str, Any]:
                            "rounds", "fingerprint") if k not in record]
     if missing:
         raise ResultsError(f"{path}: shard record lacks {', '.join(missing)}", hint=hint)
+    if isinstance(record.get("design"), dict):  # written before a design key existed
+        record["design"] = {**DESIGN_SINCE, **record["design"]}
     problem = record_problem(record)
     if problem:
         raise ResultsError(f"{path}: the shard record was changed or is corrupt: {problem}",
@@ -245,7 +250,7 @@ RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")  # a directory name, 
 DESIGN_RULES = {"min_rounds": "ci.min_rounds", "round_step": "ci.round_step",
                 "max_rounds": "ci.max_rounds", "budget_s": "ci.budget_s", "accel": "ci.accel",
                 "threshold": "decision.threshold", "alpha": "decision.alpha",
-                "noise_floor": "decision.noise_floor"}
+                "noise_floor": "decision.noise_floor", "cache_model": "ci.cache_model"}
 
 
 def _is_int(value: Any) -> bool:

@@ -18,7 +18,13 @@ import pandas as pd
 
 from watchbench.report.plots import diff_svg, shorten
 from watchbench.results.profile import ASYNC
-from watchbench.stats.profilediff import CASE, Explanation, case_totals, top_changes
+from watchbench.stats.profilediff import (
+    CASE,
+    Explanation,
+    case_totals,
+    top_changes,
+    top_model_changes,
+)
 
 UNIT = "instr/op"
 INTERLEAVED_NOTE = ("reader on the other CPU: under icount the vCPUs take turns, so the counts "
@@ -106,22 +112,43 @@ def model_change(total: Mapping[str, Any]) -> str:
     return f"model: {est} est. cycles/op; misses/op L1 {l1}, LL {ll}"
 
 
+def fmt_signed(value: float) -> str:
+    return ("+" if value >= 0 else "-") + fmt_count(abs(value))
+
+
+def fmt_model_change(symbol: str, l1: float, ll: float, est: float) -> str:
+    """``__post_watch_notification misses/op L1 +1, LL +1: +115 est. cycles/op (model)``."""
+    return (f"{symbol} misses/op L1 {fmt_signed(l1)}, LL {fmt_signed(ll)}: "
+            f"{fmt_signed(est)} {MODEL_UNIT}")
+
+
+def _of_case(frame: pd.DataFrame, benchmark: str, params: str) -> pd.DataFrame:
+    return frame[(frame["benchmark"] == benchmark) & (frame["params"] == params)]
+
+
 def diff_lines(diff: pd.DataFrame, n: int = 3, width: int = 80) -> list[str]:
-    """The cases whose instructions changed, each with its top ``n`` functions."""
-    tops = top_changes(diff, n)
+    """The cases whose instructions changed, each with its top ``n`` functions; with the
+    cache model, also the cases whose misses moved, with the functions that take them."""
+    tops, misses = top_changes(diff, n), top_model_changes(diff, n)
     totals = case_totals(diff)
     lines = []
-    for total in totals[totals["changed"]].itertuples():
+    for total in totals[totals["changed"] | totals["model_changed"]].itertuples():
         lines.append(case_label(total.benchmark, total.params, width))
         model = model_change(total._asdict())
         if model:
             lines.append(shorten(f"  {model}", width))
+        said = "in all, of which:" if total.changed else "in all: no function changed"
         lines.append(f"  {fmt_count(total.base_per_op)} -> {fmt_count(total.cand_per_op)} "
-                     f"{UNIT} in all, of which:")
-        rows = tops[(tops["benchmark"] == total.benchmark) & (tops["params"] == total.params)]
+                     f"{UNIT} {said}")
         lines += [shorten("    " + fmt_change(r.symbol, r.delta, r.rel), width)
-                  for r in rows.itertuples()]
-    unchanged = int((~totals["changed"]).sum())
+                  for r in _of_case(tops, total.benchmark, total.params).itertuples()]
+        moved = _of_case(misses, total.benchmark, total.params)
+        if len(moved):
+            lines.append("  where the misses went (model):")
+            lines += [shorten("    " + fmt_model_change(r.symbol, r.l1_delta, r.ll_delta,
+                                                        r.est_delta), width)
+                      for r in moved.itertuples()]
+    unchanged = int((~(totals["changed"] | totals["model_changed"])).sum())
     if unchanged:
         lines.append(f"{unchanged} profiled case(s): no function changed")
     return lines
@@ -131,7 +158,7 @@ def diff_markdown(diff: pd.DataFrame, moved: pd.DataFrame, n: int = 5,
                   title: str = "Where the instructions went") -> str:
     """For each metric the gate moved (rows of ``moved``: benchmark, params, metric,
     verdict), the top ``n`` functions by change in instructions per op."""
-    tops = top_changes(diff, n)
+    tops, misses = top_changes(diff, n), top_model_changes(diff, n)
     totals = case_totals(diff)
     out = [f"### {title}", "",
            f"Instructions per operation counted under icount by the TCG plugin "
@@ -149,6 +176,8 @@ def diff_markdown(diff: pd.DataFrame, moved: pd.DataFrame, n: int = 5,
                        "what icount cannot see, or in timing)" if profiled
                        else "  - this case was not profiled")
         out += [f"  - `{fmt_change(r.symbol, r.delta, r.rel)}`" for r in case.itertuples()]
+        out += [f"  - `{fmt_model_change(r.symbol, r.l1_delta, r.ll_delta, r.est_delta)}`"
+                for r in _of_case(misses, row.benchmark, row.params).itertuples()]
         if bool(diff.loc[(diff["benchmark"] == row.benchmark)
                          & (diff["params"] == row.params), "interleaved"].any()):
             out.append(f"  - ({INTERLEAVED_NOTE})")
@@ -176,7 +205,7 @@ def profile_section(explanation: Explanation) -> dict:
     """The HTML report's "Where the instructions went": per moved metric its top changes,
     a bar chart per case that changed, and with --per-patch each step's changes."""
     diff = explanation.diff
-    tops = top_changes(diff, 5)
+    tops, misses = top_changes(diff, 5), top_model_changes(diff, 5)
     totals = case_totals(diff)
     metrics = []
     for row in explanation.moved.itertuples():
@@ -185,7 +214,10 @@ def profile_section(explanation: Explanation) -> dict:
                         "verdict": str(row.verdict),
                         "model": _case_model(totals, row.benchmark, row.params),
                         "changes": [fmt_change(r.symbol, r.delta, r.rel)
-                                    for r in case.itertuples()]})
+                                    for r in case.itertuples()],
+                        "misses": [fmt_model_change(r.symbol, r.l1_delta, r.ll_delta,
+                                                    r.est_delta) for r in _of_case(
+                                       misses, row.benchmark, row.params).itertuples()]})
     steps = [{"index": s.index, "subject": s.subject,
               "lines": diff_lines(s.diff, n=3, width=110)} for s in explanation.steps]
     return {"metrics": metrics, "figures": diff_figures(diff), "steps": steps,

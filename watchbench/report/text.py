@@ -315,17 +315,23 @@ def noise_table(comparisons: pd.DataFrame, width: int = 80) -> str:
         return "no gated metric"
     rows = rows.sort_values(["benchmark", "params"], kind="stable")
     params, _ = short_params(rows, values_only=True)
-    head = ["benchmark", "params", "CV boot", "CV rep", "n eff", "MDE", "rnd"]
-    body = [[str(r.benchmark), p, fmt_mde(r.between_cv), fmt_mde(r.within_cv), fmt_n(r.n_eff),
-             fmt_mde(r.mde), _rounds(r.decided_at, r.rounds)]
+    # A case with more than one gated metric (the cache model's estimate beside the
+    # measured one, ci --cache-model) needs the metric named to tell its rows apart.
+    named = bool(rows.duplicated(["benchmark", "params"], keep=False).any())
+    head = ["benchmark", "params", *(["metric"] if named else []), "CV boot", "CV rep",
+            "n eff", "MDE", "rnd"]
+    body = [[str(r.benchmark), p, *([str(r.metric)] if named else []), fmt_mde(r.between_cv),
+             fmt_mde(r.within_cv), fmt_n(r.n_eff), fmt_mde(r.mde),
+             _rounds(r.decided_at, r.rounds)]
             for r, p in zip(rows.itertuples(), params, strict=True)]
     widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(head)]
     spare = width - (sum(widths) + 2 * (len(widths) - 1))
     if spare < 0:
         widths[1] = max(8, widths[1] + spare)
+    texts = 3 if named else 2  # the left-aligned columns
 
     def line(cells: list[str]) -> str:
-        return "  ".join(_clip(c, w).ljust(w) if i < 2 else c.rjust(w)
+        return "  ".join(_clip(c, w).ljust(w) if i < texts else c.rjust(w)
                          for i, (c, w) in enumerate(zip(cells, widths, strict=True))).rstrip()
 
     title = textwrap.wrap("noise of the gated metrics: CV boot between boots, CV rep between "

@@ -418,6 +418,32 @@ def cases(table: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index()
 
 
+# The cache model's estimate as a metric of the results table (``model_rows``): one row
+# per profiled case and boot, primary (so that a gate over those boots decides it with the
+# instructions, in one family) and said to be a model by its source, unit and raw_file.
+MODEL_METRIC = "est_cycles_per_op"
+MODEL_SOURCE = "model"  # not "c" nor "kernel": no program measured it
+MODEL_UNIT = "cycles (model)"
+
+
+def model_rows(run_dir: Path, params: dict[tuple[str, str], dict]) -> list[dict[str, Any]]:
+    """The results rows of a run's profile taken with the cache model: per case its
+    ``est_cycles_per_op`` (direction lower, primary); none without a profile or without
+    the model. ``params``: each case's params as its records gave them ((benchmark,
+    params key) -> params), for the results' ``param_*`` columns."""
+    if not (Path(run_dir) / PROFILE_FILE).exists():
+        return []
+    every = cases(read_profile(run_dir))
+    every = every[every["cost_model"].astype(str) != ""]
+    return [{"benchmark": row.benchmark, "source": MODEL_SOURCE, "params": row.params,
+             "param_values": params.get((row.benchmark, row.params), {}), "count_values": {},
+             "iteration": None, "loops": int(row.ops), "status": "ok",
+             "raw_file": PROFILE_FILE, "metric": MODEL_METRIC, "unit": MODEL_UNIT,
+             "direction": "lower", "value": float(row.est_cycles_per_op), "primary": True,
+             "reason": ""}
+            for row in every.itertuples() if np.isfinite(row.est_cycles_per_op)]
+
+
 def load_profiles(runs_dir: Path, run_ids: Sequence[str] | None = None) -> pd.DataFrame:
     """Every stored profile (of ``run_ids``, if given) as one table, provenance included:
     the profiles' side of the results store."""

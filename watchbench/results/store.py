@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 
 from watchbench.errors import ResultsError
 from watchbench.results import schema
+from watchbench.results.profile import model_rows
 from watchbench.results.pytest_json import read_pytest_json
 from watchbench.results.records import Row, param_text, read_jsonl
 from watchbench.results.rundir import (
@@ -91,6 +92,10 @@ def parse_run(run_dir: Path) -> pd.DataFrame:
             f"{raw}: no benchmark records ({RECORDS_GLOB} or {PYTEST_GLOB})",
             hint="look at the run's boot log: the benchmarks did not report anything",
         )
+    # A profile taken with the cache model adds its estimate per case (a model): a gate
+    # over these boots decides it beside the measured metrics.
+    params = {(r["benchmark"], r["params"]): r["param_values"] for r in rows}
+    rows.extend(model_rows(run_dir, params))
     return rows_to_frame(rows, provenance)
 
 

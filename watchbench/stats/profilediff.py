@@ -6,6 +6,11 @@ on timing, such as an atime update when the coarse clock ticks). A difference no
 than the repeats' own spread on either side is that timing, not the change: it counts as
 zero (``changed`` False), so an A/A diff is zero everywhere.
 
+With the cache model on both sides, a symbol's misses changed (``model_changed``) when
+its estimate moved by more than its instructions' noise and MODEL_NOISE of the case's
+estimate: between two kernels the layout moves and a few misses with it. A model, not a
+measurement; the instructions' ``changed`` is judged as before.
+
 A case with its reader on the other CPU is not exact under icount: the vCPUs take turns,
 and where the turns fall moves a little work from boot to boot (in two boots of the ci
 suite up to 2.4 instructions per op in one function, 0.23 % of the case). Its changes
@@ -30,7 +35,11 @@ MODEL_FIGURES = {"l1_miss": ("i1_miss_per_op", "d1_miss_per_op"), "ll_miss": ("l
                  "est": ("est_cycles_per_op",)}
 DIFF_COLUMNS = ("benchmark", "params", "symbol", "base_per_op", "cand_per_op", "delta",
                 "rel", "noise", "changed", "interleaved", *(
-                    f"{side}_{what}" for what in MODEL_FIGURES for side in ("base", "cand")))
+                    f"{side}_{what}" for what in MODEL_FIGURES for side in ("base", "cand")),
+                "model_changed")
+# Of a case's estimate per op (the larger side): a symbol's estimate moving less than this
+# is the layout's shuffle of a few misses between kernels, not the change.
+MODEL_NOISE = 0.01
 
 
 def profile_diff(base: pd.DataFrame, cand: pd.DataFrame) -> pd.DataFrame:
@@ -62,8 +71,21 @@ def profile_diff(base: pd.DataFrame, cand: pd.DataFrame) -> pd.DataFrame:
         "interleaved": interleaved,
         **{f"{side}_{what}": _side_figure(both, f"{what}_{side}", f"interleaved_{side}")
            for what in MODEL_FIGURES for side in ("base", "cand")}})
+    out["model_changed"] = _model_changed(out)
     out = out.assign(order=-out["delta"].abs()).sort_values([*CASE, "order", "symbol"])
     return out[list(DIFF_COLUMNS)].reset_index(drop=True)
+
+
+def _model_changed(diff: pd.DataFrame) -> pd.Series:
+    """Whether a symbol's estimate (a model) moved beyond its instructions' noise and
+    MODEL_NOISE of its case's estimate; False where a side has no model."""
+    moved = (diff["cand_est"] - diff["base_est"]).abs()
+    own = diff[diff["symbol"] != ASYNC]
+    sides = own.groupby(CASE)[["base_est", "cand_est"]].sum(min_count=1).max(axis=1)
+    case_est = diff.set_index(CASE).index.map(sides).to_numpy(dtype=float)
+    floor = np.maximum(diff["noise"].to_numpy(float), MODEL_NOISE * case_est)
+    return pd.Series((moved.to_numpy(float) > floor) & (diff["symbol"] != ASYNC).to_numpy()
+                     & np.isfinite(moved.to_numpy(float)), index=diff.index)
 
 
 def _model_figures(table: pd.DataFrame) -> pd.DataFrame:
@@ -93,13 +115,28 @@ def top_changes(diff: pd.DataFrame, n: int = 5) -> pd.DataFrame:
     return moved.groupby(CASE, sort=False).head(n).drop(columns="size").reset_index(drop=True)
 
 
+def top_model_changes(diff: pd.DataFrame, n: int = 5) -> pd.DataFrame:
+    """The ``n`` largest moves of the model's estimate in each case (``model_changed``),
+    biggest first, with ``est_delta``, ``l1_delta`` and ``ll_delta`` per op (a model)."""
+    moved = diff[diff["model_changed"]]
+    moved = moved.assign(est_delta=moved["cand_est"] - moved["base_est"],
+                         l1_delta=moved["cand_l1_miss"] - moved["base_l1_miss"],
+                         ll_delta=moved["cand_ll_miss"] - moved["base_ll_miss"])
+    moved = moved.assign(size=moved["est_delta"].abs()).sort_values(
+        [*CASE, "size"], ascending=[True, True, False])
+    return moved.groupby(CASE, sort=False).head(n).drop(columns="size").reset_index(drop=True)
+
+
 def case_totals(diff: pd.DataFrame) -> pd.DataFrame:
-    """Per case: the operation's instructions per op on each side (``[async]`` apart), and
-    the cache model's misses and estimate on each side (NaN on a side without it)."""
+    """Per case: the operation's instructions per op on each side (``[async]`` apart),
+    the cache model's misses and estimate on each side (NaN on a side without it), and
+    whether a function's instructions (``changed``) or its estimate (``model_changed``)
+    moved."""
     own = diff[diff["symbol"] != ASYNC]
     totals = own.groupby(CASE, sort=True)[["base_per_op", "cand_per_op"]].sum().reset_index()
     totals["delta"] = totals["cand_per_op"] - totals["base_per_op"]
     totals["changed"] = own.groupby(CASE, sort=True)["changed"].any().to_numpy()
+    totals["model_changed"] = own.groupby(CASE, sort=True)["model_changed"].any().to_numpy()
     model = [f"{side}_{what}" for what in MODEL_FIGURES for side in ("base", "cand")]
     present = [c for c in model if c in own.columns]
     sums = own.groupby(CASE, sort=True)[present].sum(min_count=1).reset_index(drop=True)

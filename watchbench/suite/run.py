@@ -228,6 +228,8 @@ def run_bench(settings: Settings, suite_name: str = "quick", accel: str | None =
         _ingest(run_dir, progress)
     if profile:
         progress.step(f"profile: {suite_profile.write(run_dir, runs, result, kernel)}")
+        if model and suite.benchmarks:  # its est_cycles_per_op joins the results (a model)
+            _ingest(run_dir, progress)
     summary = f"run {run_id}: {result.wall_seconds:.0f} s wall"
     progress.done(summary + (f"; problems: {'; '.join(problems)}" if problems else ""))
     return run_dir
