@@ -260,3 +260,19 @@ def test_a_move_in_misses_below_the_noise_of_the_case_is_no_change(tmp_path):
     moved_row = pd.DataFrame([{"benchmark": "kernel-post", "params": "case=free, queues=1",
                                "metric": MODEL_METRIC, "verdict": "regressed"}])
     assert "no function changed its instructions" in diff_markdown(moved, moved_row)
+
+
+def test_the_report_leads_each_case_with_its_measured_metric(settings, tmp_path):
+    """In the report's case tables the estimate is a further column, the measured
+    primary metric stays the case's value."""
+    from watchbench.report.cases import case_tables
+    from watchbench.stats.summary import summarize
+
+    bench = FakeBench(misses=_missing, seed=3)
+    run_ci(settings, _options(tmp_path, SERIES, cache_model=CacheModel.ON),
+           kernels=FakeKernels(tmp_path), bench=bench)
+    df = load_runs(settings.runs_dir, [bench.boots[0]["run_id"]])
+    tables = case_tables(summarize(df), df, {})
+    frame, _ = tables["kernel-post"]
+    assert "ns_per_record ↓" in frame.columns
+    assert f"{MODEL_METRIC} ({MODEL_UNIT})" in frame.columns

@@ -15,6 +15,7 @@ import pandas as pd
 
 from watchbench.report.questions import param_table
 from watchbench.report.text import fmt_short, fmt_value
+from watchbench.results.profile import MODEL_METRIC
 from watchbench.results.schema import KERNEL_IDENTITY
 from watchbench.stats.compare import primary_flags
 
@@ -62,7 +63,11 @@ def case_tables(summary: pd.DataFrame, df: pd.DataFrame, short: dict[tuple, str]
         flags = [(bench, p, m) in primary for p, m in zip(rows["params"], rows["metric"],
                                                            strict=True)]
         rows = rows.assign(_primary=flags)
-        main = rows[rows["_primary"]].drop_duplicates(keys)
+        # A case's measured primary leads; the cache model's estimate (also primary, in
+        # ci --cache-model's boots) is folded in as a further column.
+        primaries = rows[rows["_primary"]]
+        main = primaries.assign(_model=primaries["metric"] == MODEL_METRIC).sort_values(
+            "_model", kind="stable").drop_duplicates(keys).drop(columns="_model")
         derived = [m for m in dict.fromkeys(rows["metric"]) if m not in set(main["metric"])]
         cases = rows[keys].drop_duplicates().merge(main, on=keys, how="left")
         frame = pd.DataFrame(index=cases.index)
