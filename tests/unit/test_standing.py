@@ -7,6 +7,7 @@ proves the whole flow with an installed wb (tests/integration/test_your_branch.p
 from __future__ import annotations
 
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -162,7 +163,9 @@ def test_without_base_ci_measures_head_and_reports_stay_out_of_the_checkout(linu
         str(linux), git(linux, "rev-parse", "HEAD"), "")
     moved = place.settled(settings)
     assert not moved.reports_dir.is_relative_to(linux)
-    assert moved.reports_dir == settings.runs_dir.parent / "reports" / "my-fix" / "reports"
+    assert moved.reports_dir == settings.runs_dir.parent / "reports" / "my-fix"
+    other = place.settled(replace(settings, reports_dir=Path("out")))
+    assert other.reports_dir == settings.runs_dir.parent / "reports" / "my-fix" / "out"
     # HEAD and branches are the checkout's, not the worktree's: resolved here
     place, good, bad = bisect_place(good="v1", bad="HEAD", cwd=linux)
     assert place.tree == str(linux) and place.base == good

@@ -45,7 +45,9 @@ class Place:
         which watchbench does not write."""
         if self.checkout is None or settings.reports_dir.is_absolute():
             return settings
-        where = settings.runs_dir.parent / "reports" / self.checkout.name / settings.reports_dir
+        where = settings.runs_dir.parent / "reports" / self.checkout.name
+        if settings.reports_dir != Path("reports"):  # the default's name is said once
+            where /= settings.reports_dir
         return replace(settings, reports_dir=where)
 
     def say(self) -> None:
