@@ -9,6 +9,7 @@ that is not a setting is refused with the list of known ones (``from_mapping``).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import re
 from collections.abc import Callable
@@ -202,6 +203,15 @@ CACHE_LEVEL = Rule(check=cache_level_refusal, shape=CACHE_LEVEL_SHAPE)
 def is_checkout(root: Path) -> bool:
     """A source checkout (./wb), not an installed package: it has its pyproject.toml."""
     return (root / "pyproject.toml").is_file()
+
+
+def kernel_checkout_of(where: Path) -> Path | None:
+    """The top of the kernel git checkout ``where`` is inside (the nearest ``.git``, with a
+    top-level Kconfig and kernel/), found without running git: every command asks."""
+    for top in (where, *where.parents):
+        if (top / ".git").exists():
+            return top if (top / "Kconfig").is_file() and (top / "kernel").is_dir() else None
+    return None
 
 
 def data_root() -> Path:
@@ -415,6 +425,18 @@ class Settings:
         """Where a series name is looked up, the first match winning: yours, then the
         ones shipped with watchbench (the bench series)."""
         return tuple(dict.fromkeys([self.patches_dir, self.project_root / "patches"]))
+
+    def outside_checkout(self, cwd: Path) -> Settings:
+        """These settings, run from ``cwd``: inside a kernel checkout a relative reports
+        dir is taken under the data directory (``reports/<checkout>-<hash>/``, beside the
+        runs), since watchbench never writes into your tree."""
+        top = kernel_checkout_of(cwd)
+        if top is None or self.reports_dir.is_absolute():
+            return self
+        key = hashlib.sha1(str(top).encode()).hexdigest()[:8]
+        where = self.runs_dir.parent / "reports" / f"{top.name}-{key}"
+        return replace(self, reports_dir=where if self.reports_dir == Path("reports")
+                       else where / self.reports_dir)
 
     @property
     def kconfig_dir(self) -> Path:

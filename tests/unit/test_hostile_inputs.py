@@ -298,7 +298,7 @@ for ident, argv, needle in [
     # the working directory is no kernel checkout: nothing uncommitted to measure
     ("uncommitted-outside", ["--uncommitted"], "is not inside a kernel git checkout"),
     ("uncommitted-with-tree", ["--tree", "{root}", "--base", "v1", "--uncommitted"],
-     "builds that checkout's commits"),
+     "builds what it names"),
     *[(f"kernel-args-{i}", ["--kernel-args", v], f"--kernel-args {v[:60]!r}")
       for i, v in enumerate(KERNEL_ARGS)],
     *[(f"kconfig-add-{i}", [a for v in values for a in ("--kconfig-add", v)], "--kconfig-add")

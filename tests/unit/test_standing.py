@@ -6,6 +6,7 @@ proves the whole flow with an installed wb (tests/integration/test_your_branch.p
 
 from __future__ import annotations
 
+import os
 import subprocess
 from dataclasses import replace
 from pathlib import Path
@@ -161,11 +162,14 @@ def test_without_base_ci_measures_head_and_reports_stay_out_of_the_checkout(linu
     place = gate_place(settings, tree=None, base=None, series="", uncommitted=False, cwd=linux)
     assert (place.tree, place.base, place.series) == (
         str(linux), git(linux, "rev-parse", "HEAD"), "")
-    moved = place.settled(settings)
+    # every command's settings (cli.settings_of): a relative reports dir leaves the tree
+    moved = settings.outside_checkout(linux / "kernel")
     assert not moved.reports_dir.is_relative_to(linux)
-    assert moved.reports_dir == settings.runs_dir.parent / "reports" / "my-fix"
-    other = place.settled(replace(settings, reports_dir=Path("out")))
-    assert other.reports_dir == settings.runs_dir.parent / "reports" / "my-fix" / "out"
+    assert moved.reports_dir.parent == settings.runs_dir.parent / "reports"
+    assert moved.reports_dir.name.startswith("linux-")
+    other = replace(settings, reports_dir=Path("out")).outside_checkout(linux)
+    assert other.reports_dir == moved.reports_dir / "out"
+    assert settings.outside_checkout(linux.parent) == settings  # not in a checkout
     # HEAD and branches are the checkout's, not the worktree's: resolved here
     place, good, bad = bisect_place(good="v1", bad="HEAD", cwd=linux)
     assert place.tree == str(linux) and place.base == good
@@ -193,3 +197,44 @@ def test_a_worktree_of_a_sparse_checkout_is_whole_and_the_checkout_untouched(lin
     assert (tree.src / "drivers" / "x.c").exists()
     assert state(linux) == before and (linux / ".git" / "config").read_text() == config
     assert not (linux / "drivers").exists()
+
+
+def test_the_checkout_index_is_not_rewritten_by_a_look_at_it(linux, settings):
+    """git status refreshes a stale index and writes it back: not in the user's tree."""
+    os.utime(linux / "kernel" / "watch_queue.c", (1, 1))  # the index's stat data is stale
+    index = linux / ".git" / "index"
+    before = (index.read_bytes(), index.stat().st_mtime_ns)
+    gate_place(settings, tree=None, base="v1", series="", uncommitted=False, cwd=linux)
+    head_place(settings, "bench", uncommitted=False, cwd=linux)
+    assert (index.read_bytes(), index.stat().st_mtime_ns) == before
+
+
+def test_uncommitted_changes_survive_the_users_diff_configuration(linux, settings):
+    """An external diff, textconv or other prefixes would drop or mangle the patch."""
+    git(linux, "config", "diff.external", "/bin/true")
+    git(linux, "config", "diff.noprefix", "true")
+    (linux / "kernel" / "watch_queue.c").write_text("int a;\nint b;\nint c;\nint e;\n")
+    place = gate_place(settings, tree=None, base="v1", series="", uncommitted=True, cwd=linux)
+    patches = load_many(settings.series_dirs, place.series).patches
+    assert len(patches) == 3 and "+int e;" in patches[-1].path.read_text()
+    assert all("a/kernel/watch_queue.c" in p.path.read_text() for p in patches)
+
+
+def test_uncommitted_on_a_clean_checkout_is_refused(linux, settings):
+    with pytest.raises(InputError, match="no uncommitted change") as refused:
+        gate_place(settings, tree=None, base="v1", series="", uncommitted=True, cwd=linux)
+    assert "./wb ci --base v1" in refused.value.hint
+    with pytest.raises(InputError, match="no uncommitted change"):
+        head_place(settings, "check", uncommitted=True, cwd=linux)
+
+
+def test_sparse_checkout_in_the_shared_config_is_refused_before_a_worktree_is_added(
+        linux, settings):
+    from watchbench.errors import TreeError
+    from watchbench.kernel.trees import fetch_user
+
+    git(linux, "config", "core.sparseCheckout", "true")  # the old, shared way
+    listed = git(linux, "worktree", "list", "--porcelain")
+    with pytest.raises(TreeError, match="sparse checkout on in its shared config"):
+        fetch_user(settings, linux, "HEAD")
+    assert git(linux, "worktree", "list", "--porcelain") == listed

@@ -51,11 +51,14 @@ LAYERS = (("_system", "_system_path", "/etc/invoke.yaml"),
 def settings_of(c: Any) -> Settings:
     """Settings from the ``watchbench`` section of invoke's config (defaults, invoke.yaml,
     user overrides, INVOKE_WATCHBENCH_* variables), each checked against its rule; an
-    error names the file or variable the bad value came from."""
+    error names the file or variable the bad value came from. Run inside a kernel
+    checkout, reports go outside it (``Settings.outside_checkout``)."""
     check_environment(os.environ)
     config = getattr(c, "config", None)
     section = config.get("watchbench", {}) if config is not None else {}
-    return Settings.from_mapping(_plain(section), origins(config) if config is not None else {})
+    settings = Settings.from_mapping(_plain(section),
+                                     origins(config) if config is not None else {})
+    return settings.outside_checkout(Path.cwd())
 
 
 def origins(config: Any) -> dict[str, str]:

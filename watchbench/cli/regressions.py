@@ -224,7 +224,8 @@ def bisect(c: Any, good: str, bad: str, benchmark: str, metric: str | None, para
                          hint=f"one of {', '.join(sorted(known))}, e.g. ./wb bisect GOOD BAD "
                               f"{sorted(known)[0]}")
     place, good, bad = bisect_place(good=good, bad=bad)
-    tree = trees.fetch_user(settings, Path(place.tree), good) if place.tree else None
+    tree = trees.fetch_user(settings, Path(place.tree), good, wait=not no_wait) \
+        if place.tree else None
     place.say()
     first, steps = run_bisect(settings, good, bad, benchmark, metric, params, suite,
                               accel, chosen or None,

@@ -6,7 +6,7 @@ and one set of refusals (uncommitted changes, a --base that is no ancestor)."""
 from __future__ import annotations
 
 import textwrap
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from watchbench.errors import InputError
@@ -39,25 +39,14 @@ class Place:
         """The kernel comes from the checkout the command stands in."""
         return self.checkout is not None
 
-    def settled(self, settings: Settings) -> Settings:
-        """The settings the command runs with: inside your checkout, a relative reports
-        dir is taken under the data directory (beside the runs), never in the checkout,
-        which watchbench does not write."""
-        if self.checkout is None or settings.reports_dir.is_absolute():
-            return settings
-        where = settings.runs_dir.parent / "reports" / self.checkout.name
-        if settings.reports_dir != Path("reports"):  # the default's name is said once
-            where /= settings.reports_dir
-        return replace(settings, reports_dir=where)
-
     def say(self) -> None:
         for line in self.lines:
             print(line)
 
 
-def _not_here(uncommitted: bool, tree: str | None) -> None:
+def _not_here(uncommitted: bool, given: str | None, flag: str = "--tree") -> None:
     if uncommitted:
-        where = f"--tree {tree!r} builds that checkout's commits" if tree else \
+        where = f"{flag} {given!r} builds what it names" if given else \
             f"{Path.cwd()} is not inside a kernel git checkout"
         raise InputError(f"{UNCOMMITTED} measures the uncommitted changes of the kernel "
                          f"checkout you stand in; {where}",
@@ -110,6 +99,8 @@ def gate_place(settings: Settings, *, tree: str | None, base: str | None, series
             checkout, f"gating --series {series} on {base}")), checkout)
     if not uncommitted:
         checkout.refuse_changes("ci", f"ci --base {base}" if base else "ci")
+    else:
+        checkout.require_changes("ci", f"ci --base {base}" if base else "ci")
     start = commit_of(checkout, base, "--base", runner) if base else checkout.head
     commits = branch_commits(checkout, start, runner) if base else []
     if base and not commits and not uncommitted:
@@ -132,7 +123,7 @@ def head_place(settings: Settings, task: str, *, tree: str | None = None,
     """``check``, ``all``, ``bench`` and ``profile``: inside a kernel checkout they work on
     HEAD (with ``--series`` on top, and the uncommitted changes when asked)."""
     if tree or tarball:
-        _not_here(uncommitted, tree or tarball)
+        _not_here(uncommitted, tree or tarball, "--tree" if tree else "--tarball")
         return Place(tree, base, series)
     checkout = standing_in(cwd, runner)
     if checkout is None:
@@ -140,6 +131,8 @@ def head_place(settings: Settings, task: str, *, tree: str | None = None,
         return Place(None, None, series)
     if not uncommitted:
         checkout.refuse_changes(task, task)
+    else:
+        checkout.require_changes(task, task)
     mine = branch_series(settings, checkout, checkout.head, uncommitted=True, runner=runner) \
         if uncommitted else ""
     what = "HEAD" + (" with your uncommitted changes" if uncommitted else "")

@@ -56,7 +56,10 @@ class Git:
     def dirty(self) -> list[str]:
         """Tracked files with uncommitted changes (untracked files are ignored on purpose:
         Debian's tarball ignores everything, and builds happen out of tree)."""
-        text = self("status", "--porcelain", "--untracked-files=no").stdout  # " M x": keep the blank
+        # --no-optional-locks: a status refreshes the index and would write it back (and
+        # take index.lock) in a checkout that is the user's, not ours to write
+        text = self("--no-optional-locks", "status", "--porcelain",
+                    "--untracked-files=no").stdout  # " M x": keep the blank
         return [line[3:] for line in text.splitlines() if line.strip()]
 
     def is_repo(self) -> bool:

@@ -13,11 +13,15 @@ from pathlib import Path
 
 from watchbench.errors import InputError
 from watchbench.host.git import Git
+from watchbench.host.prune import prune_children
 from watchbench.host.runner import Runner, default_runner
-from watchbench.kernel.patching import import_branch
+from watchbench.kernel.patching import QUIET, UNCOMMITTED_DIFF, import_branch
 from watchbench.settings import Settings
 
 UNCOMMITTED = "--uncommitted"
+# Series written from branches, kept by the cache (each a few patches; a run that is
+# composing reads its series first, and a newer one is never pruned).
+KEEP_BRANCHES = 20
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,14 @@ class Checkout:
                              "measures commits",
                              hint=f"commit them (git commit -a), or measure them too: "
                                   f"./wb {example} {UNCOMMITTED}")
+
+
+    def require_changes(self, task: str, example: str) -> None:
+        """--uncommitted with nothing uncommitted is a mistake, not an empty patch."""
+        if not self.changed:
+            raise InputError(f"{UNCOMMITTED}: {self.root} has no uncommitted change to a "
+                             "tracked file",
+                             hint=f"leave it out: ./wb {example}")
 
 
 def standing_in(cwd: Path | None = None, runner: Runner = default_runner) -> Checkout | None:
@@ -106,10 +118,13 @@ def branch_series(settings: Settings, checkout: Checkout, base: str, *, uncommit
     Its path is the series the flows take (``load_series`` reads a path as is)."""
     digest = hashlib.sha256(f"{checkout.root}\0{base}\0{checkout.head}".encode())
     if uncommitted:
-        diff = Git(checkout.root, runner)("diff", "--binary", "HEAD", "--").stdout
+        diff = Git(checkout.root, runner)(*UNCOMMITTED_DIFF, env=QUIET).stdout
         digest.update(diff.encode("utf-8", "surrogateescape"))
-    out = settings.cache_dir / "branches" / digest.hexdigest()[:16] / checkout.name
+    branches = settings.cache_dir / "branches"
+    out = branches / digest.hexdigest()[:16] / checkout.name
     if not (out / "series").is_file():
         import_branch(checkout.root, base, checkout.head, out, uncommitted=uncommitted,
                       runner=runner)
+    out.parent.touch()  # the newest; the cache keeps the newest KEEP_BRANCHES
+    prune_children(branches, KEEP_BRANCHES, protect=frozenset({out.parent}), dirs_only=True)
     return out

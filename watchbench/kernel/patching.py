@@ -382,6 +382,17 @@ def _replace(staging: Path, out_dir: Path) -> None:
         shutil.rmtree(old)
 
 
+# git on the user's checkout: no optional locks (``git status``/``diff`` would refresh and
+# rewrite their index), and diffs in the one form ``git am`` applies, whatever their
+# configuration says (an external diff, textconv, other prefixes, colour).
+QUIET = {"GIT_OPTIONAL_LOCKS": "0"}
+PLAIN = ("--no-ext-diff", "--no-textconv", "--no-color", "--src-prefix=a/", "--dst-prefix=b/",
+         "--binary")
+UNCOMMITTED_DIFF = ("diff", *PLAIN, "HEAD", "--")
+FORMAT_PATCH = ("format-patch", "--no-signature", "--zero-commit", "--no-cover-letter",
+                "--suffix=.patch", *PLAIN)
+
+
 def import_range(repo: Path, revision_range: str, out_dir: Path, runner: Runner = default_runner,
                  force: bool = False) -> list[str]:
     """git format-patch of a range in the user's tree (e.g. ``merge^1..merge^2``)."""
@@ -396,9 +407,8 @@ def import_range(repo: Path, revision_range: str, out_dir: Path, runner: Runner 
     def fill(scratch: Path, staging: Path) -> list[Mail]:
         scratch.mkdir()
         try:
-            runner.run(["git", "-C", str(repo), "format-patch", "--no-signature",
-                        "--zero-commit", "--binary", "-o", str(scratch), revision_range,
-                        "--"], timeout=600)
+            runner.run(["git", "-C", str(repo), *FORMAT_PATCH, "-o", str(scratch),
+                        revision_range, "--"], env=QUIET, timeout=600)
         except CommandError as exc:
             raise InputError(f"--range {revision_range!r}: git format-patch failed in {repo}: "
                              f"{exc.output.strip()[-200:]}",
@@ -422,21 +432,23 @@ def import_branch(repo: Path, base: str, head: str, out_dir: Path, *,
         scratch.mkdir()
         mails: list[Mail] = []
         if base != head:
-            runner.run(["git", "-C", str(repo), "format-patch", "--no-signature",
-                        "--zero-commit", "--binary", "-o", str(scratch), f"{base}..{head}",
-                        "--"], timeout=600)
+            runner.run(["git", "-C", str(repo), *FORMAT_PATCH, "-o", str(scratch),
+                        f"{base}..{head}", "--"], env=QUIET, timeout=600)
             mails = [_mail(p.read_bytes(), f"commit {i} of {base[:12]}..{head[:12]}")
                      for i, p in enumerate(sorted(scratch.glob("*.patch")), 1)]
             mails = [m for m in mails if _patch_of(m, scratch)]
         if uncommitted:
             diff = scratch / "uncommitted.diff"
-            runner.run(["git", "-C", str(repo), "diff", "--binary", f"--output={diff}",
-                        "HEAD", "--"], timeout=600)
+            runner.run(["git", "-C", str(repo), *UNCOMMITTED_DIFF[:-2], f"--output={diff}",
+                        *UNCOMMITTED_DIFF[-2:]], env=QUIET, timeout=600)
             text = (f"From: watchbench <watchbench@localhost>\nSubject: [PATCH] uncommitted "
                     f"changes in {repo}\n\n---\n").encode() + diff.read_bytes()
             mail = _mail(text, f"the uncommitted changes in {repo}")
-            if _patch_of(mail, scratch):
-                mails.append(mail)
+            if not _patch_of(mail, scratch):  # never measured without them, saying with
+                raise InputError(f"--uncommitted: git diff HEAD in {repo} gave no patch",
+                                 hint="commit the changes instead: git commit -a; then "
+                                      "./wb ci --base REF")
+            mails.append(mail)
         return mails
 
     return _into_place(out_dir, True, fill)

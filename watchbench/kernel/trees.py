@@ -350,8 +350,10 @@ def fetch_tarball(settings: Settings, tarball: Path, runner: Runner = default_ru
                         runner, progress)
 
 
-def fetch_user(settings: Settings, repo: Path, base: str, runner: Runner = default_runner) -> Tree:
-    """A worktree of the user's git checkout at ``base``; their checkout is never touched."""
+def fetch_user(settings: Settings, repo: Path, base: str, runner: Runner = default_runner,
+               wait: bool = True) -> Tree:
+    """A worktree of the user's git checkout at ``base``; their checkout is never touched.
+    ``wait`` False: fail at once when another command holds the worktree."""
     repo = repo.expanduser().resolve()
     user = Git(repo, runner)
     if not repo.is_dir() or not user.is_repo():
@@ -364,18 +366,18 @@ def fetch_user(settings: Settings, repo: Path, base: str, runner: Runner = defau
         raise InputError(f"{repo} does not look like a kernel tree (no top-level Kconfig)")
     tree_id = f"user-{_safe(repo.name)}-{hashlib.sha1(str(repo).encode()).hexdigest()[:8]}"
     with _creating(settings, tree_id, Silent()):  # two commands adding the worktree at once
-        return _fetch_user(settings, repo, user, base, commit, tree_id, runner)
+        return _fetch_user(settings, repo, user, base, commit, tree_id, runner, wait)
 
 
 def _fetch_user(settings: Settings, repo: Path, user: Git, base: str, commit: str,
-                tree_id: str, runner: Runner) -> Tree:
+                tree_id: str, runner: Runner, wait: bool = True) -> Tree:
     root = trees_dir(settings) / tree_id
     src = root / "src"
     if (root / META).exists() and src.exists():
         tree = Tree.load(root)
         if tree.base == commit:
             return tree
-        with lock(tree):  # a command working on it finishes first
+        with lock(tree, wait=wait):  # a command working on it finishes first
             dirty = tree.git(runner).dirty()
             if dirty:
                 raise TreeError(f"worktree {src} has uncommitted changes: {', '.join(dirty[:5])}",
@@ -384,32 +386,39 @@ def _fetch_user(settings: Settings, repo: Path, user: Git, base: str, commit: st
             tree.git(runner)("checkout", "-q", "--detach", commit)
             return _rebased(tree, commit, base)
     else:
+        _sparse_shared(user, repo)  # refused before anything is added to their repository
         root.mkdir(parents=True, exist_ok=True)
+        if src.exists():  # a worktree added, then cut short before its state was saved
+            shutil.rmtree(src)
         user("worktree", "prune")
         # A sparse checkout's patterns would follow into the worktree (git copies them),
         # and a kernel does not build from a few directories: the worktree is whole.
         user("-c", "core.sparseCheckout=false", "worktree", "add", "-q", "--detach",
              str(src), commit, timeout=1800)
-        _whole(Git(src, runner), repo)
+        worktree = Git(src, runner)
+        if worktree("config", "--get", "core.sparseCheckout",
+                    check=False).stdout.strip() == "true":
+            worktree("config", "--worktree", "core.sparseCheckout", "false")
         tree = Tree(tree_id, root, TreeKind.USER, str(repo), commit, base)
     return _rebased(tree, commit, base)
 
 
-def _whole(worktree: Git, repo: Path) -> None:
-    """No sparse checkout in our worktree, set in its own config only: the user's
-    repository config is never written (where sparse checkout is on in the shared config,
-    the worktree cannot be made whole without writing it: refused)."""
-    if worktree("config", "--get", "core.sparseCheckout", check=False).stdout.strip() != "true":
+def _sparse_shared(user: Git, repo: Path) -> None:
+    """Sparse checkout on in the repository's shared config (not per worktree) would make
+    our worktree sparse too, and it cannot be turned off there without writing the
+    user's config: refused. Per-worktree settings (``git sparse-checkout`` writes them
+    so) are turned off in our worktree's own config."""
+    if user("config", "--get", "core.sparseCheckout", check=False).stdout.strip() != "true":
         return
-    if worktree("config", "--get", "extensions.worktreeConfig",
-                check=False).stdout.strip() != "true":
-        raise TreeError(f"{repo} has sparse checkout on in its shared config: a worktree of "
-                        "it would be sparse too, and a kernel does not build from part of "
-                        "its tree",
-                        hint="keep it per worktree (git config extensions.worktreeConfig "
-                             "true; git config --worktree core.sparseCheckout true), or use "
-                             "a full clone: ./wb ci --tree ~/linux --base v6.12 --series NAME")
-    worktree("config", "--worktree", "core.sparseCheckout", "false")
+    if user("config", "--get", "extensions.worktreeConfig",
+            check=False).stdout.strip() == "true":
+        return
+    raise TreeError(f"{repo} has sparse checkout on in its shared config: a worktree of "
+                    "it would be sparse too, and a kernel does not build from part of "
+                    "its tree",
+                    hint="keep it per worktree (git config extensions.worktreeConfig "
+                         "true; git config --worktree core.sparseCheckout true), or use "
+                         "a full clone: ./wb ci --tree ~/linux --base v6.12 --series NAME")
 
 
 def _rebased(tree: Tree, commit: str, base: str) -> Tree:

@@ -185,7 +185,9 @@ def run_bench(settings: Settings, suite_name: str = "quick", accel: str | None =
     if model and not any(c.side == "host" for c in commands):
         guest = replace(guest, results_share=False)  # nothing host-timed: repeatable misses
         extra = {**(extra or {}), "cache_model": f"{model['cache_model']}; no results share"}
-    spec = guest.spec(raw, raw, any(c.side == "host" for c in commands), append, commands)
+    host_root = any(c.side == "host" for c in commands)
+    view = guest.host_view(commands) if host_root else None  # read once: spec and boot
+    spec = guest.spec(raw, raw, host_root, append, commands, view)
     argv = normalized_argv(spec)
     meta = manifest(run_id, suite, kernel, guest.accel, argv, label, extra,
                     qemu=qemu_version(runner), initramfs=guest.base_initrd.name,
@@ -205,7 +207,8 @@ def run_bench(settings: Settings, suite_name: str = "quick", accel: str | None =
     timeout = settings.qemu.boot_timeout + suite.budget_s * 3 * SLOWDOWN[guest.accel]
     progress.step(f"suite {suite.name} ({len(runs)} runs) on {kernel.release} [{guest.accel}] "
                   f"-> {run_dir}")
-    result = guest.run(commands, timeout=timeout, results=raw, on_output=seen, append=append)
+    result = guest.run(commands, timeout=timeout, results=raw, on_output=seen, append=append,
+                       view=view)
     meta["qemu_argv_full"] = result.argv
     meta["console_log"] = str(result.console_log)
     meta["wall_seconds"] = result.wall_seconds

@@ -20,6 +20,7 @@ from watchbench.guest import hostview
 from watchbench.guest.hostview import WHOLE, HostView, View
 from watchbench.guest.initramfs import GuestCommand, job_initramfs, job_script
 from watchbench.host.runner import Runner, default_runner
+from watchbench.settings import data_root
 from watchbench.vm import console
 from watchbench.vm.errors import GuestCrash, GuestError, GuestHang, HostileGuest
 from watchbench.vm.plugin import OUTPUT as PLUGIN_OUTPUT
@@ -248,7 +249,7 @@ class Guest:
     cache_dir: Path
     cpus: int = 2
     memory_mb: int = 1024
-    project_root: Path = Path.cwd()
+    project_root: Path = field(default_factory=data_root)  # never the cwd: your kernel tree
     runner: Runner = default_runner
     plugin: Path | None = None  # the instruction-count plugin (vm.plugin), if profiling,
     plugin_symbols: tuple[Path, Path, Path] | None = None  # vm.qemu.VmSpec.plugin_symbols
@@ -297,18 +298,23 @@ class Guest:
     def run(self, commands: list[GuestCommand], *, timeout: float, results: Path | None = None,
             on_output: Callable[[int, str], None] | None = None,
             allow_warnings: bool = False, append: tuple[str, ...] = (),
-            judge: bool = True, boot_limit: float | None = None) -> BootResult:
+            judge: bool = True, boot_limit: float | None = None,
+            view: HostView | None = None) -> BootResult:
         """Boot, run ``commands`` in order, power off; raise on crash, hang or early stop.
         ``judge`` False: console incidents are returned (``warnings``) for the caller to
         judge, not raised; a hang or early stop still raises, carrying the commands'
         results so far (``commands``) and the console lines (``console``). ``boot_limit``:
         seconds until the first command begins, and a command's own ``limit`` after that,
-        so a hang is killed long before ``timeout``."""
+        so a hang is killed long before ``timeout``. ``view``: the host view the caller
+        took already (its spec went into a manifest), so /etc is read once a boot."""
         workdir = boot_dir(self.cache_dir)
         results = results or workdir / "results"
         results.mkdir(parents=True, exist_ok=True)
         host_root = any(c.side == "host" for c in commands)
-        view = self.host_view(commands) if host_root else WHOLE  # WHOLE: nothing mounted
+        if not host_root:
+            view = WHOLE  # nothing mounted
+        elif view is None:
+            view = self.host_view(commands)
         spec = self.spec(workdir, results, host_root, append, commands, view)
         job_initramfs(self.base_initrd, job_script(commands, self.project_root, host_path(),
                                                    view=view, results_share=self.results_share),
