@@ -252,6 +252,16 @@ def test_runs_lists_newest_first_in_80_columns_with_what_tells_them_apart(world)
     assert "unreadable manifest.json" in out
 
 
+def test_runs_show_the_extra_boot_parameters_and_kconfig_options(world):
+    """Runs that differ in them are not compared (the gate refuses): the listing says so."""
+    _run(world.runs_dir, "tuned", 0.01, kernel_args=["nokaslr", "mitigations=off"],
+         kconfig_add=["CONFIG_DEBUG_FS=y"])
+    code, out = wb(world, "runs", "--limit", "1")
+    assert code == 0, out
+    assert out.splitlines()[4] == (
+        "    args: nokaslr mitigations=off  kconfig: CONFIG_DEBUG_FS=y"), out
+
+
 def test_runs_limit_shows_the_newest_and_says_how_to_see_all(world):
     code, out = wb(world, "runs", "--limit", "2")
     lines = out.splitlines()

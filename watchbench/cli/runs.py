@@ -38,7 +38,8 @@ def _when(run: StoredRun) -> str:
 
 def run_lines(runs: list[StoredRun]) -> list[str]:
     """Two lines a run, in 80 columns: id, time (UTC), accelerator, suite and label; then
-    the kernel (release + series, and the base it was built from)."""
+    the kernel (release + series, and the base it was built from); a third for the
+    user's extra boot parameters and kconfig options, which make runs incomparable."""
     lines = [f"{'run':33}  {'time (UTC)':16}  {'accel':6}  suite / label",
              "    kernel (release + series, base)"]
     for run in runs:
@@ -51,6 +52,10 @@ def run_lines(runs: list[StoredRun]) -> list[str]:
                            f"{run.suite}{label}{state}"))
         base = f"  ({run.base_label})" if run.base_label else ""
         lines.append(_clip(f"    {run.kernel or '?'}{base}"))
+        extra = "  ".join(f"{name} {value}" for name, value in (
+            ("args:", run.kernel_args), ("kconfig:", run.kconfig_add)) if value)
+        if extra:  # a third line, only for a run that has them
+            lines.append(_clip(f"    {extra}"))
     return lines
 
 

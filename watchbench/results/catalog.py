@@ -29,6 +29,8 @@ class StoredRun:
     label: str = ""
     ingested: bool = False  # results.parquet is there (a run still booting has none yet)
     problem: str = ""
+    kernel_args: str = ""  # the user's extra boot parameters (--kernel-args)
+    kconfig_add: str = ""  # the user's extra kconfig options (--kconfig-add)
 
     @property
     def kernel(self) -> str:
@@ -38,6 +40,14 @@ class StoredRun:
 
 def _text(data: dict, key: str) -> str:
     value = data.get(key)
+    return value if isinstance(value, str) else ""
+
+
+def _words(data: dict, key: str) -> str:
+    """A list of words (or one string) in the manifest, as one line."""
+    value = data.get(key)
+    if isinstance(value, list):
+        return " ".join(str(v) for v in value)
     return value if isinstance(value, str) else ""
 
 
@@ -61,7 +71,8 @@ def read_stored(run_dir: Path) -> StoredRun:
                      series_name=_text(data, "series_name"),
                      kernel_key=_text(data, "kernel_key"), accel=_text(data, "accel"),
                      suite=_text(data, "suite"), label=_text(data, "label"),
-                     ingested=ingested)
+                     ingested=ingested, kernel_args=_words(data, "kernel_args"),
+                     kconfig_add=_words(data, "kconfig_add"))
 
 
 def stored_runs(runs_dir: Path) -> list[StoredRun]:
