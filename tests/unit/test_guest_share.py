@@ -6,6 +6,7 @@ guests do these in integration/test_sandbox_integration.py."""
 import gzip
 import os
 import stat
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import pytest
 from tests.fakes import ReplayRunner
 from tests.unit.test_cpio import parse_newc
 from watchbench.errors import ResultsError
-from watchbench.guest.hostview import WHOLE, View, etc_archive, named_paths, narrow
+from watchbench.guest.hostview import WHOLE, View, etc_archive, named_paths, narrow, python_paths
 from watchbench.guest.initramfs import GuestCommand, job_initramfs, job_script
 from watchbench.results.records import read_jsonl
 from watchbench.vm.errors import HostileGuest
@@ -193,6 +194,16 @@ def test_the_host_side_sees_what_it_needs_never_the_hosts_root(tmp_path):
                         view=view)
     assert "mount_view\nview_copy /wb/etc /etc\nview_mount hv0 /py\n" in script
     assert "host_pseudo" in script and "hostroot" not in script
+
+
+def test_the_python_of_a_user_install_is_seen_but_never_the_working_directory(tmp_path):
+    """pip install --user puts wb's packages in your home, which the view leaves out."""
+    user_site = tmp_path / "home/u/.local/lib/python3.11/site-packages"
+    user_site.mkdir(parents=True)
+    found = python_paths(["", str(tmp_path), str(user_site), "relative/site-packages",
+                          str(tmp_path / "missing/site-packages")])
+    assert found[-1] == user_site and tmp_path not in found and len(found) <= 3
+    assert Path(sys.prefix) in found
 
 
 def test_the_host_sides_etc_is_a_copy_in_the_initramfs_keyed_by_content(tmp_path):

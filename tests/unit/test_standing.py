@@ -238,3 +238,48 @@ def test_sparse_checkout_in_the_shared_config_is_refused_before_a_worktree_is_ad
     with pytest.raises(TreeError, match="sparse checkout on in its shared config"):
         fetch_user(settings, linux, "HEAD")
     assert git(linux, "worktree", "list", "--porcelain") == listed
+
+
+def test_the_commands_hand_the_flows_your_checkout_and_keep_reports_out_of_it(
+        linux, settings, monkeypatch):
+    """`wb ci --base`, `check`, `all` and `bench` run in the checkout, through invoke's
+    Program in this process, with the flows replaced by recorders: what each is given."""
+    from tests.unit.test_runs_gc import wb
+    from watchbench.cli import correctness, measure, regressions
+
+    seen: dict[str, tuple] = {}
+
+    def gate(settings, options, check=None, **_):
+        seen["ci"] = (options.tree, options.base, options.series, options.out,
+                      settings.reports_dir)
+        return 0
+
+    def run_check(settings, options, progress=None, **_):
+        seen["check"] = (options.tree, options.base, options.series, settings.reports_dir)
+
+    def run_all(settings, series, fragments, suite, accel, tree, base, tarball, progress):
+        seen["all"] = (tree, base, series, settings.reports_dir)
+        raise SystemExit(0)
+
+    def built_here(settings, place, progress):
+        seen["bench"] = (place.tree, place.base, place.series)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(regressions, "gate", gate)
+    monkeypatch.setattr(correctness, "report_check", lambda flow, progress=None: flow(None) or 0)
+    monkeypatch.setattr(correctness, "run_check", run_check)
+    monkeypatch.setattr(measure, "run_all", run_all)
+    monkeypatch.setattr(measure, "built_here", built_here)
+    monkeypatch.chdir(linux / "kernel")
+    head = git(linux, "rev-parse", "HEAD")
+    for argv in (["ci", "--base", "v1"], ["check"], ["all"], ["bench"]):
+        code, out = wb(settings, *argv)
+        assert code == 0, out
+    tree, base, series, out_dir, reports = seen["ci"]
+    assert (tree, base) == (str(linux), "v1") and Path(series).name == "my-fix"
+    assert not Path(out_dir).is_relative_to(linux) and not reports.is_relative_to(linux)
+    assert seen["check"][:3] == (str(linux), head, "")
+    assert seen["all"][:3] == (str(linux), head, None)
+    assert seen["bench"] == (str(linux), head, "")
+    assert not seen["check"][3].is_relative_to(linux)
+    assert not seen["all"][3].is_relative_to(linux)

@@ -71,7 +71,6 @@ def check(c: Any, series: str = "", stress_seconds: object = None,
                tree=tree, base=base, no_wait=no_wait)  # every option good before the place
     place = head_place(settings, "check", tree=tree, base=base, series=series,
                        uncommitted=uncommitted)
-    settings = place.settled(settings)
     options = options_of(settings, place.series, stress_seconds=seconds, accel=accel,
                          only=only, out=out, tree=place.tree, base=place.base,
                          no_wait=no_wait)

@@ -148,7 +148,6 @@ def all_(c: Any, series: str | None, fragments: str | None, suite: str | None,
     suite_named(settings.project_root, settings.suite if suite is None else suite)
     place = head_place(settings, "all", tree=tree, base=base, tarball=tarball,
                        series=series or "", uncommitted=uncommitted)
-    settings = place.settled(settings)
     place.say()
     result = run_all(settings, place.series or None, split_list(fragments) or None,
                      suite or settings.suite, accel, place.tree, place.base, tarball,

@@ -191,7 +191,6 @@ def ci(c: Any, series: str = "", rounds: str | None = None, accel: str | None = 
     # last, once every option is good: where the kernel comes from (your checkout's
     # commits are written as a series then)
     place = gate_place(settings, tree=tree, base=base, series=series, uncommitted=uncommitted)
-    settings = place.settled(settings)
     options = CiOptions.from_settings(
         settings, place.series, accel=chosen_accel, suite=suite, per_patch=per_patch,
         threshold=chosen_threshold, alpha=chosen_alpha, accept_undecided=accept_undecided,

@@ -136,13 +136,26 @@ def etc_archive(cache_dir: Path, root: Path = Path("/")) -> Path:
     return dest
 
 
+def python_paths(path: Iterable[str] | None = None) -> tuple[Path, ...]:
+    """Where the host side's Python finds its packages: the runtime, the virtualenv, and
+    every site-packages on ``sys.path`` outside them (``pip install --user``'s in your
+    home, one a .pth line adds); never the working directory (your kernel tree)."""
+    found = [Path(sys.base_prefix).resolve(), Path(sys.prefix)]
+    for entry in sys.path if path is None else path:
+        where = Path(entry) if entry else None
+        if where is not None and where.is_absolute() and \
+                where.name in ("site-packages", "dist-packages") and where.is_dir():
+            found.append(where)
+    return tuple(dict.fromkeys(found))
+
+
 def narrow(project_root: Path, cache_dir: Path, argvs: Iterable[Iterable[str]] = (),
            runtime: tuple[Path, ...] | None = None, root: Path = Path("/")) -> HostView:
-    """The view a host-side command needs: /usr, the Python runtime (``sys.base_prefix``,
-    ``sys.prefix``: the virtualenv), ``userspace/``, what ``argvs`` name and the copied
-    /etc. Each directory once, a directory inside another one left out."""
-    runtime = runtime if runtime is not None else (Path(sys.base_prefix).resolve(),
-                                                   Path(sys.prefix))
+    """The view a host-side command needs: /usr, the Python runtime (``python_paths``:
+    ``sys.base_prefix``, the virtualenv, a user or .pth site-packages), ``userspace/``, what
+    ``argvs`` name and the copied /etc. Each directory once, a directory inside another
+    one left out."""
+    runtime = runtime if runtime is not None else python_paths()
     wanted = [root / "usr", *runtime, project_root / "userspace", *named_paths(argvs)]
     layout = host_layout(root)
     links, dirs = list(layout.links), [root / name.lstrip("/") for name in layout.dirs]
