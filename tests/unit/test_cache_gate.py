@@ -226,15 +226,15 @@ def test_the_explanation_names_the_function_that_takes_the_misses(settings, tmp_
     assert code == 1
     assert [p["model"] for p in bench.profiles] == [True, True]
     assert "where the instructions and misses went" in out
-    assert "    post_one_notification misses/op L1 +1, LL +1: +110 est. cycles/op " \
-           "(model)" in out.splitlines()
+    assert "    post_one_notification +110 est. cycles/op; misses/op L1 +1, LL +1" \
+        in out.splitlines()
     assert "  180 -> 180 instr/op in all: no function changed" in out.splitlines()
     assert [line for line in out.splitlines() if len(line) > 80
             and not line.startswith(("report:", "junit:", "summary:"))] == []  # tmp paths
     noise = out[out.index("noise of the gated metrics"):].splitlines()
     assert "metric" in noise[2] and any(MODEL_METRIC in line for line in noise)
     summary = (tmp_path / "reports" / "summary.md").read_text()
-    assert "`post_one_notification misses/op L1 +1, LL +1: +110 est. cycles/op (model)`" \
+    assert "`post_one_notification +110 est. cycles/op; misses/op L1 +1, LL +1` (model)" \
         in summary
     assert "where the misses went (model)" in (tmp_path / "reports" / "index.html").read_text()
 
@@ -255,8 +255,7 @@ def test_a_move_in_misses_below_the_noise_of_the_case_is_no_change(tmp_path):
     assert moved.loc[moved["model_changed"], "symbol"].unique().tolist() == ["lookup_user_key"]
     plain = FakeBench().profile(FakeKernels(tmp_path).kernel(None), "a", None)
     assert not profile_diff(plain, plain)["model_changed"].any()  # no model: never
-    assert fmt_model_change("f", -0.5, 0, -5) == \
-        "f misses/op L1 -0.5, LL +0: -5 est. cycles/op (model)"
+    assert fmt_model_change("f", -0.5, 0, -5) == "f -5 est. cycles/op; misses/op L1 -0.5, LL +0"
     moved_row = pd.DataFrame([{"benchmark": "kernel-post", "params": "case=free, queues=1",
                                "metric": MODEL_METRIC, "verdict": "regressed"}])
     assert "no function changed its instructions" in diff_markdown(moved, moved_row)
@@ -276,3 +275,17 @@ def test_the_report_leads_each_case_with_its_measured_metric(settings, tmp_path)
     frame, _ = tables["kernel-post"]
     assert "ns_per_record ↓" in frame.columns
     assert f"{MODEL_METRIC} ({MODEL_UNIT})" in frame.columns
+
+
+def test_a_long_model_line_puts_the_misses_on_a_line_of_their_own(tmp_path):
+    base = FakeBench().profile(FakeKernels(tmp_path).kernel(None), "a", None, model=True)
+    cand = base.copy()
+    one = cand["symbol"] == "post_one_notification"
+    for column, more in (("d1_miss_per_op", 1.0271), ("ll_miss_per_op", 1.0271),
+                         ("est_cycles_per_op", 113.0)):
+        cand.loc[one, column] += more
+    cand["case_est_cycles_per_op"] += 113.0
+    lines = diff_lines(profile_diff(base, cand), width=60)
+    assert lines[1] == "  model: 202 -> 315 est. cycles/op;"
+    assert lines[2] == "    misses/op L1 0.2 -> 1.23, LL 0.2 -> 1.23"
+    assert max(map(len, lines)) <= 60

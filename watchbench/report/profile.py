@@ -117,9 +117,10 @@ def fmt_signed(value: float) -> str:
 
 
 def fmt_model_change(symbol: str, l1: float, ll: float, est: float) -> str:
-    """``__post_watch_notification misses/op L1 +1, LL +1: +115 est. cycles/op (model)``."""
-    return (f"{symbol} misses/op L1 {fmt_signed(l1)}, LL {fmt_signed(ll)}: "
-            f"{fmt_signed(est)} {MODEL_UNIT}")
+    """``__post_watch_notification +115 est. cycles/op; misses/op L1 +1, LL +1`` (as a
+    case's ``model_line``; the heading above it says "model")."""
+    return (f"{symbol} {fmt_signed(est)} {MODEL_UNIT.removesuffix(' (model)')}; "
+            f"misses/op L1 {fmt_signed(l1)}, LL {fmt_signed(ll)}")
 
 
 def _of_case(frame: pd.DataFrame, benchmark: str, params: str) -> pd.DataFrame:
@@ -135,8 +136,11 @@ def diff_lines(diff: pd.DataFrame, n: int = 3, width: int = 80) -> list[str]:
     for total in totals[totals["changed"] | totals["model_changed"]].itertuples():
         lines.append(case_label(total.benchmark, total.params, width))
         model = model_change(total._asdict())
-        if model:
-            lines.append(shorten(f"  {model}", width))
+        if model and len(model) + 2 > width:  # the misses on a line of their own, not cut
+            estimate, misses_said = model.split("; ", 1)
+            lines += [shorten(f"  {estimate};", width), shorten(f"    {misses_said}", width)]
+        elif model:
+            lines.append(f"  {model}")
         said = "in all, of which:" if total.changed else "in all: no function changed"
         lines.append(f"  {fmt_count(total.base_per_op)} -> {fmt_count(total.cand_per_op)} "
                      f"{UNIT} {said}")
@@ -176,8 +180,8 @@ def diff_markdown(diff: pd.DataFrame, moved: pd.DataFrame, n: int = 5,
                        "what icount cannot see, or in timing)" if profiled
                        else "  - this case was not profiled")
         out += [f"  - `{fmt_change(r.symbol, r.delta, r.rel)}`" for r in case.itertuples()]
-        out += [f"  - `{fmt_model_change(r.symbol, r.l1_delta, r.ll_delta, r.est_delta)}`"
-                for r in _of_case(misses, row.benchmark, row.params).itertuples()]
+        out += [f"  - `{fmt_model_change(r.symbol, r.l1_delta, r.ll_delta, r.est_delta)}` "
+                "(model)" for r in _of_case(misses, row.benchmark, row.params).itertuples()]
         if bool(diff.loc[(diff["benchmark"] == row.benchmark)
                          & (diff["params"] == row.params), "interleaved"].any()):
             out.append(f"  - ({INTERLEAVED_NOTE})")
