@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
 from watchbench.errors import ConfigError, PatchError
-from watchbench.host.git import Git
 from watchbench.kernel import patching
 from watchbench.kernel.configure import configure
 from watchbench.kernel.series import load_series
-from watchbench.kernel.trees import BASE_TAG, Tree, fetch_user
+from watchbench.kernel.trees import BASE_TAG, Tree
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 
@@ -104,29 +102,3 @@ def test_dropped_option_fails_naming_dependency(debian_tree, test_settings, tmp_
     assert "WATCH_QUEUE=n" in message and "security/keys/Kconfig" in message
 
 
-def test_user_tree_worktree_leaves_checkout_untouched(debian_tree, test_settings, tmp_path):
-    user = tmp_path / "linux"
-    # sparse (the top-level files): a full checkout costs about a minute here, and the
-    # worktree must be whole anyway (kernel.trees._whole)
-    Git(tmp_path).runner.run(["git", "clone", "-q", "--shared", "--sparse",
-                              str(debian_tree.src), str(user)])
-    ug = Git(user)
-    ug("checkout", "-q", "-b", "my-work")
-    (user / "README").write_text("local edit\n")  # an unstaged change
-    (user / "MAINTAINERS").write_text("stashed\n")
-    ug("stash", "push", "-q", "--", "MAINTAINERS")
-    (user / "COPYING").write_text("staged\n")
-    ug("add", "-f", "COPYING")
-    before = (ug.head(), ug.out("branch", "--show-current"), ug.out("status", "--porcelain"),
-              ug.out("stash", "list"), ug.out("diff", "--cached"), ug.out("branch", "--list"))
-    tree = fetch_user(test_settings, user, "HEAD")
-    assert tree.src != user and tree.git().head() == before[0]
-    assert (tree.src / "kernel" / "watch_queue.c").is_file() and not (user / "kernel").exists()
-    tree = patching.apply(tree, load_series(SERIES, "two-patch"))
-    assert tree.git().out("rev-list", "--count", f"{tree.base}..HEAD") == "2"
-    after = (ug.head(), ug.out("branch", "--show-current"), ug.out("status", "--porcelain"),
-             ug.out("stash", "list"), ug.out("diff", "--cached"), ug.out("branch", "--list"))
-    assert after == before
-    assert (user / "README").read_text() == "local edit\n"
-    shutil.rmtree(tree.root)
-    ug("worktree", "prune")

@@ -66,7 +66,8 @@ def test_wb_gates_and_bisects_your_branch_from_inside_your_clone(installed, side
     out = done.stdout
     assert done.returncode == 1, out[-3000:] + done.stderr[-3000:]
     assert state(git) == before
-    assert out.startswith(f"watchbench: your checkout {side_clone}, my-fix at"), out[:400]
+    flat = " ".join(out.split())  # the first lines wrap where the clone's path ends
+    assert flat.startswith(f"watchbench: your checkout {side_clone}, my-fix at"), out[:400]
     assert f"patch 2  {slow[:12]} watch_queue: do extra work" in out
     assert "2 boots at once" in done.stderr
     assert f"tree {side_tree.id}: " in done.stderr  # the worktree of the clone

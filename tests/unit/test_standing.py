@@ -283,3 +283,27 @@ def test_the_commands_hand_the_flows_your_checkout_and_keep_reports_out_of_it(
     assert seen["bench"] == (str(linux), head, "")
     assert not seen["check"][3].is_relative_to(linux)
     assert not seen["all"][3].is_relative_to(linux)
+
+
+def test_a_worktree_takes_a_series_while_your_edits_stash_and_index_stay(linux, settings):
+    """What the kernel tier's old user-worktree test proved, on a small real repository:
+    your unstaged edit, your stash and your staged change survive a worktree of your
+    checkout taking a series (the real kernel's worktree: test_your_branch.py)."""
+    from watchbench.kernel import patching
+    from watchbench.kernel.trees import fetch_user
+
+    series = load_many(settings.series_dirs, gate_place(
+        settings, tree=None, base="v1", series="", uncommitted=False, cwd=linux).series)
+    (linux / "Kconfig").write_text("mainmenu \"local edit\"\n")  # unstaged
+    (linux / "kernel" / "watch_queue.c").write_text("stashed\n")
+    git(linux, "stash", "push", "-q", "--", "kernel/watch_queue.c")
+    (linux / "kernel" / "new.c").write_text("staged\n")
+    git(linux, "add", "kernel/new.c")
+    before = state(linux) + (git(linux, "diff", "--cached"),)
+    tree = fetch_user(settings, linux, "v1")
+    assert tree.src != linux and tree.git().head() == git(linux, "rev-parse", "v1")
+    tree = patching.apply(tree, series)
+    assert tree.git().out("rev-list", "--count", f"{tree.base}..HEAD") == "2"
+    assert (tree.src / "kernel" / "watch_queue.c").read_text() == "int a;\nint b;\nint c;\n"
+    assert state(linux) + (git(linux, "diff", "--cached"),) == before
+    assert (linux / "Kconfig").read_text() == "mainmenu \"local edit\"\n"
