@@ -16,7 +16,7 @@ from watchbench.host.git import Git
 from watchbench.host.prune import prune_children
 from watchbench.host.runner import Runner, default_runner
 from watchbench.kernel.patching import QUIET, UNCOMMITTED_DIFF, import_branch
-from watchbench.settings import Settings
+from watchbench.settings import Settings, kernel_checkout_of
 
 UNCOMMITTED = "--uncommitted"
 # Series written from branches, kept by the cache (each a few patches; a run that is
@@ -63,13 +63,10 @@ class Checkout:
 
 def standing_in(cwd: Path | None = None, runner: Runner = default_runner) -> Checkout | None:
     """The kernel git checkout ``cwd`` (default: the current directory) is inside, or None
-    (not a git checkout, or not a kernel: no top-level Kconfig and kernel/)."""
-    where = cwd or Path.cwd()
-    done = runner.run(["git", "-C", str(where), "rev-parse", "--show-toplevel"], check=False)
-    if done.returncode != 0 or not done.stdout.strip():
-        return None
-    root = Path(done.stdout.strip())
-    if not (root / "Kconfig").is_file() or not (root / "kernel").is_dir():
+    (not a git checkout, or not a kernel): the same rule that keeps reports out of it
+    (``settings.kernel_checkout_of``)."""
+    root = kernel_checkout_of(cwd or Path.cwd())
+    if root is None:
         return None
     git = Git(root, runner)
     head = git.rev("HEAD")
