@@ -42,92 +42,15 @@ TEST_CACHE = Path(os.environ.get("WATCHBENCH_TEST_CACHE", str(Settings().cache_d
 # The stand-in "kernel": each function in the file the kernel has it in, so the decoded
 # paths read as a real report's. kernel_init in init/main.c is how the script finds the
 # tree's root ("auto").
-SOURCES = {
-    "init/main.c": """\
-int entry_SYSCALL_64_after_hwframe(int nr);
+def _sources(program: Path) -> dict[str, str]:
+    """The stand-in's files, from the one copy kept beside the recording: each begins with
+    its path on a ``/* path */`` line."""
+    parts = re.split(r"^/\* (\S+) \*/\n", program.read_text(), flags=re.M)
+    return {name: text.rstrip("\n") + "\n"
+            for name, text in zip(parts[1::2], parts[2::2], strict=True)}
 
-int kernel_init(void *unused)
-{
-	return entry_SYSCALL_64_after_hwframe(16) + (unused != 0);
-}
 
-int main(void)
-{
-	return kernel_init(0) == 42;
-}
-""",
-    "arch/x86/entry/common.c": """\
-long do_syscall_64(int nr);
-
-int entry_SYSCALL_64_after_hwframe(int nr)
-{
-	return (int)do_syscall_64(nr);
-}
-""",
-    "arch/x86/entry/syscall.c": """\
-long __x64_sys_ioctl(unsigned int fd, unsigned int cmd, unsigned long arg);
-
-long do_syscall_64(int nr)
-{
-	long ret = -38;
-
-	if (nr == 16)
-		ret = __x64_sys_ioctl(3, 0x5761, 0);
-	return ret;
-}
-""",
-    "fs/ioctl.c": """\
-long watch_queue_set_filter(unsigned long arg);
-
-long __x64_sys_ioctl(unsigned int fd, unsigned int cmd, unsigned long arg)
-{
-	long error = -25;
-
-	if (cmd == 0x5761)
-		error = watch_queue_set_filter(arg);
-	return error + fd;
-}
-""",
-    "kernel/watch_queue.c": """\
-int kasan_report(unsigned long addr);
-
-static unsigned int filters[4];
-
-long watch_queue_set_filter(unsigned long arg)
-{
-	unsigned int type = 64 + (unsigned int)arg;
-	long n = 0;
-
-	for (unsigned int i = 0; i < 4; i++)
-		n += filters[i];
-	if (type >= 64)
-		n += kasan_report((unsigned long)&filters[type / 32]);
-	filters[type % 4] = type;
-	return n;
-}
-""",
-    "mm/kasan/report.c": """\
-int dump_stack_lvl(int level);
-
-int print_report(unsigned long addr)
-{
-	return dump_stack_lvl((int)(addr & 7));
-}
-
-int kasan_report(unsigned long addr)
-{
-	int printed = print_report(addr);
-
-	return printed > 0 ? 0 : printed;
-}
-""",
-    "lib/dump_stack.c": """\
-int dump_stack_lvl(int level)
-{
-	return level + 1;
-}
-""",
-}
+SOURCES = _sources(RECORDED / "program.c")
 FILE_OF = {"kernel_init": "init/main.c", "dump_stack_lvl": "lib/dump_stack.c",
            "print_report": "mm/kasan/report.c", "kasan_report": "mm/kasan/report.c",
            "watch_queue_set_filter": "kernel/watch_queue.c", "__x64_sys_ioctl": "fs/ioctl.c",
@@ -443,7 +366,8 @@ def test_a_raw_trace_says_in_one_line_why_it_is_not_decoded():
 
 def record(tmp: Path) -> None:
     """Re-record tests/data/check/decoded/ with the Debian tree's script (the test cache's):
-    ``.venv/bin/python -m tests.unit.test_decode``."""
+    ``.venv/bin/python -m tests.unit.test_decode``. The stand-in's sources are program.c
+    there: edit them in that file."""
     tree = debian_src()
     assert tree is not None, "no Debian tree in the test cache: run the kernel tier once"
     stand = stand_in_kernel(tmp, tree=tree)
@@ -453,8 +377,6 @@ def record(tmp: Path) -> None:
     (RECORDED / "raw.txt").write_text(stand.raw)
     (RECORDED / "what.txt").write_text(stand.what + "\n")
     (RECORDED / "decoded.txt").write_text(decoded.text + "\n")
-    (RECORDED / "program.c").write_text("".join(f"/* {name} */\n{text}\n"
-                                                for name, text in SOURCES.items()))
 
 
 if __name__ == "__main__":
