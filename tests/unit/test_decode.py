@@ -39,9 +39,6 @@ ROOT = Path(__file__).resolve().parents[2]
 RECORDED = ROOT / "tests" / "data" / "check" / "decoded"
 TEST_CACHE = Path(os.environ.get("WATCHBENCH_TEST_CACHE", str(Settings().cache_dir) + "-tests"))
 
-# The stand-in "kernel": each function in the file the kernel has it in, so the decoded
-# paths read as a real report's. kernel_init in init/main.c is how the script finds the
-# tree's root ("auto").
 def _sources(program: Path) -> dict[str, str]:
     """The stand-in's files, from the one copy kept beside the recording: each begins with
     its path on a ``/* path */`` line."""
@@ -50,6 +47,9 @@ def _sources(program: Path) -> dict[str, str]:
             for name, text in zip(parts[1::2], parts[2::2], strict=True)}
 
 
+# The stand-in "kernel": each function in the file the kernel has it in, so the decoded
+# paths read as a real report's. kernel_init in init/main.c is how the script finds the
+# tree's root ("auto").
 SOURCES = _sources(RECORDED / "program.c")
 FILE_OF = {"kernel_init": "init/main.c", "dump_stack_lvl": "lib/dump_stack.c",
            "print_report": "mm/kasan/report.c", "kasan_report": "mm/kasan/report.c",
