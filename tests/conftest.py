@@ -284,7 +284,8 @@ def debug_build(debian_source, test_settings) -> Iterator[Future]:
     from watchbench.kernel.variant import Composer, stack
 
     def build() -> object:
-        # nice 19 for this thread, so for the make it starts (Linux: niceness is a thread's)
+        # nice 19 for this thread, so for the make it starts (Linux: niceness is a thread's;
+        # the runner carries it to the make's session, whose autogroup would reset it)
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
         tree = fetch_user(test_settings, debian_source.src, BASE_TAG)
         composer = Composer(test_settings, tree, progress=Silent(), purpose="check")

@@ -128,3 +128,27 @@ def test_kill_all_stops_children_of_every_thread_and_what_they_would_start(tmp_p
     assert errors and "this command is stopping" in errors[0]
     with runner.spawn([PY, "-c", "print('again')"]) as proc:  # resumed: children start again
         assert proc.wait() == 0
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/autogroup"), reason="no autogroups")
+def test_a_niced_thread_starts_a_session_that_yields_as_much():
+    """A child gets a session of its own, and with autogroups niceness only counts within
+    a session: the child's session must carry the thread's niceness, or a build started
+    at nice 19 (the suite's debug kernel, `nice wb build`) takes half the CPU."""
+    import threading
+
+    seen: dict[str, str] = {}
+
+    def niced() -> None:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+        seen["spawn"] = Runner().run(["cat", "/proc/self/autogroup"]).stdout
+        with Runner().spawn(["cat", "/proc/self/autogroup"]) as proc:
+            seen["stream"] = "".join(line for line in proc.lines() if line)
+
+    thread = threading.Thread(target=niced)
+    thread.start()
+    thread.join()
+    assert seen["spawn"].split()[-2:] == ["nice", "19"], seen
+    assert seen["stream"].split()[-2:] == ["nice", "19"], seen
+    plain = Runner().run(["cat", "/proc/self/autogroup"]).stdout
+    assert plain.split()[-2:] == ["nice", "0"], plain

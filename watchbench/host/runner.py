@@ -53,8 +53,33 @@ def _die_with_parent(parent: int) -> Callable[[], None]:
         _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
         if os.getppid() != parent:
             os.kill(os.getpid(), signal.SIGTERM)
+        _keep_niceness()
 
     return preexec
+
+
+def _keep_niceness() -> None:
+    """Carry the starting thread's niceness over to the child's new session.
+
+    With the scheduler's autogroups on (most distributions), CPU is shared between
+    sessions first and niceness only counts within one: a `make` started at nice 19 in a
+    session of its own competes as an equal with every other session, so `nice wb build`
+    (or a build in the background) took half the cores from the work it was meant to
+    yield to. The session's autogroup gets the same niceness (only ever raised: lowering
+    it needs privileges). Best effort: without autogroups there is nothing to do."""
+    nice = os.getpriority(os.PRIO_PROCESS, 0)
+    if nice <= 0:
+        return
+    try:
+        fd = os.open("/proc/self/autogroup", os.O_WRONLY)
+    except OSError:
+        return
+    try:
+        os.write(fd, str(nice).encode())
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def alive(pid: int | str) -> bool:
