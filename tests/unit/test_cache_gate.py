@@ -183,11 +183,22 @@ def test_a_direct_comparison_of_model_boots_decides_the_estimate_too(settings, t
 
 
 def test_the_setting_turns_it_on_and_the_flag_or_setting_needs_icount(settings, tmp_path):
+    """auto, the default, is the model wherever it runs: on under icount, off under tcg
+    and kvm (no refusal); on is refused where it cannot run; off is off everywhere."""
+    assert settings.ci.cache_model == "auto"
+    assert CiOptions.from_settings(settings, "").cache_model is CacheModel.ON
+    for accel in ("tcg", "kvm"):
+        assert CiOptions.from_settings(settings, "", accel=accel).cache_model \
+            is CacheModel.OFF
     on = replace(settings, ci=replace(settings.ci, cache_model="on"))
+    off = replace(settings, ci=replace(settings.ci, cache_model="off"))
     assert CiOptions.from_settings(on, "").cache_model is CacheModel.ON
-    assert CiOptions.from_settings(settings, "").cache_model is CacheModel.OFF
-    assert CiOptions.from_settings(settings, "", cache_model=CacheModel.ON).cache_model \
-        is CacheModel.ON
+    assert CiOptions.from_settings(off, "").cache_model is CacheModel.OFF
+    assert CiOptions.from_settings(off, "", cache_model="on").cache_model is CacheModel.ON
+    assert CiOptions.from_settings(settings, "", cache_model="off").cache_model \
+        is CacheModel.OFF
+    with pytest.raises(InputError, match="under icount only"):
+        CiOptions.from_settings(on, "", accel="tcg")
     with pytest.raises(InputError, match="under icount only"):
         check_cache_model(_options(tmp_path, cache_model=CacheModel.ON, accel="tcg"))
     check_cache_model(_options(tmp_path, cache_model=CacheModel.OFF, accel="tcg"))
@@ -208,7 +219,7 @@ def test_shards_record_it_and_a_merge_of_differing_shards_is_refused(tmp_path):
         _edit(shard, lambda r: r["design"].pop("cache_model", None))
     assert run_merge(_machine(tmp_path, "m2"), dirs, tmp_path / "m2").exit_code == 0
     _edit(dirs[0], lambda r: r["design"].update(cache_model="maybe"))
-    with pytest.raises(Exception, match="design.cache_model 'maybe' is not one of off, on"):
+    with pytest.raises(Exception, match="design.cache_model 'maybe' is not one of auto, off, on"):
         run_merge(_machine(tmp_path, "m3"), dirs, tmp_path / "m3")
 
 

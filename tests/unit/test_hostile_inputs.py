@@ -293,8 +293,10 @@ for ident, argv, needle in [
      "--kconfig-add"),
     ("merge-kernel-args", ["--merge", "{shard0}", "--kernel-args", "nokaslr"], "--kernel-args"),
     ("merge-uncommitted", ["--merge", "{shard0}", "--uncommitted"], "--uncommitted"),
-    ("merge-cache-model", ["--merge", "{shard0}", "--cache-model"], "--cache-model"),
-    ("cache-model-tcg", ["--cache-model", "--accel", "tcg"], "--cache-model with --accel tcg"),
+    ("merge-cache-model", ["--merge", "{shard0}", "--cache-model", "on"], "--cache-model"),
+    ("cache-model-tcg", ["--cache-model", "on", "--accel", "tcg"],
+     "--cache-model on with --accel tcg"),
+    ("cache-model-word", ["--cache-model", "yes"], "--cache-model 'yes'"),
     # the working directory is no kernel checkout: nothing uncommitted to measure
     ("uncommitted-outside", ["--uncommitted"], "is not inside a kernel git checkout"),
     ("uncommitted-with-tree", ["--tree", "{root}", "--base", "v1", "--uncommitted"],

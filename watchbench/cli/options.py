@@ -57,6 +57,8 @@ ALPHA = Option("--alpha", float, rule_of("decision.alpha"), "./wb ci --alpha 0.0
 CI_ROUNDS = Option("--rounds", int, rule_of("ci.rounds"), "./wb ci --rounds auto", "ci.rounds")
 CI_JOBS = Option("--jobs", int, rule_of("ci.jobs"), "./wb ci --jobs 0", "ci.jobs")
 CI_ACCEL = Option("--accel", str, rule_of("ci.accel"), "./wb ci --accel icount", "ci.accel")
+CI_CACHE_MODEL = Option("--cache-model", str, rule_of("ci.cache_model"),
+                        "./wb ci --cache-model off", "ci.cache_model")
 TOP = Option("--top", int, Rule(1), "./wb profile --top 5")
 STRESS_SECONDS = Option("--stress-seconds", int, rule_of("check.stress_seconds"),
                         "./wb check --stress-seconds 60", "check.stress_seconds")

@@ -16,6 +16,7 @@ from watchbench.cli.options import (
     BISECT_ACCEL,
     BISECT_ROUNDS,
     CI_ACCEL,
+    CI_CACHE_MODEL,
     CI_JOBS,
     CI_ROUNDS,
     THRESHOLD,
@@ -33,7 +34,7 @@ from watchbench.flows.ci import (
     EXIT_OK,
     CiOptions,
     CiResult,
-    check_cache_model,
+    gate_cache_model,
     run_ci,
 )
 from watchbench.flows.explain import parse_explain
@@ -45,7 +46,6 @@ from watchbench.report import compare_table, noise_table
 from watchbench.report.profile import diff_lines
 from watchbench.report.text import attribute
 from watchbench.settings import Settings
-from watchbench.vm.cachemodel import CacheModel
 
 WIDTH = 79
 
@@ -142,7 +142,7 @@ def ci(c: Any, series: str = "", rounds: str | None = None, accel: str | None = 
        no_wait: bool = False, jobs: object = None, shard: str | None = None,
        merge: list[str] | None = None, profile: str | None = None, check: bool = False,
        kernel_args: str | None = None, kconfig_add: list[str] | None = None,
-       uncommitted: bool = False, cache_model: bool = False) -> int:
+       uncommitted: bool = False, cache_model: str | None = None) -> int:
     settings = settings_of(c)
     merging = merge is not None and merge != []
     dirs = [Path(d) for item in merge or [] for d in split_list(item)]
@@ -185,9 +185,9 @@ def ci(c: Any, series: str = "", rounds: str | None = None, accel: str | None = 
     chosen_threshold, chosen_alpha = THRESHOLD.parse(threshold), ALPHA.parse(alpha)
     chosen_jobs, chosen_rounds = CI_JOBS.parse(jobs), CI_ROUNDS.parse(rounds)
     explain = parse_explain(profile) if profile is not None else None
-    modelled = CacheModel.ON if cache_model else CacheModel(settings.ci.cache_model)
-    check_cache_model(CiOptions("", accel=chosen_accel or settings.ci.accel,
-                                cache_model=modelled))  # the model needs icount
+    chosen_model = CI_CACHE_MODEL.parse(cache_model)
+    gate_cache_model(chosen_model or settings.ci.cache_model,  # the model needs icount
+                     chosen_accel or settings.ci.accel)
     # last, once every option is good: where the kernel comes from (your checkout's
     # commits are written as a series then)
     place = gate_place(settings, tree=tree, base=base, series=series, uncommitted=uncommitted)
@@ -195,7 +195,7 @@ def ci(c: Any, series: str = "", rounds: str | None = None, accel: str | None = 
         settings, place.series, accel=chosen_accel, suite=suite, per_patch=per_patch,
         threshold=chosen_threshold, alpha=chosen_alpha, accept_undecided=accept_undecided,
         record=record, wait=not no_wait, out=target, tree=place.tree, base=place.base,
-        jobs=chosen_jobs, profile=explain, cache_model=CacheModel.ON if cache_model else None)
+        jobs=chosen_jobs, profile=explain, cache_model=chosen_model)
     if rounds is not None:
         options.rounds = None if chosen_rounds == "auto" else chosen_rounds
     first = options_of(settings, place.series, out=str(options.out), tree=place.tree,

@@ -669,15 +669,16 @@ def gc(c, delete=False, keep_runs=None, keep_kernels=None, keep_builds=None, kee
             "check": "first run `./wb check` on the candidate: a finding is exit 4 (its "
                      "infrastructure failing, 2), and nothing is measured",
             "trusted": TRUSTED, "kernel_args": KERNEL_ARGS, "kconfig_add": KCONFIG_ADD,
-            "cache_model": "every boot also simulates caches; each profiled case's "
-                           "est_cycles_per_op (a model) is gated too (icount only; default: "
-                           "settings ci.cache_model)"},
+            "cache_model": "auto, on or off: every boot also simulates caches and each "
+                           "profiled case's est_cycles_per_op (a model) is gated too; auto: "
+                           "on under icount, off under tcg/kvm (default: settings "
+                           "ci.cache_model)"},
       iterable=["merge", "kconfig_add"], klass=_Task)
 def ci(c, series="", rounds=None, accel=None, suite=None, per_patch=False, threshold=None,
        alpha=None, accept_undecided=False, record=False, out=None, tree=None, base=None,
        no_wait=False, jobs=None, shard=None, merge=None, profile=None, check=False,
        trusted=False, kernel_args=None, kconfig_add=None, uncommitted=False,
-       cache_model=False):
+       cache_model=None):
     """Gate a series or your branch: is the kernel slower with it?
 
     Builds the baseline (base + bench series) and the candidate (+ SERIES;

@@ -99,11 +99,12 @@ class CiOptions:
     tree: str | None = None
     base: str | None = None
     tarball: str | None = None
-    # on: every gate boot profiled with the cache model, its est_cycles_per_op gated
-    cache_model: CacheModel = CacheModel(CiSettings.cache_model)
+    # on: every gate boot profiled with the cache model, its est_cycles_per_op gated;
+    # "auto" (settings ci.cache_model) is settled here: on under icount, else off
+    cache_model: CacheModel = CacheModel.OFF
 
     def __post_init__(self) -> None:
-        self.cache_model = CacheModel(self.cache_model)  # as a shard record gives it: text
+        self.cache_model = gate_cache_model(str(self.cache_model), self.accel)
 
     @classmethod
     def from_settings(cls, settings: Settings, series: str, **given: object) -> CiOptions:
@@ -116,11 +117,13 @@ class CiOptions:
                       accel=ci.accel, suite=ci.suite, jobs=ci.jobs,
                       profile=parse_explain(ci.profile), threshold=judged.threshold,
                       alpha=judged.alpha, noise_floor=judged.noise_floor,
-                      out=settings.reports_dir, cache_model=CacheModel(ci.cache_model))
+                      out=settings.reports_dir)
         for name, value in given.items():
             if value is not None:
                 setattr(options, name, value)
-        options.cache_model = CacheModel(options.cache_model)
+        mode = given.get("cache_model")
+        options.cache_model = gate_cache_model(str(ci.cache_model if mode is None else mode),
+                                               options.accel)
         return options
 
     def looks(self) -> Looks:
@@ -290,12 +293,23 @@ def modelled(settings: Settings) -> Settings:
     return replace(settings, profile=replace(settings.profile, cache_model=CacheModel.ON.value))
 
 
-def check_cache_model(options: CiOptions) -> None:
-    """The model rides on the instruction-count plugin, which runs under icount only."""
-    if options.cache_model is CacheModel.ON and options.accel != Accel.ICOUNT:
-        raise InputError(f"--cache-model with --accel {options.accel}: the cache model runs "
+def gate_cache_model(mode: str, accel: str) -> CacheModel:
+    """The gate's cache model from settings ci.cache_model or --cache-model: auto is on
+    under icount and off under tcg and kvm; on needs icount, because the model rides on
+    the instruction-count plugin."""
+    if mode == "auto":
+        return CacheModel.ON if accel == Accel.ICOUNT else CacheModel.OFF
+    if mode == CacheModel.ON and accel != Accel.ICOUNT:
+        raise InputError(f"--cache-model on with --accel {accel}: the cache model runs "
                          "in the instruction-count plugin, under icount only",
-                         hint="use --accel icount (the default), or leave out --cache-model")
+                         hint=f"./wb ci --accel {accel} --cache-model auto (off under "
+                              f"{accel}), or ./wb ci --accel icount --cache-model on")
+    return CacheModel(mode)
+
+
+def check_cache_model(options: CiOptions) -> None:
+    """A design given whole (a shard record, a test) is held to the same rule."""
+    gate_cache_model(str(options.cache_model), options.accel)
 
 
 def measure_until_decided(m: Measurement) -> tuple[pd.DataFrame, pd.DataFrame, str]:
