@@ -55,7 +55,10 @@ def test_two_shards_at_once_on_one_cache_merge_into_the_verdict(side_settings, s
     before = (side_tree.git().head(), (side_tree.root / "tree.json").read_text())
     series = f"{DATA / 'slow-post'},{DATA / 'breaks-kernel-post'}"
     tree, base = _on_side_tree(side_tree)
-    given = ["--series", series, "--rounds", "4", "--jobs", "1", "--tree", tree, "--base", base]
+    # the cache model off: its gate is proven in test_your_branch.py and test_interrupt.py,
+    # and the shards' record of it by tests/unit/test_cache_gate.py
+    given = ["--series", series, "--rounds", "4", "--jobs", "1", "--tree", tree, "--base", base,
+             "--cache-model", "off"]
     shards: dict[int, object] = {}
 
     def shard(index: int) -> None:

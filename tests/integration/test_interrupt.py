@@ -153,8 +153,9 @@ def test_ci_interrupted_with_two_guests_running_leaves_none(with_user_series, te
     Neither outlives it (Ctrl-C: killed from the main thread; SIGKILL: each dies with the
     thread that started it) and the tree is as it was. After SIGKILL, the harder case (no
     cleanup ran: the next command replays the journal), the same gate then answers: the
-    suite's real A/A, which is exit 0, decided within its first looks, explained in full
-    with no function moved, and leaves the user's tree and its series exactly as they
+    suite's real A/A, under the default settings (icount, the cache model's estimate gated
+    too), which is exit 0, decided within its first looks, explained in full with no
+    function moved, and leaves the user's tree and its series exactly as they
     were."""
     tree, env = with_user_series
     before = (tree.git().head(), (tree.root / "tree.json").read_text())
@@ -174,6 +175,9 @@ def test_ci_interrupted_with_two_guests_running_leaves_none(with_user_series, te
     assert again.returncode == 0, again.tail()
     out = "\n".join(again.lines)
     assert "watchbench ci: OK (exit 0)" in out, again.tail()
+    # the default gate under icount is the cache model's too: its estimate is gated, and
+    # an A/A stays exit 0 with it
+    assert "with the cache model's est_cycles_per_op (a model)" in " ".join(out.split())
     decided = re.search(r"stopped: every gated metric decided after (\d+) rounds", out)
     assert decided and int(decided[1]) <= 6, again.tail()  # icount: within the first looks
     assert "no function changed" in (reports / "summary.md").read_text()

@@ -2,7 +2,9 @@
 fresh venv, a branch in a clone of the kernel tree, and `wb` run from inside that clone
 with no other step. `wb ci --base` gates the branch's two commits under icount, two boots
 at once, per commit: the slow commit is exit 1, named as patch 2, and explained per
-function. One more commit on the branch, and `wb bisect` names the slow one in the middle:
+function. A series that adds a cache miss per post and few instructions, gated on the
+same base with the default settings, is exit 1 on the cache model's estimate alone, its
+misses named in __post_watch_notification (issue 32). One more commit on the branch, and `wb bisect` names the slow one in the middle:
 our bench series goes on every step, so the in-kernel benchmark is what is bisected. The
 clone's HEAD, branch, index, status and stash are the same after each command.
 
@@ -80,12 +82,32 @@ def test_wb_gates_and_bisects_your_branch_from_inside_your_clone(installed, side
     assert "case=none" not in verdict and "pipe-read" not in verdict
     assert "_per_s" not in verdict  # only primary metrics are gated
     # where it went: the slow commit's loop, per function
-    assert "watch_queue_extra_work" in out[out.index("where the instructions went"):]
+    assert "watch_queue_extra_work" in out[out.index("where the instructions"):]
     summary = (tmp_path / "reports" / "summary.md").read_text()
     assert "REGRESSED" in summary.splitlines()[0] and "`watch_queue_extra_work +" in summary
     suite = ET.parse(tmp_path / "reports" / "junit.xml").getroot()
     assert int(suite.get("failures") or suite[0].get("failures")) >= 2
     assert (tmp_path / "reports" / "index.html").exists()
+
+    # A cold line read on every post: a few instructions and one cache miss more. The
+    # default gate (icount, the cache model's estimate gated too) fails it on the estimate
+    # alone, and names the function that takes the misses.
+    missed = wb(installed, side_clone, side_settings, "ci", "--base", BASE_TAG, "--series",
+                str(PATCHES / "cache-miss-post"), "--out", str(tmp_path / "miss"))
+    out = missed.stdout
+    assert missed.returncode == 1, out[-3000:] + missed.stderr[-3000:]
+    assert state(git) == before
+    verdict = " ".join(out[out.index("watchbench ci: "):].split())
+    assert "with the cache model's est_cycles_per_op (a model)" in verdict, verdict
+    rows = re.findall(r"([\w-]+) (case=[^:]*?) (\w+): regressed", verdict)
+    # the estimate regressed; no measured metric (instruction counts under icount) did
+    assert {metric for _, _, metric in rows} == {"est_cycles_per_op"}, verdict
+    assert ("kernel-post", FREE, "est_cycles_per_op") in rows, verdict
+    went = " ".join(out[out.index("where the instructions and misses went"):
+                        out.index("report: ")].split())
+    assert re.search(r"__post_watch_notification \+\d+ est\. cycles/op; misses/op "
+                     r"L1 \+[\d.]+, LL \+[\d.]+", went), went
+    assert "`__post_watch_notification +" in (tmp_path / "miss" / "summary.md").read_text()
 
     git("am", "-q", "--committer-date-is-author-date", str(HELPER))
     before = state(git)
