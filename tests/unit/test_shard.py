@@ -71,6 +71,24 @@ def _shards(tmp_path: Path, series: str = "", count: int = 2, bench=None, **kw) 
     return dirs
 
 
+@pytest.fixture(scope="module")
+def made(tmp_path_factory) -> tuple[Path, RoundSeeded]:
+    """``_shards(rounds=4)`` of the A/A, run once for the module (its artifacts directory
+    and the bench that booted them): the tests that read or edit them take a copy each
+    (``_four_rounds``)."""
+    root = tmp_path_factory.mktemp("four-rounds")
+    bench = RoundSeeded()
+    _shards(root, bench=bench, rounds=4)
+    return root / "artifacts", bench
+
+
+def _four_rounds(tmp_path: Path, made: tuple[Path, RoundSeeded]) -> list[Path]:
+    """A copy of ``made``'s shards in ``tmp_path / "artifacts"``, as ``_shards(tmp_path,
+    rounds=4)`` leaves them."""
+    shutil.copytree(made[0], tmp_path / "artifacts")
+    return [tmp_path / "artifacts" / f"shard-{index}-of-2" for index in (1, 2)]
+
+
 def _edit(shard: Path, change) -> None:
     record = json.loads((shard / SHARD_FILE).read_text())
     change(record)
@@ -144,9 +162,8 @@ def test_a_later_look_is_replayed_as_one_machine_would_take_it(tmp_path):
         one.exit_code, one.rounds, one.stop_reason)
 
 
-def test_round_order_and_pairing_survive_sharding(tmp_path):
-    bench = RoundSeeded()
-    dirs = _shards(tmp_path, bench=bench, rounds=4)
+def test_round_order_and_pairing_survive_sharding(tmp_path, made):
+    dirs, bench = _four_rounds(tmp_path, made), made[1]
     seen = sorted((b["ci_round"], b["ci_position"], b["ci_role"]) for b in bench.boots)
     assert seen == [(0, 0, "baseline"), (0, 1, "candidate"), (1, 0, "candidate"),
                     (1, 1, "baseline"), (2, 0, "baseline"), (2, 1, "candidate"),
@@ -155,8 +172,8 @@ def test_round_order_and_pairing_survive_sharding(tmp_path):
     assert merged.comparisons["paired"].all() and merged.rounds == 4
 
 
-def test_a_directory_holding_the_shards_is_merged_too(tmp_path):
-    _shards(tmp_path, rounds=4)
+def test_a_directory_holding_the_shards_is_merged_too(tmp_path, made):
+    _four_rounds(tmp_path, made)
     merged = run_merge(_machine(tmp_path, "merge"), [tmp_path / "artifacts"], tmp_path / "m")
     assert merged.exit_code == EXIT_OK and merged.rounds == 4
 
@@ -173,8 +190,8 @@ def test_a_directory_holding_the_shards_is_merged_too(tmp_path):
      "qemu_version"),
     (lambda r: r["design"].update(threshold=0.1), "design.threshold"),
 ], ids=["accel", "accel-measured", "kernel", "qemu", "threshold"])
-def test_a_shard_of_another_setup_is_refused_naming_the_field(tmp_path, change, named):
-    dirs = _shards(tmp_path, rounds=4)
+def test_a_shard_of_another_setup_is_refused_naming_the_field(tmp_path, change, named, made):
+    dirs = _four_rounds(tmp_path, made)
     _edit(dirs[1], change)
     runs = _machine(tmp_path, "merge").runs_dir
     with pytest.raises(InputError, match="shard 2/2") as caught:
@@ -183,8 +200,8 @@ def test_a_shard_of_another_setup_is_refused_naming_the_field(tmp_path, change, 
     assert not runs.exists()  # refused before anything was taken in
 
 
-def test_another_host_is_merged_under_icount_and_refused_under_tcg(tmp_path):
-    dirs = _shards(tmp_path / "icount", rounds=4)
+def test_another_host_is_merged_under_icount_and_refused_under_tcg(tmp_path, made):
+    dirs = _four_rounds(tmp_path / "icount", made)
     _edit(dirs[1], lambda r: r["fingerprint"].update(host="runner-b", cpu_model="Other CPU"))
     steps = []
     progress = Silent()
@@ -198,8 +215,8 @@ def test_another_host_is_merged_under_icount_and_refused_under_tcg(tmp_path):
         run_merge(_machine(tmp_path, "m2"), dirs, tmp_path / "m2")
 
 
-def test_a_missing_or_doubled_shard_is_refused(tmp_path):
-    dirs = _shards(tmp_path, rounds=4)
+def test_a_missing_or_doubled_shard_is_refused(tmp_path, made):
+    dirs = _four_rounds(tmp_path, made)
     with pytest.raises(InputError, match="missing 2"):
         run_merge(_machine(tmp_path, "m"), dirs[:1], tmp_path / "m")
     with pytest.raises(InputError, match="given twice 1"):
@@ -208,8 +225,8 @@ def test_a_missing_or_doubled_shard_is_refused(tmp_path):
         run_merge(_machine(tmp_path, "m"), [tmp_path / "nowhere"], tmp_path / "m")
 
 
-def test_a_corrupt_shard_leaves_the_runs_directory_untouched(tmp_path):
-    dirs = _shards(tmp_path, rounds=4)
+def test_a_corrupt_shard_leaves_the_runs_directory_untouched(tmp_path, made):
+    dirs = _four_rounds(tmp_path, made)
     merge = _machine(tmp_path, "merge")
     merge.runs_dir.mkdir(parents=True)
     (merge.runs_dir / "history.jsonl").write_text("")
@@ -223,15 +240,15 @@ def test_a_corrupt_shard_leaves_the_runs_directory_untouched(tmp_path):
         run_merge(merge, dirs, tmp_path / "m")
 
 
-def test_a_shard_stopped_short_of_the_first_look_is_refused(tmp_path):
-    dirs = _shards(tmp_path, rounds=4)
+def test_a_shard_stopped_short_of_the_first_look_is_refused(tmp_path, made):
+    dirs = _four_rounds(tmp_path, made)
     _edit(dirs[1], lambda r: r.update(rounds=r["rounds"][:1]))
     with pytest.raises(InputError, match="hold 3 complete rounds; the first look needs 4"):
         run_merge(_machine(tmp_path, "m"), dirs, tmp_path / "m")
 
 
-def test_a_shard_directory_is_written_once(tmp_path):
-    _shards(tmp_path, count=2, rounds=4)
+def test_a_shard_directory_is_written_once(tmp_path, made):
+    _four_rounds(tmp_path, made)
     with pytest.raises(InputError, match="shard-1-of-2 exists"):
         run_shard(_machine(tmp_path, "again"), _options(tmp_path / "artifacts", rounds=4),
                   "1/2", kernels=FakeKernels(tmp_path / "again"), bench=RoundSeeded())
@@ -251,8 +268,8 @@ def test_a_shard_prints_where_its_boots_went_and_no_verdict(tmp_path, capsys):
     assert "shard:  " + str(tmp_path / "artifacts" / "shard-2-of-2") in out
 
 
-def test_a_refused_merge_is_exit_2_with_the_reason(tmp_path, capsys):
-    dirs = _shards(tmp_path, rounds=4)
+def test_a_refused_merge_is_exit_2_with_the_reason(tmp_path, capsys, made):
+    dirs = _four_rounds(tmp_path, made)
     shutil.rmtree(dirs[1])
     code = report_gate(lambda p: run_merge(_machine(tmp_path, "m"), dirs, tmp_path / "m",
                                            progress=p), Silent())
