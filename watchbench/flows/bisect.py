@@ -11,18 +11,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 
 from watchbench.errors import InputError, TreeError
+from watchbench.flows.kernels import KernelSource
 from watchbench.host.progress import Progress, Silent
 from watchbench.host.runner import Runner, default_runner
 from watchbench.kernel import trees
-from watchbench.kernel.build import Kernel
 from watchbench.kernel.trees import Tree
 from watchbench.kernel.variant import Composer
 from watchbench.results.store import load_runs
@@ -32,16 +30,6 @@ from watchbench.stats.decision import Decision, Verdict, decide
 from watchbench.suite.run import run_bench
 
 BenchFn = Callable[..., Path]
-
-
-class CommitKernels(Protocol):
-    """What bisect needs of the kernel side (``kernel.variant.Composer``; a fake in tests)."""
-
-    def at_commit(self, commit: str) -> Kernel: ...
-
-    def restore(self) -> object: ...  # the tree as it was before the first at_commit()
-
-    def hold(self) -> AbstractContextManager[object]: ...  # the tree's lock, reentrant
 
 FIRST_BAD = re.compile(r"^([0-9a-f]{7,40}) is the first bad commit", re.M)
 
@@ -76,7 +64,7 @@ class Measure:
     rounds: int
     runner: Runner
     progress: Progress
-    kernels: CommitKernels
+    kernels: KernelSource
     bench: BenchFn = run_bench
 
     def samples(self, commit: str) -> np.ndarray:
@@ -128,7 +116,7 @@ def classify(boots: np.ndarray, good: np.ndarray, bad: np.ndarray, *, direction:
 def run_bisect(settings: Settings, good: str, bad: str, benchmark: str, metric: str | None = None,
            params: str = "", suite: str | None = None, accel: str | None = None,
            rounds: int | None = None, runner: Runner = default_runner,
-           progress: Progress | None = None, kernels: CommitKernels | None = None,
+           progress: Progress | None = None, kernels: KernelSource | None = None,
            bench: BenchFn = run_bench, wait: bool = True,
            tree: Tree | None = None) -> tuple[str, list[Step]]:
     """Return (first bad commit, the steps taken). The tree is put back where it was.
@@ -151,7 +139,7 @@ def run_bisect(settings: Settings, good: str, bad: str, benchmark: str, metric: 
 
 def _bisect(settings: Settings, tree: Tree, good: str, bad: str, benchmark: str, metric: str,
             params: str, suite: str, accel: str, rounds: int, runner: Runner,
-            progress: Progress, kernels: CommitKernels, bench: BenchFn
+            progress: Progress, kernels: KernelSource, bench: BenchFn
             ) -> tuple[str, list[Step]]:
     judged = settings.decision
     git = tree.git(runner)

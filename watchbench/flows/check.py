@@ -23,12 +23,12 @@ import shutil
 import socket
 import time
 from collections.abc import Callable
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
 from watchbench.errors import InputError
+from watchbench.flows.kernels import KernelSource
 from watchbench.guest import clients
 from watchbench.host import sandbox
 from watchbench.host.files import write_atomically
@@ -36,7 +36,6 @@ from watchbench.host.progress import Progress, Silent
 from watchbench.host.runner import Runner, default_runner
 from watchbench.kernel import decode
 from watchbench.kernel.build import Kernel
-from watchbench.kernel.series import Series
 from watchbench.kernel.trees import Tree
 from watchbench.kernel.variant import composing, stack
 from watchbench.report import correctness
@@ -68,18 +67,6 @@ APPEND = ("kasan_multi_shot",)
 MAX_STRESS_SECONDS = 86400  # what userspace/wq-stress.c accepts
 CHECK_DIR = "check"  # under the report directory: check.ktap, junit.xml, summary.md, check.json
 BOOT_FILE = "boot.json"  # what the boot gave back (suite.check.write_booted), beside them
-
-
-class CheckKernels(Protocol):
-    """What the flow needs of the kernel side (``kernel.variant.Composer``; a fake in tests)."""
-
-    tree: Tree
-
-    def kernel(self, series: Series | None, fragments: list[str] | None = None) -> Kernel: ...
-
-    def restore(self) -> object: ...
-
-    def hold(self) -> AbstractContextManager[object]: ...
 
 
 @dataclass
@@ -259,7 +246,7 @@ def decode_findings(settings: Settings, kernel: Kernel, findings: list[Finding],
 
 
 def compose(settings: Settings, options: CheckOptions, runner: Runner, progress: Progress,
-            kernels: CheckKernels | None,
+            kernels: KernelSource | None,
             get_clients: ClientsFn) -> tuple[Kernel, Path | str | clients.Broken, Path | str]:
     """The candidate's debug kernel and its clients. The tree and the active tree are put
     back as they were."""
@@ -276,7 +263,7 @@ def compose(settings: Settings, options: CheckOptions, runner: Runner, progress:
 
 
 def run_check(settings: Settings, options: CheckOptions, runner: Runner = default_runner,
-              progress: Progress | None = None, kernels: CheckKernels | None = None,
+              progress: Progress | None = None, kernels: KernelSource | None = None,
               boot: BootFn = boot_steps, get_clients: ClientsFn = find_clients,
               decoder: DecodeFn = decode.decode) -> CheckResult:
     """Build the candidate's debug kernel, boot it through the checks, judge, decode the

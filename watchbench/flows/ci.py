@@ -16,15 +16,14 @@ import secrets
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Protocol
 
 import pandas as pd
 
 from watchbench.errors import InputError, WatchbenchError
 from watchbench.flows.explain import Explain, Explanation, explain_gate, parse_explain, to_explain
+from watchbench.flows.kernels import KernelSource
 from watchbench.host.progress import Progress, Silent
 from watchbench.host.runner import Runner, default_runner
 from watchbench.kernel.build import Kernel
@@ -49,16 +48,6 @@ EXIT_CODES = {Verdict.UNCHANGED: EXIT_OK, Verdict.REGRESSED: EXIT_REGRESSED,
 
 # One boot of a kernel with a suite, stored as a run directory (``suite.run.run_bench``).
 BenchFn = Callable[..., Path]
-
-
-class KernelSource(Protocol):
-    """What the flow needs of the kernel side (``kernel.variant.Composer``; a fake in tests)."""
-
-    def kernel(self, series: Series | None) -> Kernel: ...
-
-    def restore(self) -> object: ...  # the tree as it was before the first kernel()
-
-    def hold(self) -> AbstractContextManager[object]: ...  # the tree's lock, reentrant
 
 
 def parse_rounds(text: object, where: str) -> int | None:
