@@ -26,10 +26,20 @@ def settings(tmp_path) -> Settings:
     return Settings().scratch(tmp_path / "cache")
 
 
-def _explained(settings, tmp_path):
+@pytest.fixture(scope="module")
+def slow_per_patch(tmp_path_factory):
+    """The gate of the slow-post series per patch, run once for the module's tests that
+    read what it explained (``_explained``): its result and its bench."""
+    tmp_path = tmp_path_factory.mktemp("explained")
     bench = FakeBench(_slower("slow-post"), seed=2)
-    result = run_ci(settings, _options(tmp_path, SLOW, per_patch=True),
+    result = run_ci(Settings().scratch(tmp_path / "cache"),
+                    _options(tmp_path, SLOW, per_patch=True),
                     kernels=FakeKernels(tmp_path), bench=bench)
+    return result, bench
+
+
+def _explained(slow_per_patch):
+    result, bench = slow_per_patch
     assert [p["only"] for p in bench.profiles] == [frozenset({"kernel-post"})] * 3
     diff = result.explanation.diff
     top = diff[diff["changed"]].iloc[0]
@@ -45,13 +55,13 @@ def _explained(settings, tmp_path):
     return result.report
 
 
-def test_a_regression_is_explained_per_function_and_per_patch(settings, tmp_path):
-    assert _explained(settings, tmp_path).exists()
+def test_a_regression_is_explained_per_function_and_per_patch(slow_per_patch):
+    assert _explained(slow_per_patch).exists()
 
 
 @needs_chromium
-def test_the_report_with_its_profile_opens_and_fits(settings, tmp_path):
-    page = _explained(settings, tmp_path)
+def test_the_report_with_its_profile_opens_and_fits(slow_per_patch, tmp_path):
+    page = _explained(slow_per_patch)
     assert console_problems(page, tmp_path) == []
     assert too_wide(page, tmp_path, 1400) == []
 
