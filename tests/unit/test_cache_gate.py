@@ -18,7 +18,7 @@ from tests.fakes import FakeBench, FakeKernels
 from tests.unit.test_shard import _edit, _machine, _shards
 from watchbench.cli.regressions import gate
 from watchbench.errors import InputError
-from watchbench.flows.ci import CiOptions, check_cache_model, run_ci
+from watchbench.flows.ci import CiOptions, CiResult, check_cache_model, run_ci
 from watchbench.flows.shard import DESIGN, SHARD_FILE, run_merge
 from watchbench.host.progress import Silent
 from watchbench.kernel.symbols import SymbolMap
@@ -125,13 +125,23 @@ def test_a_profile_without_the_model_or_no_profile_adds_no_row(tmp_path):
 # --- the decision --------------------------------------------------------------------------
 
 
-def test_the_estimate_joins_the_family_and_a_miss_per_post_regresses(settings, tmp_path):
-    """With the model the fixture's extra miss is regressed on est_cycles_per_op of
-    kernel-post while its measured metric is unchanged; the family counts both metrics
-    of both cases, so each is decided at alpha / 4."""
+@pytest.fixture(scope="module")
+def missed(tmp_path_factory) -> tuple[Settings, CiResult, FakeBench]:
+    """The gate of the cache-miss-post series with the model on (FakeBench seed 3), run
+    once for the tests that read its result, runs and boots: settings, result, bench."""
+    tmp_path = tmp_path_factory.mktemp("missed")
+    settings = replace(Settings(), cache_dir=tmp_path / "cache", runs_dir=tmp_path / "runs")
     bench = FakeBench(misses=_missing, seed=3)
     result = run_ci(settings, _options(tmp_path, SERIES, cache_model=CacheModel.ON),
                     kernels=FakeKernels(tmp_path), bench=bench)
+    return settings, result, bench
+
+
+def test_the_estimate_joins_the_family_and_a_miss_per_post_regresses(missed):
+    """With the model the fixture's extra miss is regressed on est_cycles_per_op of
+    kernel-post while its measured metric is unchanged; the family counts both metrics
+    of both cases, so each is decided at alpha / 4."""
+    _, result, bench = missed
     rows = result.comparisons.set_index(["benchmark", "metric"])
     assert result.exit_code == 1 and result.answer is Verdict.REGRESSED
     assert rows.loc[("kernel-post", MODEL_METRIC), "verdict"] == Verdict.REGRESSED
@@ -272,15 +282,13 @@ def test_a_move_in_misses_below_the_noise_of_the_case_is_no_change(tmp_path):
     assert "no function changed its instructions" in diff_markdown(moved, moved_row)
 
 
-def test_the_report_leads_each_case_with_its_measured_metric(settings, tmp_path):
+def test_the_report_leads_each_case_with_its_measured_metric(missed):
     """In the report's case tables the estimate is a further column, the measured
     primary metric stays the case's value."""
     from watchbench.report.cases import case_tables
     from watchbench.stats.summary import summarize
 
-    bench = FakeBench(misses=_missing, seed=3)
-    run_ci(settings, _options(tmp_path, SERIES, cache_model=CacheModel.ON),
-           kernels=FakeKernels(tmp_path), bench=bench)
+    settings, _, bench = missed
     df = load_runs(settings.runs_dir, [bench.boots[0]["run_id"]])
     tables = case_tables(summarize(df), df, {})
     frame, _ = tables["kernel-post"]
