@@ -3,17 +3,20 @@ files and lines people read. Recorded real check boots are replayed in test_chec
 
 from __future__ import annotations
 
+import inspect
 import xml.etree.ElementTree as ET
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from watchbench.cli import check_help, tasks
 from watchbench.guest.clients import Broken
 from watchbench.report import correctness
 from watchbench.results import ktap
 from watchbench.results.ktap import Outcome
-from watchbench.suite.check import STEPS, FindingKind, Ran, judge, owner, plan, running_test
+from watchbench.suite.check import FindingKind, Ran, judge, owner, plan, running_test
+from watchbench.suite.check_steps import STEPS, TABLE
 from watchbench.vm.console import Incident
 
 KEYUTILS = ("keyctl/link/valid",)
@@ -68,6 +71,16 @@ def test_plan_runs_every_step_and_skips_missing_clients_with_their_reason():
 def test_plan_only_keeps_kmemleak_clear_with_kmemleak():
     names = [s.name for s in plan(5, "x", "y", KEYUTILS, frozenset({"stress", "kmemleak"}))]
     assert names == ["kmemleak-clear", "stress", "kmemleak"]
+
+
+def test_the_check_task_help_says_what_every_step_of_the_table_does():
+    doc = inspect.getdoc(tasks.ns["check"]) or ""
+    for declared in TABLE:
+        if declared.comes_with:  # picked with another step, not on its own
+            assert declared.comes_with in STEPS and not declared.does
+            continue
+        assert f"{declared.name:<16}{declared.does}" in doc
+        assert declared.name in check_help.ONLY
 
 
 def ran(lines: list[str], rc: int | None = 0, begin: int = 0, seen: list[int] | None = None,

@@ -17,7 +17,7 @@ from types import ModuleType
 
 from invoke import Collection, Task, task
 
-from watchbench.cli import install_excepthook
+from watchbench.cli import check_help, install_excepthook
 from watchbench.settings import Settings
 
 
@@ -720,8 +720,7 @@ def ci(c, series="", rounds=None, accel=None, suite=None, per_patch=False, thres
             "stress_seconds": "how long the race stress runs (default: settings "
                               "check.stress_seconds)",
             "accel": "auto | tcg | kvm, never icount (default: settings check.accel)",
-            "only": "comma-separated steps: kmemleak, conformance, faults, stress, "
-                    "keyctl-client, watch-test, keyutils-tests (default: all)",
+            "only": check_help.ONLY,
             "out": "report directory; files go to OUT/check/ (default: settings reports_dir)",
             "tree": "a kernel checkout elsewhere (default: the one you stand in, at HEAD)",
             "base": "with --tree: base ref",
@@ -729,15 +728,17 @@ def ci(c, series="", rounds=None, accel=None, suite=None, per_patch=False, thres
             "trusted": TRUSTED, "kernel_args": KERNEL_ARGS, "kconfig_add": KCONFIG_ADD,
             "uncommitted": UNCOMMITTED},
       iterable=["kconfig_add"], klass=_Task)
+@check_help.with_steps
 def correctness_check(c, series="", stress_seconds=None, accel=None, only=None, out=None,
                       tree=None, base=None, no_wait=False, trusted=False, kernel_args=None,
                       kconfig_add=None, uncommitted=False):
     """Correctness on a debug kernel (KASAN, lockdep, kmemleak).
 
     Builds the series (inside a kernel checkout: on its HEAD) on a debug
-    configuration and runs the steps (--only):
-    kmemleak, conformance, faults, stress, keyctl-client, watch-test,
-    keyutils-tests. A finding comes with all its evidence (docs/check.md).
+    configuration and boots it once through these steps, in this order
+    (--only picks some); a finding comes with all its evidence
+    (docs/check.md):
+      {steps}
 
     Exit status:
       0    every step passed

@@ -42,7 +42,6 @@ from watchbench.report import correctness
 from watchbench.results import ktap
 from watchbench.settings import CheckSettings, Settings, kernel_words
 from watchbench.suite.check import (
-    STEPS,
     Booted,
     Finding,
     Ran,
@@ -53,6 +52,7 @@ from watchbench.suite.check import (
     splats,
     write_booted,
 )
+from watchbench.suite.check_steps import STEPS
 from watchbench.suite.run import cpu_model, normalized_argv
 from watchbench.vm.accel import AUTO
 from watchbench.vm.boot import prepare
@@ -76,7 +76,7 @@ class CheckOptions:
     series: str = ""
     stress_seconds: int = CheckSettings.stress_seconds
     accel: str = CheckSettings.accel
-    only: frozenset[str] | None = None  # these steps of suite.check.STEPS (None: all)
+    only: frozenset[str] | None = None  # these steps of suite.check_steps.STEPS (None: all)
     out: Path = Path("reports")
     wait: bool = True  # for a kernel tree another command is changing (False: fail at once)
     tree: str | None = None
@@ -276,7 +276,7 @@ def run_check(settings: Settings, options: CheckOptions, runner: Runner = defaul
     kernel, sample, suite = compose(settings, options, runner, progress, kernels, get_clients)
     steps = plan(options.stress_seconds, sample, suite, settings.check.keyutils_tests,
                  options.only)
-    # The boot's deadline: booting, then every step's own limit (suite.check.LIMITS).
+    # The boot's deadline: booting, then every step's own limit (suite.check_steps.TABLE).
     deadline = settings.qemu.boot_timeout + sum(s.limit or 0 for s in steps if not s.skip)
     booted = boot(settings, kernel, steps, options.accel, deadline, runner, progress)
     parts, findings = judge(steps, by_step(steps, booted.ran), booted.incidents,

@@ -24,18 +24,15 @@ from watchbench.guest.initramfs import GuestCommand
 from watchbench.host.files import write_atomically
 from watchbench.results import ktap
 from watchbench.results.ktap import Outcome, Part
+from watchbench.suite.check_steps import TABLE
 from watchbench.vm import console
 from watchbench.vm.console import Incident
 
 SCRIPTS = "userspace/check"  # relative to the project root, the host side's working directory
-# Steps that may skip themselves: the real clients, when the host lacks them (keyctl, the
-# tree's sample, keyutils' suite). Every other step needs only the debug kernel, which
-# configure proved to have what it needs, so a step of ours that skips everything (say,
-# because pipe2(O_NOTIFICATION_PIPE) or SET_SIZE now fails) is a finding, not a skip.
-CLIENTS = frozenset({"keyctl-client", "watch-test", "keyutils-tests"})
-# Steps that print their results only when they end: a splat while they run cannot be
-# pinned on one of their tests.
-RESULTS_AT_END = frozenset({"stress", "watch-test"})
+# Steps that may skip themselves, and steps that print their results only when they end
+# (the table says why).
+CLIENTS = frozenset(d.name for d in TABLE if d.client)
+RESULTS_AT_END = frozenset(d.name for d in TABLE if d.results_at_end)
 
 
 @dataclass(frozen=True)
@@ -53,20 +50,6 @@ class Step:
         return GuestCommand(self.argv, self.side, limit=self.limit)
 
 
-# Seconds each step may run before the guest counts as hung: about ten times what it took
-# on the debug kernel under TCG here (README), so a deadlock fails the check in minutes,
-# not at the end of a long boot deadline. The stress adds its own time; keyutils' tests
-# take LIMIT_KEYUTILS_TEST each.
-LIMITS = {"kmemleak-clear": 60.0, "conformance": 300.0, "faults": 300.0, "stress": 120.0,
-          "keyctl-client": 180.0, "watch-test": 180.0, "kmemleak": 180.0}
-LIMIT_KEYUTILS_TEST = 300.0
-
-
-# Every step's name, in boot order (``plan``; --only picks among them).
-STEPS = ("kmemleak-clear", "conformance", "faults", "stress", "keyctl-client", "watch-test",
-         "keyutils-tests", "kmemleak")
-
-
 def plan(stress_seconds: int, watch_test: Path | str | Broken, keyutils_tests: Path | str,
          keyutils: tuple[str, ...], only: frozenset[str] | None = None) -> list[Step]:
     """The steps of a check boot. ``watch_test``, ``keyutils_tests``: the client's path,
@@ -74,7 +57,9 @@ def plan(stress_seconds: int, watch_test: Path | str | Broken, keyutils_tests: P
     ``Broken``: a finding); ``keyutils``: which of its tests (settings
     check.keyutils_tests: each runs under `keyctl watch_session`, and check_notify checks
     off the link, unlink, update, revoke, clear and setattr records it causes). ``only``:
-    these steps (kmemleak-clear comes with kmemleak)."""
+    these steps (and those that come with them: kmemleak-clear with kmemleak). The steps,
+    their order and time limits are ``suite.check_steps.TABLE``'s; each one's argv is
+    here."""
     def script(name: str, *args: str) -> tuple[str, ...]:
         return ("bash", f"{SCRIPTS}/{name}", *args)
 
@@ -95,12 +80,14 @@ def plan(stress_seconds: int, watch_test: Path | str | Broken, keyutils_tests: P
                script("keyutils-tests.sh", str(keyutils_tests), *keyutils)),
         Step("kmemleak", script("kmemleak.sh", "scan"), "host"),
     ]
-    limits = {**LIMITS, "stress": LIMITS["stress"] + stress_seconds,
-              "keyutils-tests": LIMIT_KEYUTILS_TEST * len(keyutils)}
-    steps = [replace(s, limit=limits[s.name]) for s in steps]
+    made = {s.name: s for s in steps}
+    limits = {d.name: d.limit for d in TABLE}
+    limits["stress"] += stress_seconds
+    limits["keyutils-tests"] *= len(keyutils)
+    steps = [replace(made[d.name], limit=limits[d.name]) for d in TABLE]
     if only is None:
         return steps
-    wanted = set(only) | ({"kmemleak-clear"} if "kmemleak" in only else set())
+    wanted = set(only) | {d.name for d in TABLE if d.comes_with in only}
     return [s for s in steps if s.name in wanted]
 
 
