@@ -53,7 +53,9 @@ class Step:
 
 @dataclass
 class Measure:
-    """How one commit's samples are taken: build, boot ``rounds`` times, pick one metric."""
+    """How one commit's samples are taken: build, boot ``rounds`` times, pick one metric.
+    Built once per bisect (``run_bisect``), it also carries what the bisect itself needs
+    (the settings' decision, the runner, the progress, the kernels to put back)."""
 
     settings: Settings
     benchmark: str
@@ -132,28 +134,26 @@ def run_bisect(settings: Settings, good: str, bad: str, benchmark: str, metric: 
     accel, rounds = accel or defaults.accel, rounds or defaults.rounds
     tree = tree or trees.active(settings)
     kernels = kernels or Composer(settings, tree, runner, progress, wait=wait, purpose="bisect")
+    measure = Measure(settings, benchmark, metric, params, suite, accel, rounds, runner, progress,
+                      kernels, bench)
     with kernels.hold():  # git bisect moves the tree for the whole run
-        return _bisect(settings, tree, good, bad, benchmark, metric, params, suite, accel,
-                       rounds, runner, progress, kernels, bench)
+        return _bisect(tree, good, bad, measure)
 
 
-def _bisect(settings: Settings, tree: Tree, good: str, bad: str, benchmark: str, metric: str,
-            params: str, suite: str, accel: str, rounds: int, runner: Runner,
-            progress: Progress, kernels: KernelSource, bench: BenchFn
-            ) -> tuple[str, list[Step]]:
-    judged = settings.decision
-    git = tree.git(runner)
+def _bisect(tree: Tree, good: str, bad: str, measure: Measure) -> tuple[str, list[Step]]:
+    """git bisect between ``good`` and ``bad`` in ``tree``, each step measured and judged
+    against the two ends; the tree is put back whatever happens."""
+    judged, progress = measure.settings.decision, measure.progress
+    git = tree.git(measure.runner)
     if git.dirty():
         raise TreeError(f"{tree.src} has uncommitted changes", hint="commit or discard them first")
     good_id, bad_id = git.rev(good), git.rev(bad)
     if not good_id or not bad_id:
         raise InputError(f"--good {good!r} or --bad {bad!r} is not a commit in {tree.src}")
     prior = git.head()
-    measure = Measure(settings, benchmark, metric, params, suite, accel, rounds, runner, progress,
-                      kernels, bench)
     steps: list[Step] = []
     try:
-        progress.step(f"measuring good {good} and bad {bad} ({rounds} boots each)")
+        progress.step(f"measuring good {good} and bad {bad} ({measure.rounds} boots each)")
         good_samples, bad_samples = measure.samples(good_id), measure.samples(bad_id)
         ends = decide(good_samples, bad_samples, direction="lower", threshold=judged.threshold,
                       level=judged.alpha, paired=False)
@@ -182,4 +182,4 @@ def _bisect(settings: Settings, tree: Tree, good: str, bad: str, benchmark: str,
     finally:
         git("bisect", "reset", check=False)
         git("checkout", "-q", "--detach", prior, check=False)
-        kernels.restore()  # and the state file: series and configuration as they were
+        measure.kernels.restore()  # and the state file: series and configuration as they were
