@@ -131,3 +131,39 @@ def test_the_lock_lasts_until_the_last_process_under_it_is_gone(tmp_path):
 def test_the_holder_is_named_by_its_command_in_a_few_words(command, shown):
     """The waiting line names the holder's task, not the interpreter's path (80 columns)."""
     assert _short(command) == shown
+
+
+def _wait_then_hold(path: str, started, holding, seconds: float) -> None:
+    started.set()
+    with Lock(Path(path), "the kernel build"):
+        holding.set()
+        time.sleep(seconds)
+
+
+def test_a_lock_file_removed_by_its_holder_is_taken_anew_by_a_waiter(tmp_path):
+    """``wb gc`` removes a kernel's build lock with the kernel, while it holds it. A
+    command that opened the old file and waited must not end up holding a file nobody
+    else opens (two builds of one kernel at once): it takes the new one, and the next
+    comer finds it busy."""
+    from watchbench.host.lock import remove_held
+
+    path = tmp_path / "k1.lock"
+    started, holding = CTX.Event(), CTX.Event()
+    with Lock(path, "the kernel build"):
+        child = CTX.Process(target=_wait_then_hold, args=(str(path), started, holding, 30))
+        child.start()
+        assert started.wait(10)
+        time.sleep(0.5)  # the child has opened the old file and waits on its flock
+        remove_held(path)
+        assert not path.exists()
+    try:
+        assert holding.wait(10), "the waiter never took the lock"
+        assert path.exists()
+        with pytest.raises(LockBusy, match=f"pid {child.pid} "):
+            with Lock(path, "the kernel build", wait=False):
+                pass
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.join()
+    with pytest.raises(RuntimeError, match="not held"):
+        remove_held(path)

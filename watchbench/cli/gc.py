@@ -28,6 +28,8 @@ def plan_lines(p: Plan, deleting: bool) -> list[str]:
             lines.append(f"    ... and {len(entries) - SHOWN} more")
     total = sum(e.size for e in p.entries)
     lines.append(f"{'total':11} {len(p.entries):5}  {size_text(total):>10}")
+    if p.stale_locks:
+        lines.append(f"and {len(p.stale_locks)} lock file(s) of kernels already gone")
     lines += [f"in use, kept: {path} ({who})" for path, who in p.held]
     lines += p.notes
     return lines
@@ -55,7 +57,7 @@ def gc(c: Any, delete: bool = False, keep_runs: object = None, keep_kernels: obj
         return
     removed, skipped = free(chosen)
     done = Plan([e for e in chosen.entries if e in removed], chosen.kept, chosen.held,
-                chosen.notes, chosen.dirs)
+                chosen.notes, chosen.dirs, chosen.stale_locks)
     print(fit(f"removed (older than {policy.days:g} days, beyond the newest kept):"))
     for line in plan_lines(done, deleting=True):
         print(fit(line))

@@ -13,7 +13,10 @@ stays, whatever the counts say:
 - what a running command holds: a kernel tree's build directories while its lock
   (``trees/<id>/lock``) is held, and a kernel while its build lock (``kernels/<key>.lock``)
   or its tree's lock is held. ``free`` takes those locks, without waiting, around each
-  removal, so a command starting meanwhile waits for it, or it skips the entry.
+  removal, so a command starting meanwhile waits for it, or it skips the entry. A
+  kernel's build lock goes with it, removed while held (``host.lock.remove_held``: a
+  command that opened it meanwhile takes the new file), and so do the build locks left
+  of kernels already gone.
 
 Trees themselves (sources), downloads and ccache are not touched: ``kernel.fetch`` and
 ccache's own size limit own them.
@@ -28,7 +31,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
-from watchbench.host.lock import Lock, LockBusy, flocks_now, held_by
+from watchbench.host.lock import Lock, LockBusy, flocks_now, held_by, remove_held
 from watchbench.host.prune import disk_usage, prune_candidates, remove
 from watchbench.kernel.build import kernels_dir
 from watchbench.kernel.trees import META, trees_dir
@@ -59,6 +62,8 @@ class Entry:
     path: Path
     size: int
     locks: tuple[tuple[Path, str], ...] = ()
+    # lock files that guard only this entry: removed with it, while still held
+    lock_files: tuple[Path, ...] = ()
 
 
 @dataclass
@@ -71,6 +76,7 @@ class Plan:
     held: list[tuple[Path, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     dirs: dict[Kind, Path] = field(default_factory=dict)
+    stale_locks: list[Path] = field(default_factory=list)  # of kernels already gone
 
     def of(self, kind: Kind) -> list[Entry]:
         return [e for e in self.entries if e.kind is kind]
@@ -156,9 +162,13 @@ def plan(settings: Settings, policy: GcSettings | None = None,
         if holder is not None:
             out.held.append((path, _who(holder)))
             continue
-        gone_kernels.append(Entry(Kind.KERNELS, path, disk_usage(path), tuple(guards)))
+        gone_kernels.append(Entry(Kind.KERNELS, path, disk_usage(path), tuple(guards),
+                                  (guards[0][0],)))
     out.entries += gone_kernels
     out.kept[Kind.KERNELS] = len(all_kernels) - len(gone_kernels)
+    # the build locks of kernels no longer there (gc used to leave them)
+    out.stale_locks = [lock for lock in sorted(kernels.glob("*.lock")) if lock not in locks
+                       and not (kernels / lock.stem).exists()] if kernels.is_dir() else []
 
     # Build directories: per tree, the newest and the current configuration's.
     kept_builds = 0
@@ -223,8 +233,16 @@ def free(plan_: Plan) -> tuple[list[Entry], list[tuple[Path, str]]]:
                 for lock, what in entry.locks:
                     held.enter_context(Lock(lock, what, wait=False))
                 remove(entry.path)
+                for lock in entry.lock_files:
+                    remove_held(lock)
         except LockBusy as exc:
             skipped.append((entry.path, exc.message))
             continue
         removed.append(entry)
+    for lock in plan_.stale_locks:
+        try:
+            with Lock(lock, f"the build of kernel {lock.stem}", wait=False):
+                remove_held(lock)
+        except LockBusy as exc:
+            skipped.append((lock, exc.message))
     return removed, skipped

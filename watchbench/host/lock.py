@@ -88,6 +88,21 @@ class Lock:
             _HELD[key] = (handle, depth + 1)
             self._key, self.first = key, False
             return self
+        while True:
+            handle = self._take()
+            if _still_named(handle, self.path):
+                break
+            handle.close()  # removed (wb gc) while we waited: lock the file now there
+        handle.seek(0)
+        handle.truncate()
+        handle.write(json.dumps({"pid": os.getpid(), "command": " ".join(sys.argv)[:200],
+                                 "since": time.time()}))
+        handle.flush()
+        _HELD[key] = (handle, 1)
+        self._key, self.first = key, True  # taken now, not re-entered
+        return self
+
+    def _take(self) -> IO[str]:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         handle = open(self.path, "a+")  # noqa: SIM115 - held until __exit__
         try:
@@ -102,14 +117,7 @@ class Lock:
                                     "to wait for it") from None
             self.progress.step(f"waiting for {self.what}: in use by {who}")
             fcntl.flock(handle, fcntl.LOCK_EX)
-        handle.seek(0)
-        handle.truncate()
-        handle.write(json.dumps({"pid": os.getpid(), "command": " ".join(sys.argv)[:200],
-                                 "since": time.time()}))
-        handle.flush()
-        _HELD[key] = (handle, 1)
-        self._key, self.first = key, True  # taken now, not re-entered
-        return self
+        return handle
 
     def __exit__(self, *exc: object) -> None:
         handle, depth = _HELD[self._key]
@@ -122,6 +130,27 @@ class Lock:
         handle.flush()
         fcntl.flock(handle, fcntl.LOCK_UN)
         handle.close()
+
+
+def _still_named(handle: IO[str], path: Path) -> bool:
+    """Whether the locked file is still the one at ``path``. A lock file may be removed
+    by its holder (``remove_held``): whoever opened it before and waited got a lock on a
+    file nobody else will open again, and must take the new one instead."""
+    try:
+        named = os.stat(path)
+    except FileNotFoundError:
+        return False
+    mine = os.fstat(handle.fileno())
+    return (named.st_dev, named.st_ino) == (mine.st_dev, mine.st_ino)
+
+
+def remove_held(path: Path) -> None:
+    """Remove the lock file at ``path``, which this process holds (``wb gc`` after removing
+    what it guards). A command waiting on it then takes a fresh file (``_still_named``)."""
+    key = Path(os.path.abspath(path))
+    if key not in _HELD:
+        raise RuntimeError(f"{path}: not held by this process")  # a caller's bug
+    path.unlink(missing_ok=True)
 
 
 def flocks_now() -> set[tuple[int, int, int]] | None:
