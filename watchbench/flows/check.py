@@ -18,9 +18,7 @@ cannot start.
 from __future__ import annotations
 
 import json
-import platform
 import shutil
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -53,11 +51,12 @@ from watchbench.suite.check import (
     write_booted,
 )
 from watchbench.suite.check_steps import STEPS
-from watchbench.suite.run import cpu_model, normalized_argv
+from watchbench.suite.provenance import booted_on, timestamp
+from watchbench.suite.run import normalized_argv
 from watchbench.vm.accel import AUTO
 from watchbench.vm.boot import prepare
 from watchbench.vm.errors import GuestError
-from watchbench.vm.qemu import MEASURES, Accel
+from watchbench.vm.qemu import Accel
 from watchbench.vm.session import CommandResult, qemu_version
 
 EXIT_OK, EXIT_INFRA, EXIT_CORRECTNESS = 0, 2, 4
@@ -304,20 +303,19 @@ def provenance(result: CheckResult, options: CheckOptions,
                settings: Settings) -> dict[str, object]:
     """What was checked, how and where: every check result carries it (check.json),
     with the user's extra boot parameters and kconfig additions (settings kernel_args,
-    kconfig_add) as the boot and the build had them."""
-    k, b = result.kernel, result.booted
+    kconfig_add) as the boot and the build had them. The fields it shares with a run's
+    manifest are ``suite.provenance``'s; a check has no argv hash (it is compared with
+    nothing)."""
+    b = result.booted
+    shared = booted_on(result.kernel, b.accel, b.qemu, b.qemu_argv,
+                       kconfig_add=settings.kconfig_add,
+                       kernel_args=kernel_words(settings.kernel_args))
+    del shared["qemu_argv_hash"]
     return {
-        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "timestamp": timestamp(),
         "verdict": "pass" if result.passed else "fail",
         "exit_code": result.exit_code,
-        "host": socket.gethostname(), "cpu_model": cpu_model(), "arch": platform.machine(),
-        "accel": b.accel, "measures": MEASURES.get(b.accel, "unknown accelerator"),
-        "qemu_version": b.qemu, "qemu_argv": b.qemu_argv,
-        "kernel_version": k.release, "kernel_key": k.key, "tree_base": k.base,
-        "base_label": k.base_label, "series_name": k.series, "series_hash": k.series_hash,
-        "dirty_hash": k.dirty_hash, "config_hash": k.config_hash, "compiler": k.compiler,
-        "kconfig_add": list(settings.kconfig_add),
-        "kernel_args": list(kernel_words(settings.kernel_args)),
+        **shared,
         "stress_seconds": options.stress_seconds,
         "console_log": str(b.console_log) if b.console_log else None,
         "boot_seconds": b.wall_seconds, "seconds": result.seconds,

@@ -5,11 +5,8 @@ The run directory's layout and manifest belong to ``results.rundir``; this modul
 
 from __future__ import annotations
 
-import hashlib
 import json
-import platform
 import secrets
-import socket
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -23,10 +20,11 @@ from watchbench.results.store import ingest_run
 from watchbench.settings import Settings
 from watchbench.suite import profile as suite_profile
 from watchbench.suite.definition import RunKind, Suite, SuiteRun, load_suite, suite_digest
+from watchbench.suite.provenance import booted_on, timestamp
 from watchbench.vm import plugin
 from watchbench.vm.boot import prepare
 from watchbench.vm.cachemodel import STEADY_APPEND, STEADY_QEMU, CacheConfig, steady
-from watchbench.vm.qemu import MEASURES, Accel, Share, VmSpec, qemu_argv
+from watchbench.vm.qemu import Accel, Share, VmSpec, qemu_argv
 from watchbench.vm.session import BootResult, Guest, qemu_version
 from watchbench.vm.share import read_file, write_file
 
@@ -36,16 +34,6 @@ SLOWDOWN = {Accel.KVM: 1.0, Accel.TCG: 1.0, Accel.ICOUNT: 3.0}
 
 class ConformanceError(WatchbenchError):
     """The API conformance suite failed: no benchmark figures are taken from this kernel."""
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def normalized_argv(spec: VmSpec) -> list[str]:
@@ -68,29 +56,13 @@ def manifest(run_id: str, suite: Suite, kernel: Kernel, accel: str, argv: list[s
     ``initramfs``: the base archive's content-keyed name, ``suite_hash``: suite_digest,
     ``kernel_args``: the user's extra boot parameters, ``kconfig_add``: the options the
     kernel's configuration was given after its fragments). Runs that differ in the last
-    two are not compared (stats.compare, flows.shard)."""
+    two are not compared (stats.compare, flows.shard). The fields it shares with a
+    check's record are ``suite.provenance``'s."""
     return {
         "run_id": run_id,
-        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "host": socket.gethostname(),
-        "cpu_model": cpu_model(),
-        "arch": platform.machine(),
-        "accel": accel,
-        "measures": MEASURES.get(accel, "unknown accelerator"),
-        "qemu_version": qemu,
-        "qemu_argv": argv,
-        "qemu_argv_hash": hashlib.sha256("\0".join(argv).encode()).hexdigest()[:16],
-        "kernel_version": kernel.release,
-        "kernel_key": kernel.key,
-        "tree_base": kernel.base,
-        "base_label": kernel.base_label,
-        "series_name": kernel.series,
-        "series_hash": kernel.series_hash,
-        "dirty_hash": kernel.dirty_hash,
-        "config_hash": kernel.config_hash,
-        "kconfig_add": list(kconfig_add),
-        "kernel_args": list(kernel_args),
-        "compiler": kernel.compiler,
+        "timestamp": timestamp(),
+        **booted_on(kernel, accel, qemu, argv, kconfig_add=kconfig_add,
+                    kernel_args=kernel_args),
         "suite": suite.name,
         "suite_hash": suite_hash,
         "initramfs": initramfs,
