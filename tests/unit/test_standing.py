@@ -242,10 +242,11 @@ def test_sparse_checkout_in_the_shared_config_is_refused_before_a_worktree_is_ad
 
 def test_the_commands_hand_the_flows_your_checkout_and_keep_reports_out_of_it(
         linux, settings, monkeypatch):
-    """`wb ci --base`, `check`, `all` and `bench` run in the checkout, through invoke's
-    Program in this process, with the flows replaced by recorders: what each is given."""
+    """`wb ci --base`, `check`, `all`, `bench`, `build` and `vm.run` run in the checkout,
+    through invoke's Program in this process, with the flows replaced by recorders: what
+    each is given. `kernel.status` there shows the checkout, and no worktree yet."""
     from tests.unit.test_runs_gc import wb
-    from watchbench.cli import correctness, measure, regressions
+    from watchbench.cli import correctness, kernel, measure, regressions, vm
 
     seen: dict[str, tuple] = {}
 
@@ -261,18 +262,22 @@ def test_the_commands_hand_the_flows_your_checkout_and_keep_reports_out_of_it(
         seen["all"] = (tree, base, series, settings.reports_dir)
         raise SystemExit(0)
 
-    def built_here(settings, place, progress):
-        seen["bench"] = (place.tree, place.base, place.series)
-        raise SystemExit(0)
+    def built(task):
+        def built_here(settings, place, progress, force=False):
+            seen[task] = (place.tree, place.base, place.series, force)
+            raise SystemExit(0)
+        return built_here
 
     monkeypatch.setattr(regressions, "gate", gate)
     monkeypatch.setattr(correctness, "report_check", lambda flow, progress=None: flow(None) or 0)
     monkeypatch.setattr(correctness, "run_check", run_check)
     monkeypatch.setattr(measure, "run_all", run_all)
-    monkeypatch.setattr(measure, "built_here", built_here)
+    for module, task in ((measure, "bench"), (kernel, "build"), (vm, "vm.run")):
+        monkeypatch.setattr(module, "built_here", built(task))
     monkeypatch.chdir(linux / "kernel")
     head = git(linux, "rev-parse", "HEAD")
-    for argv in (["ci", "--base", "v1"], ["check"], ["all"], ["bench"]):
+    for argv in (["ci", "--base", "v1"], ["check"], ["all"], ["bench"], ["build", "--force"],
+                 ["vm.run", "--", "true"]):
         code, out = wb(settings, *argv)
         assert code == 0, out
     tree, base, series, out_dir, reports = seen["ci"]
@@ -280,7 +285,13 @@ def test_the_commands_hand_the_flows_your_checkout_and_keep_reports_out_of_it(
     assert not Path(out_dir).is_relative_to(linux) and not reports.is_relative_to(linux)
     assert seen["check"][:3] == (str(linux), head, "")
     assert seen["all"][:3] == (str(linux), head, None)
-    assert seen["bench"] == (str(linux), head, "")
+    assert seen["bench"] == (str(linux), head, "", False)
+    assert seen["build"] == (str(linux), head, "", True)
+    assert seen["vm.run"] == (str(linux), head, "", False)
+    code, out = wb(settings, "kernel.status")
+    assert code == 0 and out.splitlines()[:4] == [
+        f"checkout: {linux}", f"branch:   my-fix at {head[:12]}", "state:    clean",
+        "worktree: none yet (./wb build here makes it)"], out
     assert not seen["check"][3].is_relative_to(linux)
     assert not seen["all"][3].is_relative_to(linux)
 
@@ -307,3 +318,10 @@ def test_a_worktree_takes_a_series_while_your_edits_stash_and_index_stay(linux, 
     assert (tree.src / "kernel" / "watch_queue.c").read_text() == "int a;\nint b;\nint c;\n"
     assert state(linux) + (git(linux, "diff", "--cached"),) == before
     assert (linux / "Kconfig").read_text() == "mainmenu \"local edit\"\n"
+    # kernel.status there: the checkout with its changes, then the worktree's own lines
+    from watchbench.cli.kernel import checkout_lines
+
+    lines = checkout_lines(settings, standing_in(linux))
+    assert lines[2] == "state:    1 uncommitted file(s): kernel/new.c"  # Kconfig: untracked
+    assert lines[3] == f"worktree: {tree.root}"
+    assert lines[4].startswith(f"  tree:    {tree.id} (") and "series:  my-fix" in lines[7]

@@ -5,14 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from watchbench.cli import command, settings_of, split_list
+from watchbench.cli import command, fit, settings_of, split_list
 from watchbench.cli.options import boot_options, non_empty, tree_options
+from watchbench.cli.standing import built_here, head_place
 from watchbench.host.progress import Progress
 from watchbench.host.runner import Runner, alive, default_runner
 from watchbench.kernel import journal, trees
+from watchbench.kernel.checkout import Checkout, standing_in
 from watchbench.kernel.configure import configure, fragment_paths, fragments_for
 from watchbench.kernel.trees import Tree
 from watchbench.kernel.variant import Composer
+from watchbench.settings import Settings
 
 
 @command
@@ -54,9 +57,28 @@ def status_lines(tree: Tree, runner: Runner = default_runner) -> list[str]:
     return lines
 
 
+def checkout_lines(settings: Settings, checkout: Checkout,
+                   runner: Runner = default_runner) -> list[str]:
+    """The checkout you stand in, then the worktree watchbench builds it in (if any)."""
+    branch = checkout.branch if checkout.branch != "HEAD" else "a detached HEAD"
+    changed = f"{len(checkout.changed)} uncommitted file(s): " \
+        f"{', '.join(checkout.changed[:4])}" if checkout.changed else "clean"
+    lines = [f"checkout: {checkout.root}", f"branch:   {branch} at {checkout.head[:12]}",
+             f"state:    {changed}"]
+    root = trees.trees_dir(settings) / trees.user_tree_id(checkout.root)
+    if not (root / trees.META).is_file():
+        return [*lines, "worktree: none yet (./wb build here makes it)"]
+    return [*lines, f"worktree: {root}", *("  " + line for line in
+                                            status_lines(Tree.load(root), runner))]
+
+
 @command
 def status(c: Any) -> None:
-    print("\n".join(status_lines(trees.active(settings_of(c)))))
+    settings = settings_of(c)
+    checkout = standing_in()
+    lines = checkout_lines(settings, checkout) if checkout is not None else \
+        status_lines(trees.active(settings))
+    print("\n".join(fit(line) for line in lines))
 
 
 @command
@@ -76,6 +98,10 @@ def config(c: Any, fragments: str | None, kconfig_add: list[str] | None = None) 
 
 
 @command
-def build(c: Any, force: bool, kconfig_add: list[str] | None = None) -> None:
+def build(c: Any, force: bool, kconfig_add: list[str] | None = None,
+          uncommitted: bool = False) -> None:
     settings = boot_options(settings_of(c), "build", kconfig_add=kconfig_add)
-    Composer(settings, trees.active(settings), progress=Progress("build")).current(force=force)
+    progress = Progress("build")
+    place = head_place(settings, "build", uncommitted=uncommitted)
+    if built_here(settings, place, progress, force=force) is None:
+        Composer(settings, trees.active(settings), progress=progress).current(force=force)

@@ -16,16 +16,13 @@ from watchbench.cli.options import (
     suite_named,
     tree_options,
 )
-from watchbench.cli.standing import Place, head_place
+from watchbench.cli.standing import built_here, head_place
 from watchbench.errors import InputError
 from watchbench.flows.pipeline import run_all
 from watchbench.flows.shard import RUN_ID
 from watchbench.host.progress import Progress
-from watchbench.host.runner import default_runner
-from watchbench.kernel.build import Kernel
 from watchbench.kernel.configure import fragment_paths
 from watchbench.kernel.series import load_many
-from watchbench.kernel.variant import composing, stack
 from watchbench.report.headline import focus_text, headline_lines
 from watchbench.report.profile import profile_lines
 from watchbench.report.questions import focus, headlines
@@ -47,19 +44,6 @@ def print_headline(settings: Settings, run_dir: Path, where: Path, label: str) -
     for line in headline_lines(headlines(ok), focus_text(ok, brief=True), str(where), width,
                                label=label):
         print(line)
-
-
-def built_here(settings: Settings, place: Place, progress: Progress) -> Kernel | None:
-    """The kernel of the checkout the command stands in (HEAD, our bench series, and the
-    uncommitted changes when asked), built in its worktree; None: the built kernel of
-    the active tree, as without a checkout."""
-    if not place.here:
-        return None
-    place.say()
-    with composing(settings, None, tree=place.tree, base=place.base, tarball=None,
-                   runner=default_runner, progress=progress, wait=True,
-                   purpose="bench") as kernels:
-        return kernels.kernel(stack(settings, place.series))
 
 
 def with_cache_model(settings: Settings, given: bool) -> Settings:

@@ -10,7 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from watchbench.errors import InputError
+from watchbench.host.progress import Progress
 from watchbench.host.runner import Runner, default_runner
+from watchbench.kernel.build import Kernel
 from watchbench.kernel.checkout import (
     UNCOMMITTED,
     Checkout,
@@ -19,6 +21,7 @@ from watchbench.kernel.checkout import (
     commit_of,
     standing_in,
 )
+from watchbench.kernel.variant import composing, stack
 from watchbench.settings import Settings
 
 WIDTH = 79
@@ -153,3 +156,17 @@ def bisect_place(*, good: str, bad: str, runner: Runner = default_runner,
     bad_id = commit_of(checkout, bad, "BAD", runner)
     lines = _intro(checkout, f"bisecting {good} ({good_id[:12]}) to {bad} ({bad_id[:12]})")
     return Place(str(checkout.root), good_id, "", tuple(lines), checkout), good_id, bad_id
+
+
+def built_here(settings: Settings, place: Place, progress: Progress,
+               force: bool = False) -> Kernel | None:
+    """The kernel of the checkout the command stands in (HEAD, our bench series, and the
+    uncommitted changes when asked), built in its worktree; None: the built kernel of
+    the active tree, as without a checkout."""
+    if not place.here:
+        return None
+    place.say()
+    with composing(settings, None, tree=place.tree, base=place.base, tarball=None,
+                   runner=default_runner, progress=progress, wait=True,
+                   purpose="bench") as kernels:
+        return kernels.kernel(stack(settings, place.series), force=force)

@@ -152,6 +152,9 @@ def status(c):
     """The active tree: base, series, configuration, dirty state.
 
     Which tree is active, its base, the applied series, the configuration and
+    Inside your kernel checkout: the checkout first (branch, HEAD, its
+    uncommitted files), then the worktree watchbench builds it in.
+
     whether the work tree is dirty; also a command interrupted on the tree
     (the next command that takes the tree puts it back).
 
@@ -333,10 +336,13 @@ def config(c, fragments=None, kconfig_add=None):
 
 
 @task(help={"force": "build even if this exact kernel was built before", "trusted": TRUSTED,
-            "kconfig_add": KCONFIG_ADD},
+            "kconfig_add": KCONFIG_ADD, "uncommitted": UNCOMMITTED},
       iterable=["kconfig_add"], klass=_Task)
-def build(c, force=False, trusted=False, kconfig_add=None):
-    """Build the active tree's bzImage.
+def build(c, force=False, trusted=False, kconfig_add=None, uncommitted=False):
+    """Build the active tree's bzImage, or your checkout's HEAD.
+
+    Inside your kernel checkout: HEAD with our bench series, in a worktree
+    of it (your checkout is only read), as bench and profile build it.
 
     The kernel is keyed by its content (commit, series, configuration,
     compiler): one built before is reused unless --force. ccache speeds a
@@ -348,7 +354,7 @@ def build(c, force=False, trusted=False, kconfig_add=None):
       130  interrupted (Ctrl-C); a half-written build is cleared next time
 
     Files:
-      reads   the active tree and its configuration
+      reads   the active tree (or your checkout) and its configuration
       writes  ~/.cache/watchbench/kernels/KEY/ (bzImage, config, build.log),
               logs/build-*.log, ccache/, the tree's build/ directory
 
@@ -356,7 +362,7 @@ def build(c, force=False, trusted=False, kconfig_add=None):
       ./wb build --force
     """
     _trust(c, trusted)
-    kernel.build(c, force, kconfig_add=kconfig_add)
+    kernel.build(c, force, kconfig_add=kconfig_add, uncommitted=uncommitted)
 
 
 @task
@@ -384,12 +390,17 @@ def initramfs(c):
                     "(your explicit choice: bench, ci and check give it only what it needs; "
                     "docs/security.md)",
             "accel": ACCEL, "timeout": "seconds before the guest is killed (default: settings)",
-            "kernel_args": KERNEL_ARGS, "kconfig_add": KCONFIG_ADD},
+            "kernel_args": KERNEL_ARGS, "kconfig_add": KCONFIG_ADD,
+            "uncommitted": UNCOMMITTED},
       iterable=["kconfig_add"], klass=_Task)
-def run(c, host=False, accel=None, timeout=None, kernel_args=None, kconfig_add=None):
+def run(c, host=False, accel=None, timeout=None, kernel_args=None, kconfig_add=None,
+        uncommitted=False):
     """Boot the built kernel and run the command after --.
 
     Streams its output and exits with its code. The command runs in the
+    Inside your kernel checkout, the kernel is HEAD's (built first if
+    needed, as ./wb build builds it).
+
     busybox guest, or with --host on the host side of the guest, which then
     sees the host's whole / read-only (docs/security.md).
 
@@ -399,7 +410,7 @@ def run(c, host=False, accel=None, timeout=None, kernel_args=None, kconfig_add=N
       130  interrupted (Ctrl-C); the guest is stopped
 
     Files:
-      reads   the active tree's built kernel, the base initramfs
+      reads   the active tree's (or your checkout's) kernel, the base initramfs
       writes  ~/.cache/watchbench/boots/ (the console log, named at the end)
 
     Example:
@@ -407,7 +418,8 @@ def run(c, host=False, accel=None, timeout=None, kernel_args=None, kconfig_add=N
     """
     # invoke joins the words after "--" with spaces, losing quotes: take them from sys.argv.
     argv = sys.argv[sys.argv.index("--") + 1:] if "--" in sys.argv else shlex.split(c.remainder)
-    vm.run(c, argv, host, accel, timeout, kernel_args=kernel_args, kconfig_add=kconfig_add)
+    vm.run(c, argv, host, accel, timeout, kernel_args=kernel_args, kconfig_add=kconfig_add,
+           uncommitted=uncommitted)
 
 
 @task(help={"accel": ACCEL})

@@ -7,6 +7,7 @@ from typing import Any
 
 from watchbench.cli import command, settings_of
 from watchbench.cli.options import TIMEOUT, VM_ACCEL, boot_options
+from watchbench.cli.standing import built_here, head_place
 from watchbench.errors import InputError
 from watchbench.guest.initramfs import base_initramfs
 from watchbench.host.progress import Progress
@@ -18,7 +19,8 @@ EXIT_NOT_RUN = 2  # the guest ended before the command reported an exit status
 
 @command
 def run(c: Any, argv: list[str], host: bool, accel: str | None, timeout: object,
-        kernel_args: str | None = None, kconfig_add: list[str] | None = None) -> int:
+        kernel_args: str | None = None, kconfig_add: list[str] | None = None,
+        uncommitted: bool = False) -> int:
     """Boot, run one command streaming its output; its exit code is ours."""
     accel, timeout = VM_ACCEL.parse(accel), TIMEOUT.parse(timeout)
     if not argv:
@@ -26,7 +28,9 @@ def run(c: Any, argv: list[str], host: bool, accel: str | None, timeout: object,
                          hint="give the command after --, e.g. ./wb vm.run -- cat /proc/version")
     settings = boot_options(settings_of(c), "vm.run", kernel_args, kconfig_add)
     progress = Progress("vm")
-    prepared = prepare(settings, accel, progress=progress)
+    kernel = built_here(settings, head_place(settings, "vm.run", uncommitted=uncommitted),
+                        progress)  # inside your checkout: HEAD's kernel
+    prepared = prepare(settings, accel, kernel=kernel, progress=progress)
     progress.step(f"booting {prepared.kernel.release} ({prepared.guest.accel}); "
                   f"running on the {'host-root' if host else 'busybox'} side: {' '.join(argv)}")
     result = run_command(prepared, argv, host, timeout or settings.qemu.boot_timeout,

@@ -350,6 +350,11 @@ def fetch_tarball(settings: Settings, tarball: Path, runner: Runner = default_ru
                         runner, progress)
 
 
+def user_tree_id(repo: Path) -> str:
+    """The id of the worktree watchbench keeps for the checkout at ``repo`` (resolved)."""
+    return f"user-{_safe(repo.name)}-{hashlib.sha1(str(repo).encode()).hexdigest()[:8]}"
+
+
 def fetch_user(settings: Settings, repo: Path, base: str, runner: Runner = default_runner,
                wait: bool = True) -> Tree:
     """A worktree of the user's git checkout at ``base``; their checkout is never touched.
@@ -364,7 +369,7 @@ def fetch_user(settings: Settings, repo: Path, base: str, runner: Runner = defau
                          hint="use a tag, branch or commit id that `git rev-parse` knows there")
     if not (repo / "Kconfig").exists():
         raise InputError(f"{repo} does not look like a kernel tree (no top-level Kconfig)")
-    tree_id = f"user-{_safe(repo.name)}-{hashlib.sha1(str(repo).encode()).hexdigest()[:8]}"
+    tree_id = user_tree_id(repo)
     with _creating(settings, tree_id, Silent()):  # two commands adding the worktree at once
         return _fetch_user(settings, repo, user, base, commit, tree_id, runner, wait)
 
