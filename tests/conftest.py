@@ -54,7 +54,11 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | 
     """``--dist loadgroup``: the tests go to the workers by the tree they compose on,
     "side" or "debian" (below), each group whole to one worker, in collection order.
     (xdist's own loadgroup marks do not group under pytest 9, whose node ids they can
-    no longer suffix.)"""
+    no longer suffix.) ``--dist loadfile`` (pyproject's default, so the fast tier's): each
+    module whole to one worker, so that a module-scoped fixture (a report rendered, a flow
+    run, the programs compiled) is made once, the heaviest modules first (``FAST_HEAVY``)."""
+    if config.getvalue("dist") == "loadfile":
+        return _heavy_files_first(config, log)
     if config.getvalue("dist") != "loadgroup":
         return None
     from xdist.scheduler import LoadScopeScheduling
@@ -64,6 +68,34 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | 
             return tree_group(Path(nodeid.split("::", 1)[0]).stem)
 
     return ByTree(config, log)
+
+
+# The fast tier's modules that take longest (their tests' seconds summed, most first):
+# xdist hands out the modules with the most tests first, which would leave one of these,
+# with its few long tests, to run alone at the end.
+FAST_HEAVY = ("test_flows", "test_report", "test_interrupt_cli", "test_shard",
+              "test_report_questions", "test_profile_flow", "test_cache_gate",
+              "test_userspace_build", "test_journal", "test_kunit_parity", "test_standing",
+              "test_hostile_inputs", "test_install")
+
+
+def _heavy_files_first(config: pytest.Config, log: object) -> object:
+    from xdist.scheduler import LoadFileScheduling
+
+    class HeavyFirst(LoadFileScheduling):
+        ordered = False
+
+        def _assign_work_unit(self, node) -> None:
+            if not self.ordered:  # the work queue is whole from the first assignment on
+                self.ordered = True
+                weight = {module: index for index, module in enumerate(FAST_HEAVY)}
+                order = sorted(self.workqueue, key=lambda scope: weight.get(
+                    Path(scope).stem, len(FAST_HEAVY)))  # stable: then xdist's order
+                self.workqueue = type(self.workqueue)(
+                    (scope, self.workqueue[scope]) for scope in order)
+            super()._assign_work_unit(node)
+
+    return HeavyFirst(config, log)
 
 
 def tree_group(module: str) -> str:
@@ -274,8 +306,22 @@ def debian_source(test_settings):
     return fetch_debian(test_settings, progress=Silent())
 
 
+# What the check's debug kernel gets through --kconfig-add (settings kconfig_add): the
+# option's real proof, on a kernel built anyway (the check tests assert its release).
+DEBUG_KCONFIG_ADD = ('CONFIG_LOCALVERSION="-wbcheck"',)
+
+
 @pytest.fixture(scope="session")
-def debug_build(debian_source, test_settings) -> Iterator[Future]:
+def debug_settings(test_settings) -> Settings:
+    """The test settings of the check's debug kernel: an extra option, as --kconfig-add
+    gives one."""
+    from dataclasses import replace
+
+    return replace(test_settings, kconfig_add=DEBUG_KCONFIG_ADD)
+
+
+@pytest.fixture(scope="session")
+def debug_build(debian_source, debug_settings) -> Iterator[Future]:
     """The check's debug kernel (our bench series, the debug fragments), building in a
     thread at nice 19 on a worktree of its own, so it holds its own tree's lock, not the
     Debian tree's that the other tests compose on; the future's result is that worktree."""
@@ -287,11 +333,11 @@ def debug_build(debian_source, test_settings) -> Iterator[Future]:
         # nice 19 for this thread, so for the make it starts (Linux: niceness is a thread's;
         # the runner carries it to the make's session, whose autogroup would reset it)
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
-        tree = fetch_user(test_settings, debian_source.src, BASE_TAG)
-        composer = Composer(test_settings, tree, progress=Silent(), purpose="check")
+        tree = fetch_user(debug_settings, debian_source.src, BASE_TAG)
+        composer = Composer(debug_settings, tree, progress=Silent(), purpose="check")
         try:
-            composer.kernel(stack(test_settings),
-                            [*test_settings.fragments, *test_settings.check.fragments])
+            composer.kernel(stack(debug_settings),
+                            [*debug_settings.fragments, *debug_settings.check.fragments])
         finally:
             composer.restore()
         return tree
@@ -315,12 +361,12 @@ def _debug_builds_meanwhile(request: pytest.FixtureRequest) -> None:
 
 
 @pytest.fixture
-def debug_kernels(debug_build, test_settings):
+def debug_kernels(debug_build, debug_settings):
     """A composer on the debug kernel's worktree (built already, or being built)."""
     from watchbench.host.progress import Silent
     from watchbench.kernel.variant import Composer
 
-    return Composer(test_settings, debug_build.result(), progress=Silent(), purpose="check")
+    return Composer(debug_settings, debug_build.result(), progress=Silent(), purpose="check")
 
 
 @pytest.fixture(scope="session")

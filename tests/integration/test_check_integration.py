@@ -6,7 +6,8 @@ a known bug class is caught, named after its test and quoted.
 To keep CI short, the fixtures run the steps that catch them (``--only``) and the clean
 check one of keyutils' tests; the whole `inv check` on each of them is measured by
 bench/scripts/check_figures.py (README). The debug kernel is built on a worktree of its
-own while the gates boot (tests/conftest.py: ``debug_build``), with the reduced debug info
+own while the gates boot (tests/conftest.py: ``debug_build``, with an option added as
+--kconfig-add adds one: the option's real proof), with the reduced debug info
 that lets each finding's stack trace be decoded to file:line by the tree's own
 scripts/decode_stacktrace.sh (the decoder's seams: tests/unit/test_decode.py)."""
 
@@ -35,21 +36,21 @@ def options(tmp_path: Path, series: str = "", **kw) -> CheckOptions:
     return CheckOptions(series=series, accel="tcg", out=tmp_path / "reports", **kw)
 
 
-def test_a_clean_tree_passes_every_check_with_every_client(test_settings, debug_kernels,
+def test_a_clean_tree_passes_every_check_with_every_client(debug_settings, debug_kernels,
                                                            tmp_path):
     """Every step and every client, each of keyutils' tests proven by one of them (the
     default subset, in full: bench/scripts/check_figures.py) and the stress for 10 s."""
-    test_settings = replace(test_settings, check=replace(
-        test_settings.check, keyutils_tests=test_settings.check.keyutils_tests[:1]))
-    result = run_check(test_settings, options(tmp_path, stress_seconds=10), progress=Silent(),
+    debug_settings = replace(debug_settings, check=replace(
+        debug_settings.check, keyutils_tests=debug_settings.check.keyutils_tests[:1]))
+    result = run_check(debug_settings, options(tmp_path, stress_seconds=10), progress=Silent(),
                        kernels=debug_kernels)
     assert result.exit_code == EXIT_OK, "\n".join(f.line() for f in result.findings)
     assert [p.outcome for p in result.parts] == [Outcome.PASS] * 8  # nothing skipped
     counts = {p.name: len(p.report.cases) for p in result.parts}
     assert counts["conformance"] >= 40 and counts["faults"] == 7 and counts["stress"] == 10
-    assert counts["keyutils-tests"] == len(test_settings.check.keyutils_tests)
+    assert counts["keyutils-tests"] == len(debug_settings.check.keyutils_tests)
     record = json.loads(result.record.read_text())
-    assert record["accel"] == "tcg" and record["series_name"] == test_settings.bench_series
+    assert record["accel"] == "tcg" and record["series_name"] == debug_settings.bench_series
     # the debug fragment's options are in the booted kernel
     config = (result.kernel.dir / "config").read_text()
     for option in ("CONFIG_KASAN=y", "CONFIG_PROVE_LOCKING=y", "CONFIG_DEBUG_KMEMLEAK=y",
@@ -57,15 +58,21 @@ def test_a_clean_tree_passes_every_check_with_every_client(test_settings, debug_
                    "CONFIG_DEBUG_INFO=y", "CONFIG_DEBUG_INFO_REDUCED=y"):
         assert option in config
     assert result.kernel.vmlinux.is_file() and result.kernel.decode_script.is_file()
+    # --kconfig-add's option (settings kconfig_add) is in the kernel built and booted, and
+    # in the check's record
+    assert 'CONFIG_LOCALVERSION="-wbcheck"' in config
+    assert "-wbcheck" in result.kernel.release, result.kernel.release
+    assert record["kconfig_add"] == list(debug_settings.kconfig_add) == [
+        'CONFIG_LOCALVERSION="-wbcheck"']
 
 
 def test_the_filter_bound_bug_fails_ci_check_with_kasan_and_nothing_is_measured(
-        test_settings, debug_kernels, tmp_path, capsys):
+        debug_settings, debug_kernels, tmp_path, capsys):
     """CVE-2022-0995's class: KASAN on the out-of-bounds write, in the test that sets a
     filter of an unknown type; `ci --check` exits 4 before measuring anything."""
     series = str(PATCHES / "filter-oob")
     bench = FakeBench()  # would measure; must not be reached
-    code = gate(test_settings, CiOptions(series=series, out=tmp_path / "reports"),
+    code = gate(debug_settings, CiOptions(series=series, out=tmp_path / "reports"),
                 check=options(tmp_path, series, only=frozenset({"conformance"})),
                 check_seams={"kernels": debug_kernels}, bench=bench, progress=Silent())
     out = capsys.readouterr().out
@@ -81,9 +88,9 @@ def test_the_filter_bound_bug_fails_ci_check_with_kasan_and_nothing_is_measured(
                      finding["decoded"]), finding["decoded"][:2000]
 
 
-def test_posting_without_the_rcu_read_lock_is_caught_by_lockdep(test_settings, debug_kernels,
+def test_posting_without_the_rcu_read_lock_is_caught_by_lockdep(debug_settings, debug_kernels,
                                                                 tmp_path):
-    result = run_check(test_settings, options(tmp_path, str(PATCHES / "post-without-rcu"),
+    result = run_check(debug_settings, options(tmp_path, str(PATCHES / "post-without-rcu"),
                                               only=frozenset({"conformance"})),
                        progress=Silent(), kernels=debug_kernels)
     assert result.exit_code == EXIT_CORRECTNESS
@@ -95,8 +102,8 @@ def test_posting_without_the_rcu_read_lock_is_caught_by_lockdep(test_settings, d
         first.decoded[:2000]
 
 
-def test_a_leak_on_watch_removal_is_caught_by_kmemleak(test_settings, debug_kernels, tmp_path):
-    result = run_check(test_settings, options(tmp_path, str(PATCHES / "leak-on-removal"),
+def test_a_leak_on_watch_removal_is_caught_by_kmemleak(debug_settings, debug_kernels, tmp_path):
+    result = run_check(debug_settings, options(tmp_path, str(PATCHES / "leak-on-removal"),
                                               only=frozenset({"conformance", "kmemleak"})),
                        progress=Silent(), kernels=debug_kernels)
     assert result.exit_code == EXIT_CORRECTNESS
