@@ -85,9 +85,20 @@ def _num(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else str(value)
 
 
-def ruled(default: Any, rule: Rule) -> Any:
-    """A dataclass field with its ``Rule`` (checked by ``Settings.from_mapping``)."""
-    return field(default=default, metadata={"rule": rule})
+def ruled(default: Any, rule: Rule | None = None, *, option: str = "", example: str = "",
+          local: bool = False) -> Any:
+    """A dataclass field with its ``Rule`` (checked by ``Settings.from_mapping``).
+
+    ``option``: ``./wb ci`` takes it for one run as ``--NAME`` (a setting of ``ci`` or
+    ``decision``), with this help; the task's help, the option's parse and the flow's
+    option derive from this declaration (``ci_options``). ``example``: the value its
+    error hint shows (default: the default). ``local``: a runner may choose it for
+    itself (boots at once, what to explain), so the shards of one gate need not agree
+    on it (``flows.shard.DESIGN``)."""
+    meta: dict[str, Any] = {"rule": rule} if rule is not None else {}
+    if option:
+        meta.update(option=option, example=example or str(default))
+    return field(default=default, metadata={**meta, "local": local})
 
 
 ACCELS = ("kvm", "tcg", "icount")  # vm.qemu.Accel (a test keeps the two equal)
@@ -266,8 +277,10 @@ class Judgement:
     family-wise alpha, and the smallest between-boot spread believed (icount measured
     0.17 %)."""
 
-    threshold: float = ruled(0.05, Rule(0, 1, open_low=True, open_high=True))
-    alpha: float = ruled(0.01, Rule(0, 0.5, open_low=True))
+    threshold: float = ruled(0.05, Rule(0, 1, open_low=True, open_high=True),
+                             option="smallest change that counts, as a fraction")
+    alpha: float = ruled(0.01, Rule(0, 0.5, open_low=True),
+                         option="family-wise significance level")
     noise_floor: float = ruled(0.001, Rule(0, 1, open_high=True))
 
 
@@ -277,24 +290,33 @@ class CiSettings:
     ``round_step``, until every gated metric is decided, up to ``max_rounds`` or
     ``budget_s`` seconds of boots (alpha is spent across the looks); or a fixed number."""
 
-    rounds: str = ruled("auto", Rule(2, words=("auto",)))
+    rounds: str = ruled("auto", Rule(2, words=("auto",)),
+                        option="paired rounds per kernel: auto (until decided) or a number")
     min_rounds: int = ruled(4, AT_LEAST_2)
     round_step: int = ruled(2, AT_LEAST_1)
     max_rounds: int = ruled(12, AT_LEAST_2)
     budget_s: float = ruled(1200.0, POSITIVE)
-    accel: str = ruled("icount", Rule(choices=ACCELS))  # vm.qemu.Accel; icount: near-deterministic
+    accel: str = ruled("icount", Rule(choices=ACCELS),  # vm.qemu.Accel; icount: near-deterministic
+                       option="icount (near-deterministic) | tcg | kvm")
     # flows.explain.Explain: which metrics to say where they moved
-    profile: str = ruled("changed", Rule(choices=("changed", "all", "none")))
-    suite: str = "ci"
+    profile: str = ruled("changed", Rule(choices=("changed", "all", "none")), local=True,
+                         option="say where moved metrics' instructions went: changed | all "
+                                "| none")
+    suite: str = ruled("ci", option="benchmark suite")
     # Boots at once (0: the core count under icount, where figures count instructions and
     # not host time; always 1 under tcg and kvm, whose timings move with host load).
-    jobs: int = ruled(0, AT_LEAST_0)
+    jobs: int = ruled(0, AT_LEAST_0, local=True,
+                      option="boots at once: 0 = the core count under icount; always 1 "
+                             "under tcg/kvm")
     # on: every gate boot is profiled with the cache model (icount only) and each profiled
     # case gains a gated metric, est_cycles_per_op, a model, not a measurement
     # (docs/cache-model.md); auto: on under icount, off under tcg and kvm (which time the
     # real caches); off: instructions alone. auto by default: an A/A of 8 boots gave the
     # same estimate on every boot, so it is no noisier than instructions.
-    cache_model: str = ruled("auto", Rule(choices=GATE_CACHE_MODELS))
+    cache_model: str = ruled("auto", Rule(choices=GATE_CACHE_MODELS), example="off",
+                             option="auto, on or off: every boot also simulates caches and "
+                                    "each profiled case's est_cycles_per_op (a model) is "
+                                    "gated too; auto: on under icount, off under tcg/kvm")
 
 
 @dataclass
@@ -550,15 +572,43 @@ def _list_fields() -> list[str]:
     return out
 
 
-def rule_of(key: str) -> Rule:
-    """The ``Rule`` of a dotted setting (``decision.threshold``), for the options that
-    stand for it."""
+def _declared(key: str) -> tuple[Any, str]:
+    """The dataclass a dotted setting (``decision.threshold``) is a field of, and its name."""
     cls: Any = Settings
     *sections, name = key.split(".")
     for section in sections:
         cls = get_type_hints(cls)[section]
-    found = {f.name: f for f in dataclasses.fields(cls)}[name]
-    return found.metadata["rule"]
+    return cls, name
+
+
+def field_of(key: str) -> dataclasses.Field[Any]:
+    """The declaration of a dotted setting: its default, rule and option."""
+    cls, name = _declared(key)
+    return {f.name: f for f in dataclasses.fields(cls)}[name]
+
+
+def rule_of(key: str) -> Rule:
+    """The ``Rule`` of a dotted setting (``decision.threshold``), for the options that
+    stand for it."""
+    return field_of(key).metadata["rule"]
+
+
+def type_of(key: str) -> Any:
+    """A dotted setting's type (``int`` for ``ci.jobs``)."""
+    cls, name = _declared(key)
+    return get_type_hints(cls)[name]
+
+
+CI_SECTIONS = ("ci", "decision")  # the sections whose settings ./wb ci may take as options
+
+
+def ci_options() -> dict[str, str]:
+    """Option name -> dotted key of every setting ``./wb ci`` takes for one run (declared
+    with ``ruled(..., option=HELP)``), in declaration order: its task parameter, help,
+    parse and the flow's option all come from that one declaration."""
+    return {f.name: f"{section}.{f.name}" for section in CI_SECTIONS
+            for f in dataclasses.fields(get_type_hints(Settings)[section])
+            if f.metadata.get("option")}
 
 
 def default_of(key: str) -> Any:

@@ -76,7 +76,7 @@ def draw(model: Model, rng: np.random.Generator, metrics: int, rounds: int, repe
 
 def gate_arrays(values: np.ndarray, options: CiOptions) -> tuple[Verdict, int]:
     """The gate's sequential design on arrays; the answer and the rounds used."""
-    looks = options.looks()
+    looks, judged = options.looks(), options.judgement
     metrics = values.shape[2]
     boot_logs = np.median(np.log(values), axis=3)  # [side, round, metric]
     locked: dict[int, Verdict] = {}
@@ -86,8 +86,8 @@ def gate_arrays(values: np.ndarray, options: CiOptions) -> tuple[Verdict, int]:
             if j in locked:
                 continue
             d = decide(boot_logs[0, :n, j], boot_logs[1, :n, j], direction="lower",
-                       threshold=options.threshold, level=level, alpha=options.alpha,
-                       noise_floor=options.noise_floor)
+                       threshold=judged.threshold, level=level, alpha=judged.alpha,
+                       noise_floor=judged.noise_floor)
             if d.verdict.decided:
                 locked[j] = d.verdict
         verdicts = [locked.get(j, Verdict.UNDECIDED) for j in range(metrics)]
@@ -120,8 +120,7 @@ def gate_frames(values: np.ndarray, options: CiOptions) -> Verdict:
     for k, n in enumerate(looks.rounds):
         part = df[df["ci_round"] < n]
         look = compare_frames(part, [f"a{r}" for r in range(n)], [f"b{r}" for r in range(n)],
-                              threshold=options.threshold, alpha=options.alpha,
-                              spend=looks.spend(k), noise_floor=options.noise_floor)
+                              judgement=options.judgement, spend=looks.spend(k))
         decisions = lock_decisions(decisions, look, n)
         answer = gate_exit(decisions)
         if (decisions["verdict"] != Verdict.UNDECIDED).all() or answer is Verdict.REGRESSED:
@@ -142,8 +141,8 @@ def main() -> None:
     args = parser.parse_args()
     options = CiOptions(series="")
     print(f"{args.trials} trials per cell, {args.metrics} gated metrics, {args.repeats} "
-          f"repeats per boot, rho {args.rho}; threshold {options.threshold:.0%}, alpha "
-          f"{options.alpha:g}, looks at {', '.join(map(str, options.looks().rounds))} rounds")
+          f"repeats per boot, rho {args.rho}; threshold {options.judgement.threshold:.0%}, "
+          f"alpha {options.judgement.alpha:g}, looks at {', '.join(map(str, options.looks().rounds))} rounds")
     head = (f"{'model':15} {'boot/within':>12} {'A/A exit 1':>10} {'A/A exit 3':>10} "
             f"{'effect':>6} {'power':>6} {'rounds':>7}")
     print(head)

@@ -12,6 +12,7 @@ import pytest
 from tests.boots import boots_frame, fail_case, runs
 from watchbench.flows.ci import CiOptions, Measurement, lock_decisions, measure_until_decided
 from watchbench.host.progress import Progress
+from watchbench.settings import Judgement
 from watchbench.stats.compare import compare_frames, gate_exit
 from watchbench.stats.decision import Looks, Verdict, decide
 
@@ -113,7 +114,7 @@ def _ab(candidate: dict | None = None, **kw: object) -> pd.DataFrame:
 
 def test_only_primary_metrics_are_gated_and_the_family_sets_the_level():
     df = _ab(boot_cv=0.001)
-    out = compare_frames(df, runs(df, "a"), runs(df, "b"), alpha=0.01)
+    out = compare_frames(df, runs(df, "a"), runs(df, "b"), judgement=Judgement(alpha=0.01))
     gated = dict(zip(out["metric"], out["gated"], strict=True))
     assert gated == {"ns_per_op": True, "ops_per_s": False, "ns_per_record": True}
     assert out.attrs["family"] == 2 and out["level"].iloc[0] == pytest.approx(0.005)

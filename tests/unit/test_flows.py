@@ -223,7 +223,7 @@ def test_options_take_the_configured_defaults_then_what_was_given(settings):
     settings.ci.max_rounds = 8
     settings = replace(settings, decision=Judgement(threshold=0.1))
     options = CiOptions.from_settings(settings, "x", accel="tcg", threshold=None)
-    assert (options.max_rounds, options.threshold, options.accel) == (8, 0.1, "tcg")
+    assert (options.max_rounds, options.judgement.threshold, options.accel) == (8, 0.1, "tcg")
     assert options.rounds is None and options.out == settings.reports_dir
 
 

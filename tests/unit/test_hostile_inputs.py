@@ -25,6 +25,7 @@ import pytest
 import tasks
 from watchbench import settings
 from watchbench.cli import report_uncaught
+from watchbench.cli.options import CI
 from watchbench.cli.program import WatchbenchProgram
 from watchbench.settings import PROJECT_ROOT
 
@@ -305,6 +306,9 @@ for ident, argv, needle in [
       for i, v in enumerate(KERNEL_ARGS)],
     *[(f"kconfig-add-{i}", [a for v in values for a in ("--kconfig-add", v)], "--kconfig-add")
       for i, values in enumerate(KCONFIG_ADDS)],
+    # every option that stands for a setting with a range or choices, one declared later too
+    *[(f"{name}-by-its-rule", [option.flag, "?"], f"{option.flag} '?'")
+      for name, option in CI.items() if option.rule.check is None],
 ]:
     case(f"ci-{ident}", ["ci", *argv], needle)
 for task_name in ("bench", "check", "all", "profile"):

@@ -10,7 +10,16 @@ from pathlib import Path
 from typing import Any
 
 from watchbench.errors import InputError
-from watchbench.settings import ACCELS, Rule, Settings, default_of, rule_of
+from watchbench.settings import (
+    ACCELS,
+    Rule,
+    Settings,
+    ci_options,
+    default_of,
+    field_of,
+    rule_of,
+    type_of,
+)
 from watchbench.suite.definition import Suite, load_suite
 
 NOUNS = {int: "a whole number", float: "a number"}
@@ -50,15 +59,19 @@ class Option:
         return value
 
 
-THRESHOLD = Option("--threshold", float, rule_of("decision.threshold"),
-                   "./wb ci --threshold 0.05", "decision.threshold")
-ALPHA = Option("--alpha", float, rule_of("decision.alpha"), "./wb ci --alpha 0.01",
-               "decision.alpha")
-CI_ROUNDS = Option("--rounds", int, rule_of("ci.rounds"), "./wb ci --rounds auto", "ci.rounds")
-CI_JOBS = Option("--jobs", int, rule_of("ci.jobs"), "./wb ci --jobs 0", "ci.jobs")
-CI_ACCEL = Option("--accel", str, rule_of("ci.accel"), "./wb ci --accel icount", "ci.accel")
-CI_CACHE_MODEL = Option("--cache-model", str, rule_of("ci.cache_model"),
-                        "./wb ci --cache-model off", "ci.cache_model")
+def ci_option(name: str, key: str) -> Option:
+    """``./wb ci --NAME`` from the setting it stands for (``settings.ci_options``): its
+    type, rule and example are the setting's declaration. A setting of text without a
+    rule (``ci.suite``) takes any text here; its use checks it."""
+    found, kind = field_of(key), type_of(key)
+    rule = found.metadata.get("rule", Rule(check=lambda _: ""))
+    flag = f"--{name.replace('_', '-')}"
+    return Option(flag, int if kind is str and rule.words else kind, rule,
+                  f"./wb ci {flag} {found.metadata['example']}", key)
+
+
+# ./wb ci's options that stand for a setting, by name (--rounds: a number, or auto).
+CI = {name: ci_option(name, key) for name, key in ci_options().items()}
 TOP = Option("--top", int, Rule(1), "./wb profile --top 5")
 STRESS_SECONDS = Option("--stress-seconds", int, rule_of("check.stress_seconds"),
                         "./wb check --stress-seconds 60", "check.stress_seconds")

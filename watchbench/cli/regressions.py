@@ -12,14 +12,9 @@ from typing import Any
 from watchbench.cli import command, infrastructure_failure, settings_of, split_list
 from watchbench.cli.correctness import options_of, report_check
 from watchbench.cli.options import (
-    ALPHA,
     BISECT_ACCEL,
     BISECT_ROUNDS,
-    CI_ACCEL,
-    CI_CACHE_MODEL,
-    CI_JOBS,
-    CI_ROUNDS,
-    THRESHOLD,
+    CI,
     benchmark_names,
     boot_options,
     out_dir,
@@ -128,21 +123,20 @@ def shard_gate(settings: Settings, options: CiOptions, shard: str, **seams: Any)
     return EXIT_OK
 
 
-# With --merge the shards say what was measured and how it is judged.
-NOT_WITH_MERGE = ("series", "rounds", "accel", "suite", "per_patch", "threshold", "alpha",
-                  "tree", "base", "jobs", "shard", "profile", "check", "kernel_args",
-                  "kconfig_add", "uncommitted", "cache_model")
+# What --merge takes besides the shards (with it, they say what was measured and how it
+# is judged: every other option is refused, a setting's too).
+WITH_MERGE = ("merge", "accept_undecided", "record", "out", "no_wait")
 
 
 @command
-def ci(c: Any, series: str = "", rounds: str | None = None, accel: str | None = None,
-       suite: str | None = None, per_patch: bool = False, threshold: str | None = None,
-       alpha: str | None = None, accept_undecided: bool = False, record: bool = False,
-       out: str | None = None, tree: str | None = None, base: str | None = None,
-       no_wait: bool = False, jobs: object = None, shard: str | None = None,
-       merge: list[str] | None = None, profile: str | None = None, check: bool = False,
-       kernel_args: str | None = None, kconfig_add: list[str] | None = None,
-       uncommitted: bool = False, cache_model: str | None = None) -> int:
+def ci(c: Any, series: str = "", per_patch: bool = False, accept_undecided: bool = False,
+       record: bool = False, out: str | None = None, tree: str | None = None,
+       base: str | None = None, no_wait: bool = False, shard: str | None = None,
+       merge: list[str] | None = None, check: bool = False, kernel_args: str | None = None,
+       kconfig_add: list[str] | None = None, uncommitted: bool = False,
+       **typed: str | None) -> int:
+    """``typed``: the options that stand for a setting (``options.CI``), as typed; None:
+    not given."""
     settings = settings_of(c)
     merging = merge is not None and merge != []
     dirs = [Path(d) for item in merge or [] for d in split_list(item)]
@@ -152,13 +146,11 @@ def ci(c: Any, series: str = "", rounds: str | None = None, accel: str | None = 
                          hint="e.g. ./wb ci --merge artifacts/ (the --out of the shards)")
     target = out_dir("--out", out)
     if dirs:
-        given = {"series": series, "rounds": rounds, "accel": accel, "suite": suite,
-                 "per_patch": per_patch, "threshold": threshold, "alpha": alpha,
-                 "tree": tree, "base": base, "jobs": jobs, "shard": shard, "profile": profile,
-                 "check": check, "kernel_args": kernel_args is not None,
-                 "kconfig_add": kconfig_add, "uncommitted": uncommitted,
-                 "cache_model": cache_model}
-        extra = [f"--{n.replace('_', '-')}" for n in NOT_WITH_MERGE if given[n]]
+        given = {"series": series, "per_patch": per_patch, "tree": tree, "base": base,
+                 "shard": shard, "check": check, "kernel_args": kernel_args is not None,
+                 "kconfig_add": kconfig_add, "uncommitted": uncommitted, **typed}
+        extra = [f"--{n.replace('_', '-')}" for n, value in given.items()
+                 if value and n not in WITH_MERGE]
         if extra:
             raise InputError(f"--merge takes what was measured and how it is judged from the "
                              f"shards; {', '.join(extra)} cannot be given with it",
@@ -180,24 +172,22 @@ def ci(c: Any, series: str = "", rounds: str | None = None, accel: str | None = 
     elif series:
         raise InputError(f"--series {series!r}: names no series",
                          hint="e.g. ./wb ci --series my-fix (leave it out for an A/A run)")
-    chosen_accel = CI_ACCEL.parse(accel)
-    suite_named(settings.project_root, settings.ci.suite if suite is None else suite)
-    chosen_threshold, chosen_alpha = THRESHOLD.parse(threshold), ALPHA.parse(alpha)
-    chosen_jobs, chosen_rounds = CI_JOBS.parse(jobs), CI_ROUNDS.parse(rounds)
-    explain = parse_explain(profile) if profile is not None else None
-    chosen_model = CI_CACHE_MODEL.parse(cache_model)
-    gate_cache_model(chosen_model or settings.ci.cache_model,  # the model needs icount
-                     chosen_accel or settings.ci.accel)
+    # each by its setting's rule; --profile says its choices itself (flows.explain)
+    chosen = {name: option.parse(typed.get(name)) if name != "profile" else typed.get(name)
+              for name, option in CI.items()}
+    suite_named(settings.project_root,
+                settings.ci.suite if chosen["suite"] is None else chosen["suite"])
+    if chosen["profile"] is not None:
+        parse_explain(chosen["profile"])
+    gate_cache_model(chosen["cache_model"] or settings.ci.cache_model,  # the model needs icount
+                     chosen["accel"] or settings.ci.accel)
     # last, once every option is good: where the kernel comes from (your checkout's
     # commits are written as a series then)
     place = gate_place(settings, tree=tree, base=base, series=series, uncommitted=uncommitted)
     options = CiOptions.from_settings(
-        settings, place.series, accel=chosen_accel, suite=suite, per_patch=per_patch,
-        threshold=chosen_threshold, alpha=chosen_alpha, accept_undecided=accept_undecided,
+        settings, place.series, per_patch=per_patch, accept_undecided=accept_undecided,
         record=record, wait=not no_wait, out=target, tree=place.tree, base=place.base,
-        jobs=chosen_jobs, profile=explain, cache_model=chosen_model)
-    if rounds is not None:
-        options.rounds = None if chosen_rounds == "auto" else chosen_rounds
+        **chosen)
     first = options_of(settings, place.series, out=str(options.out), tree=place.tree,
                        base=place.base, no_wait=no_wait) if check else None
     place.say()

@@ -41,13 +41,11 @@ def report(c: Any, runs: str | None, baseline: str | None, candidate: str | None
     for bad in df.attrs.get("bad_files", []):
         print(f"skipped bad result file: {bad}", file=sys.stderr)
     both = bool(a and b)
-    judged = settings.decision
     target = target_dir or settings.reports_dir
     progress.step(f"{df['run_id'].nunique()} runs, {len(df):,} rows: writing {target}")
     print(write_report(df, target,
                        baseline=a if both else None, candidate=b if both else None,
-                       threshold=judged.threshold, alpha=judged.alpha,
-                       noise_floor=judged.noise_floor))
+                       judgement=settings.decision))
 
 
 @command
@@ -58,9 +56,7 @@ def compare(c: Any, a: str, b: str, markdown: str | None, skip_bad: bool,
     b_ids = non_empty("B", split_list(b), "./wb compare RUN_A RUN_B")
     target = out_file("--markdown", markdown)
     df = load_runs(settings.runs_dir, run_ids=[*a_ids, *b_ids], skip_bad=skip_bad)
-    judged = settings.decision
-    table = compare_frames(df, a_ids, b_ids, threshold=judged.threshold, alpha=judged.alpha,
-                           noise_floor=judged.noise_floor)
+    table = compare_frames(df, a_ids, b_ids, judgement=settings.decision)
     if target:
         target.write_text(compare_markdown(table))
     print(compare_table(table, color=sys.stdout.isatty(), show_unchanged=show_unchanged))

@@ -1,9 +1,10 @@
 """docs/settings.md, generated from the declarations in ``watchbench/settings.py``.
 
 Each setting's type and default come from its dataclass field, its range from its ``Rule``,
-its meaning from the comments beside it (and its section from the class docstring), its
-environment variable from ``env_name``, and the ``./wb`` options that override it for one
-run from ``cli/options.py`` (an ``Option`` with a ``setting``) and from the task help in
+its meaning from the comments beside it (else its ``option`` help; its section from the
+class docstring), its environment variable from ``env_name``, and the ``./wb`` options that
+override it for one run from ``cli/options.py`` (an ``Option`` with a ``setting``, also in
+a dict such as ``options.CI``) and from the task help in
 ``watchbench/cli/tasks.py`` that says ``default: settings KEY``. Regenerate with ``REGENERATE``;
 ``tests/unit/test_settings_doc.py`` fails when the page drifts.
 """
@@ -110,7 +111,7 @@ def _section(title: str, prefix: str, cls: type, fields: list[dataclasses.Field[
         short = key.removeprefix("watchbench.")
         kind = _hint(cls, f)
         out += [f"### `{short}`", ""]
-        meaning = notes.get((cls.__name__, f.name), "")
+        meaning = notes.get((cls.__name__, f.name), "") or f.metadata.get("option", "")
         out += [_wrap(meaning) if meaning else
                 "See the section above (no comment of its own in settings.py).", ""]
         rule = f.metadata.get("rule")
@@ -242,7 +243,9 @@ def _flags(tasks_source: str) -> dict[str, list[str]]:
     """Setting key -> the `./wb TASK --FLAG` options that override it for one run."""
     keys = set(_keys())
     found: dict[str, set[str]] = {}
-    for option in vars(options).values():
+    named = [o for v in vars(options).values()
+             for o in (v.values() if isinstance(v, dict) else [v])]  # options.CI too
+    for option in named:
         if isinstance(option, options.Option) and option.setting:
             task = option.example.split()[1]
             found.setdefault(option.setting, set()).add(f"./wb {task} {option.flag}")

@@ -13,12 +13,13 @@ from __future__ import annotations
 import importlib
 import shlex
 import sys
+from inspect import Parameter, Signature
 from types import ModuleType
 
 from invoke import Collection, Task, task
 
 from watchbench.cli import check_help, install_excepthook
-from watchbench.settings import Settings
+from watchbench.settings import Settings, ci_options, field_of
 
 
 class _Lazy(ModuleType):
@@ -151,10 +152,10 @@ def settings(c):
 def status(c):
     """The active tree: base, series, configuration, dirty state.
 
-    Which tree is active, its base, the applied series, the configuration and
     Inside your kernel checkout: the checkout first (branch, HEAD, its
     uncommitted files), then the worktree watchbench builds it in.
 
+    Which tree is active, its base, the applied series, the configuration and
     whether the work tree is dirty; also a command interrupted on the tree
     (the next command that takes the tree puts it back).
 
@@ -397,10 +398,10 @@ def run(c, host=False, accel=None, timeout=None, kernel_args=None, kconfig_add=N
         uncommitted=False):
     """Boot the built kernel and run the command after --.
 
-    Streams its output and exits with its code. The command runs in the
     Inside your kernel checkout, the kernel is HEAD's (built first if
     needed, as ./wb build builds it).
 
+    Streams its output and exits with its code. The command runs in the
     busybox guest, or with --host on the host side of the guest, which then
     sees the host's whole / read-only (docs/security.md).
 
@@ -655,16 +656,30 @@ def gc(c, delete=False, keep_runs=None, keep_kernels=None, keep_builds=None, kee
            keep_builds=keep_builds, keep_boots=keep_boots, older_than=older_than)
 
 
+# ci's options in the order invoke gives out short flags (-s --series, -r --rounds, -a
+# --accel...), each with its default; None for one that stands for a setting (not given:
+# the setting's value). A setting declared later with ruled(..., option=HELP) needs no
+# line here: it comes last (settings.ci_options), without a short flag.
+CI_PARAMETERS = {"series": "", "rounds": None, "accel": None, "suite": None, "per_patch": False,
+                 "threshold": None, "alpha": None, "accept_undecided": False, "record": False,
+                 "out": None, "tree": None, "base": None, "no_wait": False, "jobs": None,
+                 "shard": None, "merge": None, "profile": None, "check": False,
+                 "trusted": False, "kernel_args": None, "kconfig_add": None,
+                 "uncommitted": False, "cache_model": None}
+
+
+def _ci_parameters(body):
+    """``body(c, **given)`` with ci's parameters as invoke reads them (inspect.signature
+    honours ``__signature__``): CI_PARAMETERS, then every setting ci takes not among them."""
+    names = {**CI_PARAMETERS, **{name: None for name in ci_options()}}
+    body.__signature__ = Signature([Parameter(name, Parameter.POSITIONAL_OR_KEYWORD,
+                                              **({} if name == "c" else {"default": default}))
+                                    for name, default in {"c": None, **names}.items()])
+    return body
+
+
 @task(help={"series": "series to gate, comma-separated (empty: an A/A run of the baseline)",
-            "rounds": "paired rounds per kernel: auto (until decided) or a number "
-                      "(default: settings ci.rounds, 0 = auto)",
-            "accel": "icount (near-deterministic) | tcg | kvm (default: settings ci.accel)",
-            "suite": "benchmark suite (default: settings ci.suite)",
             "per_patch": "also measure after each patch",
-            "profile": "say where moved metrics' instructions went: changed | all | none "
-                       "(default: settings ci.profile)",
-            "threshold": "smallest change that counts, as a fraction (default: settings)",
-            "alpha": "family-wise significance level (default: settings)",
             "accept_undecided": "exit 0 instead of 3 when a gated metric stays undecided",
             "record": "append to the history",
             "out": "report directory (default: settings reports_dir)",
@@ -673,24 +688,18 @@ def gc(c, delete=False, keep_runs=None, keep_kernels=None, keep_builds=None, kee
                     "or --series: the commit the series applies to",
             "no_wait": "fail at once (exit 2) if another command is changing the kernel tree",
             "uncommitted": UNCOMMITTED,
-            "jobs": "boots at once (default: settings ci.jobs, 0 = the core count under "
-                    "icount; always 1 under tcg/kvm)",
             "shard": "I/N: boot only this shard's rounds into OUT/shard-I-of-N (no verdict)",
             "merge": "shard directories (or a directory holding them), comma-separated or "
                      "repeated: the verdict of the merged shards",
             "check": "first run `./wb check` on the candidate: a finding is exit 4 (its "
                      "infrastructure failing, 2), and nothing is measured",
             "trusted": TRUSTED, "kernel_args": KERNEL_ARGS, "kconfig_add": KCONFIG_ADD,
-            "cache_model": "auto, on or off: every boot also simulates caches and each "
-                           "profiled case's est_cycles_per_op (a model) is gated too; auto: "
-                           "on under icount, off under tcg/kvm (default: settings "
-                           "ci.cache_model)"},
+            # an option that stands for a setting: the setting's help and key
+            **{name: f"{field_of(key).metadata['option']} (default: settings {key})"
+               for name, key in ci_options().items()}},
       iterable=["merge", "kconfig_add"], klass=_Task)
-def ci(c, series="", rounds=None, accel=None, suite=None, per_patch=False, threshold=None,
-       alpha=None, accept_undecided=False, record=False, out=None, tree=None, base=None,
-       no_wait=False, jobs=None, shard=None, merge=None, profile=None, check=False,
-       trusted=False, kernel_args=None, kconfig_add=None, uncommitted=False,
-       cache_model=None):
+@_ci_parameters
+def ci(c, **given):
     """Gate a series or your branch: is the kernel slower with it?
 
     Builds the baseline (base + bench series) and the candidate (+ SERIES;
@@ -716,14 +725,8 @@ def ci(c, series="", rounds=None, accel=None, suite=None, per_patch=False, thres
       ./wb ci --base v6.12 --per-patch    # in your kernel checkout
       ./wb ci --series my-fix --per-patch
     """
-    _trust(c, trusted)
-    regressions.ci(c, series=series, rounds=rounds, accel=accel, suite=suite,
-                   per_patch=per_patch, threshold=threshold, alpha=alpha,
-                   accept_undecided=accept_undecided, record=record, out=out, tree=tree,
-                   base=base, no_wait=no_wait, jobs=jobs,
-                   shard=shard, merge=merge, profile=profile, check=check,
-                   kernel_args=kernel_args, kconfig_add=kconfig_add, uncommitted=uncommitted,
-                   cache_model=cache_model)
+    _trust(c, given.pop("trusted"))
+    regressions.ci(c, **given)
 
 
 @task(name="check",

@@ -16,7 +16,7 @@ import secrets
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 import pandas as pd
@@ -34,7 +34,7 @@ from watchbench.report.junit import write_junit
 from watchbench.results import history
 from watchbench.results.schema import MATCH_KEYS, Role
 from watchbench.results.store import load_runs
-from watchbench.settings import CiSettings, Judgement, Settings
+from watchbench.settings import JUDGEMENT, CiSettings, Judgement, Settings
 from watchbench.stats.compare import compare_frames, gate_exit
 from watchbench.stats.decision import Looks, Verdict
 from watchbench.stats.perpatch import per_patch_steps
@@ -45,6 +45,7 @@ from watchbench.vm.qemu import Accel
 EXIT_OK, EXIT_REGRESSED, EXIT_INFRA, EXIT_UNDECIDED = 0, 1, 2, 3
 EXIT_CODES = {Verdict.UNCHANGED: EXIT_OK, Verdict.REGRESSED: EXIT_REGRESSED,
               Verdict.FAILED: EXIT_REGRESSED, Verdict.UNDECIDED: EXIT_UNDECIDED}
+JUDGED = tuple(f.name for f in fields(Judgement))  # the judgement's parts, as options name them
 
 # One boot of a kernel with a suite, stored as a run directory (``suite.run.run_bench``).
 BenchFn = Callable[..., Path]
@@ -60,27 +61,26 @@ def parse_rounds(text: object, where: str) -> int | None:
     return int(text)
 
 
-@dataclass
-class CiOptions:
-    """``rounds`` None is ``--rounds auto``: looks after ``min_rounds``, then every
-    ``round_step`` rounds up to ``max_rounds`` or ``budget_s`` seconds of boots.
-    The defaults are those of ``settings.CiSettings`` and ``settings.Judgement``;
-    ``from_settings`` takes a user's configured ones."""
+@dataclass(kw_only=True)
+class CiOptions(CiSettings):
+    """One gate's options. Its settings are ``settings.CiSettings``'s fields, declared
+    there once with their defaults and rules (a new one is a field here too), and the
+    judgement is one ``settings.Judgement``; ``from_settings`` takes a user's configured
+    ones and the options given. Three are read into what the flow uses (``__post_init__``:
+    a shard record or a test may give them as the settings hold them): ``rounds`` None is
+    ``--rounds auto`` (looks after ``min_rounds``, then every ``round_step`` rounds up to
+    ``max_rounds`` or ``budget_s`` seconds of boots), ``profile`` an ``Explain``, and
+    ``cache_model`` settled against ``accel``."""
 
     series: str
-    rounds: int | None = None
-    min_rounds: int = CiSettings.min_rounds
-    round_step: int = CiSettings.round_step
-    max_rounds: int = CiSettings.max_rounds
-    budget_s: float = CiSettings.budget_s
-    accel: str = CiSettings.accel
-    suite: str = CiSettings.suite
-    jobs: int = CiSettings.jobs
+    rounds: int | None = None  # type: ignore[assignment]
+    profile: Explain = Explain(CiSettings.profile)  # type: ignore[assignment]
+    # on: every gate boot profiled with the cache model, its est_cycles_per_op gated;
+    # "auto" (settings ci.cache_model, the default from_settings gives) is settled here:
+    # on under icount, else off
+    cache_model: CacheModel = CacheModel.OFF  # type: ignore[assignment]
+    judgement: Judgement = JUDGEMENT  # threshold, alpha, noise floor: how a change is judged
     per_patch: bool = False
-    profile: Explain = Explain(CiSettings.profile)  # which moved metrics to explain
-    threshold: float = Judgement.threshold
-    alpha: float = Judgement.alpha
-    noise_floor: float = Judgement.noise_floor
     accept_undecided: bool = False
     wait: bool = True  # for a kernel tree another command is changing (False: fail at once)
     record: bool = False
@@ -88,37 +88,29 @@ class CiOptions:
     tree: str | None = None
     base: str | None = None
     tarball: str | None = None
-    # on: every gate boot profiled with the cache model, its est_cycles_per_op gated;
-    # "auto" (settings ci.cache_model) is settled here: on under icount, else off
-    cache_model: CacheModel = CacheModel.OFF
 
     def __post_init__(self) -> None:
+        if isinstance(self.rounds, str):
+            self.rounds = parse_rounds(self.rounds, "--rounds")
+        self.profile = parse_explain(self.profile)
         self.cache_model = gate_cache_model(str(self.cache_model), self.accel)
 
     @classmethod
     def from_settings(cls, settings: Settings, series: str, **given: object) -> CiOptions:
-        """The configured defaults (``settings.ci``, ``settings.decision``), then what was
-        given (None: not given)."""
-        ci, judged = settings.ci, settings.decision
-        options = cls(series=series, rounds=parse_rounds(ci.rounds, "setting watchbench.ci.rounds"),
-                      min_rounds=ci.min_rounds,
-                      round_step=ci.round_step, max_rounds=ci.max_rounds, budget_s=ci.budget_s,
-                      accel=ci.accel, suite=ci.suite, jobs=ci.jobs,
-                      profile=parse_explain(ci.profile), threshold=judged.threshold,
-                      alpha=judged.alpha, noise_floor=judged.noise_floor,
-                      out=settings.reports_dir)
-        for name, value in given.items():
-            if value is not None:
-                setattr(options, name, value)
-        mode = given.get("cache_model")
-        options.cache_model = gate_cache_model(str(ci.cache_model if mode is None else mode),
-                                               options.accel)
-        return options
+        """The configured settings (``settings.ci``, ``settings.decision``), then what was
+        given (None: not given): a setting by its name (``threshold`` into the judgement)
+        or any other option."""
+        chosen = {name: value for name, value in given.items() if value is not None}
+        judged = {name: chosen.pop(name) for name in JUDGED if name in chosen}
+        configured = {f.name: getattr(settings.ci, f.name) for f in fields(CiSettings)}
+        return cls(**{**configured, "series": series, "out": settings.reports_dir,
+                      "judgement": replace(settings.decision, **judged), **chosen})
 
     def looks(self) -> Looks:
+        alpha = self.judgement.alpha
         if self.rounds is not None:
-            return Looks.fixed(self.rounds, self.alpha)
-        return Looks.schedule(self.min_rounds, self.round_step, self.max_rounds, self.alpha)
+            return Looks.fixed(self.rounds, alpha)
+        return Looks.schedule(self.min_rounds, self.round_step, self.max_rounds, alpha)
 
 
 @dataclass
@@ -314,8 +306,7 @@ def measure_until_decided(m: Measurement) -> tuple[pd.DataFrame, pd.DataFrame, s
             m.run_round(total)
         df = m.frame()
         look = compare_frames(df, baseline.run_ids, candidate.run_ids,
-                              threshold=options.threshold, alpha=options.alpha,
-                              spend=looks.spend(k), noise_floor=options.noise_floor)
+                              judgement=options.judgement, spend=looks.spend(k))
         decisions = lock_decisions(decisions, look, m.rounds)
         decisions.attrs.update(looks=list(looks.rounds[:k + 1]), rounds=m.rounds,
                                look_spend=[looks.spend(i) for i in range(k + 1)])
@@ -415,8 +406,7 @@ def conclude(settings: Settings, options: CiOptions, m: Measurement, comparisons
                         for r in failing.itertuples()})
     per_patch = None
     if options.per_patch:
-        per_patch = per_patch_steps(df, threshold=options.threshold, alpha=options.alpha,
-                                    noise_floor=options.noise_floor)
+        per_patch = per_patch_steps(df, judgement=options.judgement)
     out = options.out
     hist = None
     if options.record:
@@ -429,8 +419,7 @@ def conclude(settings: Settings, options: CiOptions, m: Measurement, comparisons
         code = EXIT_OK
     line = verdict_line(answer, comparisons, options, m.rounds, code)
     report = write_report(df, out, baseline=baseline.run_ids, candidate=candidate.run_ids,
-                          threshold=options.threshold, alpha=options.alpha,
-                          noise_floor=options.noise_floor, history=hist,
+                          judgement=options.judgement, history=hist,
                           comparisons=comparisons, explanation=explanation, verdict=line,
                           profile_problem=problem)
     junit_path = write_junit(comparisons, out / "junit.xml", suite_name=f"watchbench {m.ci_id}",
@@ -476,6 +465,7 @@ def verdict_line(answer: Verdict, comparisons: pd.DataFrame, options: CiOptions,
     model = ", with the cache model's est_cycles_per_op (a model)" \
         if options.cache_model is CacheModel.ON else ""
     return (f"{words[answer]}{note} (exit {code}): {family} gated metrics ({tally}); "
-            f"threshold {options.threshold:.0%}, family-wise alpha {options.alpha:g} "
+            f"threshold {options.judgement.threshold:.0%}, family-wise alpha "
+            f"{options.judgement.alpha:g} "
             f"(Bonferroni over the gated metrics and the looks), {rounds} paired rounds, "
             f"{options.accel}{model}")

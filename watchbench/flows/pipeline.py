@@ -51,8 +51,6 @@ def run_all(settings: Settings, series: str | None, fragments: list[str] | None,
     run_dir = run_bench(settings, suite, accel, label="all", kernel=kernel, runner=runner,
                         progress=progress)
     df = load_runs(settings.runs_dir, run_ids=[run_dir.name])
-    judged = settings.decision
-    report = write_report(df, settings.reports_dir, baseline=None,
-                          candidate=None, threshold=judged.threshold, alpha=judged.alpha,
-                          noise_floor=judged.noise_floor)
+    report = write_report(df, settings.reports_dir, baseline=None, candidate=None,
+                          judgement=settings.decision)
     return PipelineResult(selected, installed, kernel, run_dir, report)

@@ -20,12 +20,14 @@ import os
 import re
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
 from watchbench.errors import InputError, ResultsError
 from watchbench.flows.ci import (
+    JUDGED,
     BenchFn,
     CiOptions,
     CiResult,
@@ -45,7 +47,7 @@ from watchbench.host.runner import Runner, default_runner
 from watchbench.results import rundir
 from watchbench.results.schema import Role
 from watchbench.results.store import load_runs
-from watchbench.settings import Settings, rule_of
+from watchbench.settings import CiSettings, Judgement, Settings, field_of, rule_of
 from watchbench.suite.run import run_bench
 from watchbench.vm.qemu import Accel
 
@@ -61,9 +63,13 @@ COMMON = ("accel", "arch", "qemu_version", "qemu_argv_hash", "compiler", "initra
           "suite_hash", "kernel_args", "kconfig_add")
 HOST_BOUND = ("host", "cpu_model")
 PER_KERNEL = ("kernel_key", "tree_base", "series_hash", "dirty_hash", "config_hash")
-# The design: shards of one gate must have been asked for the same one.
-DESIGN = ("rounds", "min_rounds", "round_step", "max_rounds", "budget_s", "accel", "suite",
-          "per_patch", "threshold", "alpha", "noise_floor", "cache_model")
+# The design: shards of one gate must have been asked for the same one. Every ci setting
+# but those a runner may choose for itself (``ruled(..., local=True)``: jobs, profile),
+# whether the series is measured per patch, and the judgement.
+SETTING_OF = {**{f.name: f"ci.{f.name}" for f in fields(CiSettings)},
+              **{name: f"decision.{name}" for name in JUDGED}}  # design key -> its setting
+DESIGN = (*(f.name for f in fields(CiSettings) if not f.metadata.get("local")), "per_patch",
+          *JUDGED)
 # A design key later shards record and earlier ones lack: its value before it existed.
 DESIGN_SINCE = {"cache_model": "off"}
 
@@ -95,8 +101,12 @@ def variant_key(variant: Variant | dict[str, Any]) -> str:
 
 
 def design_of(options: CiOptions) -> dict[str, Any]:
-    return {name: str(value) if name == "cache_model" else value
-            for name, value in ((n, getattr(options, n)) for n in DESIGN)}
+    """The design as ``shard.json`` records it: plain values, the judgement's parts flat."""
+    judged = {name: getattr(options.judgement, name) for name in JUDGED}
+    values = {name: judged[name] if name in judged else getattr(options, name)
+              for name in DESIGN}
+    return {name: str(value) if isinstance(value, Enum) else value
+            for name, value in values.items()}
 
 
 @dataclass
@@ -246,11 +256,10 @@ def read_shard(directory: Path) -> dict[str, Any]:
 
 
 RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")  # a directory name, never a path
-# The design's numbers, checked by the rules of the settings they came from.
-DESIGN_RULES = {"min_rounds": "ci.min_rounds", "round_step": "ci.round_step",
-                "max_rounds": "ci.max_rounds", "budget_s": "ci.budget_s", "accel": "ci.accel",
-                "threshold": "decision.threshold", "alpha": "decision.alpha",
-                "noise_floor": "decision.noise_floor", "cache_model": "ci.cache_model"}
+# The design's values, checked by the rules of the settings they came from (rounds is
+# null for auto, or a number: checked on its own).
+DESIGN_RULES = {name: SETTING_OF[name] for name in DESIGN if name in SETTING_OF
+                and name != "rounds" and "rule" in field_of(SETTING_OF[name]).metadata}
 
 
 def _is_int(value: Any) -> bool:
@@ -417,7 +426,9 @@ def complete_rounds(shards: list[Shard]) -> list[dict[str, Any]]:
 
 def options_of(shard: dict[str, Any], **given: Any) -> CiOptions:
     """The gate's options as the shards were given them, then the merge's own (out...)."""
-    return CiOptions(series=shard["series"], **shard["design"], **given)
+    design = shard["design"]
+    return CiOptions(series=shard["series"], **{k: v for k, v in design.items() if k not in JUDGED},
+                     judgement=Judgement(**{name: design[name] for name in JUDGED}), **given)
 
 
 def run_merge(settings: Settings, paths: list[Path], out: Path, record: bool = False,

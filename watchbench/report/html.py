@@ -22,7 +22,7 @@ from watchbench.report.questions import Answer, focus, headlines
 from watchbench.report.tables import styled
 from watchbench.report.text import compare_markdown, fmt_value, markdown_table, short_params
 from watchbench.results.schema import KERNEL_IDENTITY, SERIES_KEYS
-from watchbench.settings import JUDGEMENT
+from watchbench.settings import JUDGEMENT, Judgement
 from watchbench.stats.compare import compare_frames, primary_flags
 from watchbench.stats.perpatch import per_patch_steps
 from watchbench.stats.profilediff import Explanation
@@ -63,9 +63,9 @@ def _case_labels(df: pd.DataFrame, short: dict[tuple, str]) -> pd.Series:
 
 
 def _benchmarks(df: pd.DataFrame, summary: pd.DataFrame, short: dict[tuple, str], *,
-                threshold: float, alpha: float, noise_floor: float) -> list[dict[str, Any]]:
+                judgement: Judgement) -> list[dict[str, Any]]:
     """Per benchmark: its case table and, per metric, distribution/history/patch plots
-    (the per-patch steps decided at ``threshold`` and family-wise ``alpha``)."""
+    (the per-patch steps decided by ``judgement``)."""
     # Figures for the primary (gated) metrics only: a derived metric (ops_per_s from
     # ns_per_op) would draw the same boots again; its figures are in the case tables.
     usable = (df["status"] == "ok") & df["value"].notna() & primary_flags(df)
@@ -76,8 +76,7 @@ def _benchmarks(df: pd.DataFrame, summary: pd.DataFrame, short: dict[tuple, str]
         primaries = set(ok["metric"].astype(str))
         patched = df.loc[df["patch_index"].notna(), [c for c in df.columns
                                                      if c in _STEP_COLUMNS]]
-        steps = per_patch_steps(patched, primaries, threshold=threshold, alpha=alpha,
-                                noise_floor=noise_floor)
+        steps = per_patch_steps(patched, primaries, judgement=judgement)
         steps = {key: part for key, part in steps.groupby(["benchmark", "metric"])}
     many_accels = df["accel"].nunique() > 1
     values = ok["value"].to_numpy(float)
@@ -191,9 +190,7 @@ def write_report(
     *,
     baseline: list[str] | None,
     candidate: list[str] | None,
-    threshold: float = JUDGEMENT.threshold,
-    alpha: float = JUDGEMENT.alpha,
-    noise_floor: float = JUDGEMENT.noise_floor,
+    judgement: Judgement = JUDGEMENT,
     history: pd.DataFrame | None = None,
     comparisons: pd.DataFrame | None = None,
     explanation: Explanation | None = None,
@@ -229,10 +226,9 @@ def write_report(
     ab = None
     if baseline is not None and candidate is not None:
         if comparisons is None:
-            comparisons = compare_frames(df, baseline, candidate, threshold=threshold,
-                                         alpha=alpha, noise_floor=noise_floor)
+            comparisons = compare_frames(df, baseline, candidate, judgement=judgement)
         ab = ab_section(comparisons, df, baseline=baseline, candidate=candidate,
-                        threshold=threshold, alpha=alpha)
+                        threshold=judgement.threshold, alpha=judgement.alpha)
     trend = None
     if history is not None and not history.empty:
         trend = sections.history_section(history)
@@ -256,10 +252,9 @@ def write_report(
         "common": common,
         "ab": ab,
         "history": trend,
-        "benchmarks": _benchmarks(df, summary, short, threshold=threshold, alpha=alpha,
-                                  noise_floor=noise_floor),
-        "threshold": ab["threshold"] if ab else threshold,
-        "alpha": ab["alpha"] if ab else alpha,
+        "benchmarks": _benchmarks(df, summary, short, judgement=judgement),
+        "threshold": ab["threshold"] if ab else judgement.threshold,
+        "alpha": ab["alpha"] if ab else judgement.alpha,
         "problems": sections.problems(df),
         "where": profile_section(explanation) if explanation is not None else None,
         "bad_files": bad_files,

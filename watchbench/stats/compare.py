@@ -16,7 +16,7 @@ import pandas as pd
 
 from watchbench.errors import ResultsError
 from watchbench.results.schema import LEGACY_PRIMARY, MATCH_KEYS, USER_ADDED
-from watchbench.settings import JUDGEMENT
+from watchbench.settings import JUDGEMENT, Judgement
 from watchbench.stats.decision import Verdict, decide, noise_figures
 
 
@@ -200,13 +200,12 @@ def compare_frames(
     baseline_run_ids: list[str],
     candidate_run_ids: list[str],
     *,
-    threshold: float = JUDGEMENT.threshold,
-    alpha: float = JUDGEMENT.alpha,
+    judgement: Judgement = JUDGEMENT,
     spend: float | None = None,
-    noise_floor: float = JUDGEMENT.noise_floor,
     boots: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """One decision row per benchmark/params/metric between two sets of boots.
+    """One decision row per benchmark/params/metric between two sets of boots, each
+    decided by ``judgement`` (threshold, family-wise alpha, noise floor).
 
     Each boot is one independent observation (``boot_table``); rounds are paired when the
     runs carry ``ci_round``. ``spend`` is the part of the family's ``alpha`` this look may
@@ -225,6 +224,7 @@ def compare_frames(
     for (side, *key), part in boots.groupby(["side", *MATCH_KEYS], sort=True):
         by_key.setdefault(tuple(key), {})[side] = part
     gated = {k for k, s in by_key.items() if "baseline" in s and bool(s["baseline"]["primary"].any())}
+    threshold, alpha, noise_floor = judgement.threshold, judgement.alpha, judgement.noise_floor
     family = max(len(gated), 1)
     spent = alpha if spend is None else spend
     level = spent / family

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from watchbench.results.schema import MATCH_KEYS, SERIES_KEYS
-from watchbench.settings import JUDGEMENT
+from watchbench.settings import JUDGEMENT, Judgement
 from watchbench.stats.compare import boot_table, compare_frames
 
 STEP_COLUMNS = [
@@ -42,10 +42,9 @@ def _keep(metrics: pd.Series, metric_filter: MetricFilter) -> pd.Series:
 
 
 def _versus(df: pd.DataFrame, a: list[str], b: list[str], spend: float,
-            boots: pd.DataFrame, **options: float) -> dict[tuple, dict]:
+            boots: pd.DataFrame, judgement: Judgement) -> dict[tuple, dict]:
     """Per benchmark/params/metric: the decision row of runs ``b`` against runs ``a``."""
-    out = compare_frames(df, a, b, spend=spend, boots=boots,  # type: ignore[arg-type]
-                         **options)
+    out = compare_frames(df, a, b, judgement=judgement, spend=spend, boots=boots)
     return {tuple(r[k] for k in ("benchmark", "params", "metric")): r
             for r in out.to_dict("records")}
 
@@ -54,9 +53,7 @@ def per_patch_steps(
     df: pd.DataFrame,
     metric_filter: MetricFilter = None,
     *,
-    threshold: float = JUDGEMENT.threshold,
-    alpha: float = JUDGEMENT.alpha,
-    noise_floor: float = JUDGEMENT.noise_floor,
+    judgement: Judgement = JUDGEMENT,
 ) -> pd.DataFrame:
     """Per benchmark/params/metric/accel and patch index: typical value, step and total.
 
@@ -76,18 +73,17 @@ def per_patch_steps(
                 .astype("string").fillna("").to_dict())
     indices = sorted(runs)
     steps = max(len(indices) - 1, 1)
-    options = {"threshold": threshold, "alpha": alpha, "noise_floor": noise_floor}
     every = boot_table(df, {"all": sorted({r for ids in runs.values() for r in ids})})
     rows = []
     for pos, index in enumerate(indices):
         prev = indices[pos - 1] if pos else None
-        spend = alpha / steps
-        step = _versus(df, runs[prev], runs[index], spend, every, **options) \
+        spend = judgement.alpha / steps
+        step = _versus(df, runs[prev], runs[index], spend, every, judgement) \
             if prev is not None else {}
         if prev == 0:
             base = step  # the first patch's step is its change against the baseline
         else:
-            base = _versus(df, runs[0], runs[index], spend, every, **options) \
+            base = _versus(df, runs[0], runs[index], spend, every, judgement) \
                 if 0 in runs and index else {}
         boots = boot_table(df, {"own": runs[index]}, boots=every)
         for key, part in boots.groupby(SERIES_KEYS, sort=True):
@@ -110,7 +106,7 @@ def per_patch_steps(
     out = pd.DataFrame(rows, columns=STEP_COLUMNS).sort_values(
         [*MATCH_KEYS, "patch_index"], kind="stable").reset_index(drop=True)
     out["prev_index"] = out["prev_index"].astype("Int64")
-    out.attrs.update(threshold=threshold, alpha=alpha, steps=steps)
+    out.attrs.update(threshold=judgement.threshold, alpha=judgement.alpha, steps=steps)
     return out
 
 
