@@ -659,7 +659,7 @@ def gc(c, delete=False, keep_runs=None, keep_kernels=None, keep_builds=None, kee
 # ci's options in the order invoke gives out short flags (-s --series, -r --rounds, -a
 # --accel...), each with its default; None for one that stands for a setting (not given:
 # the setting's value). A setting declared later with ruled(..., option=HELP) needs no
-# line here: it comes last (settings.ci_options), without a short flag.
+# line here: it comes last (settings.ci_options), so the short flags above stay as they are.
 CI_PARAMETERS = {"series": "", "rounds": None, "accel": None, "suite": None, "per_patch": False,
                  "threshold": None, "alpha": None, "accept_undecided": False, "record": False,
                  "out": None, "tree": None, "base": None, "no_wait": False, "jobs": None,
