@@ -4,9 +4,10 @@ with no other step. `wb ci --base` gates the branch's two commits under icount, 
 at once, per commit: the slow commit is exit 1, named as patch 2, and explained per
 function. A series that adds a cache miss per post and few instructions, gated on the
 same base with the default settings, is exit 1 on the cache model's estimate alone, its
-misses named in __post_watch_notification (issue 32). One more commit on the branch, and `wb bisect` names the slow one in the middle:
-our bench series goes on every step, so the in-kernel benchmark is what is bisected. The
-clone's HEAD, branch, index, status and stash are the same after each command.
+misses named in __post_watch_notification (issue 32). One more commit on the branch,
+and `wb bisect` names the slow one in the middle: our bench series goes on every step,
+so the in-kernel benchmark is what is bisected. The clone's HEAD, branch, index, status
+and stash are the same after each command.
 
 The clone is ``side_clone`` and the worktree wb composes in is ``side_tree`` (its id is
 the clone's path): they share the bench kernel's build directory, so each variant builds
