@@ -434,15 +434,19 @@ def explain(settings: Settings, options: CiOptions, m: Measurement,
     """Profile the ends (every variant with --per-patch) for the metrics to explain. The
     verdict stands whatever happens here; a profile that fails is said, not hidden."""
     moved = to_explain(comparisons, options.profile)
-    chain = m.variants if options.per_patch else [m.variants[0], m.variants[-1]]
-    kernels = [(v.patch_index, v.patch_subject, v.kernel) for v in chain if v.kernel is not None]
+    chain = [v for v in (m.variants if options.per_patch else [m.variants[0], m.variants[-1]])
+             if v.kernel is not None]
+    kernels = [(v.patch_index, v.patch_subject, v.kernel) for v in chain]
     if moved.empty or len(kernels) < 2:
         return None, ""
+    profiled = None
     if options.cache_model is CacheModel.ON:  # the misses per symbol beside the instructions
         settings = modelled(settings)
+        # every gate boot was profiled so: each kernel's last one is read, not booted again
+        profiled = [settings.runs_dir / v.run_ids[-1] if v.run_ids else None for v in chain]
     try:
         return explain_gate(settings, options.suite, kernels, moved, m.bench, m.runner,
-                            m.progress), ""
+                            m.progress, profiled), ""
     except WatchbenchError as exc:
         m.progress.step(f"profile failed: {str(exc).splitlines()[0]}")
         return None, f"The profile could not be taken: {exc}"

@@ -4,7 +4,9 @@ After the verdict, the baseline and the candidate (and, with ``--per-patch``, ev
 prefix of the series) are booted once more, under icount with the instruction-count
 plugin, running only the benchmarks whose metrics moved (``--profile changed``, the
 default), all of them (``all``) or none (``none``). One profiled boot per kernel is
-enough: the counts are exact, so there is nothing to average.
+enough: the counts are exact, so there is nothing to average. When the gate's own boots
+were profiled (the cache model on, the default under icount), the last of each kernel's
+is read instead: no boot more.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from watchbench.errors import InputError
 from watchbench.host.progress import Progress
 from watchbench.host.runner import Runner
 from watchbench.kernel.build import Kernel
-from watchbench.results.profile import read_profile
+from watchbench.results.profile import PROFILE_FILE, read_profile
 from watchbench.settings import Settings
 from watchbench.stats.decision import Verdict
 from watchbench.stats.profilediff import Explanation, Step, profile_diff
@@ -57,14 +59,24 @@ ProfileBoot = Callable[..., Path]
 
 def explain_gate(settings: Settings, suite: str, kernels: list[tuple[int, str, Kernel]],
                  moved: pd.DataFrame, bench: ProfileBoot, runner: Runner,
-                 progress: Progress) -> Explanation | None:
+                 progress: Progress, profiled: list[Path | None] | None = None
+                 ) -> Explanation | None:
     """Profile ``kernels`` ((patch index, subject, kernel), baseline first, candidate
-    last) on the benchmarks of ``moved``; the diff of the ends and of each step."""
+    last) on the benchmarks of ``moved``; the diff of the ends and of each step.
+    ``profiled``: per kernel, a gate boot already profiled the same way (the cache model
+    on: every gate boot is), read instead of booting again; the counts are exact, so a
+    boot more would give the same."""
     if moved.empty:
         return None
     only = frozenset(moved["benchmark"])
     tables, run_dirs = [], []
-    for index, _, kernel in kernels:
+    for position, (index, _, kernel) in enumerate(kernels):
+        done = profiled[position] if profiled else None
+        if done is not None and (done / PROFILE_FILE).is_file():
+            table = read_profile(done)
+            tables.append(table[table["benchmark"].isin(only)].reset_index(drop=True))
+            run_dirs.append(done)
+            continue
         progress.step(f"profile {index} of {len(kernels) - 1} patches: {', '.join(sorted(only))}")
         run_dir = bench(settings, suite, Accel.ICOUNT, label="profile", kernel=kernel,
                         runner=runner, progress=progress, profile=True, only=only,
