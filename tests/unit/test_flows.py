@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import xml.etree.ElementTree as ET
 from dataclasses import replace
 from pathlib import Path
@@ -244,11 +245,12 @@ def test_classify_says_when_it_took_the_nearer_side():
     assert (verdict, sure) == ("bad", False)
 
 
-@pytest.fixture
-def history_tree(settings, tmp_path) -> tuple[Tree, list[str]]:
-    """A git repository of eight commits, made the active tree."""
-    src = tmp_path / "tree" / "src"
-    src.mkdir(parents=True)
+@pytest.fixture(scope="module")
+def eight_commits(tmp_path_factory) -> tuple[Path, list[str]]:
+    """A git repository of eight commits, made once for the module (``history_tree``
+    copies it): its directory and its commits."""
+    src = tmp_path_factory.mktemp("history") / "src"
+    src.mkdir()
     git = Git(src)
     git("init", "-q")
     git("config", "user.email", "t@example.org")
@@ -259,6 +261,15 @@ def history_tree(settings, tmp_path) -> tuple[Tree, list[str]]:
         git("add", "file")
         git("commit", "-q", "-m", f"commit {i}")
         commits.append(git.head())
+    return src, commits
+
+
+@pytest.fixture
+def history_tree(settings, tmp_path, eight_commits) -> tuple[Tree, list[str]]:
+    """A git repository of eight commits (a copy of ``eight_commits``), made the active
+    tree."""
+    src, commits = tmp_path / "tree" / "src", eight_commits[1]
+    shutil.copytree(eight_commits[0], src, symlinks=True)
     tree = Tree("user-test", src.parent, TreeKind.USER, str(src), commits[0], "commit 0")
     tree.save()
     set_active(settings, tree)
