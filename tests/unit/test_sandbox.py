@@ -39,6 +39,35 @@ def test_golden_argv():
         "--", "make", "-C", "/c/trees/t/src"]
 
 
+@pytest.mark.skipif(not Path("/proc/self/autogroup").exists(), reason="no autogroups")
+def test_a_niced_build_yields_inside_the_sandbox_too():
+    """bwrap's --new-session starts an autogroup of niceness 0, where a nice-19 build
+    would take half the CPU from the work it yields to: the sandboxed command's autogroup
+    gets the caller's niceness (a real bwrap, from a nice-19 thread)."""
+    import os
+    import shutil
+    import threading
+
+    from watchbench.host.runner import Runner
+
+    if shutil.which("bwrap") is None:
+        pytest.skip("no bwrap")
+    seen: dict[str, str] = {}
+
+    def niced() -> None:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+        seen["argv"] = " ".join(Sandbox().argv(["cat", "/proc/self/autogroup"]))
+        seen["out"] = Runner().run(Sandbox().argv(["cat", "/proc/self/autogroup"])).stdout
+
+    thread = threading.Thread(target=niced)
+    thread.start()
+    thread.join()
+    assert seen["out"].split()[-2:] == ["nice", "19"], seen
+    assert "echo 19 > /proc/self/autogroup" in seen["argv"]
+    assert Runner().run(Sandbox().argv(["cat", "/proc/self/autogroup"])).stdout.split()[-2:] \
+        == ["nice", "0"]
+
+
 def test_a_writable_dir_inside_a_read_only_one_is_bound_after_it_and_stays_writable():
     box = Sandbox(readable=(Path("/t"), Path("/t/out")), writable=(Path("/t/out"),))
     assert box.binds() == ["--ro-bind", "/t", "/t", "--bind", "/t/out", "/t/out"]

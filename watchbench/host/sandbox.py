@@ -105,7 +105,20 @@ class Sandbox:
             argv += ["--setenv", name, env[name]]
         if cwd is not None:
             argv += ["--chdir", str(cwd)]
-        return [*argv, "--", *map(os.fspath, command)]
+        return [*argv, "--", *_niced(), *map(os.fspath, command)]
+
+
+def _niced() -> list[str]:
+    """A command started at a niceness above 0 yields inside the sandbox too.
+
+    ``--new-session`` gives the command a session, so a scheduler autogroup, of its own,
+    whose niceness is 0 whatever the command's (host.runner._keep_niceness says why that
+    matters): a shell sets the autogroup's first, then runs the command in its place."""
+    nice = os.getpriority(os.PRIO_PROCESS, 0)
+    if nice <= 0:
+        return []
+    return ["/bin/sh", "-c", f'echo {nice} > /proc/self/autogroup 2>/dev/null; exec "$@"',
+            "sh"]
 
 
 def probe_argv(bwrap: str = BWRAP) -> list[str]:
