@@ -81,11 +81,17 @@ def suites_dir(project_root: Path) -> Path:
     return project_root / "bench" / "suites"
 
 
+def suite_names(project_root: Path) -> list[str]:
+    """Every suite file's name, sorted: what a typo's hint lists and what the benchmarks
+    table of bench/README.md is made from."""
+    return [p.stem for p in sorted(suites_dir(project_root).glob("*.toml"))]
+
+
 def load_suite(project_root: Path, name: str) -> Suite:
     """Read and validate a suite file; errors name the file and the entry."""
     path = Path(name) if name.endswith(".toml") else suites_dir(project_root) / f"{name}.toml"
     if not path.is_file():
-        known = ", ".join(p.stem for p in sorted(suites_dir(project_root).glob("*.toml")))
+        known = ", ".join(suite_names(project_root))
         raise InputError(f"no benchmark suite {name!r} ({path})", hint=f"known suites: {known}")
     try:
         data = tomllib.loads(path.read_text())
