@@ -113,12 +113,16 @@ def _niced() -> list[str]:
 
     ``--new-session`` gives the command a session, so a scheduler autogroup, of its own,
     whose niceness is 0 whatever the command's (host.runner._keep_niceness says why that
-    matters): a shell sets the autogroup's first, then runs the command in its place."""
+    matters): a shell sets the autogroup's first, then runs the command in its place.
+    Without CAP_SYS_ADMIN the kernel takes one such change per 0.1 s on the whole host
+    (EAGAIN otherwise), and the runner has just made one for bwrap's own session: the
+    shell tries again for up to 2 s, then runs the command anyway."""
     nice = os.getpriority(os.PRIO_PROCESS, 0)
     if nice <= 0:
         return []
-    return ["/bin/sh", "-c", f'echo {nice} > /proc/self/autogroup 2>/dev/null; exec "$@"',
-            "sh"]
+    return ["/bin/sh", "-c",
+            f"i=0; until echo {nice} 2>/dev/null > /proc/self/autogroup; do "
+            f'i=$((i + 1)); [ "$i" -ge 20 ] && break; sleep 0.1; done; exec "$@"', "sh"]
 
 
 def probe_argv(bwrap: str = BWRAP) -> list[str]:
