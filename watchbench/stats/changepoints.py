@@ -30,10 +30,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats as sps
 
 from watchbench.results.schema import SERIES_KEYS
 from watchbench.settings import JUDGEMENT
+from watchbench.stats import student
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +188,7 @@ def _judge(y: np.ndarray, splits: Sequence[int], lo: int, k: int, hi: int, min_s
     positions = max(len(y) - 2 * min_size + 1, 1)
     n_eff = len(y) * (1 - abs(rho)) / (1 + abs(rho))
     df = max(n_eff, 3.0)
-    crit = float(sps.t.isf(alpha / (2 * positions), df))
+    crit = float(student.isf(alpha / (2 * positions), df))
     return _Step(before, after, after - before, se, crit)
 
 

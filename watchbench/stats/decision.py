@@ -37,9 +37,9 @@ from enum import StrEnum
 from functools import lru_cache
 
 import numpy as np
-from scipy import stats as sps
 
 from watchbench.settings import JUDGEMENT
+from watchbench.stats import student
 
 # The smallest between-boot spread (log units, ~relative) the gate believes in.
 DEFAULT_POWER = 0.8
@@ -183,7 +183,7 @@ def decide(
     mean, se, spread, df = _interval(a, b, paired, noise_floor)
     crit = _t_quantile(1 - level / 2, df)
     lo, hi = mean - crit * se, mean + crit * se
-    p = float(2 * sps.t.sf(abs(mean) / se, df))
+    p = float(2 * student.sf(abs(mean) / se, df))
     family = alpha if alpha is not None else level
     p_adj = min(1.0, p * family / level)
     mde = math.expm1((crit + _t_quantile(power, df)) * se)
@@ -195,7 +195,7 @@ def decide(
 @lru_cache(maxsize=4096)
 def _t_quantile(q: float, df: float) -> float:
     """Student t quantile; cached, the gate asks for the same few again and again."""
-    return float(sps.t.ppf(q, df))
+    return float(student.ppf(q, df))
 
 
 def _verdict(mean: float, lo: float, hi: float, direction: str, threshold: float,

@@ -26,10 +26,10 @@ import math
 
 import numpy as np
 import pandas as pd
-from scipy import stats as sps
 
 from watchbench.results.schema import KERNEL_IDENTITY, SERIES_KEYS
 from watchbench.settings import JUDGEMENT
+from watchbench.stats import student
 
 # The level of every descriptive interval (the report, the headline, the exports).
 CONFIDENCE = 0.95
@@ -51,7 +51,7 @@ def t_interval(x: np.ndarray, confidence: float = CONFIDENCE,
     if len(x) < 2:
         return mean, math.nan, math.nan
     sd = max(float(np.std(x, ddof=1)), floor * abs(mean))
-    half = float(sps.t.ppf(0.5 + confidence / 2, len(x) - 1)) * sd / math.sqrt(len(x))
+    half = float(student.ppf(0.5 + confidence / 2, len(x) - 1)) * sd / math.sqrt(len(x))
     return mean, mean - half, mean + half
 
 
@@ -87,7 +87,7 @@ def across_boots(boots: pd.DataFrame, keys: list[str], confidence: float = CONFI
     # The floor: a log spread of ``floor`` is a relative spread of about ``floor``.
     sd = np.maximum(out["sd"].to_numpy(float), np.where(logs, floor, floor * np.abs(mean)))
     with np.errstate(invalid="ignore", divide="ignore"):
-        t = sps.t.ppf(0.5 + confidence / 2, np.where(k > 1, k - 1, np.nan))
+        t = student.ppf(0.5 + confidence / 2, np.where(k > 1, k - 1, np.nan))
         half = t * sd / np.sqrt(k)
     out["centre"] = np.where(logs, np.exp(mean), mean)
     out["scale"] = np.where(logs, "log", "linear")
