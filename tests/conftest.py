@@ -188,7 +188,9 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 
 def _test_cache(real: Settings) -> Path:
-    return Path(os.environ.get("WATCHBENCH_TEST_CACHE", str(real.cache_dir) + "-tests"))
+    from watchbench.cli.host import suite_cache
+
+    return suite_cache(real)
 
 
 def _side_cache(real: Settings) -> Path:

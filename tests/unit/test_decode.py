@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from tests.fakes import FakeRunner
+from watchbench.cli.host import suite_cache
 from watchbench.errors import CommandError, CommandTimeout, SandboxError
 from watchbench.host import sandbox
 from watchbench.host.runner import Completed, Runner, default_runner
@@ -37,7 +38,7 @@ from watchbench.suite.check import Finding, FindingKind
 
 ROOT = Path(__file__).resolve().parents[2]
 RECORDED = ROOT / "tests" / "data" / "check" / "decoded"
-TEST_CACHE = Path(os.environ.get("WATCHBENCH_TEST_CACHE", str(Settings().cache_dir) + "-tests"))
+TEST_CACHE = suite_cache(Settings())
 
 def _sources(program: Path) -> dict[str, str]:
     """The stand-in's files, from the one copy kept beside the recording: each begins with

@@ -9,13 +9,32 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import SIDE_MODULES, tree_group
-from watchbench.cli.host import Tier, counts, tier_argv
+from watchbench.cli.host import Tier, counts, tier_argv, tier_env
+from watchbench.host.runner import default_runner
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_fast_tier_spreads_over_the_cores_and_the_kernel_tier_over_its_two_trees():
     assert tier_argv(Tier.FAST, None, "") == ["-m", "not kernel", "-n", "auto"]
     assert tier_argv(Tier.KERNEL, "boot", "--durations=5 -x") == [
         "-m", "kernel", "-n", "2", "--dist", "loadgroup", "-k", "boot", "--durations=5", "-x"]
+
+
+def test_the_tiers_keep_bytecode_beside_the_sources(tmp_path, monkeypatch):
+    """Under PYTHONDONTWRITEBYTECODE (as here), a tier's processes still keep compiled
+    modules, so the next process (a worker, an `inv` a test starts) reads them instead of
+    compiling again; in __pycache__, which git ignores."""
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
+    (tmp_path / "probe_mod.py").write_text("VALUE = 1\n")
+    argv = ["python3", "-c", "import probe_mod"]
+    default_runner.run(argv, cwd=tmp_path, env={"PYTHONPATH": str(tmp_path)})
+    assert not list(tmp_path.rglob("*.pyc"))  # the variable as set: nothing written
+    default_runner.run(argv, cwd=tmp_path, env={"PYTHONPATH": str(tmp_path), **tier_env()})
+    assert list((tmp_path / "__pycache__").glob("probe_mod.*.pyc"))
+    paths = ["watchbench/__pycache__/x.pyc", "tests/unit/__pycache__/x.pyc"]
+    ignored = default_runner.run(["git", "check-ignore", *paths], cwd=ROOT, check=False)
+    assert ignored.stdout.split() == paths
 
 
 def test_the_side_group_leaves_the_debian_tree_to_the_other_worker():
