@@ -29,6 +29,9 @@ from watchbench.results.ktap import Outcome
 
 pytestmark = pytest.mark.kernel
 PATCHES = Path(__file__).resolve().parents[1] / "data" / "patches"
+# keyutils' test of the default subset that takes least under TCG: 16-24 s, against 39-65 s
+# for keyctl/link/valid (docs/figures.md, and the KTAP note of each check)
+QUICKEST = "keyctl/update/userupdate"
 FRAME = re.compile(r"\b\w+ \([\w/.-]+\.[ch]:\d+\)")  # "func (kernel/watch_queue.c:123)"
 
 
@@ -39,9 +42,11 @@ def options(tmp_path: Path, series: str = "", **kw) -> CheckOptions:
 def test_a_clean_tree_passes_every_check_with_every_client(debug_settings, debug_kernels,
                                                            tmp_path):
     """Every step and every client, each of keyutils' tests proven by one of them (the
-    default subset, in full: bench/scripts/check_figures.py) and the stress for 10 s."""
+    default subset, in full: bench/scripts/check_figures.py), the quickest (``QUICKEST``),
+    and the stress for 10 s."""
+    assert QUICKEST in debug_settings.check.keyutils_tests
     debug_settings = replace(debug_settings, check=replace(
-        debug_settings.check, keyutils_tests=debug_settings.check.keyutils_tests[:1]))
+        debug_settings.check, keyutils_tests=(QUICKEST,)))
     result = run_check(debug_settings, options(tmp_path, stress_seconds=10), progress=Silent(),
                        kernels=debug_kernels)
     assert result.exit_code == EXIT_OK, "\n".join(f.line() for f in result.findings)

@@ -1,7 +1,7 @@
 """A build killed outright leaves files half-written and newer than their inputs: the next
 build removes what the killed one wrote, and only that (the real kill: the kernel tier's
-test_build_interrupted_mid_link_then_builds_and_boots); and a kernel another command
-is building is waited for, not built twice."""
+test_build_interrupted_mid_link_by_ctrl_c_then_killed_then_builds_and_boots); and a kernel
+another command is building is waited for, not built twice."""
 
 from __future__ import annotations
 
