@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -37,6 +38,7 @@ from watchbench.results.schema import (
     add_optional,
     coerce_types,
     migrate,
+    text_category,
 )
 
 log = logging.getLogger(__name__)
@@ -58,18 +60,32 @@ def _flat_column(values: list[Any]) -> pd.Series:
 
 def rows_to_frame(rows: list[Row], provenance: dict[str, Any]) -> pd.DataFrame:
     """The run's table: provenance on every row, params and counts flattened to columns."""
-    fixed = {col: [row.get(col) for row in rows] for col in COLUMNS if col in rows[0]}
-    df = pd.DataFrame(fixed)
+    n = len(rows)
+    # Text columns go straight to categories, each distinct value made text once
+    # (``schema.text_category``); coerce_types types the rest as before.
+    text = {*STRING_COLUMNS, *(c for c, kind in OPTIONAL_MANIFEST_COLUMNS.items()
+                               if kind is not int)}
+    data: dict[str, Any] = {}
+    for col in COLUMNS:
+        if col in rows[0]:
+            values = [row.get(col) for row in rows]
+            data[col] = text_category(np.fromiter(values, dtype=object, count=n)) \
+                if col in text else values
     for col, value in provenance.items():
-        df[col] = [value] * len(rows)
-    df["schema_version"] = schema.SCHEMA_VERSION
+        if col in text:
+            constant = np.empty(n, dtype=object)
+            constant.fill(value)
+            data[col] = text_category(constant)
+        else:
+            data[col] = [value] * n
+    data["schema_version"] = np.full(n, schema.SCHEMA_VERSION, dtype=np.int64)
     extra: dict[str, pd.Series] = {}
     for prefix, field in ((PARAM_PREFIX, "param_values"), (COUNT_PREFIX, "count_values")):
         keys = sorted({k for row in rows for k in row[field]})
         for key in keys:
             extra[prefix + key] = _flat_column([row[field].get(key) for row in rows])
     optional = [c for c in OPTIONAL_MANIFEST_COLUMNS if c in provenance]
-    df = coerce_types(df[[*COLUMNS, *optional]])
+    df = coerce_types(pd.DataFrame({c: data[c] for c in [*COLUMNS, *optional]}))
     if extra:
         df = pd.concat([df, pd.DataFrame(extra)], axis=1)
     return df
