@@ -239,7 +239,7 @@ class FakeBench:
         if progress is not None:
             progress.step(f"results table: {path}")
             progress.done(f"run {run_id}: 1 s wall")
-        boot = {"run_id": run_id, "series": kernel.series, "profiled": profile,
+        boot = {"run_id": run_id, "series": kernel.series, "profiled": profile, "only": only,
                 **(extra or {})}
         model = profile and settings.profile.cache_model == "on"
         if profile:
@@ -247,7 +247,7 @@ class FakeBench:
             if model:
                 ingest_run(run_dir)
         if profile and "ci_id" not in (extra or {}):  # the gate's explanation, kept apart
-            self.profiles.append({**boot, "only": only, "model": model})
+            self.profiles.append({**boot, "model": model})
         else:
             self.boots.append({**boot, "model": model})
         return run_dir

@@ -344,7 +344,7 @@ class CheckSettings:
 class BisectSettings:
     rounds: int = ruled(3, AT_LEAST_1)  # boots per commit
     accel: str = ruled("icount", Rule(choices=ACCELS))
-    suite: str = "ci"
+    suite: str = "ci"  # whose runs of the bisected benchmark each boot runs (those only)
     metric: str = "ns_per_op"
 
 

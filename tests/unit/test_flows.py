@@ -287,6 +287,8 @@ def test_bisect_finds_the_first_slow_commit_and_puts_the_tree_back(settings, tmp
     first, steps = run_bisect(settings, commits[0], commits[-1], "kernel-post",
                           metric="ns_per_record", kernels=FakeKernels(tmp_path), bench=bench)
     assert first == commits[5]
+    # every boot runs the bisected benchmark's runs only (the rest would be thrown away)
+    assert bench.boots and {boot["only"] for boot in bench.boots} == {frozenset({"kernel-post"})}
     assert all(step.sure for step in steps)
     assert {step.verdict for step in steps} <= {"good", "bad"}
     assert tree.git().head() == before

@@ -1,10 +1,11 @@
 """`./wb bisect`: find the commit that made a benchmark slower, with git bisect and our
 measurement, saying at each step how sure the classification is.
 
-Each step builds the commit (incrementally, content-keyed), boots it ``rounds`` times and
-decides its boots against those of the known-good and the known-bad commit with the gate's
-own decision function (``decision.decide``, boots unpaired): unchanged from good and not
-from bad is good, the reverse is bad; anything else goes to the nearer side and says so.
+Each step builds the commit (incrementally, content-keyed), boots it ``rounds`` times (the
+bisected benchmark's runs of the suite only) and decides its boots against those of the
+known-good and the known-bad commit with the gate's own decision function
+(``decision.decide``, boots unpaired): unchanged from good and not from bad is good, the
+reverse is bad; anything else goes to the nearer side and says so.
 """
 
 from __future__ import annotations
@@ -70,10 +71,13 @@ class Measure:
     bench: BenchFn = run_bench
 
     def samples(self, commit: str) -> np.ndarray:
-        """The per-boot log medians of the metric at ``commit`` (one per boot)."""
+        """The per-boot log medians of the metric at ``commit`` (one per boot). Each boot
+        runs the suite's runs of the bisected benchmark only (and the conformance run every
+        boot has): the rest would be measured and thrown away."""
         kernel = self.kernels.at_commit(commit)
         ids = [self.bench(self.settings, self.suite, self.accel, label=f"bisect {commit[:12]}",
-                         kernel=kernel, runner=self.runner, progress=self.progress).name
+                         kernel=kernel, runner=self.runner, progress=self.progress,
+                         only=frozenset({self.benchmark})).name
                for _ in range(self.rounds)]
         df = load_runs(self.settings.runs_dir, run_ids=ids)
         rows = df[(df["benchmark"].astype(str) == self.benchmark)
