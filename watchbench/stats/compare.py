@@ -110,7 +110,11 @@ def boot_table(df: pd.DataFrame, sides: dict[str, list[str]], *,
         mine = mine.assign(side=mine["run_id"].map(side_of))
         return mine.sort_values(_BOOT_KEYS, kind="stable").reset_index(drop=True)[
             _BOOT_COLUMNS]
-    ok = df[(df["status"] == "ok") & df["value"].notna() & df["run_id"].isin(list(side_of))]
+    # Only the columns read below: a filter copies every column it keeps.
+    wanted = ["run_id", *MATCH_KEYS, "unit", "direction", "accel", "value", "primary",
+              "ci_round", "ci_id"]
+    usable = (df["status"] == "ok") & df["value"].notna() & df["run_id"].isin(list(side_of))
+    ok = df.loc[usable, [c for c in wanted if c in df.columns]]
     cols = _BOOT_COLUMNS
     if ok.empty:
         return pd.DataFrame(columns=cols)
@@ -147,7 +151,8 @@ def boot_table(df: pd.DataFrame, sides: dict[str, list[str]], *,
 
 def _problems(df: pd.DataFrame, run_ids: list[str]) -> dict[tuple[str, str], list[str]]:
     """Per (benchmark, params): the distinct ``status: reason`` of its non-ok records."""
-    bad = df[(df["status"] != "ok") & df["run_id"].isin(run_ids)]
+    bad = df.loc[(df["status"] != "ok") & df["run_id"].isin(run_ids),
+                 ["benchmark", "params", "status", "reason"]]
     out: dict[tuple[str, str], list[str]] = {}
     for b, p, s, r in bad[["benchmark", "params", "status", "reason"]].astype(str).itertuples(
             index=False):
@@ -158,22 +163,25 @@ def _problems(df: pd.DataFrame, run_ids: list[str]) -> dict[tuple[str, str], lis
     return out
 
 
-def _pairs(a: pd.DataFrame, b: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, bool]:
+def _pairs(a: dict[str, np.ndarray], b: dict[str, np.ndarray]
+           ) -> tuple[np.ndarray, np.ndarray, bool]:
     """The two sides' boot log medians, paired by round when every boot has a unique one."""
-    keyed = all(p.notna().all() and p.is_unique for p in (a["pair"], b["pair"]))
+    keyed = all(not pd.isna(p["pair"]).any() and len(set(p["pair"])) == len(p["pair"])
+                for p in (a, b))
     if keyed:
         # In round order (the key ends in #round): the same order whether the rounds came
         # from one machine or from shards with ci ids of their own, so the sums agree.
         common = sorted(set(a["pair"]) & set(b["pair"]),
                         key=lambda p: (int(p.rsplit("#", 1)[1]), p))
         if len(common) >= 2:
-            xa = a.set_index("pair").loc[common, "log_median"].to_numpy(float)
-            xb = b.set_index("pair").loc[common, "log_median"].to_numpy(float)
-            return xa, xb, True
-    return a["log_median"].to_numpy(float), b["log_median"].to_numpy(float), False
+            xa, xb = ({p: i for i, p in enumerate(side["pair"])} for side in (a, b))
+            return (a["log_median"][[xa[p] for p in common]],
+                    b["log_median"][[xb[p] for p in common]], True)
+    return a["log_median"], b["log_median"], False
 
 
-def _failure(key: tuple[str, str, str], boots: dict[str, pd.DataFrame], runs: dict[str, list[str]],
+def _failure(key: tuple[str, str, str], boots: dict[str, dict[str, np.ndarray]],
+             runs: dict[str, list[str]],
              problems: dict[str, dict[tuple[str, str], list[str]]]) -> tuple[str, str] | None:
     """(verdict, reason) when a benchmark broke on a side, else None (fail closed)."""
     trouble = {}
@@ -220,35 +228,43 @@ def compare_frames(
     runs = {"baseline": list(baseline_run_ids), "candidate": list(candidate_run_ids)}
     boots = boot_table(df, runs, boots=boots)
     problems = {s: _problems(df, ids) for s, ids in runs.items()}
-    by_key: dict[tuple, dict[str, pd.DataFrame]] = {}
-    for (side, *key), part in boots.groupby(["side", *MATCH_KEYS], sort=True):
-        by_key.setdefault(tuple(key), {})[side] = part
+    # Each boot's figures as plain arrays per metric and side: a look decides tens of
+    # metrics, and frame slices cost far more than the numbers they hold.
+    columns = {c: boots[c].to_numpy() for c in ("run_id", "unit", "direction", "accel",
+                                                "primary", "pair")}
+    columns.update({c: boots[c].to_numpy(float) for c in ("log_median", "log_sd",
+                                                          "repeats")})
+    by_key: dict[tuple, dict[str, dict[str, np.ndarray]]] = {}
+    groups = boots.groupby(["side", *MATCH_KEYS], sort=True).indices
+    for (side, *key), index in sorted(groups.items()):
+        by_key.setdefault(tuple(key), {})[side] = {c: v[index] for c, v in columns.items()}
     gated = {k for k, s in by_key.items() if "baseline" in s and bool(s["baseline"]["primary"].any())}
     threshold, alpha, noise_floor = judgement.threshold, judgement.alpha, judgement.noise_floor
     family = max(len(gated), 1)
     spent = alpha if spend is None else spend
     level = spent / family
+    empty = {c: v[:0] for c, v in columns.items()}
     rows = []
     for key in sorted(by_key):
         sides = by_key[key]
         present = sides.get("baseline", sides.get("candidate"))
-        first = present.iloc[0]
-        row: dict = {**dict(zip(MATCH_KEYS, key, strict=True)), "unit": first["unit"],
-                     "direction": first["direction"], "accel": first["accel"],
+        row: dict = {**dict(zip(MATCH_KEYS, key, strict=True)), "unit": present["unit"][0],
+                     "direction": present["direction"][0], "accel": present["accel"][0],
                      "primary": bool(present["primary"].any()), "gated": key in gated,
-                     "n_a": len(sides.get("baseline", ())), "n_b": len(sides.get("candidate", ())),
+                     "n_a": len(sides.get("baseline", {}).get("run_id", ())),
+                     "n_b": len(sides.get("candidate", {}).get("run_id", ())),
                      "level": level}
-        a = sides.get("baseline", boots.iloc[:0])
-        b = sides.get("candidate", boots.iloc[:0])
-        row.update(median_a=_geo(a), median_b=_geo(b), repeats=float(present["repeats"].mean()))
-        row.update(noise_figures({s: p["log_median"].to_numpy(float) for s, p in sides.items()},
-                                 np.concatenate([p["log_sd"].to_numpy(float)
-                                                 for p in sides.values()]),
+        a = sides.get("baseline", empty)
+        b = sides.get("candidate", empty)
+        row.update(median_a=_geo(a["log_median"]), median_b=_geo(b["log_median"]),
+                   repeats=float(np.mean(present["repeats"])))
+        row.update(noise_figures({s: p["log_median"] for s, p in sides.items()},
+                                 np.concatenate([p["log_sd"] for p in sides.values()]),
                                  row["repeats"]))
         failure = _failure(key, sides, runs, problems)
         if failure is not None:
             row.update(verdict=str(failure[0]), reason=failure[1], rounds=0, paired=False)
-        elif a["log_median"].isna().any() or b["log_median"].isna().any():
+        elif np.isnan(a["log_median"]).any() or np.isnan(b["log_median"]).any():
             row.update(verdict=str(Verdict.UNDECIDED), rounds=0, paired=False,
                        reason="a value <= 0: no relative change")
         else:
@@ -266,9 +282,8 @@ def compare_frames(
     return out
 
 
-def _geo(boots: pd.DataFrame) -> float:
+def _geo(logs: np.ndarray) -> float:
     """The side's typical value: exp of the mean per-boot log median (geometric mean)."""
-    logs = boots["log_median"].to_numpy(float) if len(boots) else np.array([])
     return float(np.exp(np.mean(logs))) if len(logs) and np.isfinite(logs).all() else math.nan
 
 
