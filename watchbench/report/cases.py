@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 
 from watchbench.report.questions import param_table
@@ -54,10 +55,12 @@ def case_tables(summary: pd.DataFrame, df: pd.DataFrame, short: dict[tuple, str]
     many_accels = summary["accel"].nunique() > 1
     keys = [*identity, "accel", "params"]
     out: dict[str, tuple[pd.DataFrame, list[str]]] = {}
+    # Each benchmark's params rows, split once (the table has every benchmark's params).
+    by_bench = dict(tuple(params.groupby("benchmark", sort=False, observed=True)))
     for bench, rows in summary.groupby("benchmark", sort=True, observed=True):
-        mine = params[params["benchmark"] == bench]
-        names = [c for c in mine.columns if c not in ("benchmark", "params")
-                 and mine[c].notna().any()]
+        mine = by_bench.get(bench, params.iloc[:0])
+        given = mine.notna().any()
+        names = [c for c in mine.columns if c not in ("benchmark", "params") and given[c]]
         varying = [c for c in names if mine[c].nunique(dropna=False) > 1]
         constant = [f"{c}={mine[c].dropna().iloc[0]}" for c in names if c not in varying]
         flags = [(bench, p, m) in primary for p, m in zip(rows["params"], rows["metric"],
@@ -98,17 +101,23 @@ def case_tables(summary: pd.DataFrame, df: pd.DataFrame, short: dict[tuple, str]
                          for v, u in zip(cases["centre"], cases["unit"], strict=True)]
         frame["95 % CI"] = [_ci(lo, hi) for lo, hi in zip(cases["ci_low"], cases["ci_high"],
                                                           strict=True)]
-        boots = rows.groupby(keys, observed=True, sort=False, dropna=False)["boots"].max()
-        frame["boots"] = [str(int(b)) for b in boots.reindex(
-            pd.MultiIndex.from_frame(cases[keys])).to_numpy()]
+        # ``cases`` are the groups of ``keys`` in order of first appearance, as these.
+        grouped = rows.groupby(keys, observed=True, sort=False, dropna=False)
+        frame["boots"] = [str(int(b)) for b in grouped["boots"].max().to_numpy()]
         if derived:
             units = rows.groupby("metric", observed=True)["unit"].first()
-            wide = rows[rows["metric"].isin(derived)].pivot_table(
-                index=keys, columns="metric", values="centre", aggfunc="first", observed=True,
-                dropna=False)
-            wide = wide.reindex(pd.MultiIndex.from_frame(cases[keys]))
+            # Per derived metric, each case's first centre that is not NaN.
+            codes = grouped.ngroup().to_numpy()
+            chosen = rows["metric"].isin(derived).to_numpy(bool)
+            first: dict[str, np.ndarray] = {m: np.full(len(cases), np.nan) for m in derived}
+            for code, metric, centre in reversed(list(zip(
+                    codes[chosen], rows["metric"][chosen], rows["centre"][chosen],
+                    strict=True))):
+                if not np.isnan(centre):
+                    first[metric][code] = centre
             for metric in derived:
-                frame[f"{metric} ({units[metric]})"] = [fmt_short(v) for v in wide[metric]]
+                frame[f"{metric} ({units[metric]})"] = [fmt_short(v)
+                                                         for v in first[metric].tolist()]
         sort = [c for c in ("kernel", "accel", *varying) if c in frame]
         if sort:
             frame = frame.sort_values(sort, key=_numbers_first, kind="stable")

@@ -211,7 +211,9 @@ def boots_svg(panels: Sequence[BootPanel], *, columns: int = 4) -> str:
     with rc_context(_RC):
         fig = _figure(width, height, left=0.7, bottom=0.4, right=0.15, top=top)
         fig.subplots_adjust(wspace=0.6, hspace=0.75)
-        axes = fig.subplots(rows, columns, squeeze=False).ravel()
+        # Only the panels drawn get axes: an empty grid cell would be made, then hidden.
+        grid = fig.add_gridspec(rows, columns)
+        axes = [fig.add_subplot(grid[i // columns, i % columns]) for i in range(len(panels))]
         for ax, panel in zip(axes, panels, strict=False):
             for x, ya, yb in panel.pairs:
                 ax.plot([x - _NUDGE, x + _NUDGE], [ya, yb], color="#9a9a9a", lw=0.7, zorder=1)
@@ -239,8 +241,6 @@ def boots_svg(panels: Sequence[BootPanel], *, columns: int = 4) -> str:
             ax.tick_params(labelsize=7)
             ax.set_xlabel(panel.xlabel, fontsize=7, labelpad=1)
             ax.grid(alpha=0.3)
-        for ax in axes[len(panels):]:
-            ax.set_visible(False)
         handles = [Line2D([], [], color=c, marker=m, ls="none", ms=4, label=side)
                    for side, (c, m) in SIDE_STYLE.items()]
         handles.append(Line2D([], [], color="#9a9a9a", lw=0.7, label="one round's pair"))
