@@ -160,6 +160,17 @@ def text_category(values: np.ndarray) -> pd.Categorical:
     import pandas as pd
 
     codes, uniques = pd.factorize(values)
+    if all(type(u) is str for u in uniques):
+        # Already text (the usual case): sorted here (code point order, as Arrow sorts
+        # UTF-8), so no second factorize.
+        order = sorted(range(len(uniques)), key=uniques.__getitem__)
+        rank = np.empty(len(order), dtype=np.intp)
+        rank[order] = np.arange(len(order))
+        if len(order):
+            codes = np.where(codes >= 0, rank[codes], -1)
+        categories = pd.Index(pd.array([uniques[i] for i in order], dtype="string"))
+        return pd.Categorical.from_codes(codes, dtype=pd.CategoricalDtype(categories),
+                                         validate=False)
     texts = pd.array(uniques, dtype="string")
     # Different values can give one text (1 and "1"): one category for both, as before.
     text_codes, categories = pd.factorize(texts, sort=True)
