@@ -312,3 +312,23 @@ def test_bad_ci_manifest_keys_are_refused(tmp_path: Path, over: dict, message: s
     run = _make_run(tmp_path, "r", [_record()], **over)
     with pytest.raises(ResultsError, match=message):
         ingest_run(run)
+
+
+@pytest.mark.parametrize("values", [
+    ["b", "a", "b", None, "ä", "", "😀", "A"],  # text: code point order, missing kept
+    [1, "1", 2.5, None, True, float("nan")],  # mixed: 1 and "1" are one category
+    [1, 1.0, True],  # equal to Python, three texts
+    [None, None],
+    [],
+])
+def test_text_columns_become_the_categories_a_string_conversion_gives(values):
+    """Ingest's quick path (schema.text_category) gives the column that
+    ``astype("string").astype("category")`` gave: the same values, missing ones, categories
+    and their order and dtype."""
+    import numpy as np
+
+    quick = pd.Series(schema.text_category(np.array(values, dtype=object)))
+    slow = pd.Series(values, dtype=object).astype("string").astype("category")
+    pd.testing.assert_series_equal(quick, slow)
+    assert list(quick.cat.categories) == list(slow.cat.categories)
+    assert quick.cat.categories.dtype == slow.cat.categories.dtype

@@ -171,12 +171,9 @@ def text_category(values: np.ndarray) -> pd.Categorical:
         categories = pd.Index(pd.array([uniques[i] for i in order], dtype="string"))
         return pd.Categorical.from_codes(codes, dtype=pd.CategoricalDtype(categories),
                                          validate=False)
-    texts = pd.array(uniques, dtype="string")
-    # Different values can give one text (1 and "1"): one category for both, as before.
-    text_codes, categories = pd.factorize(texts, sort=True)
-    if len(text_codes):
-        codes = np.where(codes >= 0, text_codes[codes], -1)
-    return pd.Categorical.from_codes(codes, dtype=pd.CategoricalDtype(pd.Index(categories)))
+    # Anything else, the slow way: factorize takes True for 1 and 1.0 for 1, which text
+    # does not ("True", "1.0").
+    return pd.Series(values, dtype=object).astype("string").astype("category").array
 
 
 def coerce_types(df: pd.DataFrame) -> pd.DataFrame:
