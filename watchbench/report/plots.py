@@ -201,6 +201,7 @@ def boots_svg(panels: Sequence[BootPanel], *, columns: int = 4) -> str:
     """Small multiples, one per metric: each boot's median by round, the baseline and the
     candidate side by side, a grey line joining the two boots of one round and a dashed
     line at each side's geometric mean."""
+    from matplotlib.collections import LineCollection
     from matplotlib.lines import Line2D
     from matplotlib.ticker import MaxNLocator, ScalarFormatter
 
@@ -215,8 +216,10 @@ def boots_svg(panels: Sequence[BootPanel], *, columns: int = 4) -> str:
         grid = fig.add_gridspec(rows, columns)
         axes = [fig.add_subplot(grid[i // columns, i % columns]) for i in range(len(panels))]
         for ax, panel in zip(axes, panels, strict=False):
-            for x, ya, yb in panel.pairs:
-                ax.plot([x - _NUDGE, x + _NUDGE], [ya, yb], color="#9a9a9a", lw=0.7, zorder=1)
+            if panel.pairs:  # one artist for every round's pair line: drawn the same, faster
+                ax.add_collection(LineCollection(
+                    [[(x - _NUDGE, ya), (x + _NUDGE, yb)] for x, ya, yb in panel.pairs],
+                    colors="#9a9a9a", linewidths=0.7, zorder=1))
             for side, nudge in (("baseline", -_NUDGE), ("candidate", _NUDGE)):
                 x, y = getattr(panel, side)
                 colour, marker = SIDE_STYLE[side]
