@@ -97,3 +97,19 @@ def test_the_list_gives_each_task_one_line_in_80_columns():
     assert all(len(line) <= 80 for line in lines)
     shown = [line.split()[0] for line in lines[1:]]
     assert sorted(shown) == NAMES  # no line is a continuation of the one before
+
+
+def test_a_run_parses_with_the_tasks_it_names_only():
+    """The parser holds the named tasks only (invoke deep-copies each one it holds, at
+    every start); an option of another task is still refused by name."""
+    program = WatchbenchProgram(namespace=tasks.ns, name="watchbench", binary="./wb")
+    with _helps_kept(), contextlib.redirect_stdout(io.StringIO()):
+        with pytest.raises(SystemExit) as done:
+            program.run(["./wb", "--help", "ci"])
+    assert done.value.code in (0, None) and set(program.parser.contexts) == {"ci"}
+    out = io.StringIO()
+    with _helps_kept(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+        with pytest.raises(SystemExit) as refused:
+            WatchbenchProgram(namespace=tasks.ns, name="watchbench", binary="./wb").run(
+                ["./wb", "report", "--series", "x"])  # ci's option, not report's
+    assert refused.value.code == 2 and "report: unknown option --series" in out.getvalue()
