@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 import tasks
+from tests.program import helps_kept
 from watchbench import settings
 from watchbench.cli import report_uncaught
 from watchbench.cli.options import CI
@@ -500,9 +501,7 @@ def inv(argv: list[str]) -> tuple[int, str]:
     it printed."""
     out = io.StringIO()
     code = 0
-    # invoke's parser pops each task's help as it reads it: put it back for later tests
-    helps = {name: dict(tasks.ns[name].help) for name in tasks.ns.task_names}
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+    with helps_kept(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
         try:
             WatchbenchProgram(namespace=tasks.ns, name="watchbench", binary="./wb").run(
                 ["./wb", *argv])
@@ -510,9 +509,6 @@ def inv(argv: list[str]) -> tuple[int, str]:
             code = exc.code if isinstance(exc.code, int) else 1
         except BaseException as exc:  # noqa: BLE001 -- what inv's excepthook gets
             code = report_uncaught(exc)
-        finally:
-            for name, given in helps.items():
-                tasks.ns[name].help = given
     return code, out.getvalue()
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.program import helps_kept
 from watchbench.cli.program import WatchbenchProgram
 from watchbench.cli.tasks import ns
 from watchbench.flows import gc
@@ -234,11 +235,8 @@ def wb(settings: Settings, *argv: str) -> tuple[int, str]:
            "INVOKE_WATCHBENCH_RUNS_DIR": str(settings.runs_dir)}
     saved = {k: os.environ.pop(k) for k in list(os.environ) if k.startswith("INVOKE_")}
     os.environ.update(env)
-    # invoke's parser pops each task's help as it reads it: put it back, or a later test
-    # in this process (test_export's) finds the tasks undocumented
-    helps = {name: dict(ns[name].help) for name in ns.task_names}
     try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+        with helps_kept(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
             try:
                 WatchbenchProgram(namespace=ns, name="watchbench", binary="./wb").run(
                     ["./wb", *argv])
@@ -248,8 +246,6 @@ def wb(settings: Settings, *argv: str) -> tuple[int, str]:
         for name in env:
             os.environ.pop(name, None)
         os.environ.update(saved)
-        for name, given in helps.items():
-            ns[name].help = given
     return code, out.getvalue()
 
 
@@ -309,12 +305,8 @@ def test_no_task_gets_a_dash_for_a_short_flag():
     """invoke names short flags after a free letter of the option; with every letter of
     --keep-boots taken by the other --keep-* options it took "-" (`--=STRING` in gc's help):
     gc has long options only."""
-    helps = {name: dict(ns[name].help) for name in ns.task_names}
-    try:  # to_contexts pops each task's help (invoke): put it back for later tests
+    with helps_kept():  # to_contexts pops each task's help (invoke)
         contexts = ns.to_contexts()
-    finally:
-        for name, given in helps.items():
-            ns[name].help = given
     bad = {ctx.name: sorted(f for f in ctx.flags if f.strip("-") in ("", "_"))
            for ctx in contexts}
     assert {name: flags for name, flags in bad.items() if flags} == {}

@@ -12,6 +12,7 @@ import shlex
 
 import pytest
 
+from tests.program import helps_kept
 from watchbench.cli import tasks
 from watchbench.cli.program import SECTIONS, WatchbenchProgram, help_parts
 
@@ -19,22 +20,10 @@ NAMES = sorted(tasks.ns.task_names)
 LIST_WIDTH = 60  # what --list leaves a first line beside the longest name, in 80 columns
 
 
-@contextlib.contextmanager
-def _helps_kept():
-    """invoke's parser pops each task's help as it reads it: put it back for later tests
-    (test_export reads the options' help)."""
-    helps = {name: dict(tasks.ns[name].help) for name in tasks.ns.task_names}
-    try:
-        yield
-    finally:
-        for name, given in helps.items():
-            tasks.ns[name].help = given
-
-
 def _wb(argv: list[str]) -> str:
     """What ``./wb ARGV`` prints, run in this process (its Program, our tasks)."""
     out = io.StringIO()
-    with _helps_kept(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+    with helps_kept(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
         try:
             WatchbenchProgram(namespace=tasks.ns, name="watchbench", binary="./wb").run(
                 ["./wb", *argv])
@@ -72,7 +61,7 @@ def test_every_task_says_what_it_does_its_exit_status_files_and_an_example(name)
 
 @pytest.mark.parametrize("name", NAMES)
 def test_the_example_of_every_task_gives_only_options_it_has(name):
-    with _helps_kept():
+    with helps_kept():
         known = {f"--{a.name.replace('_', '-')}" for a in tasks.ns[name].get_arguments()}
     for line in _sections(name)["Example:"]:
         words = shlex.split(line.split("./wb ", 1)[1].split(" -- ")[0])
@@ -103,12 +92,12 @@ def test_a_run_parses_with_the_tasks_it_names_only():
     """The parser holds the named tasks only (invoke deep-copies each one it holds, at
     every start); an option of another task is still refused by name."""
     program = WatchbenchProgram(namespace=tasks.ns, name="watchbench", binary="./wb")
-    with _helps_kept(), contextlib.redirect_stdout(io.StringIO()):
+    with helps_kept(), contextlib.redirect_stdout(io.StringIO()):
         with pytest.raises(SystemExit) as done:
             program.run(["./wb", "--help", "ci"])
     assert done.value.code in (0, None) and set(program.parser.contexts) == {"ci"}
     out = io.StringIO()
-    with _helps_kept(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+    with helps_kept(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
         with pytest.raises(SystemExit) as refused:
             WatchbenchProgram(namespace=tasks.ns, name="watchbench", binary="./wb").run(
                 ["./wb", "report", "--series", "x"])  # ci's option, not report's
