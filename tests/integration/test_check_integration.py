@@ -29,8 +29,8 @@ from watchbench.results.ktap import Outcome
 
 pytestmark = pytest.mark.kernel
 PATCHES = Path(__file__).resolve().parents[1] / "data" / "patches"
-# keyutils' test of the default subset that takes least under TCG: 16-24 s, against 39-65 s
-# for keyctl/link/valid (docs/figures.md, and the KTAP note of each check)
+# keyutils' test of the default subset that takes least under TCG: 13-27 s here, against
+# 39-59 s for keyctl/link/valid (docs/figures.md, and the KTAP note of each check)
 QUICKEST = "keyctl/update/userupdate"
 FRAME = re.compile(r"\b\w+ \([\w/.-]+\.[ch]:\d+\)")  # "func (kernel/watch_queue.c:123)"
 

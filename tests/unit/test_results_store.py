@@ -320,11 +320,12 @@ def test_bad_ci_manifest_keys_are_refused(tmp_path: Path, over: dict, message: s
     [1, 1.0, True],  # equal to Python, three texts
     [None, None],
     [],
+    [["a"], "b"],  # unhashable, as a hand-edited manifest may give
 ])
 def test_text_columns_become_the_categories_a_string_conversion_gives(values):
-    """Ingest's quick path (schema.text_category) gives the column that
-    ``astype("string").astype("category")`` gave: the same values, missing ones, categories
-    and their order and dtype."""
+    """Ingest's quick path (schema.text_category) gives what the conversion it replaced,
+    ``astype("string").astype("category")``, gives an object column of the same values: the
+    same texts, missing ones, categories and their order and dtype."""
     import numpy as np
 
     quick = pd.Series(schema.text_category(np.array(values, dtype=object)))

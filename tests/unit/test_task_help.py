@@ -96,6 +96,9 @@ def test_a_run_parses_with_the_tasks_it_names_only():
         with pytest.raises(SystemExit) as done:
             program.run(["./wb", "--help", "ci"])
     assert done.value.code in (0, None) and set(program.parser.contexts) == {"ci"}
+    for given, name in (("--help=kernel.status", "kernel.status"), ("-hgc", "gc")):
+        # the task named inside a word of its own
+        assert _wb([given]).startswith(f"Usage: ./wb [--core-opts] {name} "), given
     out = io.StringIO()
     with helps_kept(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
         with pytest.raises(SystemExit) as refused:

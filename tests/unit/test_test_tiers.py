@@ -26,6 +26,7 @@ def test_the_tiers_keep_bytecode_beside_the_sources(tmp_path, monkeypatch):
     modules, so the next process (a worker, an `inv` a test starts) reads them instead of
     compiling again; in __pycache__, which git ignores."""
     monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
+    monkeypatch.delenv("PYTHONPYCACHEPREFIX", raising=False)
     (tmp_path / "probe_mod.py").write_text("VALUE = 1\n")
     argv = ["python3", "-c", "import probe_mod"]
     default_runner.run(argv, cwd=tmp_path, env={"PYTHONPATH": str(tmp_path)})

@@ -60,12 +60,13 @@ def suite_cache(settings: Settings) -> Path:
 
 def tier_env() -> dict[str, str]:
     """Bytecode is written, even where PYTHONDONTWRITEBYTECODE is set (as on our CI
-    machines): pytest then keeps each test module's rewritten assertions, and each process
-    (two workers, every `inv` a test starts) reads watchbench compiled instead of compiling
-    it again. It goes to __pycache__ beside the sources, which git ignores; a prefix
-    elsewhere (PYTHONPYCACHEPREFIX) would make every process compile pandas and the rest
-    again, which cost a cold run more than it saved. (The fast tier here: 108 s without;
-    105 s with, the first time, 98 s after.)"""
+    machines): pytest then keeps each test module's rewritten assertions, and the workers
+    write watchbench's bytecode, which every later process reads instead of compiling
+    again (an `inv` itself writes none: invoke turns writing off unless --write-pyc). It
+    goes to __pycache__ beside the sources, which git ignores; a prefix elsewhere
+    (PYTHONPYCACHEPREFIX) would make every process compile pandas and the rest again,
+    which cost a cold run more than it saved. (The fast tier here: 108 s without; 105 s
+    with, the first time, 98 s after.)"""
     return {"PYTHONDONTWRITEBYTECODE": ""}  # empty is unset, to Python
 
 

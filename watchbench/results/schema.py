@@ -159,7 +159,10 @@ def text_category(values: np.ndarray) -> pd.Categorical:
     import numpy as np
     import pandas as pd
 
-    codes, uniques = pd.factorize(values)
+    try:
+        codes, uniques = pd.factorize(values)
+    except TypeError:  # unhashable (a list in a hand-edited manifest): the slow way
+        return pd.Series(values, dtype=object).astype("string").astype("category").array
     if all(type(u) is str for u in uniques):
         # Already text (the usual case): sorted here (code point order, as Arrow sorts
         # UTF-8), so no second factorize.

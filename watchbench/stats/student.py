@@ -1,6 +1,7 @@
 """Student's t distribution, from ``scipy.special`` (the functions ``scipy.stats.t`` itself
-calls, so the values are the same): importing ``scipy.stats`` costs about 0.6 s, which
-every ``wb ci``, ``wb report`` and ``wb bench`` paid before its first line."""
+calls, so the values are the same for 0 < q < 1, all the gate asks): importing
+``scipy.stats`` costs about 0.6 s, which every ``wb ci``, ``wb report`` and ``wb bench`` paid
+before its first line."""
 
 from __future__ import annotations
 

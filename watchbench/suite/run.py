@@ -126,14 +126,15 @@ def run_bench(settings: Settings, suite_name: str = "quick", accel: str | None =
     ``profile``: under the instruction-count plugin (icount only), also profile.parquet;
     with settings profile.cache_model on, the plugin simulates caches too (its levels in
     the QEMU argv and the manifest's ``cache_model``; off, both are as without the model).
-    ``only``: of the benchmarks, only the runs that measure one of these.
+    ``only``: of the benchmarks, only the runs that measure one of these (and the runs
+    that do not say what they measure: they may).
     ``kernel_args``: extra boot parameters besides the settings' ``kernel_args`` (all of
     them in the QEMU argv and the manifest, as the settings' ``kconfig_add`` is)."""
     progress = progress or Silent()
     suite = load_suite(settings.project_root, suite_name)
     if only is not None:
         suite = replace(suite, runs=tuple(r for r in suite.runs if r.kind is RunKind.CONFORMANCE
-                                          or set(r.benchmarks) & only))
+                                          or not r.benchmarks or set(r.benchmarks) & only))
     prepared = prepare(settings, accel, kernel, runner, progress)
     guest, kernel = prepared.guest, prepared.kernel
     append: tuple[str, ...] = ()
