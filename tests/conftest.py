@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.wheel import installed, wheel  # noqa: F401 -- fixtures: watchbench as installed
+from watchbench.cli.host import suite_cache
 from watchbench.settings import Settings
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -178,7 +179,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         return  # nothing ran here, or the workers ran the fast tier only
     from watchbench.host.prune import prune_children
 
-    for cache in (_test_cache(Settings()), _side_cache(Settings())):
+    for cache in (suite_cache(Settings()), _side_cache(Settings())):
         for directory, keep in ((cache / "boots", KEEP_BOOTS), (cache / "runs", KEEP_RUNS),
                                 (cache / "kernels", KEEP_KERNELS)):
             prune_children(directory, keep, dirs_only=True)
@@ -187,20 +188,14 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
             prune_children(builds, KEEP_BUILD_DIRS, dirs_only=True)
 
 
-def _test_cache(real: Settings) -> Path:
-    from watchbench.cli.host import suite_cache
-
-    return suite_cache(real)
-
-
 def _side_cache(real: Settings) -> Path:
-    return Path(str(_test_cache(real)) + "-side")
+    return Path(str(suite_cache(real)) + "-side")
 
 
 @pytest.fixture(scope="session")
 def test_settings() -> Settings:
     real = Settings()
-    return real.scratch(_test_cache(real), shared=("downloads", "ccache"))
+    return real.scratch(suite_cache(real), shared=("downloads", "ccache"))
 
 
 @pytest.fixture(scope="session")

@@ -161,22 +161,22 @@ def text_category(values: np.ndarray) -> pd.Categorical:
 
     try:
         codes, uniques = pd.factorize(values)
-    except TypeError:  # unhashable (a list in a hand-edited manifest): the slow way
+    except TypeError:  # unhashable (a list in a hand-edited manifest)
+        uniques = None
+    if uniques is None or not all(type(u) is str for u in uniques):
+        # The slow way: factorize takes True for 1 and 1.0 for 1, which text does not
+        # ("True", "1.0").
         return pd.Series(values, dtype=object).astype("string").astype("category").array
-    if all(type(u) is str for u in uniques):
-        # Already text (the usual case): sorted here (code point order, as Arrow sorts
-        # UTF-8), so no second factorize.
-        order = sorted(range(len(uniques)), key=uniques.__getitem__)
-        rank = np.empty(len(order), dtype=np.intp)
-        rank[order] = np.arange(len(order))
-        if len(order):
-            codes = np.where(codes >= 0, rank[codes], -1)
-        categories = pd.Index(pd.array([uniques[i] for i in order], dtype="string"))
-        return pd.Categorical.from_codes(codes, dtype=pd.CategoricalDtype(categories),
-                                         validate=False)
-    # Anything else, the slow way: factorize takes True for 1 and 1.0 for 1, which text
-    # does not ("True", "1.0").
-    return pd.Series(values, dtype=object).astype("string").astype("category").array
+    # Already text (the usual case): sorted here (code point order, as Arrow sorts UTF-8),
+    # so no second factorize.
+    order = sorted(range(len(uniques)), key=uniques.__getitem__)
+    rank = np.empty(len(order), dtype=np.intp)
+    rank[order] = np.arange(len(order))
+    if len(order):
+        codes = np.where(codes >= 0, rank[codes], -1)
+    categories = pd.Index(pd.array([uniques[i] for i in order], dtype="string"))
+    return pd.Categorical.from_codes(codes, dtype=pd.CategoricalDtype(categories),
+                                     validate=False)
 
 
 def coerce_types(df: pd.DataFrame) -> pd.DataFrame:

@@ -58,21 +58,23 @@ def _flat_column(values: list[Any]) -> pd.Series:
     return pd.Series([None if v is None else param_text(v) for v in values], dtype="string")
 
 
+# The columns made text: straight to categories, each distinct value made text once
+# (``schema.text_category``); coerce_types types the rest.
+_TEXT_COLUMNS = frozenset({*STRING_COLUMNS, *(c for c, kind in OPTIONAL_MANIFEST_COLUMNS.items()
+                                              if kind is not int)})
+
+
 def rows_to_frame(rows: list[Row], provenance: dict[str, Any]) -> pd.DataFrame:
     """The run's table: provenance on every row, params and counts flattened to columns."""
     n = len(rows)
-    # Text columns go straight to categories, each distinct value made text once
-    # (``schema.text_category``); coerce_types types the rest as before.
-    text = {*STRING_COLUMNS, *(c for c, kind in OPTIONAL_MANIFEST_COLUMNS.items()
-                               if kind is not int)}
     data: dict[str, Any] = {}
     for col in COLUMNS:
         if col in rows[0]:
             values = [row.get(col) for row in rows]
             data[col] = text_category(np.fromiter(values, dtype=object, count=n)) \
-                if col in text else values
+                if col in _TEXT_COLUMNS else values
     for col, value in provenance.items():
-        if col in text:
+        if col in _TEXT_COLUMNS:
             constant = np.empty(n, dtype=object)
             constant.fill(value)
             data[col] = text_category(constant)

@@ -154,8 +154,7 @@ def _problems(df: pd.DataFrame, run_ids: list[str]) -> dict[tuple[str, str], lis
     bad = df.loc[(df["status"] != "ok") & df["run_id"].isin(run_ids),
                  ["benchmark", "params", "status", "reason"]]
     out: dict[tuple[str, str], list[str]] = {}
-    for b, p, s, r in bad[["benchmark", "params", "status", "reason"]].astype(str).itertuples(
-            index=False):
+    for b, p, s, r in bad.astype(str).itertuples(index=False):
         text = f"{s}: {r}"
         out.setdefault((b, p), [])
         if text not in out[(b, p)]:
