@@ -344,6 +344,9 @@ class CheckSettings:
 class BisectSettings:
     rounds: int = ruled(3, AT_LEAST_1)  # boots per commit
     accel: str = ruled("icount", Rule(choices=ACCELS))
+    # A commit's boots at once, as ci.jobs: 0 is the core count under icount; always 1
+    # under tcg and kvm, whose timings move with host load.
+    jobs: int = ruled(0, AT_LEAST_0)
     suite: str = "ci"  # whose runs of the bisected benchmark each boot runs (those only)
     metric: str = "ns_per_op"
 

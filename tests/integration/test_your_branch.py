@@ -5,9 +5,9 @@ at once, per commit: the slow commit is exit 1, named as patch 2, and explained 
 function. A series that adds a cache miss per post and few instructions, gated on the
 same base with the default settings, is exit 1 on the cache model's estimate alone, its
 misses named in __post_watch_notification (issue 32). One more commit on the branch,
-and `wb bisect` names the slow one in the middle: our bench series goes on every step,
-so the in-kernel benchmark is what is bisected. The clone's HEAD, branch, index, status
-and stash are the same after each command.
+and `wb bisect` names the slow one in the middle, each commit's two boots at once: our
+bench series goes on every step, so the in-kernel benchmark is what is bisected. The
+clone's HEAD, branch, index, status and stash are the same after each command.
 
 The clone is ``side_clone`` and the worktree wb composes in is ``side_tree`` (its id is
 the clone's path): they share the bench kernel's build directory, so each variant builds
@@ -114,8 +114,9 @@ def test_wb_gates_and_bisects_your_branch_from_inside_your_clone(installed, side
     before = state(git)
     found = wb(installed, side_clone, side_settings, "bisect", BASE_TAG, "HEAD", "kernel-post",
                "--metric", "ns_per_record", "--params", FREE, "--rounds", "2",
-               "--accel", "icount")
+               "--accel", "icount", "--jobs", "2")
     assert found.returncode == 0, found.stdout[-3000:] + found.stderr[-3000:]
+    assert "2 boots at once" in found.stderr
     assert f"first bad commit: {slow}" in found.stdout, found.stdout[-2000:]
     steps = {line[:12]: line.split()[1] for line in found.stdout.splitlines()
              if re.match(r"[0-9a-f]{12} (good|bad) ", line)}

@@ -294,6 +294,29 @@ def test_bisect_finds_the_first_slow_commit_and_puts_the_tree_back(settings, tmp
     assert tree.git().head() == before
 
 
+def test_a_commits_boots_at_once_find_the_same_commit(settings, tmp_path, history_tree):
+    """``jobs`` boots of each commit side by side (icount) take the same steps as one at a
+    time; under tcg more than one is refused before any boot."""
+    tree, commits = history_tree
+    before = tree.git().head()
+    slow_from = set(commits[5:])
+    level = lambda kernel, b: 1.2 if kernel.head in slow_from else 1.0  # noqa: E731
+    one = run_bisect(settings, commits[0], commits[-1], "kernel-post", metric="ns_per_record",
+                     kernels=FakeKernels(tmp_path), bench=FakeBench(level, seed=4), jobs=1)
+    bench = _Concurrent(level, seed=4)
+    two = run_bisect(settings, commits[0], commits[-1], "kernel-post", metric="ns_per_record",
+                     kernels=FakeKernels(tmp_path), bench=bench, jobs=2, rounds=3)
+    assert bench.most == 2 and len(bench.boots) == 3 * (2 + len(two[1]))
+    assert two[0] == one[0] == commits[5]
+    assert [(s.commit, s.verdict) for s in two[1]] == [(s.commit, s.verdict) for s in one[1]]
+    refused = FakeBench()
+    with pytest.raises(InputError, match="--jobs 2 with --accel tcg"):
+        run_bisect(settings, commits[0], commits[-1], "kernel-post", accel="tcg", jobs=2,
+                   kernels=FakeKernels(tmp_path), bench=refused)
+    assert refused.boots == []
+    assert tree.git().head() == before
+
+
 def test_bisect_refuses_ends_that_do_not_differ(settings, tmp_path, history_tree):
     _, commits = history_tree
     with pytest.raises(InputError, match="not distinguishable"):
@@ -368,7 +391,7 @@ def test_two_boots_at_once_give_the_verdicts_of_one_at_a_time(settings, tmp_path
 
 
 def test_boots_at_once_only_under_icount():
-    from watchbench.flows.ci import boot_jobs
+    from watchbench.flows.at_once import boot_jobs
 
     assert boot_jobs(0, "icount", 2) == min(os.cpu_count() or 1, 2)
     assert boot_jobs(4, "icount", 3) == 3 and boot_jobs(0, "tcg", 2) == 1

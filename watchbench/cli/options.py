@@ -80,6 +80,8 @@ BISECT_ROUNDS = Option("--rounds", int, Rule(0),
                        "./wb bisect GOOD BAD BENCHMARK --rounds 3", "bisect.rounds")
 BISECT_ACCEL = Option("--accel", str, rule_of("bisect.accel"),
                       "./wb bisect GOOD BAD BENCHMARK --accel icount", "bisect.accel")
+BISECT_JOBS = Option("--jobs", int, rule_of("bisect.jobs"),
+                     "./wb bisect GOOD BAD BENCHMARK --jobs 2", "bisect.jobs")
 TIMEOUT = Option("--timeout", float, rule_of("qemu.boot_timeout"),
                  "./wb vm.run --timeout 600 -- cat /proc/version", "qemu.boot_timeout")
 VM_ACCEL = Option("--accel", str, rule_of("qemu.accel"), "./wb vm.run --accel tcg -- true",

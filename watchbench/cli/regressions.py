@@ -13,6 +13,7 @@ from watchbench.cli import command, infrastructure_failure, settings_of, split_l
 from watchbench.cli.correctness import options_of, report_check
 from watchbench.cli.options import (
     BISECT_ACCEL,
+    BISECT_JOBS,
     BISECT_ROUNDS,
     CI,
     benchmark_names,
@@ -22,6 +23,7 @@ from watchbench.cli.options import (
 )
 from watchbench.cli.standing import bisect_place, gate_place
 from watchbench.errors import InputError, WatchbenchError
+from watchbench.flows.at_once import boot_jobs
 from watchbench.flows.bisect import run_bisect
 from watchbench.flows.check import EXIT_CORRECTNESS, CheckOptions, run_check
 from watchbench.flows.ci import (
@@ -198,7 +200,8 @@ def ci(c: Any, series: str = "", per_patch: bool = False, accept_undecided: bool
 
 @command
 def bisect(c: Any, good: str, bad: str, benchmark: str, metric: str | None, params: str,
-           rounds: object, accel: str | None, suite: str | None, no_wait: bool = False) -> None:
+           rounds: object, accel: str | None, suite: str | None, no_wait: bool = False,
+           jobs: object = None) -> None:
     settings = settings_of(c)
     for flag, ref in (("GOOD", good), ("BAD", bad)):
         if not ref.strip() or ref.startswith("-"):
@@ -206,6 +209,9 @@ def bisect(c: Any, good: str, bad: str, benchmark: str, metric: str | None, para
                              "v6.12 keyctl-post")
     chosen = BISECT_ROUNDS.parse(rounds)
     accel = BISECT_ACCEL.parse(accel)
+    jobs = BISECT_JOBS.parse(jobs)
+    boot_jobs(settings.bisect.jobs if jobs is None else jobs,  # refused before any worktree
+              accel or settings.bisect.accel, chosen or settings.bisect.rounds)
     defined = suite_named(settings.project_root, settings.bisect.suite if suite is None else suite)
     known = benchmark_names(defined)
     if known is not None and benchmark not in known:
@@ -219,6 +225,6 @@ def bisect(c: Any, good: str, bad: str, benchmark: str, metric: str | None, para
     first, steps = run_bisect(settings, good, bad, benchmark, metric, params, suite,
                               accel, chosen or None,
                               progress=Progress("bisect", width=LOG_WIDTH),
-                              wait=not no_wait, tree=tree)
+                              wait=not no_wait, tree=tree, jobs=jobs)
     print("\n".join(step.describe() for step in steps))
     print(f"first bad commit: {first}")

@@ -782,9 +782,11 @@ def correctness_check(c, series="", stress_seconds=None, accel=None, only=None, 
             "accel": "icount | tcg | kvm (default: settings bisect.accel)",
             "suite": "benchmark suite (default: settings bisect.suite)",
             "no_wait": "fail at once (exit 2) if another command is changing the kernel tree",
+            "jobs": "a commit's boots at once (0: settings bisect.jobs, the core count "
+                    "under icount; always 1 under tcg/kvm)",
             "trusted": TRUSTED})
 def bisect(c, good, bad, benchmark, metric=None, params="", rounds=None, accel=None, suite=None,
-           no_wait=False, trusted=False):
+           no_wait=False, jobs=None, trusted=False):
     """Find the commit that slowed a benchmark.
 
     Between GOOD and BAD in the kernel checkout you stand in (in a worktree
@@ -806,7 +808,8 @@ def bisect(c, good, bad, benchmark, metric=None, params="", rounds=None, accel=N
       ./wb bisect v6.12 HEAD kernel-post    # in your kernel checkout
     """
     _trust(c, trusted)
-    regressions.bisect(c, good, bad, benchmark, metric, params, rounds, accel, suite, no_wait)
+    regressions.bisect(c, good, bad, benchmark, metric, params, rounds, accel, suite, no_wait,
+                       jobs)
 
 
 @task(help={"k": "pytest -k expression",

@@ -2,10 +2,10 @@
 measurement, saying at each step how sure the classification is.
 
 Each step builds the commit (incrementally, content-keyed), boots it ``rounds`` times (the
-bisected benchmark's runs of the suite only) and decides its boots against those of the
-known-good and the known-bad commit with the gate's own decision function
-(``decision.decide``, boots unpaired): unchanged from good and not from bad is good, the
-reverse is bad; anything else goes to the nearer side and says so.
+bisected benchmark's runs of the suite only; under icount, ``jobs`` boots at once) and
+decides its boots against those of the known-good and the known-bad commit with the gate's
+own decision function (``decision.decide``, boots unpaired): unchanged from good and not
+from bad is good, the reverse is bad; anything else goes to the nearer side and says so.
 """
 
 from __future__ import annotations
@@ -13,11 +13,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 from watchbench.errors import InputError, TreeError
+from watchbench.flows.at_once import at_once, boot_jobs
 from watchbench.flows.kernels import KernelSource
 from watchbench.host.progress import Progress, Silent
 from watchbench.host.runner import Runner, default_runner
@@ -69,16 +71,17 @@ class Measure:
     progress: Progress
     kernels: KernelSource
     bench: BenchFn = run_bench
+    jobs: int = 1  # boots at once (at_once.boot_jobs)
 
     def samples(self, commit: str) -> np.ndarray:
         """The per-boot log medians of the metric at ``commit`` (one per boot). Each boot
         runs the suite's runs of the bisected benchmark only (and the conformance run every
         boot has): the rest would be measured and thrown away."""
         kernel = self.kernels.at_commit(commit)
-        ids = [self.bench(self.settings, self.suite, self.accel, label=f"bisect {commit[:12]}",
-                         kernel=kernel, runner=self.runner, progress=self.progress,
-                         only=frozenset({self.benchmark})).name
-               for _ in range(self.rounds)]
+        boot = partial(self.bench, self.settings, self.suite, self.accel,
+                       label=f"bisect {commit[:12]}", kernel=kernel, runner=self.runner,
+                       progress=self.progress, only=frozenset({self.benchmark}))
+        ids = [run_dir.name for run_dir in at_once([boot] * self.rounds, self.jobs, self.runner)]
         df = load_runs(self.settings.runs_dir, run_ids=ids)
         rows = df[(df["benchmark"].astype(str) == self.benchmark)
                   & (df["metric"].astype(str) == self.metric) & (df["status"] == "ok")]
@@ -124,22 +127,26 @@ def run_bisect(settings: Settings, good: str, bad: str, benchmark: str, metric: 
            rounds: int | None = None, runner: Runner = default_runner,
            progress: Progress | None = None, kernels: KernelSource | None = None,
            bench: BenchFn = run_bench, wait: bool = True,
-           tree: Tree | None = None) -> tuple[str, list[Step]]:
+           tree: Tree | None = None, jobs: int | None = None) -> tuple[str, list[Step]]:
     """Return (first bad commit, the steps taken). The tree is put back where it was.
 
     None takes the configured default (``settings.bisect``); ``tree`` is where it
     bisects (default: the active tree; ``wb bisect`` inside a kernel checkout: a
-    worktree of it); ``kernels`` builds a commit (default: a ``Composer`` on the tree)
+    worktree of it); ``jobs``: a commit's boots at once (``at_once.boot_jobs``: more
+    than one under icount only); ``kernels`` builds a commit (default: a ``Composer`` on the tree)
     and ``bench`` boots it: the seams a fast test fakes.
     """
     progress = progress or Silent()
     defaults = settings.bisect
     metric, suite = metric or defaults.metric, suite or defaults.suite
     accel, rounds = accel or defaults.accel, rounds or defaults.rounds
+    jobs = boot_jobs(defaults.jobs if jobs is None else jobs, accel, rounds)
     tree = tree or trees.active(settings)
     kernels = kernels or Composer(settings, tree, runner, progress, wait=wait, purpose="bisect")
     measure = Measure(settings, benchmark, metric, params, suite, accel, rounds, runner, progress,
-                      kernels, bench)
+                      kernels, bench, jobs)
+    if jobs > 1:
+        progress.step(f"{jobs} boots at once (icount: figures count guest instructions)")
     with kernels.hold():  # git bisect moves the tree for the whole run
         return _bisect(tree, good, bad, measure)
 

@@ -11,17 +11,17 @@ so drift and first-boot effects fall on both sides alike.
 
 from __future__ import annotations
 
-import os
 import secrets
 import time
 from collections.abc import Callable
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, fields, replace
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
 
 from watchbench.errors import InputError, WatchbenchError
+from watchbench.flows.at_once import at_once, boot_jobs
 from watchbench.flows.explain import Explain, Explanation, explain_gate, parse_explain, to_explain
 from watchbench.flows.kernels import KernelSource
 from watchbench.host.progress import Progress, Silent
@@ -162,21 +162,6 @@ def variants(settings: Settings, series_names: str, per_patch: bool) -> list[Var
     return out
 
 
-def boot_jobs(requested: int, accel: str, per_round: int) -> int:
-    """How many boots of a round run at once. Under icount a guest's figures count its
-    instructions, not host time (measured: bench/scripts/icount_load.py, README), so boots
-    may share the host; under tcg and kvm they may not, since each slows the other."""
-    if requested < 0:
-        raise InputError(f"--jobs {requested}: give 0 (automatic) or a number of boots")
-    if accel != "icount":
-        if requested > 1:
-            raise InputError(f"--jobs {requested} with --accel {accel}: boots at once would "
-                             "slow each other and move the figures",
-                             hint="use --accel icount, or --jobs 1")
-        return 1
-    return max(1, min(requested or os.cpu_count() or 1, per_round))
-
-
 def round_order(variants: list[Variant], round_index: int) -> list[Variant]:
     """Balanced order: forwards in even rounds, backwards in odd ones (A B, B A, ...)."""
     return list(variants) if round_index % 2 == 0 else list(reversed(variants))
@@ -242,23 +227,8 @@ class Measurement:
         run side by side (the order still decides ``ci_position``)."""
         start = time.monotonic()
         order = list(enumerate(round_order(self.variants, self.round_index)))
-        if self.jobs <= 1:
-            run_dirs = [self._boot(position, variant, total) for position, variant in order]
-        else:
-            try:
-                with ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="boot") as pool:
-                    futures = [pool.submit(self._boot, position, variant, total)
-                               for position, variant in order]
-                    try:
-                        wait(futures, return_when=FIRST_EXCEPTION)
-                        run_dirs = [future.result() for future in futures]
-                    except BaseException:  # Ctrl-C or a failed boot: stop the other guests
-                        for future in futures:
-                            future.cancel()  # those not started yet never start
-                        self.runner.kill_all()
-                        raise
-            finally:
-                self.runner.resume()
+        run_dirs = at_once([partial(self._boot, position, variant, total)
+                            for position, variant in order], self.jobs, self.runner)
         for (_, variant), run_dir in zip(order, run_dirs, strict=True):
             variant.run_ids.append(run_dir.name)
         self.rounds += 1
