@@ -18,9 +18,12 @@ tests/unit/test_flows.py; the refusals: tests/unit/test_standing.py.)"""
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import time
 import xml.etree.ElementTree as ET
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -112,11 +115,21 @@ def test_wb_gates_and_bisects_your_branch_from_inside_your_clone(installed, side
 
     git("am", "-q", "--committer-date-is-author-date", str(HELPER))
     before = state(git)
+    since = time.time() - 1  # the runs' start times have whole seconds
     found = wb(installed, side_clone, side_settings, "bisect", BASE_TAG, "HEAD", "kernel-post",
                "--metric", "ns_per_record", "--params", FREE, "--rounds", "2",
                "--accel", "icount", "--jobs", "2")
     assert found.returncode == 0, found.stdout[-3000:] + found.stderr[-3000:]
     assert "2 boots at once" in found.stderr
+    # each commit's two boots started together (one after the other: about 7 s apart)
+    started: dict[str, list[float]] = {}
+    for path in side_settings.runs_dir.glob("*/manifest.json"):
+        manifest = json.loads(path.read_text())
+        when = datetime.fromisoformat(manifest["timestamp"]).timestamp()
+        if manifest["label"].startswith("bisect ") and when >= since:
+            started.setdefault(manifest["label"], []).append(when)
+    assert len(started) >= 3 and all(len(t) == 2 and abs(t[0] - t[1]) <= 2
+                                     for t in started.values()), started
     assert f"first bad commit: {slow}" in found.stdout, found.stdout[-2000:]
     steps = {line[:12]: line.split()[1] for line in found.stdout.splitlines()
              if re.match(r"[0-9a-f]{12} (good|bad) ", line)}

@@ -285,7 +285,8 @@ def test_bisect_finds_the_first_slow_commit_and_puts_the_tree_back(settings, tmp
     bench = FakeBench(lambda kernel, b: 1.2 if kernel.head in slow_from else 1.0, seed=4)
     before = tree.git().head()
     first, steps = run_bisect(settings, commits[0], commits[-1], "kernel-post",
-                          metric="ns_per_record", kernels=FakeKernels(tmp_path), bench=bench)
+                              metric="ns_per_record", kernels=FakeKernels(tmp_path),
+                              bench=bench, jobs=1)
     assert first == commits[5]
     # every boot runs the bisected benchmark's runs only (the rest would be thrown away)
     assert bench.boots and {boot["only"] for boot in bench.boots} == {frozenset({"kernel-post"})}
@@ -321,7 +322,7 @@ def test_bisect_refuses_ends_that_do_not_differ(settings, tmp_path, history_tree
     _, commits = history_tree
     with pytest.raises(InputError, match="not distinguishable"):
         run_bisect(settings, commits[0], commits[-1], "kernel-post", metric="ns_per_record",
-               kernels=FakeKernels(tmp_path), bench=FakeBench(seed=5))
+                   kernels=FakeKernels(tmp_path), bench=FakeBench(seed=5), jobs=1)
 
 
 def test_the_composer_puts_the_tree_back_as_it_found_it(settings, history_tree):
@@ -390,10 +391,50 @@ def test_two_boots_at_once_give_the_verdicts_of_one_at_a_time(settings, tmp_path
                                      (1, 0, "candidate"), (1, 1, "baseline")]
 
 
+def test_a_failed_boot_stops_the_boots_beside_it_at_once():
+    """The first boot that fails ends ``at_once`` without waiting for a boot listed before
+    it: the runner kills the running guests (here: a boot that runs until killed, 5 s
+    otherwise), then may start children again."""
+    import threading
+    import time
+
+    from watchbench.flows.at_once import at_once
+
+    class Runner:
+        def __init__(self) -> None:
+            self.stopping, self.calls = threading.Event(), []
+
+        def kill_all(self) -> None:
+            self.calls.append("kill_all")
+            self.stopping.set()
+
+        def resume(self) -> None:
+            self.calls.append("resume")
+            self.stopping.clear()
+
+    runner = Runner()
+
+    def runs_until_killed() -> int:
+        if not runner.stopping.wait(5):
+            return 1
+        raise InputError("killed")
+
+    def fails() -> int:
+        time.sleep(0.05)
+        raise InputError("the boot failed")
+
+    start = time.monotonic()
+    with pytest.raises(InputError, match="the boot failed"):
+        at_once([runs_until_killed, fails, lambda: 3], 2, runner)
+    assert time.monotonic() - start < 2.5
+    assert runner.calls == ["kill_all", "resume"]
+    assert at_once([lambda: 1, lambda: 2, lambda: 3], 2, runner) == [1, 2, 3]
+
+
 def test_boots_at_once_only_under_icount():
     from watchbench.flows.at_once import boot_jobs
 
-    assert boot_jobs(0, "icount", 2) == min(os.cpu_count() or 1, 2)
+    assert boot_jobs(0, "icount", 2) == min(len(os.sched_getaffinity(0)), 2)
     assert boot_jobs(4, "icount", 3) == 3 and boot_jobs(0, "tcg", 2) == 1
     with pytest.raises(InputError, match="--jobs 2 with --accel kvm"):
         boot_jobs(2, "kvm", 2)

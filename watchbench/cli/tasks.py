@@ -782,8 +782,8 @@ def correctness_check(c, series="", stress_seconds=None, accel=None, only=None, 
             "accel": "icount | tcg | kvm (default: settings bisect.accel)",
             "suite": "benchmark suite (default: settings bisect.suite)",
             "no_wait": "fail at once (exit 2) if another command is changing the kernel tree",
-            "jobs": "a commit's boots at once (0: settings bisect.jobs, the core count "
-                    "under icount; always 1 under tcg/kvm)",
+            "jobs": "a commit's boots at once: 0 = the core count under icount; always 1 "
+                    "under tcg/kvm (default: settings bisect.jobs)",
             "trusted": TRUSTED})
 def bisect(c, good, bad, benchmark, metric=None, params="", rounds=None, accel=None, suite=None,
            no_wait=False, jobs=None, trusted=False):

@@ -17,7 +17,8 @@ T = TypeVar("T")
 
 
 def boot_jobs(requested: int, accel: str, per_batch: int) -> int:
-    """How many of ``per_batch`` boots run at once: ``requested`` (0: the core count),
+    """How many of ``per_batch`` boots run at once: ``requested`` (0: the cores this
+    process may use),
     no more than the batch, and 1 under tcg and kvm (more is refused there)."""
     if requested < 0:
         raise InputError(f"--jobs {requested}: give 0 (automatic) or a number of boots")
@@ -27,25 +28,30 @@ def boot_jobs(requested: int, accel: str, per_batch: int) -> int:
                              "slow each other and move the figures",
                              hint="use --accel icount, or --jobs 1")
         return 1
-    return max(1, min(requested or os.cpu_count() or 1, per_batch))
+    return max(1, min(requested or len(os.sched_getaffinity(0)), per_batch))
 
 
 def at_once(calls: Sequence[Callable[[], T]], jobs: int, runner: Runner) -> list[T]:
-    """Each call's result, in order, up to ``jobs`` of them running at once. On Ctrl-C or
-    a call that fails, the calls not started never start and the runner's children (the
-    other guests) are killed, so no guest outlives the command."""
+    """Each call's result, in order, up to ``jobs`` of them running at once. The first
+    call that fails (or a Ctrl-C) stops the rest at once, not after the boots listed
+    before it: the runner kills its children (the other guests) and starts none until
+    ``resume``, and the calls still queued are cancelled, so no guest outlives the
+    command."""
     if jobs <= 1:
         return [call() for call in calls]
     try:
         with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="boot") as pool:
             futures = [pool.submit(call) for call in calls]
             try:
-                wait(futures, return_when=FIRST_EXCEPTION)
+                done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+                for future in futures:  # a failure first, whichever boot it was
+                    if future in done and future.exception() is not None:
+                        future.result()
                 return [future.result() for future in futures]
             except BaseException:  # Ctrl-C or a failed boot: stop the other guests
+                runner.kill_all()
                 for future in futures:
                     future.cancel()  # those not started yet never start
-                runner.kill_all()
                 raise
     finally:
         runner.resume()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -234,7 +235,9 @@ def boot_dir(cache_dir: Path) -> Path:
     boots = cache_dir / "boots"
     boots.mkdir(parents=True, exist_ok=True)
     _prune(boots)
-    path = boots / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{time.monotonic_ns() % 100000}"
+    # the thread's id too: two boots of one command may start in the same instant
+    path = boots / (f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-"
+                    f"{threading.get_native_id()}-{time.monotonic_ns() % 100000}")
     path.mkdir()
     return path
 
