@@ -18,8 +18,8 @@ T = TypeVar("T")
 
 def boot_jobs(requested: int, accel: str, per_batch: int) -> int:
     """How many of ``per_batch`` boots run at once: ``requested`` (0: the cores this
-    process may use),
-    no more than the batch, and 1 under tcg and kvm (more is refused there)."""
+    process may use), no more than the batch, and 1 under tcg and kvm (more is refused
+    there)."""
     if requested < 0:
         raise InputError(f"--jobs {requested}: give 0 (automatic) or a number of boots")
     if accel != "icount":
