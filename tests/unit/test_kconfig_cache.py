@@ -65,3 +65,13 @@ def test_what_is_remembered_is_found_by_its_key(tmp_path):
     assert kconfig_cache.cached(tmp_path, "k1") is None
     kconfig_cache.remember(tmp_path, "k1", "CONFIG_X=y\n")
     assert kconfig_cache.cached(tmp_path, "k1") == "CONFIG_X=y\n"
+
+
+def test_a_config_is_remembered_through_a_shared_directory_removed_meanwhile(tmp_path):
+    """A cache whose kconfig/ is a symlink to another cache's (the test suite's side
+    cache), whose directory was removed meanwhile: the config is remembered there."""
+    shared, mine = tmp_path / "shared", tmp_path / "mine"
+    mine.mkdir()
+    (mine / "kconfig").symlink_to(shared / "kconfig")  # dangling
+    kconfig_cache.remember(mine, "k1", "CONFIG_X=y\n")
+    assert (shared / "kconfig" / "k1.config").read_text() == "CONFIG_X=y\n"

@@ -44,6 +44,6 @@ def cached(cache_dir: Path, key: str | None) -> str | None:
 
 
 def remember(cache_dir: Path, key: str | None, text: str) -> None:
-    if key is not None:
-        (cache_dir / "kconfig").mkdir(parents=True, exist_ok=True)
+    if key is not None:  # resolved: a shared kconfig/ (a symlink) may be gone meanwhile
+        (cache_dir / "kconfig").resolve().mkdir(parents=True, exist_ok=True)
         write_atomically(cache_dir / "kconfig" / f"{key}.config", text)
