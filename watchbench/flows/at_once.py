@@ -11,6 +11,7 @@ from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import TypeVar
 
 from watchbench.errors import InputError
+from watchbench.host.progress import Progress
 from watchbench.host.runner import Runner
 
 T = TypeVar("T")
@@ -29,6 +30,12 @@ def boot_jobs(requested: int, accel: str, per_batch: int) -> int:
                              hint="use --accel icount, or --jobs 1")
         return 1
     return max(1, min(requested or len(os.sched_getaffinity(0)), per_batch))
+
+
+def say_jobs(progress: Progress, jobs: int) -> None:
+    """The progress line of boots at once, which says why their figures still hold."""
+    if jobs > 1:
+        progress.step(f"{jobs} boots at once (icount: figures count guest instructions)")
 
 
 def at_once(calls: Sequence[Callable[[], T]], jobs: int, runner: Runner) -> list[T]:

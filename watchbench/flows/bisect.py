@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from watchbench.errors import InputError, TreeError
-from watchbench.flows.at_once import at_once, boot_jobs
+from watchbench.flows.at_once import at_once, boot_jobs, say_jobs
 from watchbench.flows.kernels import KernelSource
 from watchbench.host.progress import Progress, Silent
 from watchbench.host.runner import Runner, default_runner
@@ -133,8 +133,8 @@ def run_bisect(settings: Settings, good: str, bad: str, benchmark: str, metric: 
     None takes the configured default (``settings.bisect``); ``tree`` is where it
     bisects (default: the active tree; ``wb bisect`` inside a kernel checkout: a
     worktree of it); ``jobs``: a commit's boots at once (``at_once.boot_jobs``: more
-    than one under icount only); ``kernels`` builds a commit (default: a ``Composer`` on the tree)
-    and ``bench`` boots it: the seams a fast test fakes.
+    than one under icount only); ``kernels`` builds a commit (default: a ``Composer`` on
+    the tree) and ``bench`` boots it: the seams a fast test fakes.
     """
     progress = progress or Silent()
     defaults = settings.bisect
@@ -145,8 +145,7 @@ def run_bisect(settings: Settings, good: str, bad: str, benchmark: str, metric: 
     kernels = kernels or Composer(settings, tree, runner, progress, wait=wait, purpose="bisect")
     measure = Measure(settings, benchmark, metric, params, suite, accel, rounds, runner, progress,
                       kernels, bench, jobs)
-    if jobs > 1:
-        progress.step(f"{jobs} boots at once (icount: figures count guest instructions)")
+    say_jobs(progress, jobs)
     with kernels.hold():  # git bisect moves the tree for the whole run
         return _bisect(tree, good, bad, measure)
 

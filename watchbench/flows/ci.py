@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from watchbench.errors import InputError, WatchbenchError
-from watchbench.flows.at_once import at_once, boot_jobs
+from watchbench.flows.at_once import at_once, boot_jobs, say_jobs
 from watchbench.flows.explain import Explain, Explanation, explain_gate, parse_explain, to_explain
 from watchbench.flows.kernels import KernelSource
 from watchbench.host.progress import Progress, Silent
@@ -317,8 +317,7 @@ def compose(settings: Settings, options: CiOptions, runner: Runner, progress: Pr
             label = variant.series.name if variant.series else "base"
             progress.step(f"{variant.role} {variant.patch_index}: {label}")
             variant.kernel = source.kernel(variant.series)
-    if jobs > 1:
-        progress.step(f"{jobs} boots at once (icount: figures count guest instructions)")
+    say_jobs(progress, jobs)
     return measured, jobs
 
 
