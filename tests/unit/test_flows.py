@@ -438,3 +438,17 @@ def test_boots_at_once_only_under_icount():
     assert boot_jobs(4, "icount", 3) == 3 and boot_jobs(0, "tcg", 2) == 1
     with pytest.raises(InputError, match="--jobs 2 with --accel kvm"):
         boot_jobs(2, "kvm", 2)
+
+
+def test_boots_at_once_are_said_once_and_fit_80_columns():
+    """Both ci and bisect say it through ``say_jobs``; one boot at a time says nothing."""
+    from watchbench.flows.at_once import say_jobs
+    from watchbench.host.progress import Progress
+
+    for jobs in (1, 2):
+        out = io.StringIO()
+        say_jobs(Progress("bisect", out, width=80), jobs)
+        lines = out.getvalue().splitlines()
+        assert (lines == []) if jobs == 1 else (
+            len(lines) == 1 and "2 boots at once" in lines[0] and "icount" in lines[0]
+            and len(lines[0]) <= 80), lines

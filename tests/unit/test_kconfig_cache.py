@@ -68,8 +68,9 @@ def test_what_is_remembered_is_found_by_its_key(tmp_path):
 
 
 def test_a_config_is_remembered_through_a_shared_directory_removed_meanwhile(tmp_path):
-    """A cache whose kconfig/ is a symlink to another cache's (the test suite's side
-    cache), whose directory was removed meanwhile: the config is remembered there."""
+    """A cache whose kconfig/ is a symlink to another cache's (as the test suite's side
+    cache links to the test cache's), a directory removed meanwhile: the config is
+    remembered there."""
     shared, mine = tmp_path / "shared", tmp_path / "mine"
     mine.mkdir()
     (mine / "kconfig").symlink_to(shared / "kconfig")  # dangling

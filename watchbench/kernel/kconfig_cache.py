@@ -44,6 +44,8 @@ def cached(cache_dir: Path, key: str | None) -> str | None:
 
 
 def remember(cache_dir: Path, key: str | None, text: str) -> None:
+    """Keep ``text`` as the .config of ``key`` (None: nothing to key it by)."""
     if key is not None:  # resolved: a shared kconfig/ (a symlink) may be gone meanwhile
-        (cache_dir / "kconfig").resolve().mkdir(parents=True, exist_ok=True)
-        write_atomically(cache_dir / "kconfig" / f"{key}.config", text)
+        where = (cache_dir / "kconfig").resolve()
+        where.mkdir(parents=True, exist_ok=True)
+        write_atomically(where / f"{key}.config", text)
