@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.interrupting import INV, gone, interrupt, killed_as, processes, run
-from watchbench.kernel import patching, trees
+from watchbench.kernel import kconfig_cache, patching, trees
 from watchbench.kernel.series import load_series
 
 pytestmark = pytest.mark.kernel
@@ -57,8 +57,9 @@ def with_user_series(debian_tree, test_settings, bench_kernel):
 def test_config_interrupted_while_make_runs(configured, test_settings, sig):
     tree, env = configured
     before = (tree.root / "tree.json").read_text()
-    for cached in (test_settings.cache_dir / "kconfig").glob("*.config"):  # make must run
-        cached.unlink(missing_ok=True)  # the directory stays: the side cache links to it
+    # make must run; the directory stays: the side cache links to it
+    for cached in kconfig_cache.directory(test_settings.cache_dir).glob("*.config"):
+        cached.unlink(missing_ok=True)
     make = f"O={tree.root / 'kconfig-stage'}"
     outcome = interrupt([*INV, "config"], env, lambda _: bool(processes(make)), sig)
     assert killed_as(outcome, sig), outcome.tail()

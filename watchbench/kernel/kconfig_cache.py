@@ -35,17 +35,22 @@ def cache_key(tree: Tree, requested: str, runner: Runner) -> str | None:
     return digest.hexdigest()[:24]
 
 
+def directory(cache_dir: Path) -> Path:
+    """Where the configs are kept, one file per key."""
+    return cache_dir / "kconfig"
+
+
 def cached(cache_dir: Path, key: str | None) -> str | None:
     """The .config an allnoconfig with this key made before, or None."""
     if key is None:
         return None
-    path = cache_dir / "kconfig" / f"{key}.config"
+    path = directory(cache_dir) / f"{key}.config"
     return path.read_text() if path.is_file() else None
 
 
 def remember(cache_dir: Path, key: str | None, text: str) -> None:
     """Keep ``text`` as the .config of ``key`` (None: nothing to key it by)."""
     if key is not None:  # resolved: a shared kconfig/ (a symlink) may be gone meanwhile
-        where = (cache_dir / "kconfig").resolve()
+        where = directory(cache_dir).resolve()
         where.mkdir(parents=True, exist_ok=True)
         write_atomically(where / f"{key}.config", text)
